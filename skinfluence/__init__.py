@@ -1,0 +1,21 @@
+"""skinfluence: which training rows are responsible for a gradient-boosted tree's
+prediction, as scikit-learn estimators."""
+
+__version__ = "0.1.0.dev0"
+
+from ._adapters import UnsupportedModelError, to_ensemble
+from ._ensemble import (
+    LeafModelError,
+    ReconstructionError,
+    TrainingDataMismatchError,
+    TreeEnsemble,
+)
+
+__all__ = [
+    "LeafModelError",
+    "ReconstructionError",
+    "TrainingDataMismatchError",
+    "TreeEnsemble",
+    "UnsupportedModelError",
+    "to_ensemble",
+]

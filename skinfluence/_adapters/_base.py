@@ -1,0 +1,76 @@
+"""Helpers shared by the per-library adapters."""
+
+import importlib
+
+import numpy as np
+
+EXTRA_OF = {
+    "lightgbm": "lightgbm",
+    "xgboost": "xgboost",
+    "catboost": "catboost",
+    "pandas": "pandas",
+    "polars": "polars",
+    "tqdm": "progress",
+}
+
+
+class UnsupportedModelError(TypeError):
+    """The model, its objective or one of its settings is not supported."""
+
+
+def import_optional(name):
+    """Import an optional dependency or raise an ImportError naming the extra."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        extra = EXTRA_OF.get(name, name)
+        raise ImportError(
+            f"this feature needs the optional dependency {name!r}; install it with "
+            f"`pip install skinfluence[{extra}]` (or `pip install {name}`)"
+        ) from exc
+
+
+def remap_leaves(raw, maps):
+    """Map library leaf ids to local indices ``0..L_t-1`` per tree.
+
+    Parameters
+    ----------
+    raw : ndarray (n, T) of library leaf/node ids
+    maps : list of ndarray
+        ``maps[t][library_id] = local index`` (``-1`` for ids that are not leaves).
+    """
+    raw = np.asarray(raw)
+    out = np.empty(raw.shape, dtype=np.int32)
+    for t, m in enumerate(maps):
+        out[:, t] = m[raw[:, t]]
+    if out.size and out.min() < 0:
+        raise RuntimeError("routing reached a node that the model dump does not list as a leaf")
+    return out
+
+
+def leaf_map(leaf_library_ids, size=None):
+    """Build a library-id -> local-index lookup array for one tree."""
+    ids = np.asarray(leaf_library_ids, dtype=np.int64)
+    size = int(ids.max()) + 1 if size is None else size
+    m = np.full(max(size, 1), -1, dtype=np.int32)
+    m[ids] = np.arange(len(ids), dtype=np.int32)
+    return m
+
+
+def paths_to_csr(per_tree_leaf_paths, per_tree_n_internal):
+    """Flatten per-tree leaf ancestor lists into the ensemble's CSR path arrays.
+
+    ``per_tree_leaf_paths[t][l]`` is the list of *local* internal-node indices (root
+    first) above local leaf ``l`` of tree ``t``; internal nodes of tree ``t`` are numbered
+    ``0..per_tree_n_internal[t]-1``.
+    """
+    node_offsets = np.zeros(len(per_tree_n_internal) + 1, dtype=np.int64)
+    node_offsets[1:] = np.cumsum(per_tree_n_internal)
+    indptr = [0]
+    nodes = []
+    for t, leaves in enumerate(per_tree_leaf_paths):
+        for path in leaves:
+            nodes.extend(int(node_offsets[t]) + int(p) for p in path)
+            indptr.append(len(nodes))
+    return (np.asarray(indptr, dtype=np.int64), np.asarray(nodes, dtype=np.int64),
+            node_offsets)

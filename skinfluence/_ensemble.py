@@ -1,0 +1,458 @@
+"""TreeEnsemble: the one framework-neutral view of a fitted tree ensemble.
+
+Every influence method reads a fitted model only through this class; every library
+adapter (``skinfluence._adapters``) fills it. All arrays are flat numpy arrays, with no
+Python object per tree.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._kernels import _trees
+from ._losses import OBJECTIVE_CODE, OBJECTIVES
+
+
+class ReconstructionError(ValueError):
+    """The parsed ensemble does not reproduce the library's raw prediction."""
+
+
+class LeafModelError(ValueError):
+    """The stored leaf values are not single Newton steps on the training data."""
+
+
+class TrainingDataMismatchError(ValueError):
+    """The rows given to ``fit`` are not the rows the model was trained on."""
+
+
+@dataclass
+class TreeEnsemble:
+    """A fitted tree ensemble as flat arrays.
+
+    Trees are stored in round-major, class-inner order: tree ``t`` belongs to boosting
+    round ``t // n_outputs`` and raw-score column ``t % n_outputs``. The leaves of tree
+    ``t`` are numbered ``0 .. n_leaves[t] - 1``; the flat index of leaf ``l`` of tree
+    ``t`` is ``leaf_offsets[t] + l``.
+
+    Parameters
+    ----------
+    library : str
+        ``"lightgbm"``, ``"xgboost"``, ``"catboost"`` or ``"sklearn"``.
+    library_version : str
+        Version string of the library that trained the model.
+    model_name : str
+        Class name of the model, for messages.
+    objective : {"squared_error", "binary", "multiclass"}
+        The training objective.
+    tree_type : {"gbdt", "rf"}
+        ``"gbdt"``: raw score = bias + sum of leaf values. ``"rf"``: prediction = mean of
+        the trees' leaf values (probabilities for classifiers), no bias, no link.
+    n_outputs : int
+        Number of raw-score columns K (1 for regression and binary).
+    leaf_offsets : ndarray of shape (n_trees + 1,), int64
+    leaf_values : ndarray of shape (n_leaves_total,), float64
+        Stored leaf values, shrinkage included, bias excluded.
+    learning_rates : ndarray of shape (n_trees,), float64
+        Shrinkage of each tree (1 for random forests).
+    bias : ndarray of shape (n_outputs,), float64
+        Initial raw score F_0.
+    l2 : ndarray of shape (n_leaves_total,), float64
+        L2 leaf regularisation per leaf (the denominator term of the Newton step).
+    router : callable
+        ``router(X) -> (n, n_trees)`` local leaf indices, using the library's routing.
+    raw_predictor : callable
+        ``raw_predictor(X) -> (n, n_outputs)`` the library's own raw prediction.
+    """
+
+    library: str
+    library_version: str
+    model_name: str
+    objective: str
+    tree_type: str
+    n_outputs: int
+    leaf_offsets: np.ndarray
+    leaf_values: np.ndarray
+    learning_rates: np.ndarray
+    bias: np.ndarray
+    l2: np.ndarray
+    router: object
+    raw_predictor: object
+    #: L1 leaf regularisation (breaks the Newton model when > 0)
+    l1: float = 0.0
+    #: clamp of the unshrunk leaf value (0 = none)
+    max_delta_step: float = 0.0
+    #: multiclass hessian factor c (h = c p (1 - p))
+    multiclass_factor: float = 1.0
+    #: per-tree flag: value does not come from the training rows (e.g. LightGBM
+    #: one-leaf trees after the first round)
+    constant_tree: np.ndarray | None = None
+    #: class labels in the order of the raw-score columns (classifiers)
+    classes: np.ndarray | None = None
+    #: number of input features the model expects (None if unknown)
+    n_features_in: int | None = None
+    #: stored per-leaf training statistic for the count check, and its kind:
+    #: "count" (unweighted rows), "weight" (sum of sample weights) or "hessian" (H)
+    leaf_stats: np.ndarray | None = None
+    leaf_stats_kind: str | None = None
+    #: settings of the model that break the single-Newton-step leaf model, as
+    #: human-readable strings ("bagging_fraction=0.5 (row subsampling): ...")
+    breaking_settings: tuple = ()
+    #: leaf-ancestor paths (for path kernels): for flat leaf index j, its internal
+    #: ancestors are path_nodes[path_indptr[j]:path_indptr[j + 1]] (flat internal node
+    #: indices, root first); node_offsets[t] is the first internal node of tree t.
+    path_indptr: np.ndarray | None = None
+    path_nodes: np.ndarray | None = None
+    node_offsets: np.ndarray | None = None
+    #: optional callable applied to X before routing (pipeline steps)
+    preprocess: object = None
+    #: optional callable ``(X, n_rounds) -> (n, K)`` raw prediction truncated to the
+    #: first ``n_rounds`` rounds (for the reconstruction diagnosis)
+    staged_raw_predictor: object = None
+    #: absolute and relative tolerance of the reconstruction check
+    reconstruction_tol: tuple = (1e-6, 1e-6)
+    #: free-form notes of the adapter (e.g. how the bias was obtained)
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        self.leaf_offsets = np.ascontiguousarray(self.leaf_offsets, dtype=np.int64)
+        self.leaf_values = np.ascontiguousarray(self.leaf_values, dtype=np.float64)
+        self.learning_rates = np.ascontiguousarray(self.learning_rates, dtype=np.float64)
+        self.bias = np.ascontiguousarray(np.ravel(self.bias), dtype=np.float64)
+        l2 = np.asarray(self.l2, dtype=np.float64)
+        if l2.ndim == 0:
+            l2 = np.full(self.n_leaves_total, float(l2))
+        self.l2 = np.ascontiguousarray(l2)
+        if self.constant_tree is None:
+            self.constant_tree = np.zeros(self.n_trees, dtype=bool)
+        self.constant_tree = np.asarray(self.constant_tree, dtype=bool)
+        if self.tree_type == "gbdt" and self.bias.shape != (self.n_outputs,):
+            raise ValueError("bias must have one value per raw-score column")
+        if self.n_trees % self.n_outputs:
+            raise ValueError("number of trees is not a multiple of n_outputs")
+        for name in ("learning_rates", "constant_tree"):
+            if getattr(self, name).shape != (self.n_trees,):
+                raise ValueError(f"{name} must have one entry per tree")
+        if self.leaf_values.shape != (self.n_leaves_total,):
+            raise ValueError("leaf_values must have leaf_offsets[-1] entries")
+        if self.l2.shape != (self.n_leaves_total,):
+            raise ValueError("l2 must be a scalar or have one entry per leaf")
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def n_trees(self):
+        return len(self.leaf_offsets) - 1
+
+    @property
+    def n_rounds(self):
+        return self.n_trees // self.n_outputs
+
+    @property
+    def n_leaves(self):
+        return np.diff(self.leaf_offsets)
+
+    @property
+    def n_leaves_total(self):
+        return int(self.leaf_offsets[-1])
+
+    @property
+    def tree_round(self):
+        return np.arange(self.n_trees) // self.n_outputs
+
+    @property
+    def tree_column(self):
+        return np.arange(self.n_trees) % self.n_outputs
+
+    @property
+    def objective_code(self):
+        return OBJECTIVE_CODE[self.objective]
+
+    @property
+    def unshrunk_values(self):
+        """Leaf values divided by their tree's learning rate (the Newton steps)."""
+        eta = np.repeat(self.learning_rates, self.n_leaves)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(eta > 0, self.leaf_values / eta, 0.0)
+
+    def describe(self):
+        """One line naming the model, for error messages."""
+        return (
+            f"{self.model_name} ({self.library} {self.library_version}, "
+            f"objective {self.objective}, {self.n_rounds} rounds x {self.n_outputs} "
+            "column(s))"
+        )
+
+    # ----------------------------------------------------------------- routing
+    def _pre(self, X):
+        return X if self.preprocess is None else self.preprocess(X)
+
+    def leaf_ids(self, X):
+        """Local leaf index of every row in every tree, by the library's own routing.
+
+        Returns
+        -------
+        leaves : ndarray of shape (n_samples, n_trees), int32, C-contiguous
+        """
+        leaves = np.ascontiguousarray(self.router(self._pre(X)), dtype=np.int32)
+        if leaves.ndim != 2 or leaves.shape[1] != self.n_trees:
+            raise RuntimeError(
+                f"routing returned shape {leaves.shape}, expected (n, {self.n_trees})"
+            )
+        if leaves.size and (leaves.min() < 0 or np.any(leaves >= self.n_leaves)):
+            raise RuntimeError("routing returned a leaf index outside its tree")
+        return leaves
+
+    def raw_predict(self, X):
+        """The library's own raw prediction ``(n, n_outputs)`` (probabilities for rf)."""
+        out = np.asarray(self.raw_predictor(self._pre(X)), dtype=np.float64)
+        return out.reshape(out.shape[0], -1)
+
+    def raw_from_leaves(self, leaves):
+        """Bias plus the sum of reached leaf values (the mean of trees for rf)."""
+        if self.tree_type == "rf":
+            flat = self.leaf_offsets[:-1] + leaves
+            vals = self.leaf_values[flat]  # (n, T)
+            K = self.n_outputs
+            return vals.reshape(len(leaves), -1, K).mean(axis=1)
+        return _trees.raw_scores(
+            leaves, self.leaf_offsets, self.leaf_values, self.bias, self.n_outputs
+        )
+
+    def flat_leaves(self, leaves):
+        """Flat leaf indices ``leaf_offsets[t] + leaves[:, t]`` as int64."""
+        return leaves.astype(np.int64) + self.leaf_offsets[:-1]
+
+    def replay(self, leaves, y, objective=None, kappa=False):
+        """Gradients and hessians of every row for every tree at the scores before it.
+
+        Parameters
+        ----------
+        leaves : ndarray (n, n_trees) int32
+        y : ndarray (n,)
+            Labels (class indices for classifiers); ignored for ``objective="value"``.
+        objective : str, optional
+            Defaults to the model's; ``"value"`` gives the label-free regression output.
+        kappa : bool
+            Also return the derivative of the hessian.
+
+        Returns
+        -------
+        g, h, kappa, final_raw : ndarrays ``(n, T)``, ``(n, T)``, ``(n, T)`` or empty,
+        and ``(n, K)``.
+        """
+        if self.tree_type != "gbdt":
+            raise ValueError("a trajectory replay needs a gradient-boosted model")
+        code = OBJECTIVE_CODE[objective or self.objective]
+        y = np.ascontiguousarray(np.zeros(len(leaves)) if y is None else y, dtype=np.float64)
+        return _trees.replay(
+            np.ascontiguousarray(leaves, dtype=np.int32),
+            self.leaf_offsets,
+            self.leaf_values,
+            self.bias,
+            self.n_outputs,
+            code,
+            float(self.multiclass_factor),
+            y,
+            bool(kappa),
+        )
+
+    # ------------------------------------------------------------------ checks
+    def check_reconstruction(self, X, leaves=None):
+        """Raise :class:`ReconstructionError` unless the parsed trees reproduce the
+        library's raw prediction on ``X``.
+
+        Returns the leaf ids of ``X`` (computed here when not given).
+        """
+        if leaves is None:
+            leaves = self.leaf_ids(X)
+        ours = self.raw_from_leaves(leaves)
+        theirs = self.raw_predict(X)
+        if theirs.shape != ours.shape:
+            raise ReconstructionError(
+                f"{self.describe()}: the library predicts {theirs.shape[1]} raw column(s) "
+                f"but the parsed ensemble has {ours.shape[1]}"
+            )
+        atol, rtol = self.reconstruction_tol
+        gap = np.abs(ours - theirs)
+        bad = gap > atol + rtol * np.abs(theirs)
+        if not bad.any():
+            return leaves
+        i, k = np.unravel_index(np.argmax(gap - (atol + rtol * np.abs(theirs))), gap.shape)
+        col_gaps = ours - theirs
+        if np.ptp(col_gaps[:, k]) <= 10 * (atol + rtol * np.abs(theirs[:, k]).max()):
+            diagnosis = (
+                "the gap is the same on every row: the bias (initial score) was read "
+                "wrongly"
+            )
+        else:
+            diagnosis = self._locate_divergence(X, leaves, int(i))
+        raise ReconstructionError(
+            f"{self.describe()}: the parsed trees do not reproduce the library's raw "
+            f"prediction on {int(bad.any(axis=1).sum())} of {len(ours)} rows; largest gap "
+            f"{gap[i, k]:.3g} at row {i}, column {k} (ours {ours[i, k]:.10g}, library "
+            f"{theirs[i, k]:.10g}; tolerance atol={atol:g}, rtol={rtol:g}). Diagnosis: "
+            f"{diagnosis}. Check that X is preprocessed exactly as for the model's own "
+            "predict (same columns, dtypes and categories); if it is, please report this "
+            "model to skinfluence."
+        )
+
+    def _locate_divergence(self, X, leaves, row):
+        if self.staged_raw_predictor is None or self.tree_type != "gbdt":
+            return (
+                "the gap varies between rows: routing differs (input preprocessing, "
+                "missing values or categories)"
+            )
+        x = X.iloc[[row]] if hasattr(X, "iloc") else X[row : row + 1]
+        if hasattr(X, "slice") and not hasattr(X, "iloc"):  # polars
+            x = X.slice(row, 1)
+        lv = leaves[row : row + 1]
+        K = self.n_outputs
+        for b in range(1, self.n_rounds + 1):
+            theirs = np.asarray(self.staged_raw_predictor(self._pre(x), b)).reshape(1, -1)
+            sub = lv[:, : b * K]
+            ours = _trees.raw_scores(
+                np.ascontiguousarray(sub), self.leaf_offsets[: b * K + 1],
+                self.leaf_values, self.bias, K,
+            )
+            atol, rtol = self.reconstruction_tol
+            if np.any(np.abs(ours - theirs) > atol + rtol * np.abs(theirs)):
+                return (
+                    f"on row {row} the gap starts at boosting round {b - 1}: that round's "
+                    "leaf values or routing were read wrongly"
+                )
+        return "routing differs (input preprocessing, missing values or categories)"
+
+    def newton_values(self, leaves, y, sample_weight=None):
+        """Recompute every leaf as the library's Newton step from the training rows.
+
+        Returns ``(v_hat, G, H)`` flat over leaves, with G, H the weighted sums of the
+        gradients and hessians at the scores before each tree.
+        """
+        g, h, _, _ = self.replay(leaves, y)
+        w = np.ones(len(leaves)) if sample_weight is None else sample_weight
+        G = _trees.leaf_sums(leaves, self.leaf_offsets, np.ascontiguousarray(g * w[:, None]))
+        H = _trees.leaf_sums(leaves, self.leaf_offsets, np.ascontiguousarray(h * w[:, None]))
+        eta = np.repeat(self.learning_rates, self.n_leaves)
+        denom = H + self.l2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v_hat = np.where(denom > 0, -eta * G / denom, 0.0)
+        return v_hat, G, H
+
+    def check_leaf_model(self, leaves, y, sample_weight=None, atol=1e-5, rtol=1e-5,
+                         error=True):
+        """Check that every stored leaf is one Newton step on the given training rows.
+
+        Raises :class:`LeafModelError` (or warns when ``error=False``) naming the worst
+        leaf, with a diagnosis. Returns the largest violation (0 when it passes).
+        """
+        if self.tree_type != "gbdt":
+            raise LeafModelError(
+                f"{self.describe()} is a random forest: gradient-based influence methods "
+                "need a gradient-boosted model (use TREX, the similarity methods or the "
+                "retraining methods for forests)"
+            )
+        v_hat, G, H = self.newton_values(leaves, y, sample_weight)
+        v = self.leaf_values
+        keep = ~np.repeat(self.constant_tree, self.n_leaves)
+        excess = np.where(keep, np.abs(v_hat - v) - (atol + rtol * np.abs(v)), -np.inf)
+        if excess.size == 0 or excess.max() <= 0:
+            return 0.0
+        j = int(np.argmax(excess))
+        t = int(np.searchsorted(self.leaf_offsets, j, side="right") - 1)
+        b, k = divmod(t, self.n_outputs)
+        leaf = j - self.leaf_offsets[t]
+        n_bad = int((excess > 0).sum())
+        diagnosis = self._diagnose_leaf_model(v, v_hat, keep, excess)
+        msg = (
+            f"{self.describe()}: the stored leaf values are not single Newton steps "
+            f"-eta*G/(H+lambda) on the training rows given to fit ({n_bad} of "
+            f"{int(keep.sum())} leaves differ). Worst: round {b}, column {k}, leaf {leaf}: "
+            f"stored {v[j]:.8g}, recomputed {v_hat[j]:.8g} (tolerance atol={atol:g}, "
+            f"rtol={rtol:g}). Diagnosis: {diagnosis}."
+        )
+        if self.breaking_settings:
+            msg += " Settings of this model that break the leaf model: " + "; ".join(
+                self.breaking_settings
+            ) + "."
+        msg += (
+            " Gradient-based methods (BoostIn, LeafInfluence, LeafRefit) need the exact "
+            "training rows and weights of the model and a model trained without these "
+            "settings; otherwise use a similarity or retraining method, or pass "
+            "check_leaf_model='warn' to accept an approximation."
+        )
+        if error:
+            raise LeafModelError(msg)
+        import warnings
+
+        warnings.warn(msg, UserWarning, stacklevel=3)
+        return float(excess.max())
+
+    def _diagnose_leaf_model(self, v, v_hat, keep, excess):
+        bad = excess > 0
+        tree_of = np.repeat(np.arange(self.n_trees), self.n_leaves)
+        big = keep & (np.abs(v_hat) > 1e-12) & (np.abs(v) > 1e-12)
+        ratio = np.where(big, v / np.where(big, v_hat, 1.0), np.nan)
+        r = ratio[big & bad]
+        if r.size >= 3 and np.nanstd(r) < 1e-3 * max(1.0, abs(np.nanmean(r))):
+            return (
+                f"the ratio stored/recomputed is nearly constant ({np.nanmean(r):.4g}): "
+                "the learning rate or the multiclass hessian factor was read wrongly"
+            )
+        bad_trees = np.unique(tree_of[bad])
+        if np.all(bad_trees < self.n_outputs):
+            return (
+                "only the first tree of each column differs: a bias folded into the "
+                "first trees was not subtracted"
+            )
+        if self.breaking_settings:
+            return "scattered gaps, explained by the settings listed below"
+        return (
+            "scattered gaps: the rows or sample weights given to fit differ from the "
+            "model's training data, or the model was trained with a setting that changes "
+            "leaf values (row subsampling, L1, clamping, dart, several leaf steps)"
+        )
+
+    def check_counts(self, leaves, sample_weight=None):
+        """Compare the library's stored per-leaf statistics with the routing of the
+        given rows. Returns ``None`` if they agree (or nothing is stored), else a
+        message describing the mismatch.
+        """
+        if self.leaf_stats is None:
+            return None
+        n = len(leaves)
+        kind = self.leaf_stats_kind
+        if kind == "count":
+            ours = _trees.leaf_counts(leaves, self.leaf_offsets, np.ones(n))
+            tol = 0.5
+        elif kind == "weight":
+            w = np.ones(n) if sample_weight is None else sample_weight
+            ours = _trees.leaf_counts(leaves, self.leaf_offsets, np.ascontiguousarray(w))
+            tol = 1e-4
+        else:  # hessian: needs the replay; compared relatively
+            return None
+        theirs = self.leaf_stats
+        keep = np.repeat(~self.constant_tree, self.n_leaves)
+        diff = np.abs(ours - theirs) > tol * np.maximum(1.0, np.abs(theirs))
+        diff &= keep
+        if not diff.any():
+            return None
+        trees = np.unique(np.repeat(np.arange(self.n_trees), self.n_leaves)[diff])
+        first = self.leaf_offsets[trees[0]]
+        stop = self.leaf_offsets[trees[0] + 1]
+        return (
+            f"the model's stored per-leaf {kind}s differ from the routing of the "
+            f"{n} rows given to fit in {len(trees)} of {self.n_trees} trees "
+            f"(tree {trees[0]}: stored {np.round(theirs[first:stop], 3).tolist()[:8]}, "
+            f"routed {np.round(ours[first:stop], 3).tolist()[:8]}): the trees were grown "
+            "on other rows (bagging, a validation split) or on different data"
+        )
+
+    def training_rows_recorded(self):
+        """Number of training rows the library recorded, if it can be told."""
+        if self.leaf_stats is None or self.leaf_stats_kind != "count":
+            return None
+        if self.n_trees == 0:
+            return None
+        t = int(np.argmin(self.constant_tree)) if self.constant_tree.any() else 0
+        return int(round(self.leaf_stats[self.leaf_offsets[t] : self.leaf_offsets[t + 1]].sum()))

@@ -1,0 +1,1 @@
+"""numba kernels: pure functions over flat numpy arrays (private)."""

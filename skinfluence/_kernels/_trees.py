@@ -1,0 +1,149 @@
+"""Kernels over leaf ids: replay of the boosting trajectory and per-leaf sums.
+
+Conventions (shared by every kernel of this module):
+
+* ``leaves``: ``(n, T)`` int32, the local leaf index of each row in each tree;
+* ``offsets``: ``(T + 1,)`` int64, flat leaf index of ``(t, l)`` is ``offsets[t] + l``;
+* trees are in round-major, class-inner order: tree ``t`` is round ``t // K``,
+  raw-score column ``t % K``;
+* ``objective``: 0 squared error, 1 binary log-loss, 2 multiclass softmax,
+  3 "value" (label-free regression query: psi(F) = -F, g = -1, h = 0).
+
+All loops that run in parallel write only to their own row (or their own tree), so the
+results do not depend on the number of threads.
+"""
+
+import numpy as np
+
+from ._jit import njit, njit_parallel, prange
+
+SQUARED_ERROR = 0
+BINARY = 1
+MULTICLASS = 2
+VALUE = 3
+
+
+@njit
+def _sigmoid(z):
+    if z >= 0:
+        return 1.0 / (1.0 + np.exp(-z))
+    e = np.exp(z)
+    return e / (1.0 + e)
+
+
+@njit
+def _softmax_into(f, out):
+    m = f[0]
+    for k in range(1, f.shape[0]):
+        if f[k] > m:
+            m = f[k]
+    s = 0.0
+    for k in range(f.shape[0]):
+        out[k] = np.exp(f[k] - m)
+        s += out[k]
+    for k in range(f.shape[0]):
+        out[k] /= s
+
+
+@njit
+def _grad_hess_row(objective, y, f, k, c, p_buf, out):
+    """Write g, h, kappa of column ``k`` at raw score ``f`` into ``out[0:3]``."""
+    if objective == SQUARED_ERROR:
+        out[0] = f[k] - y
+        out[1] = 1.0
+        out[2] = 0.0
+    elif objective == BINARY:
+        p = _sigmoid(f[k])
+        out[0] = p - y
+        out[1] = p * (1.0 - p)
+        out[2] = p * (1.0 - p) * (1.0 - 2.0 * p)
+    elif objective == MULTICLASS:
+        p = p_buf[k]
+        out[0] = p - (1.0 if int(y) == k else 0.0)
+        out[1] = c * p * (1.0 - p)
+        out[2] = c * p * (1.0 - p) * (1.0 - 2.0 * p)
+    else:
+        out[0] = -1.0
+        out[1] = 0.0
+        out[2] = 0.0
+
+
+@njit_parallel
+def replay(leaves, offsets, values, bias, n_outputs, objective, c, y, want_kappa):
+    """Replay the boosting trajectory with the stored leaf values.
+
+    Returns ``g, h, kappa`` of shape ``(n, T)``, evaluated for tree ``t = (b, k)`` at the
+    scores before round ``b``, and the final raw scores ``(n, K)``. ``kappa`` is
+    ``(0, 0)`` unless ``want_kappa``.
+    """
+    n, n_trees = leaves.shape
+    K = n_outputs
+    n_rounds = n_trees // K
+    g = np.empty((n, n_trees))
+    h = np.empty((n, n_trees))
+    if want_kappa:
+        kap = np.empty((n, n_trees))
+    else:
+        kap = np.empty((0, 0))
+    final = np.empty((n, K))
+    for i in prange(n):
+        f = bias.copy()
+        p = np.empty(K)
+        out = np.empty(3)
+        for b in range(n_rounds):
+            if objective == MULTICLASS:
+                _softmax_into(f, p)
+            for k in range(K):
+                t = b * K + k
+                _grad_hess_row(objective, y[i], f, k, c, p, out)
+                g[i, t] = out[0]
+                h[i, t] = out[1]
+                if want_kappa:
+                    kap[i, t] = out[2]
+            for k in range(K):
+                t = b * K + k
+                f[k] += values[offsets[t] + leaves[i, t]]
+        for k in range(K):
+            final[i, k] = f[k]
+    return g, h, kap, final
+
+
+@njit_parallel
+def raw_scores(leaves, offsets, values, bias, n_outputs):
+    """Bias plus the sum of the reached leaf values: ``(n, K)``."""
+    n, n_trees = leaves.shape
+    K = n_outputs
+    out = np.empty((n, K))
+    for i in prange(n):
+        for k in range(K):
+            out[i, k] = bias[k]
+        for t in range(n_trees):
+            out[i, t % K] += values[offsets[t] + leaves[i, t]]
+    return out
+
+
+@njit_parallel
+def leaf_sums(leaves, offsets, weights):
+    """Per-leaf sums ``S[offsets[t] + l] = sum_{i in leaf l of t} weights[i, t]``.
+
+    ``weights`` is ``(n, T)``; parallel over trees (each tree owns its leaves).
+    """
+    n, n_trees = leaves.shape
+    out = np.zeros(offsets[n_trees])
+    for t in prange(n_trees):
+        o = offsets[t]
+        for i in range(n):
+            out[o + leaves[i, t]] += weights[i, t]
+    return out
+
+
+@njit_parallel
+def leaf_counts(leaves, offsets, row_weight):
+    """Per-leaf sums of a per-row weight (counts when ``row_weight`` is all ones)."""
+    n, n_trees = leaves.shape
+    out = np.zeros(offsets[n_trees])
+    for t in prange(n_trees):
+        o = offsets[t]
+        for i in range(n):
+            out[o + leaves[i, t]] += row_weight[i]
+    return out
