@@ -4,6 +4,7 @@ prediction, as scikit-learn estimators."""
 __version__ = "0.1.0.dev0"
 
 from ._adapters import UnsupportedModelError, to_ensemble
+from ._boostin import BoostIn
 from ._ensemble import (
     LeafModelError,
     ReconstructionError,
@@ -12,6 +13,7 @@ from ._ensemble import (
 )
 
 __all__ = [
+    "BoostIn",
     "LeafModelError",
     "ReconstructionError",
     "TrainingDataMismatchError",

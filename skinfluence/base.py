@@ -1,0 +1,471 @@
+"""BaseInfluence: the contract every influence estimator shares.
+
+A subclass implements a few hooks:
+
+* ``_fit_influence(self, X, leaves, y_enc, sample_weight)``: precompute whatever the
+  queries need (the base has already validated the data, resolved and fitted the model,
+  built ``self.ensemble_`` and checked its reconstruction);
+* ``_query_arrays(self, X, leaves, y_enc, objective)``: per-query arrays (every array's
+  first axis is the query axis), computed once for all queries;
+* ``_influence_block(self, q)``: the ``(m, n_train)`` influence of a block of queries,
+  given the per-query arrays sliced to the block;
+* optionally ``_self_influence(self)`` and ``_global_from_queries(self, q)`` when the
+  method has a faster way than the generic diagonal / column sums.
+
+The base handles input validation (numpy, pandas, polars), model resolution (fitted,
+frozen, Booster, Pipeline, or unfitted-and-cloned), label encoding, chunking under a
+memory budget, ``n_jobs`` for the numba kernels, progress bars, ``top_k``,
+``global_influence`` and output names.
+"""
+
+import contextlib
+import numbers
+import warnings
+
+import numba
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    clone,
+)
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from ._adapters import to_ensemble, unwrap_model
+from ._ensemble import TrainingDataMismatchError
+
+__all__ = ["BaseInfluence"]
+
+
+def _is_dataframe(X):
+    mod = type(X).__module__.split(".")[0]
+    return mod in ("pandas", "polars") and hasattr(X, "columns")
+
+
+def _n_rows(X):
+    return X.shape[0]
+
+
+def _is_fitted(model):
+    """Whether a model (possibly wrapped) is already fitted."""
+    final, _ = unwrap_model(model)
+    mod = type(final).__module__.split(".")[0]
+    if type(final).__name__ == "Booster" and mod in ("lightgbm", "xgboost"):
+        return True
+    if mod == "catboost" and hasattr(final, "is_fitted"):
+        return bool(final.is_fitted())
+    try:
+        check_is_fitted(model)
+    except Exception:  # NotFittedError or TypeError for non-estimators
+        return False
+    return True
+
+
+def _default_model(y):
+    """A small HistGradientBoosting model for the task of ``y``."""
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+    )
+
+    kind = type_of_target(y)
+    common = {"max_iter": 50, "max_leaf_nodes": 15, "early_stopping": False, "random_state": 0}
+    if kind in ("continuous", "continuous-multioutput"):
+        return HistGradientBoostingRegressor(**common)
+    return HistGradientBoostingClassifier(**common)
+
+
+def _fit_model(model, X, y, sample_weight):
+    from sklearn.pipeline import Pipeline
+
+    if sample_weight is None:
+        return model.fit(X, y)
+    if isinstance(model, Pipeline):
+        return model.fit(X, y, **{f"{model.steps[-1][0]}__sample_weight": sample_weight})
+    return model.fit(X, y, sample_weight=sample_weight)
+
+
+@contextlib.contextmanager
+def _numba_threads(n_jobs):
+    """Run numba kernels with ``n_jobs`` threads (None or -1: all), then restore."""
+    old = numba.get_num_threads()
+    cap = numba.config.NUMBA_NUM_THREADS
+    if n_jobs is None or n_jobs == -1:
+        n = cap
+    elif n_jobs < 0:
+        n = max(1, cap + 1 + n_jobs)
+    else:
+        n = min(max(1, int(n_jobs)), cap)
+    try:
+        numba.set_num_threads(n)
+        yield n
+    finally:
+        numba.set_num_threads(old)
+
+
+def _progress(iterable, total, verbose, desc):
+    if not verbose:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is an optional extra
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+def _slice_rows(q, start, stop):
+    return {k: (v[start:stop] if isinstance(v, np.ndarray) and v.ndim else v)
+            for k, v in q.items()}
+
+
+class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Base class of the influence estimators (not for direct use).
+
+    Parameters
+    ----------
+    estimator : object, default=None
+        The model to explain. A fitted model, a ``sklearn.frozen.FrozenEstimator``, a
+        raw ``lightgbm.Booster`` / ``xgboost.Booster`` or a ``Pipeline`` ending in a
+        fitted model is explained as given; an unfitted model (what ``clone``
+        produces) is cloned and fitted on the data passed to ``fit``. ``None`` fits a
+        small ``HistGradientBoostingClassifier`` / ``Regressor`` for the task.
+    dtype : {np.float64, np.float32}, default=np.float64
+        Dtype of the influence matrix.
+    chunk_memory_mb : float, default=256
+        Memory budget (MiB) of one block of the influence matrix while processing
+        queries; ``top_k`` and ``global_influence`` never hold more than one block.
+    n_jobs : int, default=None
+        Threads of the numba kernels (None or -1: all cores). Results do not depend
+        on it.
+    verbose : int, default=0
+        Show a progress bar (needs ``tqdm``) over query blocks.
+    """
+
+    _influence_prefix = None
+    #: whether the method needs the single-Newton-step leaf model
+    _needs_leaf_model = False
+    #: whether the method accepts random forests
+    _accepts_forests = True
+
+    def __init__(self, estimator=None, *, dtype=np.float64, chunk_memory_mb=256,
+                 n_jobs=None, verbose=0):
+        self.estimator = estimator
+        self.dtype = dtype
+        self.chunk_memory_mb = chunk_memory_mb
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ input
+    def _validate_X(self, X, reset):
+        if _is_dataframe(X):
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            if X.shape[0] == 0:
+                raise ValueError("Found array with 0 sample(s); at least 1 is required.")
+            return X
+        return validate_data(self, X, reset=reset, dtype=np.float64,
+                             ensure_all_finite="allow-nan")
+
+    def _validate_y(self, y, n, name="y"):
+        if y is None:
+            return None
+        y = column_or_1d(check_array(y, ensure_2d=False, dtype=None,
+                                     ensure_all_finite=True), warn=True)
+        if len(y) != n:
+            raise ValueError(
+                f"{name} has {len(y)} entries but X has {n} rows; pass one label per row"
+            )
+        return y
+
+    def _encode_y(self, y, name="y"):
+        """Labels -> class indices (classifiers) or floats (regression)."""
+        ens = self.ensemble_
+        if ens.objective == "squared_error":
+            try:
+                return np.asarray(y, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name} must be numeric for a regression model") from exc
+        classes = self.classes_
+        lookup = {c: i for i, c in enumerate(classes.tolist())}
+        try:
+            idx = np.fromiter((lookup[v] for v in y.tolist()), dtype=np.float64,
+                              count=len(y))
+        except KeyError:
+            unseen = sorted({v for v in y.tolist() if v not in lookup}, key=str)[:5]
+            raise ValueError(
+                f"{name} contains labels the model never saw: {unseen}; the model's "
+                f"classes are {classes.tolist()}"
+            ) from None
+        return idx
+
+    # --------------------------------------------------------------------- fit
+    def _resolve_estimator(self, X, y, sample_weight):
+        est = self.estimator
+        if est is None:
+            est = _default_model(y)
+        if _is_fitted(est):
+            return est, False
+        return _fit_model(clone(est), X, y, sample_weight), True
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the explainer on the model's training data.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_train, n_features)
+            The rows the model was (or is to be) trained on, in any format the model
+            takes (numpy, pandas, polars; NaN and categoricals as the model allows).
+        y : array-like of shape (n_train,)
+            The training labels.
+        sample_weight : array-like of shape (n_train,), default=None
+            The sample weights the model was trained with.
+
+        Returns
+        -------
+        self : object
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        X = self._validate_X(X, reset=True)
+        n = _n_rows(X)
+        y = self._validate_y(y, n)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, np.empty((n, 0)),
+                                                 dtype=np.float64)
+        model, fitted_here = self._resolve_estimator(X, y, sample_weight)
+        ens = to_ensemble(model, X=X, y=y, sample_weight=sample_weight)
+        if ens.tree_type == "rf" and not self._accepts_forests:
+            raise ValueError(
+                f"{type(self).__name__} needs a gradient-boosted model, got the random "
+                f"forest {ens.describe()}; use TREX, TreeSim, LeafSim, InputSim or a "
+                "retraining method for forests"
+            )
+        self.estimator_ = model
+        self.ensemble_ = ens
+        if ens.classes is not None:
+            self.classes_ = np.asarray(ens.classes)
+        elif ens.objective != "squared_error":
+            self.classes_ = np.arange(max(2, ens.n_outputs))
+        if ens.n_features_in is not None and not _is_dataframe(X):
+            if X.shape[1] != ens.n_features_in:
+                raise ValueError(
+                    f"X has {X.shape[1]} features but the model was trained on "
+                    f"{ens.n_features_in}"
+                )
+        leaves = ens.check_reconstruction(X)
+        recorded = ens.training_rows_recorded()
+        if (not fitted_here and recorded is not None and recorded != n
+                and not ens.breaking_settings):
+            raise TrainingDataMismatchError(
+                f"{ens.describe()} was trained on {recorded} rows but fit received {n}; "
+                "pass the exact training data of the model (same rows, same order)"
+            )
+        y_enc = self._encode_y(y)
+        self.n_train_ = n
+        self._train_labels = self._row_labels(X)
+        self._fit_influence(X, leaves, y_enc, sample_weight)
+        self._n_features_out = n
+        return self
+
+    def _check_leaf_model(self, leaves, y_enc, sample_weight, mode, atol, rtol):
+        if mode not in ("raise", "warn"):
+            raise ValueError(f"check_leaf_model must be 'raise' or 'warn', got {mode!r}")
+        ens = self.ensemble_
+        ens.check_leaf_model(leaves, y_enc, sample_weight, atol=atol, rtol=rtol,
+                             error=(mode == "raise"))
+        counts = ens.check_counts(leaves, sample_weight)
+        if counts is not None:
+            msg = f"{ens.describe()}: {counts}"
+            if mode == "raise" and not ens.breaking_settings:
+                raise TrainingDataMismatchError(msg)
+            warnings.warn(msg, UserWarning, stacklevel=3)
+
+    @staticmethod
+    def _row_labels(X):
+        index = getattr(X, "index", None)
+        if index is not None and type(X).__module__.startswith("pandas"):
+            return np.asarray([str(i) for i in index], dtype=object)
+        return None
+
+    # ----------------------------------------------------------------- queries
+    def _prepare(self, X, y):
+        check_is_fitted(self, "ensemble_")
+        X = self._validate_X(X, reset=False)
+        m = _n_rows(X)
+        y = self._validate_y(y, m)
+        ens = self.ensemble_
+        leaves = ens.leaf_ids(X)
+        if y is None:
+            if ens.objective == "squared_error":
+                y_enc, objective = None, "value"
+            else:
+                from ._losses import predict_from_raw
+
+                y_enc = predict_from_raw(ens.objective, ens.raw_from_leaves(leaves))
+                y_enc, objective = y_enc.astype(np.float64), ens.objective
+        else:
+            y_enc, objective = self._encode_y(y), ens.objective
+        return self._query_arrays(X, leaves, y_enc, objective), m
+
+    def _chunk_rows(self):
+        budget = float(self.chunk_memory_mb) * 2**20
+        if not budget > 0:
+            raise ValueError(f"chunk_memory_mb must be positive, got {self.chunk_memory_mb}")
+        return max(1, int(budget // (8 * max(1, self.n_train_) * 2)))
+
+    def _blocks(self, q, m, desc):
+        step = self._chunk_rows()
+        starts = range(0, m, step)
+        for start in _progress(starts, len(starts), self.verbose, desc):
+            yield start, min(m, start + step), _slice_rows(q, start, min(m, start + step))
+
+    def _out_dtype(self):
+        dt = np.dtype(self.dtype)
+        if dt not in (np.float64, np.float32):
+            raise ValueError(f"dtype must be float64 or float32, got {self.dtype!r}")
+        return dt
+
+    def transform(self, X, y=None):
+        """Influence of every training row on every query row.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_query, n_features)
+        y : array-like of shape (n_query,), default=None
+            Query labels. With labels: influence on the loss at ``(x, y)``. Without:
+            classifiers use the model's predicted labels (positive = the training row
+            supports the prediction); regressors give the influence on the predicted
+            value (positive = removing the row would lower the prediction).
+
+        Returns
+        -------
+        influence : ndarray of shape (n_query, n_train)
+            Positive = helpful: removing the training row would raise the query's
+            loss.
+        """
+        dt = self._out_dtype()
+        q, m = self._prepare(X, y)
+        out = np.empty((m, self.n_train_), dtype=dt)
+        with _numba_threads(self.n_jobs):
+            for a, b, blk in self._blocks(q, m, "influence"):
+                out[a:b] = self._influence_block(blk)
+        return out
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        """Fit, then the influence of the training rows on themselves (with their
+        labels): shape ``(n_train, n_train)``."""
+        return self.fit(X, y, sample_weight=sample_weight).transform(X, y)
+
+    def self_influence(self):
+        """Influence of each training row on its own loss, shape ``(n_train,)``.
+
+        Equals the diagonal of ``fit_transform(X, y)`` without computing the matrix.
+        """
+        check_is_fitted(self, "ensemble_")
+        with _numba_threads(self.n_jobs):
+            return np.asarray(self._self_influence(), dtype=self._out_dtype())
+
+    def global_influence(self, X, y=None):
+        """Summed influence of each training row on a set of queries.
+
+        Equals ``transform(X, y).sum(axis=0)`` without the query x train matrix.
+
+        Returns
+        -------
+        influence : ndarray of shape (n_train,)
+        """
+        q, m = self._prepare(X, y)
+        with _numba_threads(self.n_jobs):
+            out = self._global_from_queries(q, m)
+        return np.asarray(out, dtype=self._out_dtype())
+
+    def _global_from_queries(self, q, m):
+        total = np.zeros(self.n_train_)
+        for _, _, blk in self._blocks(q, m, "global influence"):
+            total += self._influence_block(blk).sum(axis=0)
+        return total
+
+    def top_k(self, X, y=None, k=10, kind="helpful"):
+        """The ``k`` most helpful (or harmful) training rows of each query.
+
+        Parameters
+        ----------
+        X, y : as in :meth:`transform`
+        k : int, default=10
+        kind : {"helpful", "harmful"}, default="helpful"
+            ``"helpful"``: largest influence first; ``"harmful"``: smallest first.
+            Ties go to the lower training index.
+
+        Returns
+        -------
+        indices : ndarray of shape (n_query, k), int64
+        values : ndarray of shape (n_query, k)
+        """
+        if kind not in ("helpful", "harmful"):
+            raise ValueError(f"kind must be 'helpful' or 'harmful', got {kind!r}")
+        if not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        q, m = self._prepare(X, y)
+        k = min(int(k), self.n_train_)
+        idx = np.empty((m, k), dtype=np.int64)
+        val = np.empty((m, k), dtype=self._out_dtype())
+        sign = -1.0 if kind == "helpful" else 1.0
+        with _numba_threads(self.n_jobs):
+            for a, b, blk in self._blocks(q, m, "top-k"):
+                M = sign * self._influence_block(blk)
+                part = np.argpartition(M, k - 1, axis=1)[:, :k] if k < M.shape[1] else \
+                    np.broadcast_to(np.arange(M.shape[1]), M.shape).copy()
+                # the k-th value may be tied with rows outside the partition: resolve
+                # ties toward the lower index among all rows with that value
+                kth = np.take_along_axis(M, part, 1).max(axis=1, keepdims=True)
+                for r in range(M.shape[0]):
+                    cand = np.flatnonzero(M[r] <= kth[r])
+                    order = np.lexsort((cand, M[r, cand]))[:k]
+                    idx[a + r] = cand[order]
+                    val[a + r] = sign * M[r, cand[order]]
+        return idx, val
+
+    # ------------------------------------------------------------------- names
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns: the training rows.
+
+        The training DataFrame's index labels when ``fit`` got a pandas DataFrame,
+        else ``"<method>0" .. "<method>{n_train-1}"``.
+        """
+        check_is_fitted(self, "ensemble_")
+        if self._train_labels is not None:
+            return self._train_labels.copy()
+        return super().get_feature_names_out(input_features)
+
+    # -------------------------------------------------------------------- tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = True
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags
+
+    # ------------------------------------------------------------------- hooks
+    def _fit_influence(self, X, leaves, y_enc, sample_weight):  # pragma: no cover
+        raise NotImplementedError
+
+    def _query_arrays(self, X, leaves, y_enc, objective):  # pragma: no cover
+        raise NotImplementedError
+
+    def _influence_block(self, q):  # pragma: no cover
+        raise NotImplementedError
+
+    def _self_influence(self):
+        """Generic fallback: the diagonal, row by row (methods override it)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no self-influence"
+        )

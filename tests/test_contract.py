@@ -1,0 +1,173 @@
+"""The estimator contract shared by every influence method (DESIGN.md section 1)."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skinfluence import BoostIn, LeafModelError, TrainingDataMismatchError
+
+from .models import make_data, make_model
+
+EXPECTED_FAILURES = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "the output has one column per training row: duplicating a row adds a column, "
+        "so weight 2 and a duplicated row cannot give the same matrix"
+    ),
+    "check_transformer_general": (
+        "fit_transform(X, y) explains the loss at the true labels while "
+        "fit(X, y).transform(X) explains the model's own predictions (DESIGN.md 1)"
+    ),
+    "check_transformer_data_not_an_array": (
+        "fit_transform(X, y) uses the true labels, transform(X) the predictions"
+    ),
+}
+
+
+def _xfails(est):
+    return EXPECTED_FAILURES
+
+
+@parametrize_with_checks([BoostIn()], expected_failed_checks=_xfails, xfail_strict=True)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def binary():
+    X, y = make_data("binary", n=100, seed=0)
+    model = make_model("lightgbm", "binary").fit(X, y)
+    return X, y, model
+
+
+def test_unfitted_model_is_cloned_and_fitted(binary):
+    X, y, _ = binary
+    template = make_model("sklearn_hgb", "binary")
+    exp = BoostIn(template).fit(X, y)
+    assert exp.estimator_ is not template
+    assert not hasattr(template, "_predictors")  # the user's object is untouched
+    assert exp.transform(X[:3], y[:3]).shape == (3, len(X))
+
+
+def test_fitted_model_is_used_as_given(binary):
+    X, y, model = binary
+    exp = BoostIn(model).fit(X, y)
+    assert exp.estimator_ is model
+    frozen = BoostIn(FrozenEstimator(model)).fit(X, y)
+    np.testing.assert_array_equal(frozen.transform(X[:4], y[:4]), exp.transform(X[:4], y[:4]))
+
+
+def test_pipeline_is_explained_with_its_preprocessing():
+    X, y = make_data("squared_error", n=100, seed=0)
+    pipe = make_pipeline(StandardScaler(), make_model("sklearn_gb", "squared_error"))
+    exp = BoostIn(pipe).fit(X, y)
+    direct = BoostIn(exp.estimator_[-1]).fit(exp.estimator_[0].transform(X), y)
+    np.testing.assert_allclose(exp.transform(X[:5], y[:5]),
+                               direct.transform(exp.estimator_[0].transform(X[:5]), y[:5]))
+
+
+def test_clone_in_cross_validate_and_grid_search(binary):
+    X, y, _ = binary
+    lgb = pytest.importorskip("lightgbm")
+    # every fold fits its own model and explainer; the influence matrix has one
+    # column per training row, so its width differs per fold: use a fixed-size summary
+    exp = BoostIn(lgb.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1))
+    cloned = clone(exp)
+    assert cloned.get_params()["estimator"].get_params()["n_estimators"] == 5
+    res = cross_validate(
+        exp, X, y, cv=3,
+        scoring=lambda est, Xv, yv: float(est.global_influence(Xv, yv).sum()),
+    )
+    assert np.all(np.isfinite(res["test_score"]))
+    gs = GridSearchCV(exp, {"estimator__n_estimators": [3, 6]}, cv=2,
+                      scoring=lambda est, Xv, yv: -float(np.abs(est.transform(Xv, yv)).sum()))
+    gs.fit(X, y)
+    assert gs.best_estimator_.estimator_.n_estimators in (3, 6)
+
+
+def test_pandas_and_polars_in_and_out(binary):
+    pd = pytest.importorskip("pandas")
+    pl = pytest.importorskip("polars")
+    X, y, model = binary
+    cols = [f"f{i}" for i in range(X.shape[1])]
+    df = pd.DataFrame(X, columns=cols, index=[f"row{i}" for i in range(len(X))])
+    m2 = make_model("lightgbm", "binary").fit(df, y)
+    exp = BoostIn(m2).fit(df, y)
+    names = exp.get_feature_names_out()
+    assert list(names[:2]) == ["row0", "row1"]
+    out = exp.set_output(transform="pandas").transform(df.iloc[:3], y[:3])
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == list(names)
+    assert list(out.index) == ["row0", "row1", "row2"]
+    arr = BoostIn(m2).fit(df, y).transform(df.iloc[:3], y[:3])
+    np.testing.assert_allclose(out.to_numpy(), arr)
+    # polars in, polars out
+    exp_np = BoostIn(model).fit(X, y)
+    out_pl = exp_np.set_output(transform="polars").transform(pl.DataFrame(X[:3]), y[:3])
+    assert isinstance(out_pl, pl.DataFrame) and out_pl.shape == (3, len(X))
+    assert out_pl.columns[0] == "boostin0"
+
+
+def test_errors_are_clear(binary):
+    X, y, model = binary
+    with pytest.raises(NotFittedError):
+        BoostIn(model).transform(X)
+    exp = BoostIn(model).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        exp.transform(X[:, :2])
+    with pytest.raises(ValueError, match="entries but X has"):
+        exp.transform(X[:5], y[:4])
+    with pytest.raises(ValueError, match="never saw"):
+        exp.transform(X[:2], np.array([0, 7]))
+    with pytest.raises(ValueError, match="requires y"):
+        BoostIn(model).fit(X, None)
+    with pytest.raises(ValueError, match="derivative"):
+        BoostIn(model, derivative="nope").fit(X, y)
+    with pytest.raises(ValueError, match="kind"):
+        exp.top_k(X[:2], kind="best")
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="random forest"):
+        BoostIn(forest).fit(X, y)
+    with pytest.raises(TypeError, match="not supported"):
+        from sklearn.linear_model import LogisticRegression
+
+        BoostIn(LogisticRegression().fit(X, y)).fit(X, y)
+    # a training set that is not the model's
+    with pytest.raises((TrainingDataMismatchError, LeafModelError)):
+        BoostIn(model).fit(X[:80], y[:80])
+
+
+def test_inputs_are_not_modified(binary):
+    X, y, model = binary
+    Xc, yc = X.copy(), y.copy()
+    params = model.get_params()
+    exp = BoostIn(model).fit(X, y)
+    exp.transform(X[:5], y[:5])
+    exp.top_k(X[:5])
+    np.testing.assert_array_equal(X, Xc)
+    np.testing.assert_array_equal(y, yc)
+    assert model.get_params() == params
+
+
+def test_string_labels_and_label_free_queries():
+    X, y = make_data("multiclass", n=120, seed=0)
+    labels = np.array(["a", "b", "c"])[y]
+    model = make_model("sklearn_hgb", "multiclass").fit(X, labels)
+    exp = BoostIn(model).fit(X, labels)
+    assert list(exp.classes_) == ["a", "b", "c"]
+    np.testing.assert_allclose(exp.transform(X[:4]), exp.transform(X[:4], model.predict(X[:4])))
+    with pytest.raises(ValueError, match="never saw"):
+        exp.transform(X[:1], ["z"])
+
+
+def test_progress_bar_runs(binary, capsys):
+    pytest.importorskip("tqdm")
+    X, y, model = binary
+    exp = BoostIn(model, verbose=1, chunk_memory_mb=0.001).fit(X, y)
+    np.testing.assert_allclose(exp.transform(X[:20], y[:20]),
+                               BoostIn(model).fit(X, y).transform(X[:20], y[:20]))
