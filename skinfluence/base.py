@@ -325,7 +325,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _blocks(self, q, m, desc):
         step = self._chunk_rows()
         starts = range(0, m, step)
-        for start in _progress(starts, len(starts), self.verbose, desc):
+        verbose = self.verbose if len(starts) > 1 else 0
+        for start in _progress(starts, len(starts), verbose, desc):
             yield start, min(m, start + step), _slice_rows(q, start, min(m, start + step))
 
     def _out_dtype(self):

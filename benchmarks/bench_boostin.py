@@ -1,0 +1,179 @@
+"""BoostIn speed and memory, side by side with the reference's dense algorithm.
+
+Run from the repository root::
+
+    python benchmarks/bench_boostin.py            # n_train in {1e3, 1e4, 1e5}
+    python benchmarks/bench_boostin.py --quick    # n_train in {1e3, 1e4}
+
+Model: LightGBM binary classifier, 100 trees x 31 leaves, on synthetic data. Queries:
+1,000 rows. The baseline is a straightforward numpy implementation of the reference
+algorithm (tree_influence's BoostIn query): for each query row, a dense
+``(n_train, n_trees)`` same-leaf mask multiplied by the derivatives and the query's
+per-tree gradients, summed over trees. It uses the derivatives skinfluence computed, so
+both produce the same matrix (checked below) and only the query algorithm differs. The
+dense baseline is timed on a subset of the queries (its cost is linear in the number of
+queries) and reported per query next to ours.
+
+Peak memory is the growth of the process's maximum resident set size during the call,
+measured in a fresh subprocess per (n_train, step).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+N_TREES, N_LEAVES, N_QUERIES = 100, 31, 1000
+
+
+def make(n_train, seed=0):
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(seed)
+    n = n_train + N_QUERIES
+    X = rng.normal(size=(n, 10))
+    logit = X[:, 0] - X[:, 1] * X[:, 2] + 0.5 * np.sin(3 * X[:, 3]) + 0.5 * rng.normal(size=n)
+    y = (logit > 0).astype(int)
+    model = lgb.LGBMClassifier(n_estimators=N_TREES, num_leaves=N_LEAVES, learning_rate=0.1,
+                               min_child_samples=5, verbose=-1, random_state=0)
+    model.fit(X[:n_train], y[:n_train])
+    return X[:n_train], y[:n_train], X[n_train:], y[n_train:], model
+
+
+def dense_reference(exp, Xq, yq):
+    """Per query row: dense (n_train, n_trees) mask x derivatives (the reference)."""
+    ens = exp.ensemble_
+    train_leaves = ens.leaf_ids(exp._bench_X)
+    q_leaves = ens.leaf_ids(Xq)
+    gq, _, _, _ = ens.replay(q_leaves, yq.astype(float))
+    out = np.empty((len(Xq), exp.n_train_))
+    for e in range(len(Xq)):
+        mask = train_leaves == q_leaves[e][None, :]
+        out[e] = (mask * exp.derivatives_ * gq[e][None, :]).sum(axis=1)
+    return out
+
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_growth_mb(fn):
+    """Peak resident-set growth (MiB) while ``fn`` runs, sampled every millisecond."""
+    import threading
+
+    base = rss_mb()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            done.wait(0.001)
+
+    th = threading.Thread(target=sample)
+    th.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        th.join()
+    return max(peak[0], rss_mb()) - base
+
+
+def measure_memory(n_train, step):
+    """Run in a subprocess: peak RSS growth (MiB) of one step."""
+    from skinfluence import BoostIn
+
+    X, y, Xq, yq, model = make(n_train)
+    exp = BoostIn(model)
+    if step == "fit":
+        return peak_growth_mb(lambda: exp.fit(X, y))
+    exp.fit(X, y)
+    exp.transform(Xq[:5], yq[:5])  # compile outside the measurement
+    if step == "transform":
+        return peak_growth_mb(lambda: exp.transform(Xq, yq))
+    return peak_growth_mb(exp.self_influence)
+
+
+def timed(fn, repeat=1):
+    best = np.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def run(n_train, dense_queries):
+    from skinfluence import BoostIn
+
+    X, y, Xq, yq, model = make(n_train)
+    exp = BoostIn(model)
+    t_fit, _ = timed(lambda: exp.fit(X, y))
+    exp.transform(Xq[:5], yq[:5])  # numba compilation / cache load
+    t_tr, M = timed(lambda: exp.transform(Xq, yq), repeat=2)
+    t_self, _ = timed(lambda: exp.self_influence(), repeat=3)
+    t_glob, _ = timed(lambda: exp.global_influence(Xq, yq), repeat=3)
+    exp._bench_X = X
+    k = min(dense_queries, N_QUERIES)
+    t_dense, D = timed(lambda: dense_reference(exp, Xq[:k], yq[:k]))
+    np.testing.assert_allclose(M[:k], D, rtol=1e-9, atol=1e-12)
+    return {
+        "n_train": n_train, "fit_s": t_fit, "transform_s": t_tr,
+        "transform_per_query_ms": 1e3 * t_tr / N_QUERIES,
+        "dense_per_query_ms": 1e3 * t_dense / k, "dense_queries_timed": k,
+        "speedup": (t_dense / k) / (t_tr / N_QUERIES),
+        "self_influence_s": t_self, "global_influence_s": t_glob,
+        "output_mb": M.nbytes / 2**20,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.memory_child:
+        print(json.dumps(measure_memory(int(args.memory_child[0]), args.memory_child[1])))
+        return
+    sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
+    import numba
+
+    print(f"# BoostIn benchmark: LightGBM binary, {N_TREES} trees x {N_LEAVES} leaves, "
+          f"{N_QUERIES} queries, {numba.get_num_threads()} numba threads\n")
+    rows = []
+    for n in sizes:
+        r = run(n, dense_queries=200 if n <= 10000 else 50)
+        for step in ("fit", "transform", "self"):
+            out = subprocess.run([sys.executable, __file__, "--memory-child", str(n), step],
+                                 capture_output=True, text=True, check=True,
+                                 env=dict(os.environ))
+            r[f"peak_{step}_mb"] = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(r)
+        print(f"n_train={n}: done", file=sys.stderr)
+    print("| n_train | fit (s) | transform 1000 q (s) | ours / query (ms) | dense / query (ms)"
+          " | speed-up | self_influence (s) | global_influence (s) | output (MiB) "
+          "| peak transform (MiB) | peak fit (MiB) |")
+    print("|" + "---|" * 11)
+    for r in rows:
+        print(f"| {r['n_train']:,} | {r['fit_s']:.2f} | {r['transform_s']:.3f} | "
+              f"{r['transform_per_query_ms']:.3f} | {r['dense_per_query_ms']:.2f} | "
+              f"{r['speedup']:.0f}x | {r['self_influence_s']:.4f} | "
+              f"{r['global_influence_s']:.4f} | {r['output_mb']:.0f} | "
+              f"{r['peak_transform_mb']:.0f} | {r['peak_fit_mb']:.0f} |")
+    if len(rows) > 1:
+        a, b = rows[0], rows[-1]
+        scale = b["n_train"] / a["n_train"]
+        print(f"\nScaling from n_train={a['n_train']:,} to {b['n_train']:,} (x{scale:.0f}): "
+              f"transform x{b['transform_s'] / a['transform_s']:.1f}, "
+              f"fit x{b['fit_s'] / a['fit_s']:.1f}, "
+              f"self_influence x{b['self_influence_s'] / a['self_influence_s']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
