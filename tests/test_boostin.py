@@ -100,7 +100,7 @@ def test_exact_form_is_finite_difference_of_newton_leaf(lib, objective):
     leaves = ens.leaf_ids(X)
     g, h, _ = ref.replay(ens, leaves, _encode(exp, y))
     rng = np.random.default_rng(0)
-    eps = 1e-6
+    eps = 1e-4
     for _ in range(20):
         i, t = rng.integers(len(X)), rng.integers(ens.n_trees)
         if ens.constant_tree[t]:
@@ -115,7 +115,7 @@ def test_exact_form_is_finite_difference_of_newton_leaf(lib, objective):
                 (w[mask] * h[mask, t]).sum() + ens.l2[j])
 
         fd = -(leaf_value(1 + eps) - leaf_value(1 - eps)) / (2 * eps)
-        np.testing.assert_allclose(exp.derivatives_[i, t], fd, rtol=1e-6, atol=1e-10)
+        np.testing.assert_allclose(exp.derivatives_[i, t], fd, rtol=1e-6, atol=1e-9)
 
 
 def test_forms_coincide_at_learning_rate_one():

@@ -1,0 +1,544 @@
+"""CatBoost adapter: ``CatBoostClassifier`` / ``CatBoostRegressor`` / ``CatBoost`` ->
+:class:`~skinfluence._ensemble.TreeEnsemble`.
+
+Facts used (METHODS.md §11.3, checked numerically with CatBoost 1.2.10):
+
+* routing by ``calc_leaf_indexes``; leaf values by ``get_leaf_values`` (shrinkage
+  included; MultiClass leaves interleave the K class values, ``(l, k)`` at ``l*K + k``,
+  so one CatBoost tree becomes K trees sharing the routing);
+* raw score ``s * sum(leaves) + F_0`` with ``(s, F_0) = get_scale_and_bias()``;
+* learning rate ``get_all_params()['learning_rate']`` (the effective value);
+* L2 ``l2_leaf_reg`` scaled by the mean sample weight;
+* per-leaf sums of sample weights by ``get_leaf_weights`` (count check);
+* tree structure (leaf ancestor paths, categorical CTR splits) from the JSON model.
+"""
+
+import json
+import os
+import tempfile
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+
+from ._base import UnsupportedModelError, import_optional, paths_to_csr
+
+__all__ = ["to_ensemble", "SUPPORTED_LOSSES"]
+
+#: CatBoost loss -> skinfluence objective
+SUPPORTED_LOSSES = {
+    "RMSE": "squared_error",
+    "Logloss": "binary",
+    "CrossEntropy": "binary",
+    "MultiClass": "multiclass",
+}
+
+_MULTICLASS_BREAK = (
+    "loss_function='MultiClass' (CatBoost takes a full K x K hessian Newton step per "
+    "leaf, -eta * (sum_j w_j (diag(p_j) - p_j p_j^T) + lambda I)^-1 G, which no "
+    "per-column step reproduces): gradient-based methods cannot model it; use TREX, "
+    "the similarity methods or the retraining methods, or a LightGBM / XGBoost / "
+    "scikit-learn multiclass model"
+)
+
+
+def to_ensemble(model, X=None, y=None, sample_weight=None):
+    """Build the :class:`~skinfluence._ensemble.TreeEnsemble` of a fitted CatBoost model.
+
+    Parameters
+    ----------
+    model : catboost.CatBoostClassifier, catboost.CatBoostRegressor or catboost.CatBoost
+        A fitted model with loss ``RMSE``, ``Logloss``, ``CrossEntropy`` or
+        ``MultiClass``.
+    X : array-like of shape (n_samples, n_features), optional
+        The training data (unused; accepted for the common adapter signature).
+    y : array-like of shape (n_samples,), optional
+        The training labels (unused).
+    sample_weight : array-like of shape (n_samples,), optional
+        The training sample weights: CatBoost scales ``l2_leaf_reg`` by their mean.
+
+    Returns
+    -------
+    ensemble : TreeEnsemble
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If the model is not fitted.
+    UnsupportedModelError
+        If the model is not a CatBoost model or its loss is not supported.
+
+    Notes
+    -----
+    Settings that break the single-Newton-step leaf model are listed in
+    ``breaking_settings`` (several leaf-estimation iterations, gradient leaf steps for
+    Logloss, ``model_shrink_rate``, Langevin boosting, class weights, CTR-encoded
+    categorical features, scale != 1, MultiClass). The model and ``X`` are never
+    modified; the JSON model is written to a temporary directory and read back.
+    """
+    cb = import_optional("catboost")
+    if not isinstance(model, cb.CatBoost):
+        raise UnsupportedModelError(
+            f"{type(model).__name__} is not a CatBoost model; the CatBoost adapter "
+            "accepts CatBoostClassifier, CatBoostRegressor and CatBoost"
+        )
+    name = type(model).__name__
+    if not model.is_fitted():
+        raise NotFittedError(
+            f"this {name} is not fitted: call fit on it first, or pass it unfitted to "
+            "an influence estimator so that its fit trains it"
+        )
+    params = model.get_all_params()
+    loss_spec = str(params.get("loss_function", ""))
+    loss = loss_spec.split(":")[0]
+    if loss not in SUPPORTED_LOSSES:
+        raise UnsupportedModelError(
+            f"{name} was trained with loss_function={loss_spec!r}, which skinfluence "
+            f"does not support; supported CatBoost losses: {', '.join(SUPPORTED_LOSSES)}"
+        )
+    objective = SUPPORTED_LOSSES[loss]
+
+    n_rounds = int(model.tree_count_)
+    counts = np.asarray(model.get_tree_leaf_counts(), dtype=np.int64).reshape(-1)
+    raw_values = np.asarray(model.get_leaf_values(), dtype=np.float64).reshape(-1)
+    total = int(counts.sum())
+    if total == 0 or raw_values.size % total:
+        raise UnsupportedModelError(
+            f"{name}: {raw_values.size} leaf values for {total} leaves; cannot split them "
+            "into per-class trees"
+        )
+    K = raw_values.size // total
+    if (objective == "multiclass") != (K > 1):
+        raise UnsupportedModelError(
+            f"{name}: loss {loss} but {K} value(s) per leaf; this model layout is not "
+            "supported"
+        )
+
+    scale, bias = model.get_scale_and_bias()
+    scale = float(scale)
+    bias = np.atleast_1d(np.asarray(bias, dtype=np.float64)).reshape(-1)
+    if bias.size == 1 and K > 1:
+        bias = np.full(K, bias[0])
+    if bias.size != K:
+        raise UnsupportedModelError(f"{name}: bias of size {bias.size} for {K} column(s)")
+
+    # K trees per CatBoost tree, round-major, class-inner; leaf values times the scale
+    n_leaves = np.repeat(counts, K)
+    leaf_offsets = np.zeros(n_rounds * K + 1, dtype=np.int64)
+    leaf_offsets[1:] = np.cumsum(n_leaves)
+    starts = np.concatenate([[0], np.cumsum(counts * K)])
+    leaf_values = np.concatenate([
+        raw_values[starts[b]:starts[b + 1]].reshape(counts[b], K).T.ravel()
+        for b in range(n_rounds)
+    ]) * scale if n_rounds else np.zeros(0)
+
+    eta = float(params["learning_rate"])
+    l2_leaf_reg = float(params.get("l2_leaf_reg", 3.0))
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        weight_scale = float(sw.mean()) if sw.size else 1.0
+    else:
+        weight_scale = 1.0
+    l2 = l2_leaf_reg * weight_scale
+
+    info = _model_json(model)
+    structure = _structure(info, counts, raw_values, K, model) if info is not None else None
+
+    leaf_stats = None
+    if K == 1:
+        try:
+            leaf_stats = np.asarray(model.get_leaf_weights(), dtype=np.float64)
+        except Exception:  # pragma: no cover - depends on the CatBoost version
+            leaf_stats = None
+    if leaf_stats is None and structure is not None:
+        leaf_stats = np.concatenate([np.tile(w, K) for w in structure["weights"]]) \
+            if n_rounds else np.zeros(0)
+    if leaf_stats is not None and leaf_stats.shape != (leaf_offsets[-1],):
+        leaf_stats = None
+
+    breaking = _breaking_settings(model, params, loss, scale, info)
+
+    classes = None
+    if objective != "squared_error":
+        classes = getattr(model, "classes_", None)
+        classes = None if classes is None or len(classes) == 0 else np.asarray(classes)
+        if classes is None:
+            classes = np.arange(max(K, 2))
+    try:
+        n_features_in = int(model.n_features_in_)
+    except Exception:  # pragma: no cover - plain CatBoost objects may lack it
+        n_features_in = None
+
+    path_indptr = path_nodes = node_offsets = None
+    if structure is not None:
+        per_tree_paths, per_tree_internal = [], []
+        for paths, n_int in zip(structure["paths"], structure["n_internal"]):
+            per_tree_paths.extend([paths] * K)
+            per_tree_internal.extend([n_int] * K)
+        path_indptr, path_nodes, node_offsets = paths_to_csr(
+            per_tree_paths, per_tree_internal
+        )
+
+    router, raw_predictor, staged = _predictors(model, K, params)
+
+    from .._ensemble import TreeEnsemble
+
+    notes = {
+        "bias": "get_scale_and_bias(); leaf values multiplied by the scale "
+        f"({scale:g})",
+        "learning_rate": "get_all_params()['learning_rate'] (effective value)",
+        "l2": f"l2_leaf_reg={l2_leaf_reg:g} times the mean sample weight "
+        f"({weight_scale:g}), as CatBoost scales it",
+        "labels": "CatBoost holds labels and sample weights in float32: replay with "
+        "y and sample_weight rounded to float32 (astype(np.float32).astype(np.float64)) "
+        "for an exact RMSE match; with float64 labels the RMSE leaf gap grows with the "
+        "label magnitude and fails the 1e-5 check for labels around 1e4 or more "
+        "(e.g. 7e-5 at an offset of 1e4 with unit spread)",
+        "leaf_stats": "get_leaf_weights(): sum of the sample weights per leaf",
+        "paths": "from the JSON model; oblivious trees as full binary trees whose level "
+        "d splits on the tree's d-th split (heap numbering)"
+        if structure is not None else "unavailable (JSON export failed)",
+    }
+    if structure is not None and structure["mismatch"]:
+        notes["paths"] += (
+            "; the JSON leaf order disagreed with CatBoost's node arrays, which were used"
+        )
+    if K > 1:
+        notes["multiclass_factor"] = (
+            "1 (nominal): CatBoost's MultiClass step uses the full K x K hessian, which "
+            "no diagonal factor reproduces"
+        )
+    return TreeEnsemble(
+        library="catboost",
+        library_version=str(getattr(cb, "__version__", "unknown")),
+        model_name=name,
+        objective=objective,
+        tree_type="gbdt",
+        n_outputs=K,
+        leaf_offsets=leaf_offsets,
+        leaf_values=leaf_values,
+        learning_rates=np.full(n_rounds * K, eta),
+        bias=bias,
+        l2=l2,
+        router=router,
+        raw_predictor=raw_predictor,
+        multiclass_factor=1.0,
+        classes=classes,
+        n_features_in=n_features_in,
+        leaf_stats=leaf_stats,
+        leaf_stats_kind="weight" if leaf_stats is not None else None,
+        breaking_settings=tuple(breaking),
+        path_indptr=path_indptr,
+        path_nodes=path_nodes,
+        node_offsets=node_offsets,
+        staged_raw_predictor=staged,
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------- input
+def _as_catboost_input(X):
+    """Return ``X`` in a form CatBoost predicts on, without modifying it.
+
+    CatBoost 1.2.10 crashes on polars categorical columns with polars >= 2, so a polars
+    DataFrame is converted to pandas (categorical and string columns as object arrays
+    of strings, which CatBoost hashes exactly as the pandas categories).
+    """
+    if type(X).__module__.split(".")[0] != "polars":
+        return X
+    pl = import_optional("polars")
+    if isinstance(X, pl.Series):
+        X = X.to_frame()
+    cols = {}
+    for name in X.columns:
+        s = X.get_column(name)
+        dt = s.dtype
+        if dt == pl.Categorical or dt == pl.String or isinstance(dt, pl.Enum):
+            cols[name] = np.asarray(s.cast(pl.String).to_list(), dtype=object)
+        else:
+            cols[name] = s.to_numpy()
+    try:
+        pd = import_optional("pandas")
+    except ImportError:  # pragma: no cover - pandas missing
+        return np.column_stack(list(cols.values())) if cols else np.empty((len(X), 0))
+    return pd.DataFrame(cols)
+
+
+def _predictors(model, K, params):
+    """The routing, raw prediction and truncated raw prediction callables."""
+    threads = params.get("thread_count", -1)
+    threads = -1 if threads is None else int(threads)
+
+    def router(X):
+        leaves = np.asarray(
+            model.calc_leaf_indexes(_as_catboost_input(X), thread_count=threads),
+            dtype=np.int64,
+        )
+        leaves = leaves.reshape(leaves.shape[0], -1)
+        return np.repeat(leaves, K, axis=1).astype(np.int32) if K > 1 else leaves
+
+    def raw_predictor(X):
+        out = np.asarray(
+            model.predict(_as_catboost_input(X), prediction_type="RawFormulaVal",
+                          thread_count=threads),
+            dtype=np.float64,
+        )
+        return out.reshape(out.shape[0], -1)
+
+    def staged_raw_predictor(X, n_rounds):
+        out = np.asarray(
+            model.predict(_as_catboost_input(X), prediction_type="RawFormulaVal",
+                          ntree_end=int(n_rounds), thread_count=threads),
+            dtype=np.float64,
+        )
+        return out.reshape(out.shape[0], -1)
+
+    return router, raw_predictor, staged_raw_predictor
+
+
+# ----------------------------------------------------------------------- structure
+def _model_json(model):
+    """The model as CatBoost's JSON dump (written to a temporary directory), or None."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="skinfluence-catboost-") as tmp:
+            path = os.path.join(tmp, "model.json")
+            model.save_model(path, format="json")
+            with open(path, encoding="utf-8") as fh:
+                return json.load(fh)
+    except Exception:  # pragma: no cover - e.g. text features cannot be exported
+        return None
+
+
+def _oblivious_paths(depth):
+    """Ancestor paths of the ``2**depth`` leaves of an oblivious tree.
+
+    Leaf ``l`` has bit ``d`` set when it is on the right of split ``d``; level ``d``
+    of the equivalent binary tree splits on split ``d``. Internal nodes are numbered as a
+    heap (root 0, children of ``i`` at ``2i+1`` and ``2i+2``).
+    """
+    paths = []
+    for leaf in range(1 << depth):
+        path, node = [], 0
+        for d in range(depth):
+            path.append(node)
+            node = 2 * node + 1 + ((leaf >> d) & 1)
+        paths.append(path)
+    return paths, (1 << depth) - 1
+
+
+def _nonsymmetric_paths(tree):
+    """Ancestor paths, leaf values and weights of a JSON non-symmetric tree.
+
+    Internal nodes are numbered in preorder. Leaves are numbered as CatBoost numbers
+    them: in preorder of its node array, where a split node with exactly one leaf child
+    holds that leaf itself (so that leaf comes before the node's other subtree, also
+    when it is the right child); two leaf children are separate nodes, left first.
+    """
+    paths, values, weights = [], [], []
+    n_internal = 0
+
+    def add_leaf(node, path):
+        paths.append(path)
+        values.append(np.atleast_1d(np.asarray(node["value"], dtype=np.float64)))
+        weights.append(float(node.get("weight", np.nan)))
+
+    stack = [(tree, [])]
+    while stack:
+        node, path = stack.pop()
+        if "split" not in node:
+            add_leaf(node, path)
+            continue
+        me = n_internal
+        n_internal += 1
+        here = [*path, me]
+        left, right = node["left"], node["right"]
+        left_leaf, right_leaf = "split" not in left, "split" not in right
+        if left_leaf and not right_leaf:
+            add_leaf(left, here)
+            stack.append((right, here))
+        elif right_leaf and not left_leaf:
+            add_leaf(right, here)
+            stack.append((left, here))
+        else:  # both leaves or both splits: left first
+            stack.append((right, here))
+            stack.append((left, here))
+    return paths, n_internal, np.concatenate(values), np.asarray(weights)
+
+
+def _step_node_paths(model, b):
+    """Ancestor paths of CatBoost tree ``b`` from the (private) in-memory node arrays,
+    or None when they are not available. Used to cross-check the JSON reading."""
+    try:
+        steps = model._get_tree_step_nodes(b)
+        node_to_leaf = np.asarray(model._get_tree_node_to_leaf(b), dtype=np.int64)
+    except Exception:  # pragma: no cover - private API of CatBoost 1.2
+        return None
+    n_nodes = len(steps)
+    internal = [i for i in range(n_nodes) if tuple(steps[i]) != (0, 0)]
+    rank = {node: r for r, node in enumerate(internal)}
+    ancestors = {0: []}
+    leaf_paths = {}
+    for i in range(n_nodes):
+        if i not in ancestors:
+            return None
+        left, right = steps[i]
+        if (left, right) == (0, 0):
+            leaf_paths[int(node_to_leaf[i])] = ancestors[i]
+            continue
+        here = [*ancestors[i], rank[i]]
+        for step in (left, right):
+            if step == 0:
+                leaf_paths[int(node_to_leaf[i])] = here
+            else:
+                ancestors[i + step] = here
+    n_leaves = len(leaf_paths)
+    if sorted(leaf_paths) != list(range(n_leaves)):
+        return None
+    return [leaf_paths[l] for l in range(n_leaves)], len(internal)
+
+
+def _structure(info, counts, raw_values, K, model):
+    """Per-tree leaf paths and leaf weights from the JSON model, cross-checked against
+    ``get_leaf_values``; None when the layout does not match."""
+    starts = np.concatenate([[0], np.cumsum(counts * K)])
+    out = {"paths": [], "n_internal": [], "weights": [], "mismatch": False}
+    if "oblivious_trees" in info:
+        trees = info["oblivious_trees"]
+        if len(trees) != len(counts):
+            return None
+        for b, tree in enumerate(trees):
+            depth = len(tree.get("splits", []))
+            if (1 << depth) != counts[b]:
+                return None
+            paths, n_int = _oblivious_paths(depth)
+            vals = np.asarray(tree["leaf_values"], dtype=np.float64)
+            weights = np.asarray(tree.get("leaf_weights", np.full(counts[b], np.nan)),
+                                 dtype=np.float64)
+            if not _same_values(vals, raw_values[starts[b]:starts[b + 1]]):
+                return None
+            out["paths"].append(paths)
+            out["n_internal"].append(n_int)
+            out["weights"].append(weights)
+    elif "trees" in info:
+        trees = info["trees"]
+        if len(trees) != len(counts):
+            return None
+        for b, tree in enumerate(trees):
+            paths, n_int, vals, weights = _nonsymmetric_paths(tree)
+            if len(paths) != counts[b] or not _same_values(
+                vals, raw_values[starts[b]:starts[b + 1]]
+            ):
+                return None
+            check = _step_node_paths(model, b)
+            if check is not None and check != (paths, n_int):
+                out["mismatch"] = True
+                paths, n_int = check
+            out["paths"].append(paths)
+            out["n_internal"].append(n_int)
+            out["weights"].append(weights)
+    else:
+        return None
+    return out
+
+
+def _same_values(a, b):
+    """Whether JSON leaf values equal ``get_leaf_values`` (same layout and order)."""
+    return a.shape == b.shape and np.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def _ctr_features(info):
+    """Names of the categorical features used through CTR splits (JSON model)."""
+    if info is None:
+        return None
+    splits = []
+    for tree in info.get("oblivious_trees", []):
+        splits.extend(tree.get("splits", []))
+    stack = list(info.get("trees", []))
+    while stack:
+        node = stack.pop()
+        if "split" in node:
+            splits.append(node["split"])
+            stack.extend([node["left"], node["right"]])
+    if not any(s.get("split_type") == "OnlineCtr" for s in splits):
+        return []
+    feats = info.get("features_info", {})
+    names = {c.get("feature_index"): str(c.get("feature_id", c.get("flat_feature_index")))
+             for c in feats.get("categorical_features", [])}
+    used = set()
+    for ctr in feats.get("ctrs", []):
+        for el in ctr.get("elements", []):
+            if "cat_feature_index" in el:
+                used.add(names.get(el["cat_feature_index"], str(el["cat_feature_index"])))
+    return sorted(used) or ["(unnamed)"]
+
+
+def _breaking_settings(model, params, loss, scale, info):
+    """Human-readable settings of the model that break the single-Newton-step model."""
+    out = []
+    n_iter = int(params.get("leaf_estimation_iterations", 1) or 1)
+    if n_iter > 1:
+        out.append(
+            f"leaf_estimation_iterations={n_iter} (several leaf steps per tree; CatBoost "
+            "defaults to 10 for Logloss/CrossEntropy when iterations >= 200): train with "
+            "leaf_estimation_iterations=1"
+        )
+    method = params.get("leaf_estimation_method", "Newton")
+    if loss != "RMSE" and method != "Newton":
+        out.append(
+            f"leaf_estimation_method={method!r} (not a Newton step for {loss}): train "
+            "with leaf_estimation_method='Newton'"
+        )
+    shrink = float(params.get("model_shrink_rate", 0) or 0)
+    if shrink > 0:
+        out.append(
+            f"model_shrink_rate={shrink:g} (earlier trees and the bias are shrunk after "
+            "they were fitted): train with model_shrink_rate=0"
+        )
+    if params.get("langevin", False):
+        out.append("langevin=True (noise added to the leaf values): train without it")
+    if params.get("posterior_sampling", False):
+        out.append(
+            "posterior_sampling=True (Langevin noise and model shrinkage): train "
+            "without it"
+        )
+    if scale != 1.0:
+        out.append(
+            f"scale={scale:g} in get_scale_and_bias() (raw = scale * sum of leaves + "
+            "bias; the leaf values are no longer the Newton steps): reset it with "
+            "set_scale_and_bias(1, bias) only if it was set after training"
+        )
+    cw = params.get("class_weights")
+    if cw is not None and np.any(np.asarray(cw, dtype=np.float64) != 1.0):
+        out.append(
+            f"class weights {list(np.round(np.asarray(cw, dtype=float), 6))} (from "
+            f"class_weights, auto_class_weights={params.get('auto_class_weights')!r} or "
+            "scale_pos_weight): pass each row's class weight (times its sample weight) "
+            "as sample_weight to fit"
+        )
+    if loss == "MultiClass":
+        out.append(_MULTICLASS_BREAK)
+    ctr = _ctr_features(info)
+    if ctr is None and len(model.get_cat_feature_indices()):
+        out.append(
+            "categorical features whose encoding could not be read (the JSON export "
+            "failed): CTR-encoded features are fitted on other values than the final "
+            "routing"
+        )
+    elif ctr:
+        out.append(
+            f"categorical feature(s) {', '.join(ctr)} encoded by CTRs "
+            f"(one_hot_max_size={params.get('one_hot_max_size')} is below their number "
+            "of categories; the training-time CTR values differ from the final ones, so "
+            "the training rows' final routing differs from the routing the leaves were "
+            "fitted on): train with one_hot_max_size at least the number of categories"
+        )
+    try:
+        n_text = len(model.get_text_feature_indices())
+        n_emb = len(model.get_embedding_feature_indices())
+    except Exception:  # pragma: no cover
+        n_text = n_emb = 0
+    if n_text or n_emb:
+        out.append(
+            "text or embedding features (estimated on other data than the final "
+            "routing; unverified): train without them"
+        )
+    return out
