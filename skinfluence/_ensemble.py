@@ -110,6 +110,9 @@ class TreeEnsemble:
     staged_raw_predictor: object = None
     #: absolute and relative tolerance of the reconstruction check
     reconstruction_tol: tuple = (1e-6, 1e-6)
+    #: precision in which the library holds training labels and sample weights (CatBoost:
+    #: float32); the estimators round them before replaying the trajectory
+    label_dtype: object = None
     #: free-form notes of the adapter (e.g. how the bias was obtained)
     notes: dict = field(default_factory=dict)
 
@@ -422,18 +425,17 @@ class TreeEnsemble:
             return None
         n = len(leaves)
         kind = self.leaf_stats_kind
-        if kind == "count":
+        theirs = self.leaf_stats
+        if kind == "count":  # whole rows: any difference of half a row or more
             ours = _trees.leaf_counts(leaves, self.leaf_offsets, np.ones(n))
-            tol = 0.5
-        elif kind == "weight":
+            diff = np.abs(ours - theirs) >= 0.5
+        elif kind == "weight":  # sums of (float32) weights: relative tolerance
             w = np.ones(n) if sample_weight is None else sample_weight
             ours = _trees.leaf_counts(leaves, self.leaf_offsets, np.ascontiguousarray(w))
-            tol = 1e-4
-        else:  # hessian: needs the replay; compared relatively
+            diff = np.abs(ours - theirs) > 1e-4 * np.maximum(1.0, np.abs(theirs))
+        else:  # hessian sums are checked by the leaf-model check itself
             return None
-        theirs = self.leaf_stats
         keep = np.repeat(~self.constant_tree, self.n_leaves)
-        diff = np.abs(ours - theirs) > tol * np.maximum(1.0, np.abs(theirs))
         diff &= keep
         if not diff.any():
             return None

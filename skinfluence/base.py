@@ -270,6 +270,10 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 "pass the exact training data of the model (same rows, same order)"
             )
         y_enc = self._encode_y(y)
+        if ens.label_dtype is not None:  # replay in the library's own label precision
+            y_enc = y_enc.astype(ens.label_dtype).astype(np.float64)
+            if sample_weight is not None:
+                sample_weight = sample_weight.astype(ens.label_dtype).astype(np.float64)
         self.n_train_ = n
         self._train_labels = self._row_labels(X)
         self._fit_influence(X, leaves, y_enc, sample_weight)

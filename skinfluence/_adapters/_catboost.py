@@ -231,6 +231,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         path_nodes=path_nodes,
         node_offsets=node_offsets,
         staged_raw_predictor=staged,
+        label_dtype=np.float32,
         notes=notes,
     )
 

@@ -1,0 +1,644 @@
+"""scikit-learn adapter: GradientBoosting, HistGradientBoosting, RandomForest, ExtraTrees.
+
+* ``GradientBoostingClassifier`` / ``GradientBoostingRegressor`` (METHODS.md §11.4):
+  routing by ``apply``, leaf values ``tree_.value * learning_rate``, bias from ``init_``
+  through the loss link, lambda = 0, multiclass factor c = K / (K - 1).
+* ``HistGradientBoostingClassifier`` / ``HistGradientBoostingRegressor`` (§11.5): no
+  public ``apply``; the private predictor node arrays are flattened and traversed by a
+  numba kernel (:func:`skinfluence._kernels._hgb.hgb_apply`) after the model's own input
+  preprocessing; leaf values are stored shrunk, bias ``_baseline_prediction``,
+  lambda = ``l2_regularization``, c = 1.
+* ``RandomForest*`` / ``ExtraTrees*`` (§11.6): tree type ``"rf"``, routing by
+  ``apply``, leaf values the node mean (regression) or class fractions (one tree per
+  class and forest tree for multiclass, sharing the routing).
+
+The router and raw predictors are small picklable callables holding the model (never a
+copy of the training data). Neither the model nor the caller's X is modified.
+"""
+
+import numpy as np
+import sklearn
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from .._ensemble import TreeEnsemble
+from .._kernels._hgb import hgb_apply
+from ._base import UnsupportedModelError, leaf_map, paths_to_csr, remap_leaves
+
+__all__ = ["to_ensemble", "SUPPORTED_SKLEARN"]
+
+SUPPORTED_SKLEARN = (
+    "GradientBoostingClassifier, GradientBoostingRegressor (losses squared_error, "
+    "log_loss), HistGradientBoostingClassifier, HistGradientBoostingRegressor (losses "
+    "squared_error, log_loss), RandomForestClassifier, RandomForestRegressor, "
+    "ExtraTreesClassifier, ExtraTreesRegressor (single output)"
+)
+
+#: loss aliases of older scikit-learn versions
+_GB_LOSS_ALIASES = {"ls": "squared_error", "deviance": "log_loss"}
+_HGB_LOSS_ALIASES = {
+    "least_squares": "squared_error",
+    "binary_crossentropy": "log_loss",
+    "categorical_crossentropy": "log_loss",
+    "auto": "log_loss",
+}
+#: node fields of the HistGradientBoosting predictors that the adapter reads
+_HGB_NODE_FIELDS = ("value", "count", "feature_idx", "num_threshold",
+                    "missing_go_to_left", "left", "right", "is_leaf", "is_categorical",
+                    "bitset_idx")
+
+
+# --------------------------------------------------------------------------- entry
+def to_ensemble(model, X=None, y=None, sample_weight=None):
+    """Build the :class:`~skinfluence.TreeEnsemble` of a fitted scikit-learn ensemble.
+
+    Parameters
+    ----------
+    model : fitted scikit-learn estimator
+        ``GradientBoostingClassifier``, ``GradientBoostingRegressor``,
+        ``HistGradientBoostingClassifier``, ``HistGradientBoostingRegressor``,
+        ``RandomForestClassifier``, ``RandomForestRegressor``,
+        ``ExtraTreesClassifier`` or ``ExtraTreesRegressor``.
+    X : array-like of shape (n_samples, n_features), optional
+        Training inputs. Only used to verify that a custom ``init`` estimator of a
+        ``GradientBoosting*`` model predicts a constant initial score.
+    y, sample_weight : ignored
+        Accepted for a uniform adapter signature; scikit-learn stores everything the
+        ensemble needs.
+
+    Returns
+    -------
+    ensemble : TreeEnsemble
+
+    Raises
+    ------
+    UnsupportedModelError
+        For another model class, a multi-output model, or an unsupported loss.
+    sklearn.exceptions.NotFittedError
+        For an unfitted model.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from sklearn.ensemble import GradientBoostingRegressor
+    >>> from skinfluence._adapters._sklearn import to_ensemble
+    >>> X, y = make_regression(n_samples=100, n_features=4, random_state=0)
+    >>> model = GradientBoostingRegressor(n_estimators=5).fit(X, y)
+    >>> ens = to_ensemble(model)
+    >>> ens.n_trees, ens.leaf_ids(X).shape
+    (5, (100, 5))
+    >>> leaves = ens.check_reconstruction(X)
+    >>> float(ens.check_leaf_model(leaves, y))
+    0.0
+    """
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        GradientBoostingClassifier,
+        GradientBoostingRegressor,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    if isinstance(model, (GradientBoostingClassifier, GradientBoostingRegressor)):
+        builder = _from_gradient_boosting
+    elif isinstance(model, (HistGradientBoostingClassifier,
+                            HistGradientBoostingRegressor)):
+        builder = _from_hist_gradient_boosting
+    elif isinstance(model, (RandomForestClassifier, RandomForestRegressor,
+                            ExtraTreesClassifier, ExtraTreesRegressor)):
+        builder = _from_forest
+    else:
+        raise UnsupportedModelError(
+            f"scikit-learn models of type {type(model).__name__} are not supported. "
+            f"Supported scikit-learn models: {SUPPORTED_SKLEARN}."
+        )
+    _check_fitted(model)
+    return builder(model, X)
+
+
+def _check_fitted(model):
+    try:
+        check_is_fitted(model)
+    except NotFittedError as exc:
+        raise NotFittedError(
+            f"the {type(model).__name__} is not fitted: fit it first, or pass it "
+            "unfitted to an influence estimator so that its fit trains it"
+        ) from exc
+
+
+# ---------------------------------------------------------------- picklable callables
+class _ApplyRouter:
+    """Leaf ids from the model's ``apply``: node ids -> local leaf ids per tree.
+
+    ``repeat`` > 1 repeats every forest tree for the per-class trees of a multiclass
+    random forest (round-major, class-inner). ``validate`` first validates X against
+    the ensemble (feature names, float32), as GradientBoosting's ``predict`` does.
+    """
+
+    def __init__(self, model, maps, repeat=1, validate=False):
+        self.model = model
+        self.maps = maps
+        self.repeat = repeat
+        self.validate = validate
+
+    def __call__(self, X):
+        if self.validate:
+            # GradientBoosting.apply validates X only in its first tree, which was fit
+            # without feature names; validate against the ensemble as predict does
+            from sklearn.utils.validation import validate_data
+
+            X = validate_data(self.model, X, dtype=np.float32, order="C",
+                              accept_sparse="csr", reset=False)
+        nodes = np.asarray(self.model.apply(X))
+        nodes = nodes.reshape(nodes.shape[0], -1).astype(np.int64)
+        leaves = remap_leaves(nodes, self.maps)
+        if self.repeat > 1:
+            leaves = np.repeat(leaves, self.repeat, axis=1)
+        return leaves
+
+
+class _HGBRouter:
+    """Leaf ids of a HistGradientBoosting model from its flattened predictor nodes."""
+
+    def __init__(self, model, arrays):
+        self.model = model
+        self.arrays = arrays
+
+    def __call__(self, X):
+        Xp = self.model._preprocess_X(X, reset=False)
+        Xp = np.ascontiguousarray(Xp, dtype=np.float64)
+        a = self.arrays
+        if Xp.ndim != 2 or Xp.shape[1] != a["n_features"]:
+            raise ValueError(
+                f"the preprocessed input has shape {Xp.shape}, the model expects "
+                f"{a['n_features']} columns"
+            )
+        return hgb_apply(Xp, a["tree_offsets"], a["left"], a["right"], a["feature"],
+                         a["threshold"], a["missing_left"], a["is_leaf"], a["is_cat"],
+                         a["bitset_row"], a["leaf_index"], a["left_bitsets"],
+                         a["known_bitsets"], a["cat_map"])
+
+
+class _MethodPredictor:
+    """``getattr(model, method)(X)`` as float64 ``(n, k)``, optionally column-sliced."""
+
+    def __init__(self, model, method, start_column=0):
+        self.model = model
+        self.method = method
+        self.start_column = start_column
+
+    def __call__(self, X):
+        out = np.asarray(getattr(self.model, self.method)(X), dtype=np.float64)
+        out = out.reshape(out.shape[0], -1)
+        return out[:, self.start_column:]
+
+
+class _StagedPredictor:
+    """Raw prediction truncated to the first ``n_rounds`` rounds, from a staged method."""
+
+    def __init__(self, model, method, bias):
+        self.model = model
+        self.method = method
+        self.bias = bias
+
+    def __call__(self, X, n_rounds):
+        if n_rounds <= 0:
+            n = len(X) if not hasattr(X, "shape") else X.shape[0]
+            return np.tile(self.bias, (n, 1))
+        out = None
+        for b, stage in enumerate(getattr(self.model, self.method)(X), start=1):
+            out = stage
+            if b >= n_rounds:
+                break
+        out = np.asarray(out, dtype=np.float64)
+        return out.reshape(out.shape[0], -1)
+
+
+# ----------------------------------------------------------------- tree structures
+def _tree_paths(left, right, is_leaf):
+    """Leaves and leaf ancestor paths of one tree given as node arrays (root = 0).
+
+    Returns ``(leaf_nodes, paths, n_internal)``: the node ids of the leaves in
+    increasing order (their local index is their position), for each local leaf the
+    list of local internal-node indices above it (root first; internal nodes numbered
+    in increasing node id), and the number of internal nodes.
+    """
+    is_leaf = np.asarray(is_leaf, dtype=bool)
+    leaf_nodes = np.flatnonzero(is_leaf)
+    internal = np.flatnonzero(~is_leaf)
+    local = np.full(len(is_leaf), -1, dtype=np.int64)
+    local[leaf_nodes] = np.arange(len(leaf_nodes))
+    local[internal] = np.arange(len(internal))
+    left = np.asarray(left).tolist()
+    right = np.asarray(right).tolist()
+    leafl = is_leaf.tolist()
+    locl = local.tolist()
+    paths = [None] * len(leaf_nodes)
+    stack = [(0, [])]
+    while stack:
+        node, path = stack.pop()
+        if leafl[node]:
+            paths[locl[node]] = path
+        else:
+            down = [*path, locl[node]]
+            stack.append((right[node], down))
+            stack.append((left[node], down))
+    if any(p is None for p in paths):
+        raise RuntimeError("a leaf of the tree cannot be reached from its root")
+    return leaf_nodes, paths, len(internal)
+
+
+def _sklearn_tree_paths(tree):
+    left = tree.children_left
+    return _tree_paths(left, tree.children_right, left < 0)
+
+
+def _offsets(counts):
+    off = np.zeros(len(counts) + 1, dtype=np.int64)
+    off[1:] = np.cumsum(counts)
+    return off
+
+
+def _classes_of(model):
+    return np.asarray(model.classes_) if hasattr(model, "classes_") else None
+
+
+# ------------------------------------------------------------ GradientBoosting
+def _from_gradient_boosting(model, X):
+    from sklearn.base import is_classifier
+
+    classifier = is_classifier(model)
+    loss = _GB_LOSS_ALIASES.get(model.loss, model.loss)
+    if not isinstance(loss, str) or loss not in ("squared_error", "log_loss"):
+        raise UnsupportedModelError(
+            f"{type(model).__name__} with loss={model.loss!r} is not supported: its "
+            "leaf values are not single Newton steps of a supported objective. "
+            "Supported losses: 'squared_error' (regression) and 'log_loss' "
+            "(classification); refit with one of them."
+        )
+    estimators = np.asarray(model.estimators_, dtype=object)
+    n_rounds, K = estimators.shape
+    if classifier:
+        n_classes = len(model.classes_)
+        objective = "binary" if n_classes == 2 else "multiclass"
+    else:
+        objective = "squared_error"
+    lr = float(model.learning_rate)
+
+    maps, values, stats, paths, n_internal = [], [], [], [], []
+    for b in range(n_rounds):
+        for k in range(K):
+            tree = estimators[b, k].tree_
+            leaf_nodes, tpaths, ni = _sklearn_tree_paths(tree)
+            maps.append(leaf_map(leaf_nodes, size=tree.node_count))
+            values.append(tree.value[leaf_nodes, 0, 0] * lr)
+            stats.append(tree.n_node_samples[leaf_nodes].astype(np.float64))
+            paths.append(tpaths)
+            n_internal.append(ni)
+    n_leaves = [len(v) for v in values]
+    path_indptr, path_nodes, node_offsets = paths_to_csr(paths, n_internal)
+
+    bias, bias_note = _gb_bias(model, X, K)
+
+    breaking = []
+    if float(model.subsample) < 1.0:
+        breaking.append(
+            f"subsample={model.subsample} (row subsampling): each tree was grown and "
+            "its leaf values computed on a random subset of the rows; refit with "
+            "subsample=1.0"
+        )
+    if model.n_iter_no_change is not None:
+        breaking.append(
+            f"n_iter_no_change={model.n_iter_no_change} with validation_fraction="
+            f"{model.validation_fraction} (early stopping): the initial score and the "
+            "trees were fit on a training split without the validation rows; refit "
+            "with n_iter_no_change=None (and n_estimators set to the "
+            f"{n_rounds} rounds it kept)"
+        )
+
+    T = n_rounds * K
+    method = "decision_function" if classifier else "predict"
+    staged = "staged_decision_function" if classifier else "staged_predict"
+    return TreeEnsemble(
+        library="sklearn",
+        library_version=sklearn.__version__,
+        model_name=type(model).__name__,
+        objective=objective,
+        tree_type="gbdt",
+        n_outputs=K,
+        leaf_offsets=_offsets(n_leaves),
+        leaf_values=np.concatenate(values) if values else np.zeros(0),
+        learning_rates=np.full(T, lr),
+        bias=bias,
+        l2=0.0,
+        router=_ApplyRouter(model, maps, validate=True),
+        raw_predictor=_MethodPredictor(model, method),
+        multiclass_factor=K / (K - 1.0) if objective == "multiclass" else 1.0,
+        classes=_classes_of(model),
+        n_features_in=int(model.n_features_in_),
+        leaf_stats=np.concatenate(stats) if stats else np.zeros(0),
+        leaf_stats_kind="count",
+        breaking_settings=tuple(breaking),
+        path_indptr=path_indptr,
+        path_nodes=path_nodes,
+        node_offsets=node_offsets,
+        staged_raw_predictor=_StagedPredictor(model, staged, bias),
+        notes={"bias": bias_note, "loss": loss},
+    )
+
+
+def _gb_bias(model, X, K):
+    """Initial raw score of a GradientBoosting model, as sklearn computes it."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.utils.validation import validate_data
+
+    init = model.init_
+    if isinstance(init, str):
+        if init == "zero":
+            return np.zeros(K), "init='zero': initial raw score 0"
+        raise UnsupportedModelError(f"unknown init {init!r} of {type(model).__name__}")
+    if not hasattr(model, "_raw_predict_init"):  # pragma: no cover - future sklearn
+        raise UnsupportedModelError(
+            f"this scikit-learn version ({sklearn.__version__}) has no "
+            f"{type(model).__name__}._raw_predict_init; skinfluence cannot read the "
+            "initial score of the model"
+        )
+    constant = (isinstance(init, (DummyClassifier, DummyRegressor))
+                and getattr(init, "strategy", None) != "stratified")
+    if constant or X is None:
+        Xb = np.zeros((1, int(model.n_features_in_)), dtype=np.float32)
+    else:
+        Xb = validate_data(model, X, dtype=np.float32, order="C", reset=False)
+    raw = np.asarray(model._raw_predict_init(Xb), dtype=np.float64).reshape(len(Xb), -1)
+    if raw.shape[1] != K:
+        raise UnsupportedModelError(
+            f"the init estimator of {type(model).__name__} predicts {raw.shape[1]} "
+            f"column(s), expected {K}"
+        )
+    bias = raw[0].copy()
+    name = type(init).__name__
+    if constant:
+        note = f"init_ {name}(strategy={init.strategy!r}) through the loss link"
+    elif X is None:
+        note = (f"custom init {name} evaluated on a zero row; its constancy was not "
+                "verified (pass X)")
+    else:
+        spread = np.ptp(raw, axis=0).max() if len(raw) else 0.0
+        if spread > 1e-12 * max(1.0, float(np.abs(raw).max())):
+            raise UnsupportedModelError(
+                f"{type(model).__name__} has a non-constant init estimator {name} "
+                f"(its initial raw score varies by {spread:.3g} over the training "
+                "rows): skinfluence needs a constant initial score. Refit with "
+                "init=None (the default), a DummyClassifier/DummyRegressor or "
+                "init='zero'"
+            )
+        note = f"custom init {name}, constant over the {len(raw)} rows given"
+    return bias, note
+
+
+# -------------------------------------------------------- HistGradientBoosting
+def _hgb_guard(model):
+    missing = [a for a in ("_predictors", "_preprocess_X", "_bin_mapper",
+                           "_baseline_prediction", "n_trees_per_iteration_")
+               if not hasattr(model, a)]
+    if not missing and model._predictors and model._predictors[0]:
+        p = model._predictors[0][0]
+        for a in ("nodes", "raw_left_cat_bitsets"):
+            if not hasattr(p, a):
+                missing.append(f"TreePredictor.{a}")
+        if hasattr(p, "nodes"):
+            names = p.nodes.dtype.names or ()
+            missing += [f"nodes[{f!r}]" for f in _HGB_NODE_FIELDS if f not in names]
+        if not hasattr(model._bin_mapper, "make_known_categories_bitsets"):
+            missing.append("_bin_mapper.make_known_categories_bitsets")
+    if missing:
+        raise UnsupportedModelError(
+            f"this scikit-learn version ({sklearn.__version__}) stores "
+            f"{type(model).__name__} differently from what skinfluence reads (missing "
+            f"private attributes: {', '.join(missing)}); HistGradientBoosting has no "
+            "public apply, so skinfluence reads its predictor nodes. Please report "
+            "this version to skinfluence, or use GradientBoosting*, LightGBM or XGBoost"
+        )
+
+
+def _from_hist_gradient_boosting(model, X):
+    from sklearn.base import is_classifier
+
+    _hgb_guard(model)
+    classifier = is_classifier(model)
+    loss = model.loss if isinstance(model.loss, str) else type(model.loss).__name__
+    loss = _HGB_LOSS_ALIASES.get(loss, loss)
+    if (classifier and loss != "log_loss") or (not classifier and loss != "squared_error"):
+        raise UnsupportedModelError(
+            f"{type(model).__name__} with loss={loss!r} is not supported: only "
+            "'squared_error' (regression) and 'log_loss' (classification) grow leaves "
+            "as single Newton steps (absolute_error and quantile recompute leaf "
+            "values, poisson and gamma use a log link that skinfluence does not "
+            "model); refit with a supported loss"
+        )
+    K = int(model.n_trees_per_iteration_)
+    if classifier:
+        objective = "binary" if len(model.classes_) == 2 else "multiclass"
+    else:
+        objective = "squared_error"
+
+    (tree_offsets, left, right, feature, threshold, missing_left, is_leaf, is_cat,
+     bitset_row, leaf_index, bitsets, values, counts, paths, n_internal,
+     n_leaves) = ([0], [], [], [], [], [], [], [], [], [], [], [], [], [], [], [])
+    n_nodes = n_splits = 0
+    for predictors in model._predictors:
+        if len(predictors) != K:  # pragma: no cover - defensive
+            raise RuntimeError("a boosting round does not hold one tree per column")
+        for pred in predictors:
+            nodes = pred.nodes
+            leafy = nodes["is_leaf"].astype(bool)
+            leaf_nodes, tpaths, ni = _tree_paths(nodes["left"].astype(np.int64),
+                                                 nodes["right"].astype(np.int64), leafy)
+            loc = np.full(len(nodes), -1, dtype=np.int32)
+            loc[leaf_nodes] = np.arange(len(leaf_nodes), dtype=np.int32)
+            left.append(nodes["left"].astype(np.int64) + n_nodes)
+            right.append(nodes["right"].astype(np.int64) + n_nodes)
+            feature.append(nodes["feature_idx"].astype(np.int64))
+            threshold.append(nodes["num_threshold"].astype(np.float64))
+            missing_left.append(nodes["missing_go_to_left"].astype(np.uint8))
+            is_leaf.append(leafy.astype(np.uint8))
+            is_cat.append(nodes["is_categorical"].astype(np.uint8))
+            bitset_row.append(nodes["bitset_idx"].astype(np.int64) + n_splits)
+            leaf_index.append(loc)
+            raw_bits = np.asarray(pred.raw_left_cat_bitsets, dtype=np.uint32)
+            raw_bits = raw_bits.reshape(-1, 8)
+            bitsets.append(raw_bits)
+            values.append(nodes["value"][leaf_nodes].astype(np.float64))
+            counts.append(nodes["count"][leaf_nodes].astype(np.float64))
+            paths.append(tpaths)
+            n_internal.append(ni)
+            n_leaves.append(len(leaf_nodes))
+            n_nodes += len(nodes)
+            n_splits += len(raw_bits)
+            tree_offsets.append(n_nodes)
+
+    known, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
+    n_features = int(np.asarray(model._bin_mapper.is_categorical_).size)
+
+    def cat(parts, dtype):
+        return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0),
+                                    dtype=dtype)
+
+    arrays = {
+        "n_features": n_features,
+        "tree_offsets": np.asarray(tree_offsets, dtype=np.int64),
+        "left": cat(left, np.int64),
+        "right": cat(right, np.int64),
+        "feature": cat(feature, np.int64),
+        "threshold": cat(threshold, np.float64),
+        "missing_left": cat(missing_left, np.uint8),
+        "is_leaf": cat(is_leaf, np.uint8),
+        "is_cat": cat(is_cat, np.uint8),
+        "bitset_row": cat(bitset_row, np.int64),
+        "leaf_index": cat(leaf_index, np.int32),
+        "left_bitsets": np.ascontiguousarray(
+            np.concatenate(bitsets) if bitsets else np.zeros((0, 8)), dtype=np.uint32
+        ).reshape(-1, 8),
+        "known_bitsets": np.ascontiguousarray(known, dtype=np.uint32).reshape(-1, 8),
+        "cat_map": np.ascontiguousarray(f_idx_map, dtype=np.int64),
+    }
+    path_indptr, path_nodes, node_offsets = paths_to_csr(paths, n_internal)
+
+    baseline = np.asarray(model._baseline_prediction, dtype=np.float64).ravel()
+    bias = np.full(K, baseline[0]) if baseline.size == 1 else baseline
+
+    breaking = _hgb_breaking_settings(model)
+    method = "decision_function" if classifier else "predict"
+    staged = "staged_decision_function" if classifier else "staged_predict"
+    T = len(n_leaves)
+    return TreeEnsemble(
+        library="sklearn",
+        library_version=sklearn.__version__,
+        model_name=type(model).__name__,
+        objective=objective,
+        tree_type="gbdt",
+        n_outputs=K,
+        leaf_offsets=_offsets(n_leaves),
+        leaf_values=cat(values, np.float64),
+        learning_rates=np.full(T, float(model.learning_rate)),
+        bias=bias,
+        l2=float(model.l2_regularization),
+        router=_HGBRouter(model, arrays),
+        raw_predictor=_MethodPredictor(model, method),
+        multiclass_factor=1.0,
+        classes=_classes_of(model),
+        n_features_in=int(model.n_features_in_),
+        leaf_stats=cat(counts, np.float64),
+        leaf_stats_kind="count",
+        breaking_settings=tuple(breaking),
+        path_indptr=path_indptr,
+        path_nodes=path_nodes,
+        node_offsets=node_offsets,
+        staged_raw_predictor=_StagedPredictor(model, staged, bias),
+        notes={"bias": "_baseline_prediction", "loss": loss,
+               "routing": "numba traversal of the predictor nodes after the model's "
+                          "own _preprocess_X"},
+    )
+
+
+def _hgb_breaking_settings(model):
+    out = []
+    if getattr(model, "do_early_stopping_", False) and model.validation_fraction is not None:
+        why = ("early_stopping='auto' turns it on for more than 10,000 rows"
+               if model.early_stopping == "auto" else f"early_stopping={model.early_stopping}")
+        out.append(
+            f"early stopping with validation_fraction={model.validation_fraction} "
+            f"({why}): the trees were grown on a training split without the "
+            "validation rows (unless validation data was passed to fit); refit with "
+            "early_stopping=False"
+        )
+    cw = getattr(model, "class_weight", None)
+    if cw is not None:
+        out.append(
+            f"class_weight={cw!r}: class weights multiply the gradients like row "
+            "weights; pass sklearn.utils.class_weight.compute_sample_weight("
+            "class_weight, y) (times any sample weights) as sample_weight"
+        )
+    cst = getattr(model, "monotonic_cst", None)
+    if cst is not None:
+        vals = cst.values() if isinstance(cst, dict) else np.ravel(np.asarray(cst))
+        if any(v != 0 for v in vals):
+            out.append(
+                f"monotonic_cst={cst!r} (leaf values clamped to keep monotonicity): "
+                "a binding constraint changes leaf values; refit without monotonic_cst"
+            )
+    return out
+
+
+# ------------------------------------------------------------------ forests
+def _from_forest(model, X):
+    from sklearn.base import is_classifier
+
+    if int(getattr(model, "n_outputs_", 1)) != 1:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} with {model.n_outputs_} outputs is not supported: "
+            "skinfluence handles single-output forests only"
+        )
+    classifier = is_classifier(model)
+    if classifier:
+        n_classes = len(model.classes_)
+        objective = "binary" if n_classes == 2 else "multiclass"
+        K = 1 if n_classes == 2 else n_classes
+    else:
+        objective, K = "squared_error", 1
+
+    maps, values, stats, paths, n_internal = [], [], [], [], []
+    for est in model.estimators_:
+        tree = est.tree_
+        leaf_nodes, tpaths, ni = _sklearn_tree_paths(tree)
+        maps.append(leaf_map(leaf_nodes, size=tree.node_count))
+        count = tree.n_node_samples[leaf_nodes].astype(np.float64)
+        if classifier:
+            frac = np.asarray(tree.value[leaf_nodes, 0, :], dtype=np.float64)
+            total = frac.sum(axis=1, keepdims=True)
+            frac = frac / np.where(total > 0, total, 1.0)
+            cols = [frac[:, 1]] if K == 1 else [frac[:, k] for k in range(K)]
+        else:
+            cols = [np.asarray(tree.value[leaf_nodes, 0, 0], dtype=np.float64)]
+        for col in cols:
+            values.append(col)
+            stats.append(count)
+            paths.append(tpaths)
+            n_internal.append(ni)
+    n_leaves = [len(v) for v in values]
+    path_indptr, path_nodes, node_offsets = paths_to_csr(paths, n_internal)
+    T = len(values)
+
+    bootstrap = bool(getattr(model, "bootstrap", False))
+    if classifier:
+        raw = _MethodPredictor(model, "predict_proba", start_column=1 if K == 1 else 0)
+    else:
+        raw = _MethodPredictor(model, "predict")
+    return TreeEnsemble(
+        library="sklearn",
+        library_version=sklearn.__version__,
+        model_name=type(model).__name__,
+        objective=objective,
+        tree_type="rf",
+        n_outputs=K,
+        leaf_offsets=_offsets(n_leaves),
+        leaf_values=np.concatenate(values) if values else np.zeros(0),
+        learning_rates=np.ones(T),
+        bias=np.zeros(K),
+        l2=0.0,
+        router=_ApplyRouter(model, maps, repeat=K),
+        raw_predictor=raw,
+        classes=_classes_of(model),
+        n_features_in=int(model.n_features_in_),
+        # with bootstrap, n_node_samples counts the distinct in-bag rows only
+        leaf_stats=None if bootstrap else np.concatenate(stats),
+        leaf_stats_kind=None if bootstrap else "count",
+        path_indptr=path_indptr,
+        path_nodes=path_nodes,
+        node_offsets=node_offsets,
+        notes={"leaf_values": "class fractions (classifiers) or node means",
+               "bootstrap": bootstrap},
+    )
