@@ -1,0 +1,621 @@
+"""LightGBM adapter: ``LGBMClassifier``, ``LGBMRegressor`` or ``lightgbm.Booster`` ->
+:class:`~skinfluence._ensemble.TreeEnsemble`.
+
+Model facts recovered here (``spec/METHODS.md`` §11.1):
+
+* routing by ``Booster.predict(X, pred_leaf=True)``, the raw score by
+  ``raw_score=True``, both over the same ``num_iteration`` (the best iteration after
+  early stopping);
+* leaf values, per-tree ``shrinkage``, leaf counts and the tree structure from
+  ``Booster.dump_model()`` (full precision);
+* the initial score F_0, which LightGBM folds into the first tree of each column and does
+  not store exactly, recomputed from the training labels and sample weights and
+  subtracted from those trees;
+* effective parameters from the ``parameters:`` section of the model text (canonical
+  names), not from wrapper defaults.
+"""
+
+import math
+import re
+
+import numpy as np
+
+from .._ensemble import TreeEnsemble
+from ._base import UnsupportedModelError, import_optional, leaf_map, paths_to_csr, remap_leaves
+
+__all__ = ["to_ensemble"]
+
+#: LightGBM's kEpsilon (below it an initial score is treated as zero)
+_K_EPSILON = 1e-15
+
+SUPPORTED_OBJECTIVES = (
+    "regression (L2, aliases regression_l2, l2, mse, mean_squared_error)",
+    "binary (with sigmoid=1)",
+    "multiclass (softmax)",
+)
+
+#: aliases of the parameters read here, for boosters without a saved parameter section
+_ALIASES = {
+    "boosting": ("boosting_type", "boost"),
+    "learning_rate": ("shrinkage_rate", "eta"),
+    "lambda_l1": ("reg_alpha", "l1_regularization"),
+    "lambda_l2": ("reg_lambda", "lambda", "l2_regularization"),
+    "max_delta_step": ("max_leaf_output", "max_tree_output"),
+    "bagging_fraction": ("subsample", "sub_row", "bagging"),
+    "bagging_freq": ("subsample_freq",),
+    "pos_bagging_fraction": ("pos_sub_row", "pos_subsample", "pos_bagging"),
+    "neg_bagging_fraction": ("neg_sub_row", "neg_subsample", "neg_bagging"),
+    "linear_tree": ("linear_trees",),
+    "monotone_constraints": ("mc", "monotone_constraint", "monotonic_cst"),
+    "is_unbalance": ("unbalance", "unbalanced_sets"),
+    "boost_from_average": (),
+    "max_cat_to_onehot": (),
+    "cat_l2": (),
+    "path_smooth": (),
+    "use_quantized_grad": (),
+    "data_sample_strategy": (),
+    "scale_pos_weight": (),
+    "sigmoid": (),
+}
+
+_DEFAULTS = {
+    "boosting": "gbdt",
+    "learning_rate": "0.1",
+    "lambda_l1": "0",
+    "lambda_l2": "0",
+    "max_delta_step": "0",
+    "bagging_fraction": "1",
+    "bagging_freq": "0",
+    "pos_bagging_fraction": "1",
+    "neg_bagging_fraction": "1",
+    "linear_tree": "0",
+    "monotone_constraints": "",
+    "is_unbalance": "0",
+    "boost_from_average": "1",
+    "max_cat_to_onehot": "4",
+    "cat_l2": "10",
+    "path_smooth": "0",
+    "use_quantized_grad": "0",
+    "data_sample_strategy": "bagging",
+    "scale_pos_weight": "1",
+    "sigmoid": "1",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+def _booster_of(model):
+    """Return ``(booster, wrapper_or_None)``, raising NotFittedError when unfitted."""
+    lgb = import_optional("lightgbm")
+    if isinstance(model, lgb.Booster):
+        return model, None
+    if isinstance(model, lgb.LGBMModel):
+        if isinstance(model, lgb.LGBMRanker):
+            raise UnsupportedModelError(
+                "LGBMRanker (learning to rank) is not supported; supported LightGBM "
+                "models: LGBMClassifier, LGBMRegressor, lightgbm.Booster"
+            )
+        fitted = getattr(model, "__sklearn_is_fitted__", lambda: False)()
+        if not fitted or getattr(model, "_Booster", None) is None:
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(
+                f"this {type(model).__name__} is not fitted yet: call fit on it first, "
+                "or pass it unfitted to an influence estimator so that fit trains it"
+            )
+        return model.booster_, model
+    raise UnsupportedModelError(
+        f"LightGBM model of type {type(model).__name__} is not supported; supported: "
+        "LGBMClassifier, LGBMRegressor, lightgbm.Booster"
+    )
+
+
+def _saved_params(booster):
+    """Effective parameters (canonical name -> string) as saved with the model."""
+    text = booster.model_to_string(num_iteration=1)
+    out = {}
+    start = text.find("\nparameters:\n")
+    if start >= 0:
+        stop = text.find("end of parameters", start)
+        for key, value in re.findall(r"^\[([^:\]]+): ?(.*)\]$",
+                                     text[start:stop], flags=re.MULTILINE):
+            out[key.strip()] = value.strip()
+    loaded = getattr(booster, "params", None) or {}
+    for name, aliases in _ALIASES.items():
+        if name in out:
+            continue
+        for key in (name, *aliases):
+            if key in loaded and loaded[key] is not None:
+                value = loaded[key]
+                if isinstance(value, bool):
+                    value = int(value)
+                if isinstance(value, (list, tuple)):
+                    value = ",".join(str(v) for v in value)
+                out[name] = str(value)
+                break
+        else:
+            out[name] = _DEFAULTS[name]
+    return out
+
+
+def _as_float(params, name):
+    """A saved parameter as a float (booleans as 0/1)."""
+    value = params.get(name, _DEFAULTS.get(name, "0"))
+    try:
+        return float(value)
+    except ValueError:
+        return float(value in ("true", "True"))
+
+
+def _as_bool(params, name):
+    """A saved parameter as a bool."""
+    value = str(params.get(name, _DEFAULTS.get(name, "0"))).strip().lower()
+    return value in ("1", "true", "1.0")
+
+
+def _to_lgb_input(X):
+    """Give LightGBM an input it accepts: polars is converted to pandas."""
+    module = type(X).__module__.split(".")[0]
+    if module == "polars":
+        try:
+            return X.to_pandas()
+        except (ImportError, ModuleNotFoundError):  # no pyarrow
+            return X.to_numpy()
+    if module in ("pandas", "numpy", "scipy"):
+        return X
+    return np.asarray(X)
+
+
+def _parse_objective(dump, params):
+    """Map the dump's objective string to (objective, n_outputs) or refuse."""
+    text = dump.get("objective", params.get("objective", "custom"))
+    parts = text.split()
+    name = parts[0] if parts else "custom"
+    options = dict(p.split(":", 1) for p in parts[1:] if ":" in p)
+    flags = {p for p in parts[1:] if ":" not in p}
+    K = int(dump.get("num_tree_per_iteration", 1))
+    if name == "regression":
+        return "squared_error", K, flags
+    if name == "binary":
+        sigmoid = float(options.get("sigmoid", 1))
+        if sigmoid != 1.0:
+            raise UnsupportedModelError(
+                f"LightGBM objective 'binary' with sigmoid={sigmoid:g} is not supported "
+                "(only sigmoid=1, the log-loss); refit with sigmoid=1. Supported "
+                "objectives: " + "; ".join(SUPPORTED_OBJECTIVES)
+            )
+        return "binary", K, flags
+    if name == "multiclass":
+        return "multiclass", K, flags
+    raise UnsupportedModelError(
+        f"LightGBM objective {name!r} is not supported (custom objectives, L1, huber, "
+        "fair, poisson, quantile, mape, gamma, tweedie, multiclassova, cross_entropy and "
+        "ranking objectives are refused). Supported objectives: "
+        + "; ".join(SUPPORTED_OBJECTIVES)
+    )
+
+
+def _walk_tree(root, n_leaves, many_vs_many):
+    """Leaves of one dumped tree.
+
+    Returns ``(ids, values, counts, cat_child, paths)`` in the order of the library
+    leaf ids: ``cat_child[l]`` tells whether leaf ``l`` is a child of a many-vs-many
+    categorical split; ``paths[l]`` lists its internal ancestors (split_index), root first.
+    """
+    ids, values, counts, cat_child, paths = [], [], [], [], []
+    if "split_index" not in root:  # one-leaf tree: a bare leaf, pred_leaf gives 0
+        return ([0], [float(root["leaf_value"])], [float(root.get("leaf_count", 0))],
+                [False], [[]])
+    stack = [(root, [], False)]
+    while stack:
+        node, path, cat = stack.pop()
+        if "split_index" in node:
+            here = [*path, int(node["split_index"])]
+            is_cat = node.get("decision_type") == "==" and many_vs_many(
+                int(node["split_feature"]))
+            stack.append((node["right_child"], here, is_cat))
+            stack.append((node["left_child"], here, is_cat))
+        else:
+            ids.append(int(node["leaf_index"]))
+            values.append(float(node["leaf_value"]))
+            counts.append(float(node.get("leaf_count", 0)))
+            cat_child.append(cat)
+            paths.append(path)
+    if len(ids) != n_leaves:
+        raise RuntimeError("the LightGBM dump lists a different number of leaves")
+    order = np.argsort(ids, kind="stable")
+    return tuple([a[i] for i in order] for a in (ids, values, counts, cat_child, paths))
+
+
+def _encode_labels(y, objective, classes, K):
+    """Class indices (classifiers) or float32-rounded targets (regression)."""
+    y = np.asarray(y).ravel()
+    if objective == "squared_error":
+        return y.astype(np.float32).astype(np.float64)
+    if classes is not None:
+        idx = np.searchsorted(classes, y) if np.all(np.isin(y, classes)) else None
+        if idx is not None and np.array_equal(np.asarray(classes)[idx], y):
+            return idx.astype(np.float64)
+        if np.issubdtype(y.dtype, np.number) and np.all(np.isin(y, np.arange(len(classes)))):
+            return y.astype(np.float64)
+        raise ValueError(
+            f"y contains labels that are not among the model's classes {list(classes)}"
+        )
+    if objective == "binary":
+        return (y.astype(np.float64) > 0).astype(np.float64)
+    return y.astype(np.float64)
+
+
+def _initial_score(objective, y_idx, sample_weight, K):
+    """F_0 as LightGBM computes it from the labels and sample weights (float32)."""
+    if sample_weight is None:
+        w = np.ones(len(y_idx))
+    else:
+        w = np.asarray(sample_weight, dtype=np.float32).astype(np.float64)
+    sw = w.sum()
+    if objective == "squared_error":
+        return np.array([np.dot(w, y_idx) / sw])
+    if objective == "binary":
+        p = np.dot(w, y_idx > 0) / sw
+        p = min(max(p, _K_EPSILON), 1.0 - _K_EPSILON)
+        return np.array([math.log(p / (1.0 - p))])
+    counts = np.bincount(y_idx.astype(np.intp), weights=w, minlength=K)[:K] / sw
+    return np.log(np.maximum(counts, _K_EPSILON))
+
+
+# --------------------------------------------------------------------------- adapter
+def to_ensemble(model, X=None, y=None, sample_weight=None):
+    """Build the :class:`~skinfluence._ensemble.TreeEnsemble` of a LightGBM model.
+
+    Parameters
+    ----------
+    model : LGBMClassifier, LGBMRegressor or lightgbm.Booster
+        A fitted model (not modified).
+    X : array-like of shape (n_samples, n_features), optional
+        The training inputs (numpy, pandas or polars). Used only to recover a
+        first-round learning rate that the model does not store (learning-rate
+        schedules).
+    y : array-like of shape (n_samples,), optional
+        The training labels. LightGBM does not store its initial score F_0 exactly;
+        with ``y`` it is recomputed as LightGBM computes it, without ``y`` it is read
+        from the first trees' root ``internal_value`` (6 significant digits, recorded in
+        ``notes``).
+    sample_weight : array-like of shape (n_samples,), optional
+        The training sample weights (they enter F_0).
+
+    Returns
+    -------
+    ensemble : TreeEnsemble
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        For an unfitted wrapper.
+    UnsupportedModelError
+        For an unsupported objective or boosting mode (``rf``, ``linear_tree``).
+    """
+    lgb = import_optional("lightgbm")
+    booster, wrapper = _booster_of(model)
+    params = _saved_params(booster)
+
+    boosting = params.get("boosting", "gbdt")
+    if boosting in ("rf", "random_forest"):
+        raise UnsupportedModelError(
+            "LightGBM boosting='rf' (random forest mode) is not supported: its trees are "
+            "averaged and grown on bagged rows. Use boosting='gbdt', or a scikit-learn "
+            "RandomForest for forest-based influence."
+        )
+    if _as_bool(params, "linear_tree"):
+        raise UnsupportedModelError(
+            "LightGBM linear_tree=True is not supported: its leaves are linear models, "
+            "not constants. Refit with linear_tree=False."
+        )
+
+    best = int(getattr(booster, "best_iteration", 0) or 0)
+    n_iter = best if best > 0 else int(booster.current_iteration())
+    dump = booster.dump_model(num_iteration=n_iter)
+    objective, K, obj_flags = _parse_objective(dump, params)
+    trees = dump["tree_info"]
+    n_trees = len(trees)
+    if n_trees != n_iter * K:
+        raise RuntimeError(
+            f"the LightGBM dump has {n_trees} trees, expected {n_iter} x {K}"
+        )
+
+    # ------------------------------------------------------------ tree structure
+    max_onehot = _as_float(params, "max_cat_to_onehot")
+    n_bins = [len((info or {}).get("values", []) or [])
+              for info in dump.get("feature_infos", {}).values()]
+
+    def many_vs_many(feature):
+        # LightGBM: one-vs-rest iff num_bin <= max_cat_to_onehot; the dump's category
+        # list includes the dummy NaN bin (-1), so its length is num_bin.
+        return feature < len(n_bins) and n_bins[feature] > max_onehot
+
+    lam = _as_float(params, "lambda_l2")
+    cat_l2 = _as_float(params, "cat_l2")
+    n_leaves = np.array([int(t["num_leaves"]) for t in trees], dtype=np.int64)
+    leaf_offsets = np.zeros(n_trees + 1, dtype=np.int64)
+    leaf_offsets[1:] = np.cumsum(n_leaves)
+    values = np.empty(int(leaf_offsets[-1]))
+    counts = np.empty(int(leaf_offsets[-1]))
+    l2 = np.full(int(leaf_offsets[-1]), lam)
+    shrinkage = np.array([float(t.get("shrinkage", 1.0)) for t in trees])
+    root_internal = np.full(n_trees, np.nan)
+    all_paths = []
+    maps = []
+    identity = True
+    n_cat_leaves = 0
+    for t, tree in enumerate(trees):
+        root = tree["tree_structure"]
+        ids, vals, cnts, cat, paths = _walk_tree(root, int(n_leaves[t]), many_vs_many)
+        o, e = leaf_offsets[t], leaf_offsets[t + 1]
+        values[o:e] = vals
+        counts[o:e] = cnts
+        cat = np.asarray(cat, dtype=bool)
+        l2[o:e][cat] += cat_l2
+        n_cat_leaves += int(cat.sum())
+        all_paths.append(paths)
+        if "internal_value" in root:
+            root_internal[t] = float(root["internal_value"])
+        if list(ids) != list(range(len(ids))):
+            identity = False
+        maps.append(leaf_map(ids, size=max(ids) + 1))
+    constant = n_leaves == 1
+    path_indptr, path_nodes, node_offsets = paths_to_csr(all_paths, n_leaves - 1)
+
+    # ------------------------------------------------------------ learning rates
+    lr = _as_float(params, "learning_rate")
+    notes = {"num_iteration": n_iter, "best_iteration": best}
+    breaking = []
+    later = shrinkage[K:][~constant[K:]]
+    schedule = later.size > 0 and not np.allclose(later, lr, rtol=1e-9, atol=0)
+    learning_rates = shrinkage.copy()
+    # one-leaf trees after the first round keep shrinkage 1 (no step is taken)
+    learning_rates[K:][constant[K:]] = lr
+
+    classes = None
+    if wrapper is not None and hasattr(wrapper, "classes_"):
+        classes = np.asarray(wrapper.classes_)
+    n_features_in = (int(wrapper.n_features_in_) if wrapper is not None
+                     else int(booster.num_feature()))
+
+    # ------------------------------------------------------------ bias F_0
+    bfa = _as_bool(params, "boost_from_average")
+    class_weighted = objective == "binary" and (
+        _as_bool(params, "is_unbalance") or _as_float(params, "scale_pos_weight") != 1.0
+    )
+    F0_data = None
+    y_idx = None
+    if y is not None:
+        y_idx = _encode_labels(y, objective, classes, K)
+        F0_data = _initial_score(objective, y_idx, sample_weight, K)
+    bias = np.zeros(K)
+    folded = np.zeros(K, dtype=bool)
+    sources = []
+    for k in range(min(K, n_trees)):
+        if constant[k]:
+            # a first tree that cannot split stores the initial score itself
+            bias[k] = values[leaf_offsets[k]]
+            folded[k] = True
+            sources.append("one-leaf first tree (exact)")
+            continue
+        if lr != 1.0 or schedule:
+            folded[k] = shrinkage[k] == 1.0 and lr != 1.0
+        else:
+            folded[k] = bfa and (F0_data is None or abs(F0_data[k]) > _K_EPSILON)
+        if not folded[k]:
+            sources.append("no initial score (first tree keeps its shrinkage)")
+            if bfa and F0_data is not None and abs(F0_data[k]) > 1e-10:
+                breaking.append(
+                    "boost_from_average=True but no initial score was folded into the "
+                    f"first tree of column {k}: the model was probably trained with an "
+                    "init_score, which the model does not store; refit without "
+                    "init_score"
+                )
+            continue
+        if F0_data is not None:
+            bias[k] = F0_data[k]
+            sources.append("recomputed from y and sample_weight")
+            gap = abs(F0_data[k] - root_internal[k])
+            if not (gap <= 1e-5 * max(1.0, abs(F0_data[k]))):
+                notes.setdefault("bias_cross_check", []).append(
+                    f"column {k}: F_0 from y {F0_data[k]:.8g}, root internal_value "
+                    f"{root_internal[k]:.8g}"
+                )
+                if not class_weighted:
+                    breaking.append(
+                        f"initial score of column {k}: recomputed from the y and "
+                        f"sample_weight given ({F0_data[k]:.7g}) but the model's first "
+                        f"tree shows {root_internal[k]:.7g}: pass the exact training "
+                        "labels and sample weights (class weights as per-row weights)"
+                    )
+        else:
+            bias[k] = root_internal[k]
+            sources.append(
+                "root internal_value of the first tree (6 significant digits; pass y "
+                "to recompute it exactly)"
+            )
+    notes["bias_source"] = sources
+    for k in range(min(K, n_trees)):
+        if folded[k]:
+            values[leaf_offsets[k]:leaf_offsets[k + 1]] -= bias[k]
+
+    # first-round learning rate: not stored when a bias was folded (shrinkage shows 1)
+    need = [k for k in range(min(K, n_trees)) if folded[k] and not constant[k]]
+    first_lr = lr
+    if need and schedule:
+        first_lr = _recover_first_rate(
+            booster, n_iter, X, y_idx, sample_weight, objective, K, bias, values,
+            leaf_offsets, l2, need, identity, maps,
+        )
+        if first_lr is None:
+            first_lr = float(later[0])
+            breaking.append(
+                "learning-rate schedule (e.g. reset_parameter): the first round's "
+                "learning rate is not stored in the model and could not be recovered; "
+                "pass the training X and y, or use a constant learning_rate"
+            )
+        notes["first_round_learning_rate"] = first_lr
+    for k in range(min(K, n_trees)):
+        if folded[k] or constant[k]:
+            learning_rates[k] = first_lr
+
+    # ------------------------------------------------------------ breaking settings
+    breaking = _breaking_settings(params, objective, obj_flags, wrapper, sample_weight,
+                                  values, learning_rates, n_leaves, constant) + breaking
+    if n_cat_leaves:
+        notes["cat_l2_leaves"] = n_cat_leaves
+
+    # ------------------------------------------------------------ callables
+    def router(X):
+        raw = booster.predict(_to_lgb_input(X), pred_leaf=True, num_iteration=n_iter)
+        raw = np.asarray(raw).reshape(len(raw), -1)
+        if identity:
+            return raw.astype(np.int32, copy=False)
+        return remap_leaves(raw, maps)
+
+    def raw_predictor(X):
+        out = booster.predict(_to_lgb_input(X), raw_score=True, num_iteration=n_iter)
+        out = np.asarray(out, dtype=np.float64)
+        return out.reshape(out.shape[0], -1)
+
+    def staged_raw_predictor(X, n_rounds):
+        out = booster.predict(_to_lgb_input(X), raw_score=True,
+                              num_iteration=int(n_rounds))
+        out = np.asarray(out, dtype=np.float64)
+        return out.reshape(out.shape[0], -1)
+
+    return TreeEnsemble(
+        library="lightgbm",
+        library_version=str(lgb.__version__),
+        model_name=type(model).__name__,
+        objective=objective,
+        tree_type="gbdt",
+        n_outputs=K,
+        leaf_offsets=leaf_offsets,
+        leaf_values=values,
+        learning_rates=learning_rates,
+        bias=bias,
+        l2=l2,
+        router=router,
+        raw_predictor=raw_predictor,
+        l1=_as_float(params, "lambda_l1"),
+        max_delta_step=_as_float(params, "max_delta_step"),
+        multiclass_factor=K / (K - 1.0) if objective == "multiclass" else 1.0,
+        constant_tree=constant,
+        classes=classes,
+        n_features_in=n_features_in,
+        leaf_stats=counts,
+        leaf_stats_kind="count",
+        breaking_settings=tuple(breaking),
+        path_indptr=path_indptr,
+        path_nodes=path_nodes,
+        node_offsets=node_offsets,
+        staged_raw_predictor=staged_raw_predictor,
+        reconstruction_tol=(1e-6, 1e-6),
+        notes=notes,
+    )
+
+
+def _recover_first_rate(booster, n_iter, X, y_idx, sample_weight, objective, K, bias,
+                        values, leaf_offsets, l2, columns, identity, maps):
+    """First-round learning rate as the common ratio stored / Newton step (§11.1)."""
+    if X is None or y_idx is None:
+        return None
+    raw = booster.predict(_to_lgb_input(X), pred_leaf=True, num_iteration=1)
+    raw = np.asarray(raw).reshape(len(raw), -1)
+    leaves = raw if identity else remap_leaves(raw, maps[:K])
+    F = np.tile(bias, (len(leaves), 1))
+    w = np.ones(len(leaves)) if sample_weight is None else np.asarray(
+        sample_weight, dtype=np.float64)
+    if objective == "squared_error":
+        g = F - y_idx[:, None]
+        h = np.ones_like(F)
+    elif objective == "binary":
+        p = 1.0 / (1.0 + np.exp(-F))
+        g, h = p - y_idx[:, None], p * (1 - p)
+    else:
+        p = np.exp(F - F.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        g = p - (y_idx[:, None] == np.arange(K))
+        h = K / (K - 1.0) * p * (1 - p)
+    ratios = []
+    for k in columns:
+        o, e = leaf_offsets[k], leaf_offsets[k + 1]
+        lv = leaves[:, k].astype(np.intp)
+        G = np.bincount(lv, weights=w * g[:, k], minlength=e - o)
+        H = np.bincount(lv, weights=w * h[:, k], minlength=e - o)
+        step = -G / (H + l2[o:e])
+        ok = np.abs(step) > 1e-12
+        ratios.extend(values[o:e][ok] / step[ok])
+    ratios = np.asarray(ratios)
+    if ratios.size == 0:
+        return None
+    mid = float(np.median(ratios))
+    if mid <= 0 or np.ptp(ratios) > 1e-4 * mid:
+        return None
+    return mid
+
+
+def _breaking_settings(params, objective, obj_flags, wrapper, sample_weight, values,
+                       learning_rates, n_leaves, constant):
+    """Human-readable list of the detected settings that break the leaf model."""
+    out = []
+    boosting = params.get("boosting", "gbdt")
+    if boosting == "dart":
+        out.append("boosting=dart (trees dropped and rescaled): refit with "
+                   "boosting='gbdt'")
+    if boosting == "goss" or params.get("data_sample_strategy") == "goss":
+        out.append("data_sample_strategy=goss (gradient-based one-side sampling "
+                   "reweights rows): refit with boosting='gbdt' and "
+                   "data_sample_strategy='bagging'")
+    freq = _as_float(params, "bagging_freq")
+    if freq > 0:
+        for name in ("bagging_fraction", "pos_bagging_fraction", "neg_bagging_fraction"):
+            frac = _as_float(params, name)
+            if frac < 1.0:
+                out.append(f"{name}={frac:g} with bagging_freq={freq:g} (row "
+                           f"subsampling): refit with {name}=1.0 or bagging_freq=0")
+    l1 = _as_float(params, "lambda_l1")
+    if l1 > 0:
+        out.append(f"lambda_l1={l1:g} (L1 soft-thresholding of the leaf values): refit "
+                   "with lambda_l1=0 (reg_alpha=0)")
+    mds = _as_float(params, "max_delta_step")
+    if mds > 0:
+        eta = np.repeat(learning_rates, n_leaves)
+        keep = ~np.repeat(constant, n_leaves) & (eta > 0)
+        unshrunk = np.abs(values[keep] / eta[keep])
+        n_bind = int(np.sum(unshrunk >= mds * (1 - 1e-9)))
+        if n_bind:  # a clamp that binds nowhere leaves every Newton step intact
+            out.append(f"max_delta_step={mds:g} (clamps the unshrunk leaf values; "
+                       f"binding on {n_bind} leaves): refit with max_delta_step=0")
+    ps = _as_float(params, "path_smooth")
+    if ps > 0:
+        out.append(f"path_smooth={ps:g} (leaf values smoothed towards their parents): "
+                   "refit with path_smooth=0")
+    mc = params.get("monotone_constraints", "") or ""
+    if any(float(v) != 0 for v in re.split(r"[,\s]+", mc.strip()) if v):
+        out.append(f"monotone_constraints=[{mc}] (leaf values clamped to keep "
+                   "monotonicity): refit without monotone constraints")
+    if _as_bool(params, "use_quantized_grad"):
+        out.append("use_quantized_grad=True (quantized gradients): refit with "
+                   "use_quantized_grad=False")
+    if objective == "binary":
+        if _as_bool(params, "is_unbalance"):
+            out.append("is_unbalance=True (class weights inside the objective, not "
+                       "given as sample weights): refit with is_unbalance=False and pass "
+                       "the class weights as sample_weight to the model and to fit")
+        spw = _as_float(params, "scale_pos_weight")
+        if spw != 1.0:
+            out.append(f"scale_pos_weight={spw:g} (class weight inside the objective): "
+                       "refit with scale_pos_weight=1 and pass the weights as "
+                       "sample_weight to the model and to fit")
+    if "sqrt" in obj_flags:
+        out.append("reg_sqrt=True (the model is fitted to sqrt(y)): refit with "
+                   "reg_sqrt=False")
+    cw = getattr(wrapper, "class_weight", None) if wrapper is not None else None
+    if cw is not None and sample_weight is None:
+        out.append(f"class_weight={cw!r} (per-row weights not given): pass "
+                   "sklearn.utils.class_weight.compute_sample_weight(class_weight, y) "
+                   "as sample_weight")
+    return out
