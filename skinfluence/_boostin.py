@@ -71,7 +71,7 @@ class BoostIn(BaseInfluence):
     training row sharing one of its leaves, ``sum_t n_leaf_t(e)`` <= N T; queries run in
     blocks of ``chunk_memory_mb``, in parallel over query rows (results do not depend
     on the number of threads). ``self_influence`` is O(N T); ``global_influence`` is
-    O(N T + |V| T) through per-leaf sums of the query gradients.
+    O(N T + n_query T) through per-leaf sums of the query gradients.
 
     Sign: positive = helpful (removing the row would raise the query's loss).
     Multiclass: one tree per class and round; each uses its class column's gradient.
