@@ -11,9 +11,12 @@ from ._ensemble import (
     TrainingDataMismatchError,
     TreeEnsemble,
 )
+from ._leaf_influence import LeafInfluence, LeafRefit
 
 __all__ = [
     "BoostIn",
+    "LeafInfluence",
+    "LeafRefit",
     "LeafModelError",
     "ReconstructionError",
     "TrainingDataMismatchError",
