@@ -12,11 +12,15 @@ from ._ensemble import (
     TreeEnsemble,
 )
 from ._leaf_influence import LeafInfluence, LeafRefit
+from ._retrain import LOO, DataShapley, SubSample
 
 __all__ = [
     "BoostIn",
     "LeafInfluence",
     "LeafRefit",
+    "LOO",
+    "SubSample",
+    "DataShapley",
     "LeafModelError",
     "ReconstructionError",
     "TrainingDataMismatchError",

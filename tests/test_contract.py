@@ -171,3 +171,14 @@ def test_progress_bar_runs(binary, capsys):
     exp = BoostIn(model, verbose=1, chunk_memory_mb=0.001).fit(X, y)
     np.testing.assert_allclose(exp.transform(X[:20], y[:20]),
                                BoostIn(model).fit(X, y).transform(X[:20], y[:20]))
+
+
+@pytest.mark.parametrize("lib", ["sklearn_gb", "sklearn_hgb", "lightgbm", "xgboost", "catboost"])
+def test_fitted_explainer_pickles(lib):
+    import pickle
+
+    X, y = make_data("binary", n=80, seed=4)
+    model = make_model(lib, "binary").fit(X, y)
+    exp = BoostIn(model).fit(X, y)
+    back = pickle.loads(pickle.dumps(exp))
+    np.testing.assert_array_equal(back.transform(X[:5], y[:5]), exp.transform(X[:5], y[:5]))

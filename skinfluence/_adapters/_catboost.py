@@ -268,32 +268,39 @@ def _predictors(model, K, params):
     """The routing, raw prediction and truncated raw prediction callables."""
     threads = params.get("thread_count", -1)
     threads = -1 if threads is None else int(threads)
+    calls = _ModelCalls(model, K, threads)
+    return calls.leaf_ids, calls.raw, calls.staged_raw
 
-    def router(X):
+
+class _ModelCalls:
+    """Picklable routing and prediction callables over one CatBoost model."""
+
+    def __init__(self, model, K, threads):
+        self.model = model
+        self.K = K
+        self.threads = threads
+
+    def leaf_ids(self, X):
         leaves = np.asarray(
-            model.calc_leaf_indexes(_as_catboost_input(X), thread_count=threads),
+            self.model.calc_leaf_indexes(_as_catboost_input(X), thread_count=self.threads),
             dtype=np.int64,
         )
         leaves = leaves.reshape(leaves.shape[0], -1)
-        return np.repeat(leaves, K, axis=1).astype(np.int32) if K > 1 else leaves
+        if self.K > 1:
+            return np.repeat(leaves, self.K, axis=1).astype(np.int32)
+        return leaves
 
-    def raw_predictor(X):
+    def raw(self, X):
+        return self.staged_raw(X, None)
+
+    def staged_raw(self, X, n_rounds):
+        extra = {} if n_rounds is None else {"ntree_end": int(n_rounds)}
         out = np.asarray(
-            model.predict(_as_catboost_input(X), prediction_type="RawFormulaVal",
-                          thread_count=threads),
+            self.model.predict(_as_catboost_input(X), prediction_type="RawFormulaVal",
+                               thread_count=self.threads, **extra),
             dtype=np.float64,
         )
         return out.reshape(out.shape[0], -1)
-
-    def staged_raw_predictor(X, n_rounds):
-        out = np.asarray(
-            model.predict(_as_catboost_input(X), prediction_type="RawFormulaVal",
-                          ntree_end=int(n_rounds), thread_count=threads),
-            dtype=np.float64,
-        )
-        return out.reshape(out.shape[0], -1)
-
-    return router, raw_predictor, staged_raw_predictor
 
 
 # ----------------------------------------------------------------------- structure

@@ -467,23 +467,9 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         notes["cat_l2_leaves"] = n_cat_leaves
 
     # ------------------------------------------------------------ callables
-    def router(X):
-        raw = booster.predict(_to_lgb_input(X), pred_leaf=True, num_iteration=n_iter)
-        raw = np.asarray(raw).reshape(len(raw), -1)
-        if identity:
-            return raw.astype(np.int32, copy=False)
-        return remap_leaves(raw, maps)
-
-    def raw_predictor(X):
-        out = booster.predict(_to_lgb_input(X), raw_score=True, num_iteration=n_iter)
-        out = np.asarray(out, dtype=np.float64)
-        return out.reshape(out.shape[0], -1)
-
-    def staged_raw_predictor(X, n_rounds):
-        out = booster.predict(_to_lgb_input(X), raw_score=True,
-                              num_iteration=int(n_rounds))
-        out = np.asarray(out, dtype=np.float64)
-        return out.reshape(out.shape[0], -1)
+    calls = _BoosterCalls(booster, n_iter, None if identity else maps)
+    router, raw_predictor = calls.leaf_ids, calls.raw
+    staged_raw_predictor = calls.staged_raw
 
     return TreeEnsemble(
         library="lightgbm",
@@ -619,3 +605,29 @@ def _breaking_settings(params, objective, obj_flags, wrapper, sample_weight, val
                    "sklearn.utils.class_weight.compute_sample_weight(class_weight, y) "
                    "as sample_weight")
     return out
+
+
+class _BoosterCalls:
+    """Picklable routing and prediction callables over one booster (the ensemble, and so
+    every fitted influence estimator, must pickle)."""
+
+    def __init__(self, booster, n_iter, maps):
+        self.booster = booster
+        self.n_iter = n_iter
+        self.maps = maps
+
+    def leaf_ids(self, X):
+        raw = self.booster.predict(_to_lgb_input(X), pred_leaf=True, num_iteration=self.n_iter)
+        raw = np.asarray(raw).reshape(len(raw), -1)
+        if self.maps is None:
+            return raw.astype(np.int32, copy=False)
+        return remap_leaves(raw, self.maps)
+
+    def raw(self, X):
+        return self.staged_raw(X, self.n_iter)
+
+    def staged_raw(self, X, n_rounds):
+        out = self.booster.predict(_to_lgb_input(X), raw_score=True,
+                                   num_iteration=int(n_rounds))
+        out = np.asarray(out, dtype=np.float64)
+        return out.reshape(out.shape[0], -1)
