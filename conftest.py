@@ -23,3 +23,14 @@ settings.load_profile(os.getenv("HYPOTHESIS_PROFILE", "ci" if os.getenv("CI") el
 def _doctest_printoptions(doctest_namespace):
     np.set_printoptions(legacy="1.25", precision=4, suppress=True)
     doctest_namespace["np"] = np
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread_per_library():
+    """Two pytest workers share two cores: keep OpenMP/BLAS pools (HistGradientBoosting,
+    LightGBM, XGBoost) at one thread so they do not spin against each other. numba's
+    thread count is set by the estimators themselves (``n_jobs``)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield

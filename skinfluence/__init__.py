@@ -4,6 +4,7 @@ prediction, as scikit-learn estimators."""
 __version__ = "0.1.0.dev0"
 
 from ._adapters import UnsupportedModelError, to_ensemble
+from ._baselines import LossInfluence, MinorityInfluence, RandomInfluence, TargetInfluence
 from ._boostin import BoostIn
 from ._ensemble import (
     LeafModelError,
@@ -13,6 +14,8 @@ from ._ensemble import (
 )
 from ._leaf_influence import LeafInfluence, LeafRefit
 from ._retrain import LOO, DataShapley, SubSample
+from ._similarity import InputSim, LeafSim, TreeSim
+from ._trex import TREX
 
 __all__ = [
     "BoostIn",
@@ -21,6 +24,14 @@ __all__ = [
     "LOO",
     "SubSample",
     "DataShapley",
+    "TREX",
+    "TreeSim",
+    "LeafSim",
+    "InputSim",
+    "RandomInfluence",
+    "TargetInfluence",
+    "MinorityInfluence",
+    "LossInfluence",
     "LeafModelError",
     "ReconstructionError",
     "TrainingDataMismatchError",

@@ -269,16 +269,30 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 f"{ens.describe()} was trained on {recorded} rows but fit received {n}; "
                 "pass the exact training data of the model (same rows, same order)"
             )
-        y_enc = self._encode_y(y)
-        if ens.label_dtype is not None:  # replay in the library's own label precision
-            y_enc = y_enc.astype(ens.label_dtype).astype(np.float64)
-            if sample_weight is not None:
-                sample_weight = sample_weight.astype(ens.label_dtype).astype(np.float64)
+        y_enc = self._round_labels(self._encode_y(y))
+        if ens.label_dtype is not None and sample_weight is not None:
+            # replay in the library's own precision of weights
+            sample_weight = sample_weight.astype(ens.label_dtype).astype(np.float64)
         self.n_train_ = n
         self._train_labels = self._row_labels(X)
         self._fit_influence(X, leaves, y_enc, sample_weight)
         self._n_features_out = n
         return self
+
+    def _round_labels(self, y_enc):
+        """Labels in the precision the library trained with (CatBoost: float32)."""
+        dt = self.ensemble_.label_dtype
+        return y_enc if dt is None else y_enc.astype(dt).astype(np.float64)
+
+    def _predicted_labels(self, leaves):
+        """The model's predicted class indices for routed rows."""
+        from ._losses import predict_from_raw
+
+        ens = self.ensemble_
+        raw = ens.raw_from_leaves(leaves)
+        if ens.tree_type == "rf" and ens.objective == "binary":
+            return (raw[:, 0] > 0.5).astype(np.float64)  # a forest's raw score is P(y=1)
+        return predict_from_raw(ens.objective, raw).astype(np.float64)
 
     def _check_leaf_model(self, leaves, y_enc, sample_weight, mode, atol, rtol):
         if mode not in ("raise", "warn"):
@@ -312,12 +326,9 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             if ens.objective == "squared_error":
                 y_enc, objective = None, "value"
             else:
-                from ._losses import predict_from_raw
-
-                y_enc = predict_from_raw(ens.objective, ens.raw_from_leaves(leaves))
-                y_enc, objective = y_enc.astype(np.float64), ens.objective
+                y_enc, objective = self._predicted_labels(leaves), ens.objective
         else:
-            y_enc, objective = self._encode_y(y), ens.objective
+            y_enc, objective = self._round_labels(self._encode_y(y)), ens.objective
         return self._query_arrays(X, leaves, y_enc, objective), m
 
     def _chunk_rows(self):

@@ -1,0 +1,195 @@
+"""Baselines: distributions, reproducibility, row independence, the loss baseline."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
+
+from skinfluence._baselines import (
+    LossInfluence,
+    MinorityInfluence,
+    RandomInfluence,
+    TargetInfluence,
+)
+from skinfluence._losses import loss
+
+from .models import make_data, make_model
+from .test_contract import EXPECTED_FAILURES
+
+_CACHE = {}
+BIG = np.finfo(np.float64).max
+RANDOM = (RandomInfluence, TargetInfluence, MinorityInfluence)
+
+
+@pytest.fixture(autouse=True)
+def _single_threaded_models():
+    with threadpool_limits(1):
+        yield
+
+
+def data(objective):
+    if objective not in _CACHE:
+        X, y = make_data(objective, n=150, seed=1, n_classes=4)
+        Xq, yq = make_data(objective, n=25, seed=2, n_classes=4)
+        _CACHE[objective] = (X, y, make_model("lightgbm", objective).fit(X, y), Xq, yq)
+    return _CACHE[objective]
+
+
+@pytest.mark.parametrize("objective", ["binary", "squared_error"])
+def test_random_is_standard_normal_and_reproducible(objective):
+    X, y, model, Xq, yq = data(objective)
+    exp = RandomInfluence(model, random_state=3).fit(X, y)
+    M = exp.transform(Xq, yq)
+    assert stats.kstest(M.ravel(), "norm").pvalue > 1e-3
+    np.testing.assert_array_equal(M, exp.transform(Xq, yq))
+    np.testing.assert_array_equal(M, RandomInfluence(model, random_state=3).fit(X, y)
+                                  .transform(Xq, yq))
+    assert not np.allclose(M, RandomInfluence(model, random_state=4).fit(X, y)
+                           .transform(Xq, yq))
+    assert stats.kstest(exp.self_influence(), "norm").pvalue > 1e-3
+    # draws are independent of each other (no correlation between rows or columns)
+    assert abs(np.corrcoef(M[:, :-1].ravel(), M[:, 1:].ravel())[0, 1]) < 0.1
+
+
+@pytest.mark.parametrize("objective", ["binary", "multiclass"])
+def test_target_classification(objective):
+    X, y, model, Xq, yq = data(objective)
+    M = TargetInfluence(model).fit(X, y).transform(Xq, yq)
+    same = y[None, :] == yq[:, None]
+    assert np.all((M[same] > 0) & (M[same] < 1)) and np.all((M[~same] > -1) & (M[~same] < 0))
+    assert stats.kstest(M[same], "uniform").pvalue > 1e-3
+
+
+def test_target_regression():
+    X, y, model, Xq, yq = data("squared_error")
+    exp = TargetInfluence(model, random_state=0).fit(X, y)
+    M = exp.transform(Xq, yq)
+    diff = np.abs(y[None, :] - yq[:, None])
+    noise = M - 1 / diff
+    # one normal draw per training row, scaled by the spread of the distances
+    z = noise / diff.std(axis=1, keepdims=True)
+    assert stats.kstest(z.ravel(), "norm").pvalue > 1e-3
+    Xt = np.vstack([X[:1], Xq])
+    assert TargetInfluence(model).fit(X, y).transform(Xt[:1], y[:1])[0, 0] == BIG
+    np.testing.assert_array_equal(exp.self_influence(), BIG)
+
+
+@pytest.mark.parametrize("objective", ["multiclass", "squared_error"])
+def test_minority(objective):
+    X, y, model, Xq, yq = data(objective)
+    exp = MinorityInfluence(model).fit(X, y)
+    M = exp.transform(Xq, yq)
+    if objective == "multiclass":
+        counts = np.bincount(y)
+        rank = np.argsort(np.argsort(counts, kind="stable"), kind="stable")
+        np.testing.assert_array_equal(exp.class_rank_, rank)
+        r = rank[y][None, :]
+        assert np.all((M > -r) & (M < 1 - r))
+    else:
+        dist = np.abs(y - np.median(y))
+        z = (M - dist[None, :]) / dist.std()
+        assert stats.kstest(z.ravel(), "norm").pvalue > 1e-3
+
+
+@pytest.mark.parametrize("cls", RANDOM)
+@pytest.mark.parametrize("objective", ["binary", "squared_error"])
+def test_self_global_topk_consistent(cls, objective):
+    X, y, model, Xq, yq = data(objective)
+    exp = cls(model).fit(X, y)
+    y_fit = exp._y_train if objective == "squared_error" else y
+    np.testing.assert_array_equal(np.diag(exp.transform(X, y_fit)), exp.self_influence())
+    M = exp.transform(Xq, yq)
+    np.testing.assert_allclose(exp.global_influence(Xq, yq), M.sum(0), rtol=1e-12)
+    idx, val = exp.top_k(Xq, yq, k=4)
+    for r in range(len(Xq)):
+        order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:4]
+        np.testing.assert_array_equal(idx[r], order)
+
+
+def test_loss_baseline():
+    X, y, model, Xq, yq = data("multiclass")
+    exp = LossInfluence(model).fit(X, y)
+    raw = exp.ensemble_.raw_from_leaves(exp.ensemble_.leaf_ids(X))
+    np.testing.assert_allclose(exp.self_influence(), loss("multiclass", y, raw))
+    p = model.predict_proba(X)[np.arange(len(y)), y]
+    np.testing.assert_allclose(exp.self_influence(), -np.log(np.clip(p, 1e-5, 1)),
+                               rtol=1e-6)
+    for call in (lambda: exp.transform(Xq, yq), lambda: exp.top_k(Xq, yq),
+                 lambda: exp.global_influence(Xq, yq)):
+        with pytest.raises(NotImplementedError, match="self_influence"):
+            call()
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    proba = forest.predict_proba(X)[np.arange(len(y)), y]
+    np.testing.assert_allclose(LossInfluence(forest).fit(X, y).self_influence(),
+                               -np.log(np.clip(proba, 1e-5, 1 - 1e-5)), rtol=1e-12)
+
+
+def test_forests_and_label_free_queries():
+    X, y, model, Xq, yq = data("binary")
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    exp = TargetInfluence(forest).fit(X, y)
+    # without labels, the forest's own predicted class is the target
+    np.testing.assert_array_equal(exp.transform(Xq), exp.transform(Xq, forest.predict(Xq)))
+
+
+def test_random_state_validation():
+    X, y, model, Xq, yq = data("binary")
+    with pytest.raises(ValueError, match="random_state"):
+        RandomInfluence(model, random_state=np.random.RandomState(0)).fit(X, y)
+    exp = RandomInfluence(model, random_state=None).fit(X, y)
+    np.testing.assert_array_equal(exp.transform(Xq), exp.transform(Xq))
+
+
+@given(seed=st.integers(0, 2**16), cls=st.sampled_from(RANDOM))
+def test_permuting_training_rows_permutes_columns(seed, cls):
+    X, y, model, Xq, yq = data("binary")
+    perm = np.random.default_rng(seed).permutation(len(X))
+    a = cls(FrozenEstimator(model)).fit(X[perm], y[perm]).transform(Xq, yq)
+    b = cls(model).fit(X, y).transform(Xq, yq)
+    np.testing.assert_array_equal(a, b[:, perm])
+
+
+@given(rows=st.lists(st.integers(0, 24), min_size=1, max_size=8),
+       cls=st.sampled_from(RANDOM), objective=st.sampled_from(["binary", "squared_error"]))
+def test_rows_are_independent(rows, cls, objective):
+    X, y, model, Xq, yq = data(objective)
+    exp = cls(model).fit(X, y)
+    rows = np.asarray(rows)
+    np.testing.assert_array_equal(exp.transform(Xq[rows], yq[rows]),
+                                  exp.transform(Xq, yq)[rows])
+
+
+_LOSS_XFAILS = dict.fromkeys(
+    ("check_transformer_general", "check_transformer_data_not_an_array",
+     "check_transformer_preserve_dtypes", "check_methods_subset_invariance",
+     "check_methods_sample_order_invariance", "check_fit_idempotent",
+     "check_estimators_dtypes", "check_dict_unchanged", "check_estimators_pickle",
+     "check_f_contiguous_array_estimator", "check_fit_score_takes_y",
+     "check_pipeline_consistency", "check_dtype_object"),
+    "LossInfluence has self-influence only: transform raises NotImplementedError",
+)
+_SAME_WITHOUT_LABELS = (RandomInfluence, MinorityInfluence)
+
+
+def _xfails(est):
+    if isinstance(est, LossInfluence):
+        return {**EXPECTED_FAILURES, **_LOSS_XFAILS}
+    if isinstance(est, _SAME_WITHOUT_LABELS):
+        # their values do not depend on the query label, so fit_transform(X, y) and
+        # fit(X, y).transform(X) agree: only the sample-weight check fails
+        name = "check_sample_weight_equivalence_on_dense_data"
+        return {name: EXPECTED_FAILURES[name]}
+    return EXPECTED_FAILURES
+
+
+@parametrize_with_checks([RandomInfluence(), TargetInfluence(), MinorityInfluence(),
+                          LossInfluence()], expected_failed_checks=_xfails,
+                         xfail_strict=True)
+def test_sklearn_compatible(estimator, check):
+    with threadpool_limits(1):
+        check(estimator)
