@@ -192,7 +192,7 @@ class LeafInfluence(_LeafBase):
       ``transform`` runs one reverse (adjoint) sweep over the trees per block of
       queries: O(N T) per query, vectorised over the block, memory O(N K r) for ``r``
       queries; ``global_influence`` is one sweep with the query gradients summed,
-      O(N T + |V| T). ``self_influence`` needs the forward mode: O(N^2 T) time,
+      O(N T + n_val T). ``self_influence`` needs the forward mode: O(N^2 T) time,
       O(N K) memory per thread.
     * ``update_set=0``: everything O(N T) except the query, a sparse leaf
       co-occurrence product as in :class:`BoostIn`.

@@ -743,8 +743,9 @@ class DataShapley(_RetrainInfluence):
         The error at the last check.
     stderr_ : ndarray of shape (n_train,)
         Standard error of each row's self-influence (sample standard deviation of its
-        marginals over the permutations / sqrt(n_permutations_); ``inf`` with a single
-        permutation). :meth:`transform_with_stderr` gives those of any query.
+        marginals over the permutations divided by the square root of
+        ``n_permutations_``; ``inf`` with a single permutation).
+        :meth:`transform_with_stderr` gives those of any query.
     models_ : list or None
         Per permutation, its prefix models (``None`` for invalid prefixes), when kept.
 

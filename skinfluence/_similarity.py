@@ -153,7 +153,7 @@ class TreeSim(_TreeSimilarity):
     co-occurrence kernel of :class:`~skinfluence.BoostIn`), otherwise a sparse-dense
     product O(nnz(phi)); queries run in blocks of ``chunk_memory_mb``, in parallel over
     query rows. ``self_influence`` is O(N T). ``global_influence`` is
-    O(N T + |V| T) for classifiers with a leaf kernel and the dot product (per-leaf,
+    O(N T + n_val T) for classifiers with a leaf kernel and the dot product (per-leaf,
     per-class counts of the queries), and sums query blocks otherwise. Distances at
     rounding level (``||phi_i - phi_e||^2 <= 1e-12 (|phi_i|^2 + |phi_e|^2)``) count as
     zero.
@@ -240,7 +240,7 @@ class LeafSim(_TreeSimilarity):
     ``sum_t n_leaf_t(e) <= N T`` (the co-occurrence kernel of
     :class:`~skinfluence.BoostIn`), in blocks of ``chunk_memory_mb`` and in parallel
     over query rows. ``self_influence`` is ``s(i, i) sum_t 1 / n_leaf**2``, O(N T).
-    ``global_influence`` is O(N T + |V| T) for classifiers (per-leaf, per-class counts
+    ``global_influence`` is O(N T + n_val T) for classifiers (per-leaf, per-class counts
     of the queries) and sums query blocks for regressors.
 
     Sign: ``I(i, e) = sim(i, e) * s(i, e)``. Classification: ``s = +1`` when

@@ -432,7 +432,7 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
         self._y_train = np.ascontiguousarray(y_enc, dtype=np.float64)
 
     def surrogate_decision_function(self, X):
-        """Raw output ``W . phi(x)`` of the fitted surrogate, shape ``(n, n_outputs)``."""
+        """Raw output ``phi(x) @ W`` of the fitted surrogate, shape ``(n, n_outputs)``."""
         return np.asarray(self.kernel_features(X) @ self.surrogate_coef_)
 
     def _query_arrays(self, X, leaves, y_enc, objective):
