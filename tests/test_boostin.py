@@ -29,8 +29,9 @@ def fitted(lib, objective, **params):
 
 
 def _encode(exp, y):
+    """Labels as the explainer sees them (class indices; CatBoost: float32 targets)."""
     if exp.ensemble_.objective == "squared_error":
-        return np.asarray(y, float)
+        return exp._round_labels(np.asarray(y, float))
     return np.searchsorted(exp.classes_, y).astype(float)
 
 

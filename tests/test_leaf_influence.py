@@ -386,7 +386,7 @@ PROP_CASES = [("lightgbm", "binary"), ("sklearn_gb", "squared_error")]
 
 @settings(max_examples=10)
 @given(seed=st.integers(0, 2**16), case=st.sampled_from(PROP_CASES),
-       est=st.sampled_from([LeafInfluence, LeafRefit]), update_set=st.sampled_from([-1, 0, 1]))
+       est=st.sampled_from([LeafInfluence, LeafRefit]), update_set=st.sampled_from([-1, 0, 1, 2]))
 def test_permuting_training_rows_permutes_columns(seed, case, est, update_set):
     X, y, w, model, Xq, yq = fitted(*case)
     perm = np.random.default_rng(seed).permutation(len(X))

@@ -29,7 +29,8 @@ MULTICLASS = 2
 @njit
 def _select_top_leaves(J, K, order, indptr, o, L, n_top, selected):
     """Mark the ``n_top`` leaves of the tree starting at flat leaf ``o`` with the
-    largest ``sum_{j in leaf} sum_c |J[c, j]|`` (ties toward the lower leaf id)."""
+    largest ``sum_{j in leaf} sum_c |J[c, j]|`` (ties toward the lower leaf id; sums
+    within a relative 1e-12 of each other are ties)."""
     sums = np.zeros(L)
     for l in range(L):
         s = 0.0
@@ -42,7 +43,10 @@ def _select_top_leaves(J, K, order, indptr, o, L, n_top, selected):
     for _ in range(min(n_top, L)):
         best = -1
         for l in range(L):
-            if not selected[l] and (best < 0 or sums[l] > sums[best]):
+            # sums that differ only by rounding (the same rows added in another order)
+            # count as ties, so the choice does not depend on the order of the rows
+            if not selected[l] and (
+                    best < 0 or sums[l] > sums[best] + 1e-12 * max(sums[l], sums[best])):
                 best = l
         selected[best] = True
 
@@ -275,6 +279,7 @@ def refit_block(rows, leaves, offsets, indptr, order, F_before, g, h, w, y, G, H
     for p in prange(r):
         i = rows[p]
         delta = np.zeros((K, n))
+        sel = np.zeros((K, n)) if n_top > 0 else np.zeros((K, 0))
         dg = np.zeros((K, n))
         dh = np.zeros((K, n))
         changed = np.zeros(n, dtype=np.bool_)
@@ -305,7 +310,7 @@ def refit_block(rows, leaves, offsets, indptr, order, F_before, g, h, w, y, G, H
                 L = offsets[t + 1] - o
                 li = leaves[i, t]
                 if n_top > 0:
-                    _select_top_leaves(delta, K, order, indptr, o, L, n_top, selected)
+                    _select_top_leaves(sel, K, order, indptr, o, L, n_top, selected)
                 for l in range(L):
                     j = o + l
                     full = n_top < 0 or (n_top > 0 and selected[l])
@@ -328,9 +333,25 @@ def refit_block(rows, leaves, offsets, indptr, order, F_before, g, h, w, y, G, H
                     if l == li:
                         dself[p, k] += d
                     if full and d != 0.0:
+                        # the top-k selection reads the change against the float64 Newton
+                        # step of the unperturbed leaf: a leaf whose rows did not change
+                        # moves by exactly 0 there, so the rounding gap to the library's
+                        # stored value (~1e-8 for float32 libraries) cannot decide ties
+                        ds = 0.0
+                        if n_top > 0:
+                            den0 = H[j] + l2[j]
+                            v0 = -eta[t] * G[j] / den0 if den0 != 0.0 else values[j]
+                            ds = vnew - v0
+                            # changes at rounding level (noise carried through the
+                            # gradients of rows whose score moved by rounding only) are
+                            # not changes: they must not break ties either
+                            if abs(ds) <= 1e-10 * max(abs(vnew), abs(v0)):
+                                ds = 0.0
                         for pos in range(indptr[j], indptr[j + 1]):
                             row = order[pos]
                             if row != i:
                                 delta[k, row] += d
                                 changed[row] = True
+                                if n_top > 0:
+                                    sel[k, row] += ds
     return dv, dself
