@@ -16,6 +16,7 @@ from ._leaf_influence import LeafInfluence, LeafRefit
 from ._retrain import LOO, DataShapley, SubSample
 from ._similarity import InputSim, LeafSim, TreeSim
 from ._trex import TREX
+from .cleaning import InfluenceCleaner, InfluenceSampler
 
 __all__ = [
     "BoostIn",
@@ -32,6 +33,8 @@ __all__ = [
     "TargetInfluence",
     "MinorityInfluence",
     "LossInfluence",
+    "InfluenceCleaner",
+    "InfluenceSampler",
     "LeafModelError",
     "ReconstructionError",
     "TrainingDataMismatchError",

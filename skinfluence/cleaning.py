@@ -1,0 +1,752 @@
+"""Act on influence: drop or relabel the training rows that hurt, inside scikit-learn.
+
+Two estimators share one cleaning procedure:
+
+* :class:`InfluenceCleaner`, a meta-estimator: ``fit`` scores every training row with an
+  influence method, removes (or relabels) the most harmful ones and refits the model on
+  the rest. Everything happens in ``fit``, so ``GridSearchCV`` can choose how much to
+  clean and with which method, and every cross-validation fold scores influence on its
+  own training part only.
+* :class:`InfluenceSampler`, the same cleaning as a duck-typed ``fit_resample`` sampler:
+  a step of an ``imblearn.pipeline.Pipeline`` (imbalanced-learn is not needed to import
+  or use it outside such a pipeline).
+"""
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.model_selection import KFold, StratifiedKFold, check_cv, train_test_split
+from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from .base import _default_model, _fit_model, _is_dataframe
+
+__all__ = ["InfluenceCleaner", "InfluenceSampler"]
+
+_CRITERIA = ("self", "validation", "oof")
+_ACTIONS = ("remove", "relabel")
+
+
+# ------------------------------------------------------------------------- helpers
+class _Steps:
+    """A progress bar over the stages of one cleaning run (tqdm, optional)."""
+
+    def __init__(self, total, verbose, desc):
+        self._bar = None
+        if verbose:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # pragma: no cover - tqdm is an optional extra
+                return
+            self._bar = tqdm(total=total, desc=desc, leave=False)
+
+    def step(self, what):
+        if self._bar is not None:
+            self._bar.set_postfix_str(what, refresh=False)
+            self._bar.update(1)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _take(X, idx):
+    return _safe_indexing(X, idx, axis=0)
+
+
+def _estimator_has(attr):
+    """``available_if`` check: the fitted model (or the template) has ``attr``."""
+
+    def check(self):
+        if hasattr(self, "estimator_"):
+            getattr(self.estimator_, attr)
+            return True
+        if self.estimator is None:
+            from sklearn.ensemble import (
+                HistGradientBoostingClassifier,
+                HistGradientBoostingRegressor,
+            )
+
+            return hasattr(HistGradientBoostingClassifier, attr) or hasattr(
+                HistGradientBoostingRegressor, attr
+            )
+        getattr(self.estimator, attr)
+        return True
+
+    return check
+
+
+def _with_y_like(y_orig, values):
+    """``values`` (a numpy array) in the container type of ``y_orig``."""
+    mod = type(y_orig).__module__.split(".")[0]
+    if mod == "pandas":
+        import pandas as pd
+
+        if isinstance(y_orig, pd.Series):
+            return pd.Series(values, index=y_orig.index, name=y_orig.name)
+        if isinstance(y_orig, pd.DataFrame):
+            return pd.DataFrame(values, index=y_orig.index, columns=y_orig.columns)
+    if mod == "polars":
+        import polars as pl
+
+        if isinstance(y_orig, pl.Series):
+            return pl.Series(y_orig.name, values)
+    return values
+
+
+# ------------------------------------------------------------------- shared base
+class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
+    """Parameters and the cleaning procedure shared by the cleaner and the sampler."""
+
+    def __init__(self, estimator=None, method=None, *, fraction=0.0, n_rows=None,
+                 threshold=None, criterion="self", action="remove", validation_size=0.2,
+                 cv=5, random_state=None, verbose=0):
+        self.estimator = estimator
+        self.method = method
+        self.fraction = fraction
+        self.n_rows = n_rows
+        self.threshold = threshold
+        self.criterion = criterion
+        self.action = action
+        self.validation_size = validation_size
+        self.cv = cv
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------ validation
+    def _check_params(self):
+        if self.criterion not in _CRITERIA:
+            raise ValueError(f"criterion must be one of {_CRITERIA}, got {self.criterion!r}")
+        if self.action not in _ACTIONS:
+            raise ValueError(f"action must be one of {_ACTIONS}, got {self.action!r}")
+        f = self.fraction
+        if (not isinstance(f, numbers.Real) or isinstance(f, bool) or not 0 <= f <= 1):
+            raise ValueError(f"fraction must be a number in [0, 1], got {f!r}")
+        k = self.n_rows
+        if k is not None and (not isinstance(k, numbers.Integral) or isinstance(k, bool)
+                              or k < 0):
+            raise ValueError(f"n_rows must be None or a non-negative integer, got {k!r}")
+        t = self.threshold
+        if t is not None and (not isinstance(t, numbers.Real) or isinstance(t, bool)
+                              or np.isnan(t)):
+            raise ValueError(f"threshold must be None or a number, got {t!r}")
+        from sklearn.frozen import FrozenEstimator
+
+        est = self.estimator
+        if est is not None and (isinstance(est, FrozenEstimator)
+                                or not hasattr(est, "fit")):
+            raise TypeError(
+                f"{type(self).__name__} refits its model on the cleaned rows, so "
+                f"estimator must be a model that can be fitted again (an unfitted or "
+                f"fitted scikit-learn-style estimator); got {type(est).__name__}. Pass "
+                "the model's class with its parameters instead of a frozen model or a "
+                "raw Booster"
+            )
+
+    def _validate_input(self, X, y, sample_weight):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        allow_nan = get_tags(self).input_tags.allow_nan
+        if _is_dataframe(X):
+            validate_data(self, X, skip_check_array=True, reset=True)
+        else:
+            X = validate_data(self, X, reset=True, dtype=None,
+                              ensure_all_finite="allow-nan" if allow_nan else True)
+        n = X.shape[0]
+        if n == 0:
+            raise ValueError("Found array with 0 sample(s); at least 1 is required.")
+        y_arr = column_or_1d(check_array(y, ensure_2d=False, dtype=None,
+                                         ensure_all_finite=True, input_name="y"),
+                             warn=True)
+        if len(y_arr) != n:
+            raise ValueError(
+                f"y has {len(y_arr)} entries but X has {n} rows; pass one label per row"
+            )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, np.empty((n, 0)),
+                                                 dtype=np.float64)
+        if is_classifier(self._template(y_arr)):
+            check_classification_targets(y_arr)
+            weighted = y_arr if sample_weight is None else y_arr[sample_weight > 0]
+            if len(np.unique(weighted)) < 2:
+                found = np.unique(weighted).tolist()
+                raise ValueError(
+                    f"{type(self).__name__} needs at least 2 classes with positive "
+                    f"weight in y, got {len(found)} class(es): {found}"
+                )
+        return X, y_arr, sample_weight
+
+    def _template(self, y):
+        est = self.estimator
+        return _default_model(y) if est is None else est
+
+    def _splitter(self, is_clf, y):
+        if isinstance(self.cv, numbers.Integral) and not isinstance(self.cv, bool):
+            if self.cv < 2:
+                raise ValueError(f"cv must be at least 2, got {self.cv}")
+            if is_clf:
+                _, counts = np.unique(y, return_counts=True)
+                if counts.min() >= self.cv:
+                    return StratifiedKFold(self.cv, shuffle=True,
+                                           random_state=self.random_state)
+            return KFold(self.cv, shuffle=True, random_state=self.random_state)
+        return check_cv(self.cv, y, classifier=is_clf)
+
+    def _method_for(self, model):
+        if self.method is None:
+            from ._boostin import BoostIn
+
+            method = BoostIn()
+        else:
+            method = clone(self.method)
+        if "estimator" not in method.get_params(deep=False):
+            raise TypeError(
+                f"method must be an influence estimator of skinfluence (with an "
+                f"'estimator' parameter), got {type(method).__name__}"
+            )
+        return method.set_params(estimator=model)
+
+    # -------------------------------------------------------------- cleaning
+    def _clean(self, X, y, sample_weight):
+        """Score, select and act. Returns ``(kept, y_new, reusable_model)``.
+
+        ``reusable_model`` is the model fitted on all rows when nothing changed and it
+        was fitted on all rows (criterion ``"self"``), so the caller need not refit.
+        """
+        self._check_params()
+        X, y, sample_weight = self._validate_input(X, y, sample_weight)
+        n = X.shape[0]
+        template = self._template(y)
+        is_clf = is_classifier(template)
+        self._classes = np.unique(y) if is_clf else None
+
+        steps = {"self": 3, "validation": 3, "oof": None}[self.criterion]
+        folds = None
+        if self.criterion == "oof":
+            folds = list(self._splitter(is_clf, y).split(np.empty((n, 1)), y))
+            steps = len(folds) + 1
+        bar = _Steps(steps, self.verbose, type(self).__name__)
+        try:
+            influence, oof_pred, full_model = self._score(
+                X, y, sample_weight, template, folds, bar)
+            harm = -influence if self.criterion != "self" else influence.copy()
+            selected = self._select(harm, n)
+            kept, y_new, changed = self._act(X, y, sample_weight, template, selected,
+                                             oof_pred, is_clf, bar)
+        finally:
+            bar.close()
+        self.influence_ = influence
+        self.harm_ = harm
+        self.selected_indices_ = selected
+        if self.action == "remove":
+            self.removed_indices_ = selected
+            self.relabeled_indices_ = np.empty(0, dtype=np.intp)
+        else:
+            self.removed_indices_ = np.empty(0, dtype=np.intp)
+            self.relabeled_indices_ = changed
+            self.relabeled_from_ = y[changed]
+            self.relabeled_to_ = y_new[changed]
+        self.kept_indices_ = kept
+        reusable = full_model if (len(kept) == n and len(changed) == 0) else None
+        return X, y, sample_weight, kept, y_new, reusable, template
+
+    def _score(self, X, y, sample_weight, template, folds, bar):
+        """Influence of every row (NaN where unscored), OOF predictions if computed."""
+        n = X.shape[0]
+        sw = (lambda idx: None) if sample_weight is None else (lambda idx: sample_weight[idx])
+        influence = np.full(n, np.nan)
+        if self.criterion == "self":
+            model = _fit_model(clone(template), X, y, sample_weight)
+            bar.step("model")
+            method = self._method_for(model).fit(X, y, sample_weight=sample_weight)
+            influence[:] = method.self_influence()
+            bar.step("influence")
+            self.method_ = method
+            return influence, None, model
+        if self.criterion == "validation":
+            strat = y if (is_classifier(template) and self._stratifiable(y)) else None
+            tr, va = train_test_split(np.arange(n), test_size=self.validation_size,
+                                      random_state=self.random_state, stratify=strat)
+            tr, va = np.sort(tr), np.sort(va)
+            Xtr = _take(X, tr)
+            model = _fit_model(clone(template), Xtr, y[tr], sw(tr))
+            bar.step("model")
+            method = self._method_for(model).fit(Xtr, y[tr], sample_weight=sw(tr))
+            influence[tr] = method.global_influence(_take(X, va), y[va])
+            bar.step("influence")
+            self.method_ = method
+            return influence, None, None
+        # out-of-fold: each row's influence on the held-out folds of the models that
+        # were trained with it, averaged over those models
+        total = np.zeros(n)
+        count = np.zeros(n)
+        oof_pred = None
+        for tr, va in folds:
+            Xtr = _take(X, tr)
+            model = _fit_model(clone(template), Xtr, y[tr], sw(tr))
+            method = self._method_for(model).fit(Xtr, y[tr], sample_weight=sw(tr))
+            Xva = _take(X, va)
+            total[tr] += method.global_influence(Xva, y[va])
+            count[tr] += 1
+            pred = np.asarray(model.predict(Xva)).reshape(-1)
+            if oof_pred is None:
+                oof_pred = np.empty(n, dtype=pred.dtype if not is_classifier(template)
+                                    else y.dtype)
+            oof_pred[va] = pred
+            bar.step("fold")
+        scored = count > 0
+        influence[scored] = total[scored] / count[scored]
+        return influence, oof_pred, None
+
+    @staticmethod
+    def _stratifiable(y):
+        _, counts = np.unique(y, return_counts=True)
+        return counts.min() >= 2
+
+    def _select(self, harm, n):
+        """Indices of the rows to act on, most harmful first (ties: lower index)."""
+        budget = self.n_rows if self.n_rows is not None else int(
+            np.floor(self.fraction * n + 1e-9))
+        if budget > n:
+            raise ValueError(
+                f"n_rows={self.n_rows} exceeds the {n} training rows; use fraction to "
+                "scale with the data (e.g. inside GridSearchCV)"
+            )
+        scored = np.flatnonzero(~np.isnan(harm))
+        order = scored[np.lexsort((scored, -harm[scored]))]
+        chosen = order[:budget]
+        if self.threshold is not None:
+            chosen = chosen[harm[chosen] > self.threshold]
+        return chosen.astype(np.intp)
+
+    def _act(self, X, y, sample_weight, template, selected, oof_pred, is_clf, bar):
+        n = len(y)
+        if self.action == "remove":
+            kept = np.setdiff1d(np.arange(n), selected).astype(np.intp)
+            if len(kept) == 0:
+                raise ValueError(
+                    f"cleaning would remove all {n} training rows; lower fraction or "
+                    "n_rows, or set a threshold"
+                )
+            if is_clf:
+                self._check_classes(y, y[kept], len(selected))
+            return kept, y, np.empty(0, dtype=np.intp)
+        # relabel
+        kept = np.arange(n, dtype=np.intp)
+        if len(selected) == 0:
+            return kept, y, np.empty(0, dtype=np.intp)
+        if oof_pred is None:
+            oof_pred = self._oof_predict(X, y, sample_weight, template, is_clf)
+            bar.step("out-of-fold predictions")
+        new = oof_pred[selected]
+        y_new = y.astype(np.result_type(y.dtype, new.dtype), copy=True) if not is_clf \
+            else y.copy()
+        y_new[selected] = new
+        changed = selected[y_new[selected] != y[selected]]
+        if is_clf:
+            self._check_classes(y, y_new, len(selected), verb="relabelling")
+        return kept, y_new, changed
+
+    def _check_classes(self, y, y_after, k, verb="removing"):
+        present = set(np.unique(y_after).tolist())
+        for c in self._classes.tolist():
+            if c not in present:
+                n_c = int(np.sum(y == c))
+                raise ValueError(
+                    f"cleaning would leave no row of class {c!r} ({n_c} row(s) before, "
+                    f"{verb} {k} of {len(y)} rows); lower fraction or n_rows, or set a "
+                    "threshold"
+                )
+
+    def _oof_predict(self, X, y, sample_weight, template, is_clf):
+        n = len(y)
+        out = None
+        for tr, va in self._splitter(is_clf, y).split(np.empty((n, 1)), y):
+            sw = None if sample_weight is None else sample_weight[tr]
+            model = _fit_model(clone(template), _take(X, tr), y[tr], sw)
+            pred = np.asarray(model.predict(_take(X, va))).reshape(-1)
+            if out is None:
+                out = np.empty(n, dtype=y.dtype if is_clf else pred.dtype)
+            out[va] = pred
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.sparse = False
+        if self.estimator is None:
+            tags.input_tags.allow_nan = True
+        else:
+            tags.input_tags.allow_nan = get_tags(self.estimator).input_tags.allow_nan
+        return tags
+
+
+# --------------------------------------------------------------------- cleaner
+class InfluenceCleaner(_BaseInfluenceCleaning):
+    """Fit a model on training data cleaned by influence: drop or relabel harmful rows.
+
+    ``fit`` fits a clone of ``estimator``, scores every training row with an influence
+    method (``method``, BoostIn by default), removes (or relabels) the most harmful
+    rows and fits a fresh clone of ``estimator`` on the result. Because everything
+    happens inside ``fit``, :class:`~sklearn.model_selection.GridSearchCV` can choose
+    how much to clean and by which method, and each cross-validation fold scores
+    influence on its own training part only.
+
+    Parameters
+    ----------
+    estimator : object, default=None
+        The model to clean for: any model skinfluence supports (LightGBM, XGBoost,
+        CatBoost, scikit-learn gradient boosting and forests, or a ``Pipeline`` ending
+        in one). A fitted model is cloned (its fitted state is not used). ``None``:
+        a small ``HistGradientBoostingClassifier`` / ``Regressor`` for the task.
+    method : influence estimator, default=None
+        How rows are scored, e.g. ``BoostIn()`` (the default), ``LeafInfluence()`` or
+        ``TREX()``. Its own ``estimator`` parameter is replaced by the model fitted
+        here; its other parameters are kept (``method__<param>`` in a grid).
+    fraction : float in [0, 1], default=0.0
+        Share of the training rows to act on (the ``floor(fraction * n_samples)`` most
+        harmful). ``0`` fits the model on the data as given (the baseline a grid search
+        compares with).
+    n_rows : int, default=None
+        Number of rows to act on; overrides ``fraction``.
+    threshold : float, default=None
+        Act only on rows whose harm (see ``harm_``) exceeds it, among the rows allowed
+        by ``fraction`` / ``n_rows``. With ``fraction=1``: act on every row above it.
+    criterion : {"self", "validation", "oof"}, default="self"
+        How harm is measured.
+
+        - ``"self"``: the row's self-influence, from the model fitted on all rows
+          (largest first: rows the model fits only by memorising them, typical of
+          wrong labels). One model fit and one influence fit.
+        - ``"validation"``: minus the row's global influence on an internal validation
+          split of ``validation_size`` (its total effect on the validation loss, most
+          negative first). Validation rows are not scored and never acted on.
+        - ``"oof"``: out of fold. For each of the ``cv`` folds, a model and method
+          fitted on the other folds give the global influence of their rows on the
+          fold; each row's influence is averaged over the models that saw it. Every
+          row is scored; ``cv`` model and influence fits.
+    action : {"remove", "relabel"}, default="remove"
+        ``"remove"``: drop the selected rows. ``"relabel"``: replace their target by the
+        out-of-fold prediction of the model (classification: the predicted class;
+        regression: the predicted value) and keep every row.
+    validation_size : float or int, default=0.2
+        Size of the internal validation split (``criterion="validation"``), as in
+        :func:`~sklearn.model_selection.train_test_split`.
+    cv : int or cross-validation splitter, default=5
+        Folds for ``criterion="oof"`` and for the out-of-fold predictions of
+        ``action="relabel"``. An integer gives shuffled (stratified when every class
+        has enough rows) folds seeded by ``random_state``.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the validation split and of the folds (not of the model: set the
+        model's own seed).
+    verbose : int, default=0
+        Show a progress bar over the stages of ``fit`` (needs ``tqdm``).
+
+    Attributes
+    ----------
+    estimator_ : object
+        The model fitted on the cleaned training data.
+    method_ : influence estimator
+        The fitted influence estimator that scored the rows (criteria ``"self"`` and
+        ``"validation"``; with ``"oof"`` one estimator per fold is used and discarded).
+    influence_ : ndarray of shape (n_samples,)
+        The raw measurement (package sign: positive = helpful): the self-influence, or
+        the global influence on the validation split or the held-out folds. NaN for
+        rows that were not scored.
+    harm_ : ndarray of shape (n_samples,)
+        The ranking score, larger = more harmful: ``influence_`` for ``"self"``,
+        ``-influence_`` otherwise. NaN for rows that were not scored.
+    selected_indices_ : ndarray of int
+        Positions of the rows acted on, most harmful first.
+    removed_indices_ : ndarray of int
+        Positions of the removed rows (empty when relabelling), most harmful first.
+    kept_indices_ : ndarray of int
+        Positions (sorted) of the rows the final model was fitted on.
+    relabeled_indices_ : ndarray of int
+        Positions of the rows whose label was changed (``action="relabel"``; a
+        selected row whose out-of-fold prediction equals its label is unchanged).
+    relabeled_from_, relabeled_to_ : ndarray
+        Their old and new labels (``action="relabel"`` only).
+    classes_ : ndarray
+        Class labels of the fitted model (classifiers).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names seen in ``fit`` (DataFrame input only).
+
+    See Also
+    --------
+    InfluenceSampler : the same cleaning as a ``fit_resample`` step of an imblearn
+        pipeline.
+    skinfluence.BoostIn : the default influence method.
+
+    Notes
+    -----
+    Row positions are 0-based positions in the ``X`` given to ``fit`` (not DataFrame
+    index labels). The cost of ``fit`` is the scoring (``"self"`` and ``"validation"``:
+    one model fit plus one influence fit and a self- or global-influence pass;
+    ``"oof"``: ``cv`` of each) plus the final fit; relabelling with ``"self"`` or
+    ``"validation"`` adds ``cv`` model fits for the out-of-fold predictions (only when
+    some row is selected). With ``"self"`` and nothing selected, the scoring model is
+    reused as ``estimator_``. Memory is that of the influence method's ``fit``
+    (BoostIn: about 20 bytes per training row and tree); no ``n x n`` matrix is formed.
+
+    Cleaning that would leave a class without rows, or no rows at all, raises a
+    ``ValueError``; inside ``GridSearchCV`` such a candidate gets ``error_score``.
+
+    References
+    ----------
+    .. [1] J. Brophy, Z. Hammoudeh and D. Lowd. Adapting and Evaluating
+       Influence-Estimation Methods for Gradient-Boosted Decision Trees. JMLR 24(154),
+       2023 (section on fixing noisy labels by self-influence).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.ensemble import HistGradientBoostingClassifier
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from skinfluence import BoostIn
+    >>> from skinfluence.cleaning import InfluenceCleaner
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 4))
+    >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    >>> y[:30] = 1 - y[:30]                          # 10% wrong labels
+    >>> model = HistGradientBoostingClassifier(max_iter=20, random_state=0)
+    >>> cleaner = InfluenceCleaner(model, BoostIn(), fraction=0.1).fit(X, y)
+    >>> cleaner.removed_indices_.shape, cleaner.kept_indices_.shape
+    ((30,), (270,))
+    >>> cleaner.predict(X[:3]).shape
+    (3,)
+    >>> search = GridSearchCV(cleaner, {"fraction": [0.0, 0.05, 0.1]}, cv=3).fit(X, y)
+    >>> search.best_params_["fraction"] in (0.0, 0.05, 0.1)
+    True
+    """
+
+    def fit(self, X, y, sample_weight=None):
+        """Score the training rows, clean them and fit the model on the result.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Training data, in any format the model takes (numpy, pandas, polars; NaN
+            and categoricals as the model allows).
+        y : array-like of shape (n_samples,)
+            Target.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights, given to the model, to the influence method and (for the kept
+            rows) to the final fit.
+
+        Returns
+        -------
+        self : object
+        """
+        X, y, sample_weight, kept, y_new, reusable, template = self._clean(
+            X, y, sample_weight)
+        if reusable is not None:
+            self.estimator_ = reusable
+        else:
+            sw = None if sample_weight is None else sample_weight[kept]
+            self.estimator_ = _fit_model(clone(template), _take(X, kept), y_new[kept], sw)
+        return self
+
+    @property
+    def classes_(self):
+        """Class labels of the fitted model."""
+        return self.estimator_.classes_
+
+    @available_if(_estimator_has("predict"))
+    def predict(self, X):
+        """Predict with the model fitted on the cleaned data.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities of the model fitted on the cleaned data.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Log class probabilities of the model fitted on the cleaned data.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self.estimator_.predict_log_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of the model fitted on the cleaned data.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self.estimator_.decision_function(X)
+
+    @available_if(_estimator_has("score"))
+    def score(self, X, y, sample_weight=None):
+        """The fitted model's own ``score`` (accuracy or R^2) on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        if sample_weight is None:
+            return self.estimator_.score(X, y)
+        return self.estimator_.score(X, y, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self.estimator is not None:
+            sub = get_tags(self.estimator)
+            tags.estimator_type = sub.estimator_type
+            tags.classifier_tags = sub.classifier_tags
+            tags.regressor_tags = sub.regressor_tags
+        return tags
+
+
+# --------------------------------------------------------------------- sampler
+class InfluenceSampler(_BaseInfluenceCleaning):
+    """Drop or relabel harmful training rows as a ``fit_resample`` step.
+
+    The cleaning of :class:`InfluenceCleaner` without the final fit: ``fit_resample(X,
+    y)`` returns the cleaned ``(X, y)``. It follows imbalanced-learn's sampler
+    interface by duck typing, so it is a step of an ``imblearn.pipeline.Pipeline``
+    (which calls ``fit_resample`` during ``fit`` only, and skips the step when
+    predicting) without making imbalanced-learn a dependency of skinfluence.
+
+    Parameters
+    ----------
+    estimator, method, fraction, n_rows, threshold, criterion, action, \
+validation_size, cv, random_state, verbose
+        As in :class:`InfluenceCleaner`; ``estimator`` is the model used for scoring
+        (and for the out-of-fold predictions of ``action="relabel"``).
+
+    Attributes
+    ----------
+    sample_indices_ : ndarray of int
+        Positions of the rows returned by ``fit_resample`` (as in imbalanced-learn).
+    kept_indices_, removed_indices_, selected_indices_, relabeled_indices_, \
+relabeled_from_, relabeled_to_, influence_, harm_, method_
+        As in :class:`InfluenceCleaner`.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names seen in ``fit`` (DataFrame input only).
+
+    See Also
+    --------
+    InfluenceCleaner : the same cleaning followed by a fit, as a predictor.
+
+    Notes
+    -----
+    The output keeps the input types: a pandas DataFrame / Series stays one (with its
+    index restricted to the kept rows), likewise polars. Costs as in
+    :class:`InfluenceCleaner` without the final fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.ensemble import HistGradientBoostingClassifier
+    >>> from skinfluence.cleaning import InfluenceSampler
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> sampler = InfluenceSampler(HistGradientBoostingClassifier(max_iter=10),
+    ...                            fraction=0.05)
+    >>> X_res, y_res = sampler.fit_resample(X, y)
+    >>> X_res.shape, sampler.sample_indices_.shape
+    ((190, 3), (190,))
+
+    In an imbalanced-learn pipeline (cleaning happens in ``fit`` only)::
+
+        from imblearn.pipeline import make_pipeline
+        pipe = make_pipeline(InfluenceSampler(model, fraction=0.1), clone(model))
+    """
+
+    def fit(self, X, y):
+        """Score and select the rows; ``fit_resample`` also returns them.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self : object
+        """
+        self._fit(X, y)
+        return self
+
+    def _fit(self, X, y):
+        X_val, _, _, kept, y_new, _, _ = self._clean(X, y, None)
+        self.sample_indices_ = kept
+        return X_val, kept, y_new
+
+    def fit_resample(self, X, y):
+        """Clean ``(X, y)``: the kept rows, with their (possibly relabelled) targets.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        X_resampled : same type as X, shape (n_kept, n_features)
+        y_resampled : same type as y, shape (n_kept,)
+        """
+        X_val, kept, y_new = self._fit(X, y)
+        X_out = _take(X if _is_dataframe(X) or hasattr(X, "shape") else X_val, kept)
+        y_out = _with_y_like(y, y_new)
+        return X_out, _take(y_out, kept)

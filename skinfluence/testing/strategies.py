@@ -1,0 +1,425 @@
+"""Hypothesis strategies: small data sets and fitted tree models of every library.
+
+For property tests of pipelines built on skinfluence (and of skinfluence itself). Every
+strategy draws a seed and a few sizes and builds the arrays with NumPy, so examples are
+fast and shrink well. Libraries that are not installed are skipped.
+
+Needs ``hypothesis`` (``pip install hypothesis``); ``import skinfluence`` never imports
+it.
+
+Examples
+--------
+A property of your own pipeline, checked on tiny models of every installed library:
+
+>>> from hypothesis import given, settings
+>>> import skinfluence
+>>> from skinfluence.testing.strategies import fitted_models
+>>> @settings(max_examples=5, deadline=None)
+... @given(fitted_models(task="binary"))
+... def test_reconstruction(case):
+...     skinfluence.to_ensemble(case.model, case.X, case.y).check_reconstruction(case.X)
+>>> test_reconstruction()
+"""
+
+import importlib.util
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+from hypothesis import strategies as st
+
+__all__ = [
+    "LIBRARIES",
+    "TASKS",
+    "Dataset",
+    "FittedModel",
+    "available_libraries",
+    "datasets",
+    "fitted_models",
+    "models",
+]
+
+#: Task names: the kinds of target a data set can have.
+TASKS = ("regression", "binary", "multiclass")
+
+#: Library keys understood by :func:`models` and :func:`fitted_models`.
+LIBRARIES = (
+    "sklearn_gb",
+    "sklearn_hgb",
+    "sklearn_rf",
+    "sklearn_et",
+    "lightgbm",
+    "xgboost",
+    "catboost",
+)
+
+_FORESTS = ("sklearn_rf", "sklearn_et")
+_NEEDS = {"lightgbm": "lightgbm", "xgboost": "xgboost", "catboost": "catboost"}
+# libraries whose models take NaN / pandas categorical columns
+_NAN_OK = {"sklearn_hgb", "sklearn_rf", "sklearn_et", "lightgbm", "xgboost", "catboost"}
+_CAT_OK = {"sklearn_hgb", "lightgbm", "xgboost", "catboost"}
+
+
+class Dataset(NamedTuple):
+    """A drawn data set.
+
+    Attributes
+    ----------
+    X : ndarray or pandas.DataFrame of shape (n_samples, n_features)
+        Features; a DataFrame when it has categorical columns or ``as_frame=True``.
+    y : ndarray of shape (n_samples,)
+        Float targets (regression) or integer classes ``0 .. n_classes - 1``, every
+        class present at least twice.
+    task : str
+        ``"regression"``, ``"binary"`` or ``"multiclass"``.
+    categorical : tuple of str
+        Names of the categorical columns (pandas ``category`` dtype).
+    has_nan : bool
+        Whether some numeric column holds NaN.
+    """
+
+    X: Any
+    y: np.ndarray
+    task: str
+    categorical: tuple = ()
+    has_nan: bool = False
+
+
+class FittedModel(NamedTuple):
+    """A model fitted on a drawn data set.
+
+    Attributes
+    ----------
+    model : estimator
+        The fitted model.
+    X, y : the training data (as in :class:`Dataset`)
+    task : str
+    library : str
+        One of :data:`LIBRARIES`.
+    """
+
+    model: Any
+    X: Any
+    y: np.ndarray
+    task: str
+    library: str
+
+
+def available_libraries(forests=True):
+    """The keys of :data:`LIBRARIES` whose package is installed.
+
+    Parameters
+    ----------
+    forests : bool, default=True
+        Include the scikit-learn random forests and extra trees.
+
+    Returns
+    -------
+    libraries : tuple of str
+
+    Examples
+    --------
+    >>> from skinfluence.testing.strategies import available_libraries
+    >>> "sklearn_hgb" in available_libraries()
+    True
+    """
+    out = []
+    for lib in LIBRARIES:
+        if not forests and lib in _FORESTS:
+            continue
+        pkg = _NEEDS.get(lib)
+        if pkg is not None and importlib.util.find_spec(pkg) is None:
+            continue
+        out.append(lib)
+    return tuple(out)
+
+
+def _choice(value, allowed, name):
+    """A strategy for a parameter given as None (any), one value or a sequence."""
+    if value is None:
+        values = tuple(allowed)
+    elif isinstance(value, str):
+        values = (value,)
+    elif isinstance(value, Sequence):
+        values = tuple(value)
+    else:
+        raise TypeError(f"{name} must be None, a string or a sequence, got {value!r}")
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise ValueError(f"{name} must be among {tuple(allowed)}, got {bad or values}")
+    return st.sampled_from(values)
+
+
+def _flag(value):
+    if value is None:
+        return st.booleans()
+    return st.just(bool(value))
+
+
+@st.composite
+def datasets(draw, task=None, *, min_rows=20, max_rows=80, min_features=1, max_features=5,
+             max_classes=4, nan=False, categorical=False, as_frame=False):
+    """Strategy for small tabular data sets with a learnable target.
+
+    Parameters
+    ----------
+    task : str, sequence of str or None, default=None
+        ``"regression"``, ``"binary"``, ``"multiclass"``, several of them, or ``None``
+        for any.
+    min_rows, max_rows : int, default=20, 80
+        Range of the number of rows.
+    min_features, max_features : int, default=1, 5
+        Range of the number of numeric columns.
+    max_classes : int, default=4
+        Largest number of classes of a multiclass target (at least 3).
+    nan : bool or None, default=False
+        Put NaN in some numeric columns (at least one per chosen column, each cell
+        with a drawn probability of 5% to 30%); ``None`` lets hypothesis decide.
+    categorical : bool or None, default=False
+        Add one or two categorical columns (pandas ``category`` dtype with 2 to 5
+        string levels, no missing values); the data set is then a DataFrame and needs
+        pandas. ``None`` lets hypothesis decide.
+    as_frame : bool, default=False
+        Return X as a pandas DataFrame even without categorical columns.
+
+    Returns
+    -------
+    strategy of Dataset
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from skinfluence.testing.strategies import datasets
+    >>> @settings(max_examples=10, deadline=None)
+    ... @given(datasets(task="multiclass", nan=True))
+    ... def test_rows_match(data):
+    ...     assert data.X.shape[0] == len(data.y)
+    ...     assert len(np.unique(data.y)) >= 3
+    >>> test_rows_match()
+    """
+    if not 4 <= min_rows <= max_rows:
+        raise ValueError(f"need 4 <= min_rows <= max_rows, got {min_rows}, {max_rows}")
+    if not 1 <= min_features <= max_features:
+        raise ValueError(
+            f"need 1 <= min_features <= max_features, got {min_features}, {max_features}"
+        )
+    if max_classes < 3:
+        raise ValueError(f"max_classes must be at least 3, got {max_classes}")
+    task = draw(_choice(task, TASKS, "task"))
+    n = draw(st.integers(min_rows, max_rows))
+    d = draw(st.integers(min_features, max_features))
+    seed = draw(st.integers(0, 2**32 - 1))
+    with_nan = draw(_flag(nan))
+    n_cat = draw(st.integers(1, 2)) if draw(_flag(categorical)) else 0
+    n_classes = {"regression": 0, "binary": 2}.get(task)
+    if n_classes is None:
+        n_classes = draw(st.integers(3, max(3, min(max_classes, n // 2))))
+    rng = np.random.default_rng(seed)
+
+    X = rng.normal(size=(n, d))
+    weights = rng.normal(size=d)
+    signal = X @ weights + 0.5 * np.sin(2 * X[:, 0])
+    cats = []
+    for j in range(n_cat):
+        levels = [f"{chr(97 + j)}{i}" for i in range(int(rng.integers(2, 6)))]
+        codes = rng.integers(0, len(levels), size=n)
+        signal = signal + rng.normal(size=len(levels))[codes]
+        cats.append((f"cat{j}", levels, codes))
+    signal = signal + 0.3 * rng.normal(size=n)
+    if with_nan:
+        prob = draw(st.floats(0.05, 0.3))
+        cols = rng.permutation(d)[: max(1, d // 2)]
+        for j in cols:
+            mask = rng.random(n) < prob
+            mask[rng.integers(n)] = True  # at least one NaN per chosen column
+            X[mask, j] = np.nan
+
+    if task == "regression":
+        y = 10.0 * signal + 5.0
+    else:
+        # balanced classes by rank: every class has at least n // n_classes >= 2 rows
+        ranks = np.argsort(np.argsort(signal, kind="stable"), kind="stable")
+        y = (ranks * n_classes // n).astype(np.int64)
+
+    names = tuple(c[0] for c in cats)
+    if n_cat or as_frame:
+        import pandas as pd
+
+        frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(d)])
+        for name, levels, codes in cats:
+            frame[name] = pd.Categorical.from_codes(codes, categories=levels)
+        X = frame
+    return Dataset(X, y, task, names, with_nan)
+
+
+def _estimator(library, task, data, *, n_estimators, depth, learning_rate, seed):
+    """An unfitted model of ``library`` for ``task`` suited to ``data``."""
+    clf = task != "regression"
+    cat = bool(data.categorical)
+    if library == "sklearn_gb":
+        from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+
+        cls = GradientBoostingClassifier if clf else GradientBoostingRegressor
+        return cls(n_estimators=n_estimators, max_depth=depth, learning_rate=learning_rate,
+                   random_state=seed)
+    if library == "sklearn_hgb":
+        from sklearn.ensemble import (
+            HistGradientBoostingClassifier,
+            HistGradientBoostingRegressor,
+        )
+
+        cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
+        return cls(max_iter=n_estimators, max_depth=depth, learning_rate=learning_rate,
+                   min_samples_leaf=3, early_stopping=False, random_state=seed,
+                   categorical_features="from_dtype" if cat else None)
+    if library in _FORESTS:
+        from sklearn import ensemble
+
+        kind = "RandomForest" if library == "sklearn_rf" else "ExtraTrees"
+        cls = getattr(ensemble, kind + ("Classifier" if clf else "Regressor"))
+        return cls(n_estimators=n_estimators, max_depth=depth, random_state=seed)
+    if library == "lightgbm":
+        import lightgbm as lgb
+
+        cls = lgb.LGBMClassifier if clf else lgb.LGBMRegressor
+        return cls(n_estimators=n_estimators, max_depth=depth, num_leaves=2**depth,
+                   learning_rate=learning_rate, min_child_samples=3, min_data_per_group=3,
+                   cat_smooth=1.0, verbose=-1, n_jobs=1, random_state=seed)
+    if library == "xgboost":
+        import xgboost as xgb
+
+        cls = xgb.XGBClassifier if clf else xgb.XGBRegressor
+        return cls(n_estimators=n_estimators, max_depth=depth, learning_rate=learning_rate,
+                   tree_method="hist", enable_categorical=cat, n_jobs=1, random_state=seed)
+    if library == "catboost":
+        import catboost as cb
+
+        common = {"iterations": n_estimators, "depth": depth,
+                  "learning_rate": learning_rate, "leaf_estimation_iterations": 1,
+                  "leaf_estimation_method": "Newton", "thread_count": 1, "verbose": 0,
+                  "allow_writing_files": False, "random_seed": seed}
+        if cat:
+            common.update(cat_features=list(data.categorical), one_hot_max_size=255)
+        if not clf:
+            return cb.CatBoostRegressor(**common)
+        loss = "Logloss" if task == "binary" else "MultiClass"
+        return cb.CatBoostClassifier(loss_function=loss, **common)
+    raise ValueError(f"unknown library {library!r}; choose from {LIBRARIES}")
+
+
+def _compatible(library, data):
+    if data.has_nan and library not in _NAN_OK:
+        return False
+    if data.categorical and library not in _CAT_OK:
+        return False
+    if library == "sklearn_gb" and data.categorical:
+        return False
+    return True
+
+
+@st.composite
+def models(draw, data, *, libraries=None, forests=True, max_estimators=8, max_depth=4):
+    """Strategy for unfitted models suited to a given data set.
+
+    Parameters
+    ----------
+    data : Dataset
+        The data the model is for (its task, NaN and categorical columns decide the
+        library's settings and which libraries qualify).
+    libraries : str, sequence of str or None, default=None
+        Keys of :data:`LIBRARIES` to draw from; ``None``: every installed one.
+        Libraries that are not installed, or cannot take NaN or categorical columns
+        when the data has them, are left out.
+    forests : bool, default=True
+        Allow random forests and extra trees (skinfluence's gradient methods such as
+        BoostIn need gradient boosting: pass ``False`` for them).
+    max_estimators, max_depth : int, default=8, 4
+        Upper bounds of the number of trees (rounds) and of their depth.
+
+    Returns
+    -------
+    strategy of (library, estimator)
+        ``library`` is the key of :data:`LIBRARIES`, ``estimator`` unfitted.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings, strategies as st
+    >>> from skinfluence.testing.strategies import datasets, models
+    >>> @settings(max_examples=5, deadline=None)
+    ... @given(st.data())
+    ... def test_fit_predict(draw):
+    ...     data = draw.draw(datasets(task="regression"))
+    ...     library, model = draw.draw(models(data, libraries=["sklearn_hgb"]))
+    ...     assert model.fit(data.X, data.y).predict(data.X).shape == (len(data.y),)
+    >>> test_fit_predict()
+    """
+    installed = available_libraries(forests=forests)
+    if libraries is None:
+        pool = installed
+    else:
+        wanted = (libraries,) if isinstance(libraries, str) else tuple(libraries)
+        bad = [lib for lib in wanted if lib not in LIBRARIES]
+        if bad:
+            raise ValueError(f"unknown libraries {bad}; choose from {LIBRARIES}")
+        pool = tuple(lib for lib in wanted if lib in installed)
+    pool = tuple(lib for lib in pool if _compatible(lib, data))
+    if not pool:
+        from hypothesis import reject
+
+        reject()  # no installed library can take this data set
+    library = draw(st.sampled_from(pool))
+    params = {
+        "n_estimators": draw(st.integers(1, max_estimators)),
+        "depth": draw(st.integers(1, max_depth)),
+        "learning_rate": draw(st.sampled_from([0.1, 0.3, 1.0])),
+        "seed": draw(st.integers(0, 2**31 - 1)),
+    }
+    return library, _estimator(library, data.task, data, **params)
+
+
+@st.composite
+def fitted_models(draw, data=None, *, task=None, libraries=None, forests=True,
+                  max_estimators=8, max_depth=4, nan=False, categorical=False):
+    """Strategy for tiny fitted models of every installed library, with their data.
+
+    Parameters
+    ----------
+    data : strategy of Dataset, default=None
+        Where the training data comes from; ``None``: ``datasets(task, nan=nan,
+        categorical=categorical)``.
+    task : str, sequence of str or None, default=None
+        Task of the default data strategy (ignored when ``data`` is given).
+    libraries, forests, max_estimators, max_depth
+        As in :func:`models`.
+    nan, categorical : bool or None, default=False
+        Options of the default data strategy (see :func:`datasets`).
+
+    Returns
+    -------
+    strategy of FittedModel
+
+    Notes
+    -----
+    Each example trains one model (a few milliseconds; CatBoost about a tenth of a
+    second): keep ``max_examples`` modest (10 to 50) in tests.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from skinfluence import BoostIn
+    >>> from skinfluence.testing.strategies import fitted_models
+    >>> @settings(max_examples=5, deadline=None)
+    ... @given(fitted_models(task="regression", forests=False,
+    ...                      libraries=["sklearn_gb", "sklearn_hgb", "lightgbm"]))
+    ... def test_self_influence_shape(case):
+    ...     explainer = BoostIn(case.model).fit(case.X, case.y)
+    ...     assert explainer.self_influence().shape == (len(case.y),)
+    >>> test_self_influence_shape()
+    """
+    if data is None:
+        data = datasets(task, nan=nan, categorical=categorical)
+    ds = draw(data)
+    library, model = draw(models(ds, libraries=libraries, forests=forests,
+                                 max_estimators=max_estimators, max_depth=max_depth))
+    model.fit(ds.X, ds.y)
+    return FittedModel(model, ds.X, ds.y, ds.task, library)

@@ -1,0 +1,348 @@
+"""InfluenceCleaner and InfluenceSampler (skinfluence.cleaning)."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+)
+from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import GridSearchCV, KFold, train_test_split
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
+
+from skinfluence import BoostIn
+from skinfluence.cleaning import InfluenceCleaner, InfluenceSampler
+from skinfluence.datasets import load_dataset
+
+from .models import make_data, make_model
+
+
+def _hgb_clf(**kw):
+    return HistGradientBoostingClassifier(max_iter=kw.pop("max_iter", 10),
+                                          early_stopping=False, random_state=0, **kw)
+
+
+def _hgb_reg(**kw):
+    return HistGradientBoostingRegressor(max_iter=kw.pop("max_iter", 30),
+                                         early_stopping=False, random_state=0, **kw)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the models are tiny: OpenMP threads only add overhead (and contention)
+    with threadpool_limits(1):
+        yield
+
+
+# ------------------------------------------------------------- sklearn's checks
+EXPECTED_FAILURES = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "fraction counts rows: a row repeated twice and a row of weight 2 change the "
+        "number of rows to remove and their ranking, so the cleaned training sets differ"
+    ),
+}
+
+
+def _xfails(est):
+    return EXPECTED_FAILURES if isinstance(est, InfluenceCleaner) else {}
+
+
+@parametrize_with_checks(
+    [
+        InfluenceCleaner(_hgb_clf(max_iter=5), fraction=0.1),
+        InfluenceCleaner(_hgb_reg(), fraction=0.1, criterion="validation",
+                         random_state=0),
+        InfluenceCleaner(_hgb_clf(max_iter=5), fraction=0.1, criterion="oof",
+                         action="relabel", cv=3, random_state=0),
+        InfluenceSampler(_hgb_clf(max_iter=5), fraction=0.1),
+    ],
+    expected_failed_checks=_xfails,
+    xfail_strict=True,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# ------------------------------------------------------------------- evidence
+@pytest.fixture(scope="module")
+def noisy_spam():
+    """spam, 1000 training rows with 20% of the labels flipped, 1500 clean test rows."""
+    X, y, _ = load_dataset("spam")
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, train_size=1000, test_size=1500,
+                                              random_state=0, stratify=y)
+    rng = np.random.default_rng(0)
+    flipped = rng.choice(len(y_tr), size=len(y_tr) // 5, replace=False)
+    y_noisy = y_tr.copy()
+    y_noisy[flipped] = np.where(y_tr[flipped] == "y", "n", "y")
+    is_flipped = np.zeros(len(y_tr), dtype=bool)
+    is_flipped[flipped] = True
+    return X_tr, y_noisy, y_tr, is_flipped, X_te, y_te
+
+
+def _overfitting_model():
+    # a model flexible enough to memorise wrong labels (the case cleaning is for)
+    return HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=31, learning_rate=0.3,
+                                          early_stopping=False, random_state=0)
+
+
+def _other_methods():
+    """Influence methods other than BoostIn that exist in this checkout."""
+    out = []
+    try:
+        from skinfluence._trex import TREX
+    except ImportError:  # pragma: no cover - being written in parallel
+        pass
+    else:
+        out.append(TREX())
+    return out
+
+
+def test_grid_search_chooses_cleaning_and_it_helps(noisy_spam):
+    X, y_noisy, _, is_flipped, X_te, y_te = noisy_spam
+    cleaner = InfluenceCleaner(_overfitting_model(), BoostIn())
+    grid = [{"fraction": [0.0, 0.1, 0.2]}]
+    others = _other_methods()
+    if others:
+        grid.append({"method": others, "fraction": [0.2]})
+    search = GridSearchCV(cleaner, grid, cv=3, error_score="raise").fit(X, y_noisy)
+    assert search.best_params_["fraction"] > 0
+
+    baseline = _overfitting_model().fit(X, y_noisy).score(X_te, y_te)
+    cleaned = search.best_estimator_.score(X_te, y_te)
+    assert cleaned > baseline + 0.02, (baseline, cleaned)
+
+    best = search.best_estimator_
+    n_removed = len(best.removed_indices_)
+    assert n_removed == int(search.best_params_["fraction"] * len(X))
+    # the removed rows are mostly the flipped ones (20% of the data)
+    assert is_flipped[best.removed_indices_].mean() > 0.4
+    assert len(best.kept_indices_) + n_removed == len(X)
+
+    # every candidate's fraction is monotone in CV score here: no cleaning is worst
+    res = search.cv_results_
+    scores = {(type(p.get("method", cleaner.method)).__name__, p["fraction"]): s
+              for p, s in zip(res["params"], res["mean_test_score"])}
+    assert scores[("BoostIn", 0.0)] < max(scores[("BoostIn", 0.1)], scores[("BoostIn", 0.2)])
+
+
+def test_relabel_restores_flipped_labels(noisy_spam):
+    X, y_noisy, y_true, is_flipped, X_te, y_te = noisy_spam
+    cleaner = InfluenceCleaner(_overfitting_model(), fraction=0.2, action="relabel",
+                               random_state=0).fit(X, y_noisy)
+    idx = cleaner.relabeled_indices_
+    assert len(idx) > 0 and len(cleaner.removed_indices_) == 0
+    assert len(cleaner.kept_indices_) == len(X)
+    assert set(idx) <= set(cleaner.selected_indices_)
+    np.testing.assert_array_equal(cleaner.relabeled_from_, y_noisy[idx])
+    assert np.all(cleaner.relabeled_to_ != cleaner.relabeled_from_)
+    # most changed labels are flipped rows put back to their true label
+    assert np.mean(cleaner.relabeled_to_ == y_true[idx]) > 0.6
+    assert is_flipped[idx].mean() > 0.6
+    # the final model is the model fitted on the relabelled data
+    y_fixed = y_noisy.copy()
+    y_fixed[idx] = cleaner.relabeled_to_
+    ref = _overfitting_model().fit(X, y_fixed)
+    np.testing.assert_array_equal(cleaner.predict(X_te), ref.predict(X_te))
+    assert cleaner.score(X_te, y_te) > _overfitting_model().fit(X, y_noisy).score(X_te, y_te)
+
+
+# ---------------------------------------------------------------- no leakage
+class _RecordingBoostIn(BoostIn):
+    """BoostIn that records the first-column values of every training set it sees."""
+
+    seen = []
+
+    def fit(self, X, y, sample_weight=None):
+        type(self).seen.append(frozenset(np.asarray(X)[:, 0].tolist()))
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize("criterion", ["self", "oof"])
+def test_each_cv_fold_scores_influence_on_its_own_training_part(criterion):
+    X, y = make_data("binary", n=120, seed=1)
+    X[:, 0] = np.arange(len(X)) + 0.5  # a row id, to recognise the rows
+    cv = list(KFold(3, shuffle=True, random_state=0).split(X))
+    _RecordingBoostIn.seen = []
+    cleaner = InfluenceCleaner(_hgb_clf(), _RecordingBoostIn(), criterion=criterion, cv=3,
+                               random_state=0)
+    search = GridSearchCV(cleaner, {"fraction": [0.0, 0.1]}, cv=cv, refit=False).fit(X, y)
+    seen = _RecordingBoostIn.seen
+    per_fit = 1 if criterion == "self" else 3
+    assert len(seen) == len(cv) * 2 * per_fit
+    for rows in seen:
+        # inside one outer training part, never a row of the matching test part
+        assert any(rows <= set(X[tr, 0]) and not rows & set(X[te, 0]) for tr, te in cv)
+    # the grid's scores are those of cleaners fitted on each training part alone
+    for k, (tr, te) in enumerate(cv):
+        for j, fraction in enumerate([0.0, 0.1]):
+            alone = clone(cleaner).set_params(fraction=fraction).fit(X[tr], y[tr])
+            assert search.cv_results_[f"split{k}_test_score"][j] == alone.score(X[te], y[te])
+
+
+# ------------------------------------------------------------------- sampler
+def test_sampler_in_an_imblearn_pipeline():
+    pytest.importorskip("imblearn")
+    from imblearn.pipeline import make_pipeline
+
+    X, y = make_data("binary", n=150, seed=2)
+    y[:15] = 1 - y[:15]
+    sampler = InfluenceSampler(_hgb_clf(), fraction=0.1)
+    pipe = make_pipeline(sampler, _hgb_clf()).fit(X, y)
+    kept = pipe[0].sample_indices_
+    assert len(kept) == 135 and len(pipe[0].removed_indices_) == 15
+    ref = _hgb_clf().fit(X[kept], y[kept])
+    # predicting does not resample: every query row gets a prediction
+    np.testing.assert_array_equal(pipe.predict(X), ref.predict(X))
+    np.testing.assert_allclose(pipe.predict_proba(X[:5]), ref.predict_proba(X[:5]))
+    # GridSearchCV over the sampler inside the pipeline
+    search = GridSearchCV(pipe, {"influencesampler__fraction": [0.0, 0.1]}, cv=3).fit(X, y)
+    assert search.best_params_["influencesampler__fraction"] in (0.0, 0.1)
+
+
+def test_sampler_keeps_pandas_types_and_relabels():
+    pd = pytest.importorskip("pandas")
+    X, y = make_data("binary", n=100, seed=3)
+    df = pd.DataFrame(X, columns=list("abcd"), index=[f"r{i}" for i in range(100)])
+    ys = pd.Series(np.where(y == 1, "yes", "no"), index=df.index, name="target")
+    sampler = InfluenceSampler(_hgb_clf(), fraction=0.1)
+    Xr, yr = sampler.fit_resample(df, ys)
+    assert isinstance(Xr, pd.DataFrame) and isinstance(yr, pd.Series)
+    assert list(Xr.index) == list(df.index[sampler.sample_indices_])
+    assert list(yr.index) == list(Xr.index) and yr.name == "target"
+    assert len(Xr) == 90
+    np.testing.assert_array_equal(sampler.feature_names_in_, list("abcd"))
+
+    relabel = InfluenceSampler(_hgb_clf(), fraction=0.2, action="relabel", random_state=0)
+    Xr, yr = relabel.fit_resample(df, ys)
+    assert len(Xr) == 100 and list(yr.index) == list(df.index)
+    changed = relabel.relabeled_indices_
+    np.testing.assert_array_equal(yr.iloc[changed].to_numpy(), relabel.relabeled_to_)
+    unchanged = np.setdiff1d(np.arange(100), changed)
+    np.testing.assert_array_equal(yr.iloc[unchanged].to_numpy(), ys.iloc[unchanged])
+
+
+# --------------------------------------------------------------- behaviour
+def test_criteria_and_threshold():
+    X, y = make_data("binary", n=120, seed=4)
+    val = InfluenceCleaner(_hgb_clf(), criterion="validation", validation_size=0.25,
+                           fraction=0.1, random_state=0).fit(X, y)
+    unscored = np.isnan(val.harm_)
+    assert unscored.sum() == 30
+    assert not set(np.flatnonzero(unscored)) & set(val.removed_indices_)
+    np.testing.assert_allclose(val.harm_[~unscored], -val.influence_[~unscored])
+    assert val.method_.n_train_ == 90
+
+    oof = InfluenceCleaner(_hgb_clf(), criterion="oof", cv=4, fraction=1.0, threshold=0.0,
+                           random_state=0).fit(X, y)
+    assert np.all(np.isfinite(oof.influence_))
+    np.testing.assert_array_equal(np.sort(oof.removed_indices_),
+                                  np.flatnonzero(oof.influence_ < 0))
+
+    slf = InfluenceCleaner(_hgb_clf(), n_rows=7).fit(X, y)
+    s = BoostIn(_hgb_clf().fit(X, y)).fit(X, y).self_influence()
+    np.testing.assert_allclose(slf.influence_, s)
+    top = np.argsort(-s, kind="stable")[:7]
+    np.testing.assert_array_equal(slf.removed_indices_, top)
+    assert np.all(np.diff(slf.harm_[slf.removed_indices_]) <= 0)
+    ref = _hgb_clf().fit(np.delete(X, top, axis=0), np.delete(y, top))
+    np.testing.assert_allclose(slf.predict_proba(X), ref.predict_proba(X))
+
+
+def test_nested_params_clone_tags_and_delegation():
+    cleaner = InfluenceCleaner(_hgb_clf(), BoostIn(derivative="exact"), fraction=0.1)
+    params = cleaner.get_params()
+    assert params["method__derivative"] == "exact" and params["estimator__max_iter"] == 10
+    cleaner.set_params(method__leaf_scaling="inverse_size", estimator__max_iter=4)
+    twin = clone(cleaner)
+    assert twin.method.leaf_scaling == "inverse_size" and twin.estimator.max_iter == 4
+    assert is_classifier(cleaner) and not is_regressor(cleaner)
+    assert is_regressor(InfluenceCleaner(_hgb_reg()))
+    X, y = make_data("multiclass", n=120, seed=5)
+    labels = np.array(["a", "b", "c"])[y]
+    cleaner.fit(X, labels)
+    assert cleaner.method_.leaf_scaling == "inverse_size"
+    assert cleaner.method_.estimator is not cleaner.estimator  # its model was replaced
+    assert cleaner.estimator_.max_iter == 4 and cleaner.estimator.max_iter == 4
+    assert list(cleaner.classes_) == ["a", "b", "c"]
+    assert cleaner.predict_proba(X[:3]).shape == (3, 3)
+    assert cleaner.decision_function(X[:3]).shape == (3, 3)
+    assert not hasattr(InfluenceCleaner(_hgb_reg()), "predict_proba")
+    search = GridSearchCV(cleaner, {"estimator__max_iter": [3, 5],
+                                    "method__derivative": ["published", "exact"]}, cv=2)
+    search.fit(X, labels)
+    assert search.best_estimator_.estimator_.max_iter in (3, 5)
+
+
+def test_pandas_categorical_input_and_sample_weight():
+    pd = pytest.importorskip("pandas")
+    X, y, _ = load_dataset("credit")
+    X, y = X.iloc[:400], y[:400]
+    model = _hgb_clf(categorical_features="from_dtype")
+    w = np.random.default_rng(0).uniform(0.5, 2.0, size=len(y))
+    cleaner = InfluenceCleaner(model, fraction=0.05).fit(X, y, sample_weight=w)
+    assert isinstance(X, pd.DataFrame)
+    np.testing.assert_array_equal(cleaner.feature_names_in_, X.columns)
+    kept = cleaner.kept_indices_
+    assert len(kept) == 380
+    ref = clone(model).fit(X.iloc[kept], y[kept], sample_weight=w[kept])
+    np.testing.assert_allclose(cleaner.predict_proba(X), ref.predict_proba(X))
+
+
+@pytest.mark.parametrize("action", ["remove", "relabel"])
+def test_regression(action):
+    X, y = make_data("squared_error", n=150, seed=6)
+    y[:10] += 40.0  # gross outliers
+    cleaner = InfluenceCleaner(make_model("lightgbm", "squared_error"), criterion="oof",
+                               fraction=0.1, action=action, cv=3, random_state=0).fit(X, y)
+    chosen = cleaner.selected_indices_
+    assert len(chosen) == 15
+    assert np.isin(np.arange(10), chosen).mean() >= 0.7  # the outliers are found
+    if action == "relabel":
+        assert np.all(np.abs(cleaner.relabeled_to_ - cleaner.relabeled_from_) > 0)
+        assert cleaner.relabeled_to_.dtype == np.float64
+
+
+def test_nothing_selected_reuses_the_scoring_model():
+    X, y = make_data("binary", n=80, seed=7)
+    cleaner = InfluenceCleaner(_hgb_clf()).fit(X, y)
+    assert cleaner.estimator_ is cleaner.method_.estimator_
+    assert len(cleaner.removed_indices_) == 0 and len(cleaner.kept_indices_) == 80
+
+
+def test_progress_bar(capsys):
+    pytest.importorskip("tqdm")
+    X, y = make_data("binary", n=80, seed=8)
+    quiet = InfluenceCleaner(_hgb_clf(), fraction=0.1, criterion="oof", cv=3,
+                             random_state=0).fit(X, y)
+    loud = clone(quiet).set_params(verbose=1).fit(X, y)
+    assert "InfluenceCleaner" in capsys.readouterr().err
+    np.testing.assert_array_equal(quiet.removed_indices_, loud.removed_indices_)
+
+
+def test_errors_are_clear():
+    X, y = make_data("binary", n=60, seed=9)
+    with pytest.raises(ValueError, match="fraction"):
+        InfluenceCleaner(_hgb_clf(), fraction=1.5).fit(X, y)
+    with pytest.raises(ValueError, match="criterion"):
+        InfluenceCleaner(_hgb_clf(), criterion="loss").fit(X, y)
+    with pytest.raises(ValueError, match="action"):
+        InfluenceCleaner(_hgb_clf(), action="drop").fit(X, y)
+    with pytest.raises(ValueError, match="n_rows"):
+        InfluenceCleaner(_hgb_clf(), n_rows=61).fit(X, y)
+    with pytest.raises(ValueError, match="remove all 60 training rows"):
+        InfluenceCleaner(_hgb_clf(), fraction=1.0).fit(X, y)
+    with pytest.raises(ValueError, match="no row of class"):
+        InfluenceCleaner(_hgb_clf(), n_rows=59).fit(X, y)
+    with pytest.raises(TypeError, match="fitted again"):
+        InfluenceCleaner(FrozenEstimator(_hgb_clf().fit(X, y))).fit(X, y)
+    with pytest.raises(TypeError, match="influence estimator"):
+        InfluenceCleaner(_hgb_clf(), method=_hgb_clf()).fit(X, y)
+    with pytest.raises(ValueError, match="requires y"):
+        InfluenceCleaner(_hgb_clf()).fit(X, None)
+    with pytest.raises(ValueError, match="entries but X has"):
+        InfluenceCleaner(_hgb_clf()).fit(X, y[:-1])
+    with pytest.raises(NotFittedError):
+        InfluenceCleaner(_hgb_clf()).predict(X)

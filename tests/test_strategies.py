@@ -1,0 +1,110 @@
+"""The public hypothesis strategies of ``skinfluence.testing``."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import skinfluence
+from skinfluence.testing import strategies as sfs
+
+
+def test_importing_skinfluence_does_not_import_hypothesis():
+    code = ("import sys, skinfluence, skinfluence.cleaning; "
+            "print('hypothesis' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_available_libraries_lists_installed_ones():
+    libs = sfs.available_libraries()
+    assert {"sklearn_gb", "sklearn_hgb", "sklearn_rf", "sklearn_et"} <= set(libs)
+    for lib in ("lightgbm", "xgboost", "catboost"):
+        try:
+            __import__(lib)
+        except ImportError:
+            assert lib not in libs
+        else:
+            assert lib in libs
+    assert not set(sfs.available_libraries(forests=False)) & {"sklearn_rf", "sklearn_et"}
+
+
+@settings(max_examples=30, deadline=None)
+@given(sfs.datasets(nan=None, categorical=None))
+def test_datasets_are_valid(data):
+    pd = pytest.importorskip("pandas")
+    X, y = data.X, data.y
+    assert X.shape[0] == len(y) >= 20
+    assert data.task in sfs.TASKS
+    if data.task == "regression":
+        assert y.dtype == np.float64 and np.all(np.isfinite(y))
+    else:
+        classes, counts = np.unique(y, return_counts=True)
+        np.testing.assert_array_equal(classes, np.arange(len(classes)))
+        assert len(classes) == (2 if data.task == "binary" else len(classes)) >= 2
+        assert counts.min() >= 2
+    if data.categorical:
+        assert isinstance(X, pd.DataFrame)
+        for name in data.categorical:
+            assert isinstance(X[name].dtype, pd.CategoricalDtype)
+            assert not X[name].isna().any()
+    numeric = X[[c for c in X.columns if c not in data.categorical]].to_numpy() \
+        if hasattr(X, "columns") else X
+    assert bool(np.isnan(numeric).any()) == data.has_nan
+
+
+def test_strategy_arguments_are_checked():
+    with pytest.raises(ValueError, match="task"):
+        sfs.datasets(task="ranking").example()
+    with pytest.raises(ValueError, match="min_rows"):
+        sfs.datasets(min_rows=50, max_rows=10).example()
+    with pytest.raises(ValueError, match="unknown libraries"):
+        data = sfs.Dataset(np.zeros((4, 1)), np.zeros(4), "regression")
+        sfs.models(data, libraries=["sklearn_foo"]).example()
+
+
+def _check_model(case):
+    assert case.library in sfs.LIBRARIES
+    ens = skinfluence.to_ensemble(case.model, case.X, case.y)
+    leaves = ens.check_reconstruction(case.X)
+    assert leaves.shape[0] == len(case.y)
+    assert np.asarray(case.model.predict(case.X)).shape[0] == len(case.y)
+
+
+@pytest.mark.parametrize("library", sfs.available_libraries())
+@pytest.mark.parametrize("task", sfs.TASKS)
+@settings(max_examples=4, deadline=None)
+@given(data=st.data())
+def test_every_library_and_task_reconstructs(library, task, data):
+    case = data.draw(sfs.fitted_models(task=task, libraries=[library]))
+    assert case.task == task and case.library == library
+    _check_model(case)
+
+
+@settings(max_examples=15, deadline=None)
+@given(sfs.fitted_models(nan=True))
+def test_models_with_nan_reconstruct(case):
+    assert case.library not in ("sklearn_gb",)  # cannot take NaN: never drawn
+    _check_model(case)
+
+
+@settings(max_examples=15, deadline=None)
+@given(sfs.fitted_models(categorical=True, nan=None))
+def test_models_with_categoricals_reconstruct(case):
+    pytest.importorskip("pandas")
+    assert case.library in ("sklearn_hgb", "lightgbm", "xgboost", "catboost")
+    _check_model(case)
+
+
+@settings(max_examples=10, deadline=None)
+@given(sfs.fitted_models(forests=False, task=("regression", "binary"),
+                         libraries=("sklearn_gb", "sklearn_hgb", "lightgbm", "xgboost")))
+def test_boostin_runs_on_drawn_gradient_boosted_models(case):
+    # a property a user might write: self-influence equals the diagonal of the matrix
+    exp = skinfluence.BoostIn(case.model).fit(case.X, case.y)
+    diag = np.diag(exp.transform(case.X, case.y))
+    np.testing.assert_allclose(exp.self_influence(), diag, rtol=1e-9, atol=1e-12)
