@@ -38,6 +38,10 @@ _THREAD_PARAMS = ("n_jobs", "nthread", "nthreads", "num_threads", "num_thread",
 
 
 # --------------------------------------------------------------------------- models
+_WRAPPERS = {"lightgbm": "LGBMClassifier / LGBMRegressor",
+             "xgboost": "XGBClassifier / XGBRegressor"}
+
+
 def _refit_template(model):
     """An unfitted copy of ``model`` to refit: same hyperparameters and seed, one thread.
 
@@ -59,8 +63,7 @@ def _refit_template(model):
     if type(model).__name__ == "Booster" and root in ("lightgbm", "xgboost"):
         raise TypeError(
             f"a raw {root}.Booster cannot be cloned and refit with its hyperparameters; "
-            f"pass the scikit-learn wrapper ({'LGBMClassifier / LGBMRegressor' if root == 'lightgbm' else 'XGBClassifier / XGBRegressor'}) "  # noqa: E501
-            "to a retraining method"
+            f"pass the scikit-learn wrapper ({_WRAPPERS[root]}) instead"
         )
     template = clone(model)
     params = template.get_params(deep=False)

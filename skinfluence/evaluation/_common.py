@@ -17,8 +17,8 @@ from sklearn.utils.multiclass import type_of_target
 from threadpoolctl import threadpool_limits
 
 PROBA_CLIP = 1e-5
-_THREAD_PARAMS = ("n_jobs", "nthread", "nthreads", "num_threads", "num_thread",
-                  "thread_count")
+from .._retrain import _refit_template  # noqa: E402  (one refit policy everywhere)
+from ..base import _progress  # noqa: E402
 
 
 # ------------------------------------------------------------------------- results
@@ -51,45 +51,6 @@ def _attrs(result):
 
 
 # --------------------------------------------------------------------------- models
-def _progress(iterable, total, verbose, desc):
-    if not verbose:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is an optional extra
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, leave=False)
-
-
-def _refit_template(model):
-    """An unfitted copy of ``model``: same hyperparameters and seed, one thread."""
-    from sklearn.frozen import FrozenEstimator
-    from sklearn.pipeline import Pipeline
-
-    if isinstance(model, FrozenEstimator):
-        return _refit_template(model.estimator)
-    if isinstance(model, Pipeline):
-        pipe = clone(model)
-        name, last = model.steps[-1]
-        pipe.steps[-1] = (name, _refit_template(last))
-        return pipe
-    root = type(model).__module__.split(".")[0]
-    if type(model).__name__ == "Booster" and root in ("lightgbm", "xgboost"):
-        raise TypeError(
-            f"a raw {root}.Booster cannot be refit with its hyperparameters; pass the "
-            "scikit-learn wrapper (e.g. LGBMClassifier, XGBRegressor) to the evaluation"
-        )
-    template = clone(model)
-    params = template.get_params(deep=False)
-    if root == "catboost":
-        template.set_params(thread_count=1)
-    else:
-        single = {k: 1 for k in _THREAD_PARAMS if k in params}
-        if single:
-            template.set_params(**single)
-    return template
-
-
 def _final(model):
     from sklearn.pipeline import Pipeline
 
