@@ -59,8 +59,8 @@ def _model_input(library, X):
         return X, []
     cats = [c for c in X.columns if str(X[c].dtype) == "category"]
     Xc = X.copy()
-    for c in cats:
-        Xc[c] = Xc[c].astype(str)
+    for c in cats:  # missing categories become their own string
+        Xc[c] = Xc[c].astype(object).where(Xc[c].notna(), "missing").astype(str)
     return Xc, cats
 
 

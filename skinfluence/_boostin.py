@@ -101,6 +101,7 @@ class BoostIn(BaseInfluence):
 
     _needs_leaf_model = True
     _accepts_forests = False
+    _fills_out = True
 
     def __init__(self, estimator=None, *, derivative="published", leaf_scaling="none",
                  check_leaf_model="raise", atol=1e-5, rtol=1e-5, dtype=np.float64,
@@ -153,8 +154,9 @@ class BoostIn(BaseInfluence):
         g, _, _, _ = self.ensemble_.replay(leaves, y_enc, objective=objective)
         return {"leaves": leaves, "grad": g}
 
-    def _influence_block(self, q):
-        out = np.empty((len(q["leaves"]), self.n_train_))
+    def _influence_block(self, q, out=None):
+        if out is None:
+            out = np.empty((len(q["leaves"]), self.n_train_))
         _leaves.cooccurrence_product(
             q["leaves"], np.ascontiguousarray(q["grad"]), self.ensemble_.leaf_offsets,
             self._indptr, self._order, self._delta_sorted, self.n_train_, out,

@@ -154,6 +154,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     _needs_leaf_model = False
     #: whether the method accepts random forests
     _accepts_forests = True
+    #: whether ``_influence_block(q, out=...)`` can write into a float64 output slice
+    _fills_out = False
 
     def __init__(self, estimator=None, *, dtype=np.float64, chunk_memory_mb=256,
                  n_jobs=None, verbose=0):
@@ -373,7 +375,10 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         out = np.empty((m, self.n_train_), dtype=dt)
         with _numba_threads(self.n_jobs):
             for a, b, blk in self._blocks(q, m, "influence"):
-                out[a:b] = self._influence_block(blk)
+                if self._fills_out and dt == np.float64:
+                    self._influence_block(blk, out=out[a:b])  # no block copy
+                else:
+                    out[a:b] = self._influence_block(blk)
         return out
 
     def fit_transform(self, X, y=None, sample_weight=None):

@@ -182,3 +182,34 @@ def test_fitted_explainer_pickles(lib):
     exp = BoostIn(model).fit(X, y)
     back = pickle.loads(pickle.dumps(exp))
     np.testing.assert_array_equal(back.transform(X[:5], y[:5]), exp.transform(X[:5], y[:5]))
+
+
+@pytest.mark.parametrize("lib", ["sklearn_hgb", "lightgbm", "xgboost", "catboost"])
+def test_real_data_with_categoricals_and_missing_values(lib):
+    """The credit data (string categoricals, NaN) as the user has it, in every library."""
+    pytest.importorskip("pandas")
+    from skinfluence.datasets import load_dataset
+
+    X, y, _ = load_dataset("credit")
+    X, y = X.iloc[:600].reset_index(drop=True), y[:600]
+    assert X.isna().to_numpy().any()
+    cats = [c for c in X.columns if str(X[c].dtype) == "category"]
+    if lib == "sklearn_hgb":
+        model = make_model(lib, "binary", categorical_features="from_dtype").fit(X, y)
+    elif lib == "xgboost":
+        model = make_model(lib, "binary", enable_categorical=True, tree_method="hist")
+        model.fit(X, np.searchsorted(np.unique(y), y))
+        y = np.searchsorted(np.unique(y), y)
+    elif lib == "catboost":
+        X = X.copy()
+        for c in cats:  # CatBoost takes categories as strings, missing ones included
+            X[c] = X[c].astype(object).where(X[c].notna(), "missing").astype(str)
+        model = make_model(lib, "binary", one_hot_max_size=255).fit(X, y, cat_features=cats)
+    else:
+        model = make_model(lib, "binary").fit(X, y)
+    exp = BoostIn(model).fit(X, y)
+    M = exp.transform(X.iloc[:20], y[:20])
+    assert M.shape == (20, len(X)) and np.isfinite(M).all()
+    np.testing.assert_allclose(np.diag(exp.transform(X, y)), exp.self_influence(),
+                               rtol=1e-9, atol=1e-12)
+    assert list(exp.get_feature_names_out()[:2]) == ["0", "1"]
