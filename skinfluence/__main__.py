@@ -114,6 +114,8 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     X, y, task, name = _load(args)
+    if args.library == "xgboost" and task != "regression":
+        y = np.searchsorted(np.unique(y), y)  # XGBClassifier takes labels 0..K-1 only
     strat = y if task != "regression" else None
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=args.seed,
                                           stratify=strat)
