@@ -18,7 +18,7 @@ from .datasets import DATASETS, load_dataset
 LIBRARIES = ("sklearn", "lightgbm", "xgboost", "catboost")
 
 
-def _model(library, task, seed):
+def _model(library, task, seed, n_trees):
     clf = task != "regression"
     if library == "sklearn":
         from sklearn.ensemble import (
@@ -27,28 +27,28 @@ def _model(library, task, seed):
         )
 
         cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(max_iter=100, learning_rate=0.1, max_leaf_nodes=31, early_stopping=False,
+        return cls(max_iter=n_trees, learning_rate=0.1, max_leaf_nodes=31, early_stopping=False,
                    categorical_features="from_dtype", random_state=seed)
     if library == "lightgbm":
         import lightgbm as lgb
 
         cls = lgb.LGBMClassifier if clf else lgb.LGBMRegressor
-        return cls(n_estimators=100, learning_rate=0.1, num_leaves=31, verbose=-1,
+        return cls(n_estimators=n_trees, learning_rate=0.1, num_leaves=31, verbose=-1,
                    random_state=seed)
     if library == "xgboost":
         import xgboost as xgb
 
         cls = xgb.XGBClassifier if clf else xgb.XGBRegressor
-        return cls(n_estimators=100, learning_rate=0.1, max_depth=5, tree_method="hist",
+        return cls(n_estimators=n_trees, learning_rate=0.1, max_depth=5, tree_method="hist",
                    enable_categorical=True, random_state=seed)
     import catboost as cb
 
     if clf:
-        return cb.CatBoostClassifier(iterations=100, learning_rate=0.1, depth=5,
+        return cb.CatBoostClassifier(iterations=n_trees, learning_rate=0.1, depth=5,
                                      leaf_estimation_iterations=1, one_hot_max_size=255,
                                      verbose=0, allow_writing_files=False, random_seed=seed,
                                      loss_function="Logloss")
-    return cb.CatBoostRegressor(iterations=100, learning_rate=0.1, depth=5,
+    return cb.CatBoostRegressor(iterations=n_trees, learning_rate=0.1, depth=5,
                                 one_hot_max_size=255, verbose=0, allow_writing_files=False,
                                 random_seed=seed)
 
@@ -107,6 +107,8 @@ def main(argv=None):
     p.add_argument("--queries", type=int, default=2, help="test predictions to explain")
     p.add_argument("--noise", type=float, default=0.1, help="fraction of labels to flip")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true",
+                   help="at most 1,000 rows and 30 trees (a smoke run)")
     args = p.parse_args(argv)
     if args.csv and not args.target:
         p.error("--csv needs --target")
@@ -114,6 +116,10 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     X, y, task, name = _load(args)
+    n_trees = 30 if args.quick else 100
+    if args.quick:
+        keep = np.random.default_rng(args.seed).permutation(len(y))[:1000]
+        X, y = X.iloc[np.sort(keep)].reset_index(drop=True), y[np.sort(keep)]
     if args.library == "xgboost" and task != "regression":
         y = np.searchsorted(np.unique(y), y)  # XGBClassifier takes labels 0..K-1 only
     strat = y if task != "regression" else None
@@ -122,7 +128,7 @@ def main(argv=None):
     Xtr, Xte = Xtr.reset_index(drop=True), Xte.reset_index(drop=True)
     print(f"== {name}: {task}, {len(Xtr)} training rows, {X.shape[1]} features; "
           f"model: {args.library}")
-    model, Xtr_m = _fit(_model(args.library, task, args.seed), args.library, Xtr, ytr)
+    model, Xtr_m = _fit(_model(args.library, task, args.seed, n_trees), args.library, Xtr, ytr)
     Xte_m = _model_input(args.library, Xte)[0]
     exp = BoostIn(model, derivative=args.derivative, verbose=1).fit(Xtr_m, ytr)
     ens = exp.ensemble_
@@ -150,7 +156,7 @@ def main(argv=None):
     noisy = ytr.copy()
     for i in flip:
         noisy[i] = rng.choice(classes[classes != ytr[i]])
-    noisy_model, _ = _fit(_model(args.library, task, args.seed), args.library, Xtr, noisy)
+    noisy_model, _ = _fit(_model(args.library, task, args.seed, n_trees), args.library, Xtr, noisy)
     noisy_exp = BoostIn(noisy_model, derivative=args.derivative).fit(Xtr_m, noisy)
     ranking = np.argsort(-noisy_exp.self_influence(), kind="stable")
     print(f"\n== Flipped {n_flip} training labels ({args.noise:.0%}). Rows ranked by "
@@ -163,7 +169,7 @@ def main(argv=None):
               f"{n_flip} flipped rows (random: about {int(frac * n_flip)})")
     k = n_flip
     keep = np.sort(ranking[k:])
-    cleaned, _ = _fit(_model(args.library, task, args.seed), args.library,
+    cleaned, _ = _fit(_model(args.library, task, args.seed, n_trees), args.library,
                       Xtr.iloc[keep].reset_index(drop=True), noisy[keep])
     print(f"   held-out score trained on noisy labels:        {noisy_model.score(Xte_m, yte):.4f}")
     print(f"   after removing the {k} top-ranked rows:        {cleaned.score(Xte_m, yte):.4f}")
