@@ -64,13 +64,17 @@ def paths_to_csr(per_tree_leaf_paths, per_tree_n_internal):
     first) above local leaf ``l`` of tree ``t``; internal nodes of tree ``t`` are numbered
     ``0..per_tree_n_internal[t]-1``.
     """
+    from itertools import chain
+
     node_offsets = np.zeros(len(per_tree_n_internal) + 1, dtype=np.int64)
     node_offsets[1:] = np.cumsum(per_tree_n_internal)
-    indptr = [0]
-    nodes = []
-    for t, leaves in enumerate(per_tree_leaf_paths):
-        for path in leaves:
-            nodes.extend(int(node_offsets[t]) + int(p) for p in path)
-            indptr.append(len(nodes))
-    return (np.asarray(indptr, dtype=np.int64), np.asarray(nodes, dtype=np.int64),
-            node_offsets)
+    leaves_per_tree = [len(leaves) for leaves in per_tree_leaf_paths]
+    lengths = np.fromiter((len(p) for leaves in per_tree_leaf_paths for p in leaves),
+                          dtype=np.int64, count=sum(leaves_per_tree))
+    local = np.fromiter(chain.from_iterable(chain.from_iterable(per_tree_leaf_paths)),
+                        dtype=np.int64, count=int(lengths.sum()))
+    tree_of_leaf = np.repeat(np.arange(len(leaves_per_tree)), leaves_per_tree)
+    nodes = local + np.repeat(node_offsets[:-1][tree_of_leaf], lengths)
+    indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    return indptr, nodes, node_offsets
