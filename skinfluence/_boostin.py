@@ -65,13 +65,15 @@ class BoostIn(BaseInfluence):
 
     Notes
     -----
-    ``fit`` costs O(N T) after routing and stores the leaf ids grouped per tree
-    (CSR) and the derivatives twice (by row and in leaf order): about 20 bytes per
-    (row, tree). A query costs O(T) for its gradients plus one multiply-add per
-    training row sharing one of its leaves, ``sum_t n_leaf_t(e)`` <= N T; queries run in
-    blocks of ``chunk_memory_mb``, in parallel over query rows (results do not depend
-    on the number of threads). ``self_influence`` is O(N T); ``global_influence`` is
-    O(N T + n_query T) through per-leaf sums of the query gradients.
+    ``fit`` costs O(N T) after routing and stores the leaf ids, the derivatives by row
+    and a copy of them grouped by leaf within tiles of 2,048 training rows (with 2-byte
+    row indices): about 22 bytes per (row, tree). A query costs O(T) for its gradients
+    plus one multiply-add per training row sharing one of its leaves,
+    ``sum_t n_leaf_t(e)`` <= N T; queries run in blocks of ``chunk_memory_mb``, in
+    parallel over tiles of training rows, each of which writes its own part of the
+    output (results do not depend on the number of threads). ``self_influence`` is
+    O(N T); ``global_influence`` is O(N T + n_query T) through per-leaf sums of the
+    query gradients.
 
     Sign: positive = helpful (removing the row would raise the query's loss).
     Multiclass: one tree per class and round; each uses its class column's gradient.
@@ -147,8 +149,7 @@ class BoostIn(BaseInfluence):
         self.derivatives_ = np.ascontiguousarray(delta)
         self._train_leaves = leaves
         self._self = (g * delta).sum(axis=1)
-        self._indptr, self._order = _leaves.group_by_leaf(leaves, ens.leaf_offsets)
-        self._delta_sorted = _leaves.sort_by_leaf(self.derivatives_, self._order, n)
+        self._tiles = _leaves.tiled(leaves, ens.leaf_offsets, self.derivatives_)
 
     def _query_arrays(self, X, leaves, y_enc, objective):
         g, _, _, _ = self.ensemble_.replay(leaves, y_enc, objective=objective)
@@ -157,9 +158,9 @@ class BoostIn(BaseInfluence):
     def _influence_block(self, q, out=None):
         if out is None:
             out = np.empty((len(q["leaves"]), self.n_train_))
-        _leaves.cooccurrence_product(
+        _leaves.tiled_product(
             q["leaves"], np.ascontiguousarray(q["grad"]), self.ensemble_.leaf_offsets,
-            self._indptr, self._order, self._delta_sorted, self.n_train_, out,
+            *self._tiles, self.n_train_, _leaves.TILE, out,
         )
         return out
 

@@ -260,7 +260,7 @@ class LeafInfluence(_LeafBase):
                 self.derivatives_ = D
                 removal = -self._w[:, None] * D
                 self._removal = removal
-                self._removal_sorted = _leaves.sort_by_leaf(removal, self._order, n)
+                self._tiles = _leaves.tiled(leaves, ens.leaf_offsets, removal)
                 self._self = (self._gfin_train[:, self._tree_col] * removal).sum(axis=1)
             elif u >= 1 and self._fits_cache():
                 D = np.empty((n, ens.n_leaves_total))
@@ -314,11 +314,11 @@ class LeafInfluence(_LeafBase):
             return np.ascontiguousarray(self._reverse(self._leaf_gradients(q)).T)
         if u == 0:
             out = np.empty((m, self.n_train_))
-            _leaves.cooccurrence_product(
+            _leaves.tiled_product(
                 (q["flat"] - self.ensemble_.leaf_offsets[:-1]).astype(np.int32),
                 np.ascontiguousarray(q["gfin"][:, self._tree_col]),
-                self.ensemble_.leaf_offsets, self._indptr, self._order,
-                self._removal_sorted, self.n_train_, out)
+                self.ensemble_.leaf_offsets, *self._tiles, self.n_train_, _leaves.TILE,
+                out)
             return out
         out = np.empty((m, self.n_train_))
         K = self.ensemble_.n_outputs

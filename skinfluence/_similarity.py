@@ -147,16 +147,16 @@ class TreeSim(_TreeSimilarity):
     Notes
     -----
     ``fit`` costs O(N T) (N training rows, T trees): for the leaf kernels the training
-    rows grouped by leaf (12 bytes per (row, tree)), for ``to_`` and the path kernels
-    a sparse ``phi`` (one or ``depth + 1`` nonzeros per tree). A query costs, for the
-    leaf kernels, one multiply-add per training row sharing one of its leaves (the
-    co-occurrence kernel of :class:`~skinfluence.BoostIn`), otherwise a sparse-dense
-    product O(nnz(phi)); queries run in blocks of ``chunk_memory_mb``, in parallel over
-    query rows. ``self_influence`` is O(N T). ``global_influence`` is
-    O(N T + n_val T) for classifiers with a leaf kernel and the dot product (per-leaf,
-    per-class counts of the queries), and sums query blocks otherwise. Distances at
-    rounding level (``||phi_i - phi_e||^2 <= 1e-12 (|phi_i|^2 + |phi_e|^2)``) count as
-    zero.
+    rows grouped by leaf within tiles (10 bytes per (row, tree)), for ``to_`` and the
+    path kernels a sparse ``phi`` (one or ``depth + 1`` nonzeros per tree). A query
+    costs, for the leaf kernels, one multiply-add per training row sharing one of its
+    leaves (the co-occurrence kernel of :class:`~skinfluence.BoostIn`, in parallel over
+    tiles of training rows), otherwise a sparse-dense product O(nnz(phi)) in parallel
+    over query rows; queries run in blocks of ``chunk_memory_mb``. ``self_influence``
+    is O(N T). ``global_influence`` is O(N T + n_val T) for classifiers with a leaf
+    kernel and the dot product (per-leaf, per-class counts of the queries), and sums
+    query blocks otherwise. Distances at rounding level
+    (``||phi_i - phi_e||^2 <= 1e-12 (|phi_i|^2 + |phi_e|^2)``) count as zero.
 
     Sign: ``I(i, e) = sim(i, e) * s(i, e)``. Classification: ``s = +1`` when
     ``y_i == y_e``, else ``-1`` (without query labels, ``y_e`` is the model's
@@ -235,11 +235,11 @@ class LeafSim(_TreeSimilarity):
 
     Notes
     -----
-    ``fit`` groups the training rows by leaf (O(N T), 12 bytes per (row, tree)). A
-    query costs one multiply-add per training row sharing one of its leaves,
-    ``sum_t n_leaf_t(e) <= N T`` (the co-occurrence kernel of
+    ``fit`` groups the training rows by leaf within tiles (O(N T), 10 bytes per
+    (row, tree)). A query costs one multiply-add per training row sharing one of its
+    leaves, ``sum_t n_leaf_t(e) <= N T`` (the co-occurrence kernel of
     :class:`~skinfluence.BoostIn`), in blocks of ``chunk_memory_mb`` and in parallel
-    over query rows. ``self_influence`` is ``s(i, i) sum_t 1 / n_leaf**2``, O(N T).
+    over tiles of training rows. ``self_influence`` is ``s(i, i) sum_t 1 / n_leaf**2``, O(N T).
     ``global_influence`` is O(N T + n_val T) for classifiers (per-leaf, per-class counts
     of the queries) and sums query blocks for regressors.
 

@@ -72,10 +72,8 @@ class _TreeKernel:
         if self.is_leaf_kernel:
             # training rows grouped by leaf, with their leaf's feature value in leaf order
             self.leaf_coef = np.ascontiguousarray(self.entry_vals)
-            self._indptr, self._order = _leaves.group_by_leaf(train_leaves, self.offsets)
             flat = (train_leaves.astype(np.int64) + self.offsets[:-1])
-            self._coef_sorted = _leaves.sort_by_leaf(
-                np.ascontiguousarray(self.leaf_coef[flat]), self._order, n)
+            self._tiles = _leaves.tiled(train_leaves, self.offsets, self.leaf_coef[flat])
             self.train_features = None
         else:
             self.train_features = self.features(train_leaves)
@@ -148,9 +146,9 @@ class _TreeKernel:
         if self.is_leaf_kernel:
             out = np.empty((m, self.n_train))
             q_coef = np.ascontiguousarray(self.leaf_coef[self._flat(q_leaves)])
-            _leaves.cooccurrence_product(
+            _leaves.tiled_product(
                 np.ascontiguousarray(q_leaves, dtype=np.int32), q_coef, self.offsets,
-                self._indptr, self._order, self._coef_sorted, self.n_train, out)
+                *self._tiles, self.n_train, _leaves.TILE, out)
             return out
         q_dense = self.features(q_leaves).T.toarray()  # (n_columns, m)
         return np.ascontiguousarray((self.train_features @ q_dense).T)
@@ -327,15 +325,16 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
     surrogate is fitted in float64 with L-BFGS from ``W = 0`` to a small gradient, so
     ``sum_i alpha_i k(x_i, x)`` reproduces ``f(x)`` to the solver's accuracy.
     Memory of ``fit``: the sparse features (12 bytes per nonzero) plus, for the leaf
-    kernels, the training rows grouped by leaf (12 bytes per (row, tree)).
+    kernels, the training rows grouped by leaf within tiles (10 bytes per (row, tree)).
 
     A query costs, for the leaf kernels, one multiply-add per training row sharing
     one of its leaves (``sum_t n_leaf_t(e) <= N T``, the co-occurrence kernel of
     :class:`~skinfluence.BoostIn`), for ``to_`` and the path kernels a sparse-dense
     product O(nnz(phi)) per query, plus O(N K) loss evaluations, in blocks of
-    ``chunk_memory_mb`` and in parallel over query rows. ``self_influence`` is
-    O(N T K) by the formula ``L(y_i, f_i - alpha_i k(x_i, x_i)) - L(y_i, f_i)``;
-    ``global_influence`` sums the query blocks.
+    ``chunk_memory_mb`` and in parallel (over tiles of training rows, or query rows).
+    ``self_influence`` is O(N T K) by the formula
+    ``L(y_i, f_i - alpha_i k(x_i, x_i)) - L(y_i, f_i)``; ``global_influence`` sums the
+    query blocks.
 
     The loss ``L`` is the model's objective applied to the surrogate's raw output
     (squared error with the factor 1/2, log-loss, softmax cross-entropy; probabilities

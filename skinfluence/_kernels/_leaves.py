@@ -57,26 +57,6 @@ def sort_by_leaf(values, order, n):
 
 
 @njit_parallel
-def cooccurrence_product(q_leaves, q_values, offsets, indptr, order, d_sorted, n, out):
-    """``out[e, i] = sum_t 1[leaf_t(e) = leaf_t(i)] * q_values[e, t] * D[i, t]``.
-
-    ``out`` (m, n) is overwritten. Parallel over query rows (each owns its row).
-    """
-    m, n_trees = q_leaves.shape
-    for e in prange(m):
-        row = out[e]
-        for i in range(n):
-            row[i] = 0.0
-        for t in range(n_trees):
-            qv = q_values[e, t]
-            if qv == 0.0:
-                continue
-            j = offsets[t] + q_leaves[e, t]
-            for r in range(indptr[j], indptr[j + 1]):
-                row[order[r]] += qv * d_sorted[r]
-
-
-@njit_parallel
 def leaf_gather_sum(leaves, offsets, per_leaf, D):
     """``out[i] = sum_t D[i, t] * per_leaf[offsets[t] + leaves[i, t]]`` (parallel over
     rows)."""
@@ -88,3 +68,112 @@ def leaf_gather_sum(leaves, offsets, per_leaf, D):
             s += D[i, t] * per_leaf[offsets[t] + leaves[i, t]]
         out[i] = s
     return out
+
+
+# --- tiled layout for leaf co-occurrence products ------------------------------------
+
+TILE = 2048  # training rows per tile: 16 KiB of a query's output row
+
+
+def tiled(leaves, offsets, values, tile=TILE):
+    """``(ptr, local, values_tiled)``: the tiled layout of ``leaves`` (n, T) and of a
+    per-(row, tree) array ``values`` (n, T), ready for ``tiled_product``."""
+    if tile > 2**16:
+        raise ValueError("tile must be at most 2**16 rows (uint16 local indices)")
+    ptr, local = tile_by_leaf(leaves, offsets, tile)
+    return ptr, local, tile_values(np.ascontiguousarray(values, dtype=np.float64), local, tile)
+
+#
+# The training rows are cut into tiles of ``tile`` consecutive rows. Tile ``b`` (rows
+# ``lo = b * tile`` to ``hi``, ``nb = hi - lo`` of them) owns positions
+# ``[lo * T, hi * T)``; inside, tree ``t`` owns ``[lo * T + t * nb, lo * T + (t + 1) * nb)``
+# with the tile's rows sorted by their leaf in tree ``t``. ``ptr[b, offsets[t] + l]`` is
+# where leaf ``l`` of tree ``t`` starts in tile ``b`` (the next entry is where it ends,
+# also across trees: the regions are contiguous) and ``local[r]`` is the row's index
+# inside its tile (< 2**16). A product then scatters into ``tile`` consecutive output
+# entries of one query row, which stay in the first-level cache, and reads the tile's
+# leaf segments, which stay in the second-level cache while all queries pass over them.
+
+
+@njit_parallel
+def tile_by_leaf(leaves, offsets, tile):
+    """Counting sort of the rows of every (tile, tree) by leaf: ``(ptr, local)``."""
+    n, n_trees = leaves.shape
+    n_tiles = (n + tile - 1) // tile
+    n_leaves_total = offsets[n_trees]
+    ptr = np.empty((n_tiles, n_leaves_total + 1), dtype=np.int64)
+    local = np.empty(n * n_trees, dtype=np.uint16)
+    for b in prange(n_tiles):
+        lo = b * tile
+        hi = min(n, lo + tile)
+        nb = hi - lo
+        for t in range(n_trees):
+            o = offsets[t]
+            L = offsets[t + 1] - o
+            counts = np.zeros(L + 1, dtype=np.int64)
+            for i in range(lo, hi):
+                counts[leaves[i, t] + 1] += 1
+            for l in range(L):
+                counts[l + 1] += counts[l]
+            s = lo * n_trees + t * nb
+            for l in range(L):
+                ptr[b, o + l] = s + counts[l]
+            for i in range(lo, hi):
+                l = leaves[i, t]
+                local[s + counts[l]] = i - lo
+                counts[l] += 1
+        ptr[b, n_leaves_total] = hi * n_trees
+    return ptr, local
+
+
+@njit_parallel
+def tile_values(values, local, tile):
+    """A per-(row, tree) array ``values`` (n, T) in the tiled leaf order of ``local``."""
+    n, n_trees = values.shape
+    n_tiles = (n + tile - 1) // tile
+    out = np.empty(n * n_trees)
+    for b in prange(n_tiles):
+        lo = b * tile
+        nb = min(n, lo + tile) - lo
+        for t in range(n_trees):
+            s = lo * n_trees + t * nb
+            for r in range(s, s + nb):
+                out[r] = values[lo + local[r], t]
+    return out
+
+
+@njit_parallel
+def tiled_product(q_leaves, q_values, offsets, ptr, local, d_tiled, n, tile, out):
+    """``out[e, i] = sum_t 1[leaf_t(e) = leaf_t(i)] * q_values[e, t] * D[i, t]``.
+
+    ``D`` in the tiled layout (``tile_values``). ``out`` (m, n) is overwritten. The
+    work is split into (tile, block of queries) pairs; every entry is summed over trees
+    in tree order, so results do not depend on the number of threads.
+    """
+    m, n_trees = q_leaves.shape
+    n_tiles = ptr.shape[0]
+    # enough pairs for the threads when there are few tiles
+    n_qb = min(max(m, 1), max(1, (16 + n_tiles - 1) // max(n_tiles, 1)))
+    q_size = (m + n_qb - 1) // n_qb
+    for k in prange(n_tiles * n_qb):
+        b = k // n_qb
+        e0 = (k % n_qb) * q_size
+        lo = b * tile
+        hi = min(n, lo + tile)
+        ulo = np.uint64(lo)
+        one = np.uint64(1)
+        for e in range(e0, min(m, e0 + q_size)):
+            row = out[e]
+            for i in range(lo, hi):
+                row[i] = 0.0
+            for t in range(n_trees):
+                qv = q_values[e, t]
+                if qv == 0.0:
+                    continue
+                j = offsets[t] + q_leaves[e, t]
+                # unsigned indices: no negative-index wrap-around test per entry
+                r = np.uint64(ptr[b, j])
+                r_end = np.uint64(ptr[b, j + 1])
+                while r < r_end:
+                    row[ulo + np.uint64(local[r])] += qv * d_tiled[r]
+                    r += one
