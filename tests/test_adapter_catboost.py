@@ -158,7 +158,7 @@ def test_oblivious_leaf_index_is_the_split_bits():
             idx += (X[:, split["float_feature_index"]] > split["border"]).astype(int) << d
         assert np.array_equal(idx, leaves[:, t])
     paths, n_int = cbad._oblivious_paths(2)
-    assert n_int == 3 and paths == [[0, 1], [0, 2], [0, 1], [0, 2]]
+    assert n_int == 3 and paths == ((0, 1), (0, 2), (0, 1), (0, 2))
 
 
 @pytest.mark.parametrize("grow_policy", ["Depthwise", "Lossguide"])

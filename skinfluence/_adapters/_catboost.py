@@ -13,6 +13,8 @@ Facts used (METHODS.md §11.3, checked numerically with CatBoost 1.2.10):
 * tree structure (leaf ancestor paths, categorical CTR splits) from the JSON model.
 """
 
+import functools
+import itertools
 import json
 import os
 import tempfile
@@ -316,8 +318,10 @@ def _model_json(model):
         return None
 
 
+@functools.cache
 def _oblivious_paths(depth):
-    """Ancestor paths of the ``2**depth`` leaves of an oblivious tree.
+    """Ancestor paths of the ``2**depth`` leaves of an oblivious tree (tuples, shared
+    between trees of the same depth: read only).
 
     Leaf ``l`` has bit ``d`` set when it is on the right of split ``d``; level ``d``
     of the equivalent binary tree splits on split ``d``. Internal nodes are numbered as a
@@ -329,8 +333,8 @@ def _oblivious_paths(depth):
         for d in range(depth):
             path.append(node)
             node = 2 * node + 1 + ((leaf >> d) & 1)
-        paths.append(path)
-    return paths, (1 << depth) - 1
+        paths.append(tuple(path))
+    return tuple(paths), (1 << depth) - 1
 
 
 def _nonsymmetric_paths(tree):
@@ -413,19 +417,22 @@ def _structure(info, counts, raw_values, K, model):
         trees = info["oblivious_trees"]
         if len(trees) != len(counts):
             return None
+        values = []
         for b, tree in enumerate(trees):
             depth = len(tree.get("splits", []))
             if (1 << depth) != counts[b]:
                 return None
             paths, n_int = _oblivious_paths(depth)
-            vals = np.asarray(tree["leaf_values"], dtype=np.float64)
+            values.append(tree["leaf_values"])
             weights = np.asarray(tree.get("leaf_weights", np.full(counts[b], np.nan)),
                                  dtype=np.float64)
-            if not _same_values(vals, raw_values[starts[b]:starts[b + 1]]):
-                return None
             out["paths"].append(paths)
             out["n_internal"].append(n_int)
             out["weights"].append(weights)
+        # one comparison for all trees (same layout and order as get_leaf_values)
+        if not _same_values(np.fromiter(itertools.chain.from_iterable(values), np.float64),
+                            raw_values[:starts[-1]]):
+            return None
     elif "trees" in info:
         trees = info["trees"]
         if len(trees) != len(counts):
