@@ -118,6 +118,7 @@ class _LeafBase(BaseInfluence):
         self._g, self._h, self._kap, self._final = g, h, kap, final
         self._G, self._H, self._coef = G, H, coef
         self._indptr, self._order = _leaves.group_by_leaf(leaves, ens.leaf_offsets)
+        self._leaves_T = np.ascontiguousarray(leaves.T)  # one contiguous row per tree
         self._tree_col = ens.tree_column
         self._gfin_train = np.ascontiguousarray(gradient(ens.objective, y_enc, final))
 
@@ -274,8 +275,8 @@ class LeafInfluence(_LeafBase):
         ens = self.ensemble_
         for rows in self._row_blocks(desc):
             D, sd = _li.forward_block(
-                rows, self._leaves, ens.leaf_offsets, self._indptr, self._order,
-                self._coef, self._A, self._wQ, self._wQ_sorted, ens.n_outputs,
+                rows, self._leaves, self._leaves_T, ens.leaf_offsets, self._indptr,
+                self._order, self._coef, self._A, self._wQ, self._wQ_sorted, ens.n_outputs,
                 int(self.update_set), np.ascontiguousarray(self._gfin_train[rows]))
             yield rows, D, sd
 
@@ -477,8 +478,8 @@ class LeafRefit(_LeafBase):
         ens = self.ensemble_
         for rows in self._row_blocks(desc):
             dv, dself = _li.refit_block(
-                rows, self._leaves, ens.leaf_offsets, self._indptr, self._order,
-                self._F_before, self._g, self._h, self._w, self._y, self._G, self._H,
+                rows, self._leaves, self._leaves_T, ens.leaf_offsets, self._indptr,
+                self._order, self._F_before, self._g, self._h, self._w, self._y, self._G, self._H,
                 ens.l2, ens.leaf_values, ens.learning_rates, ens.constant_tree,
                 ens.n_outputs, ens.objective_code, float(ens.multiclass_factor),
                 int(self.update_set))

@@ -27,19 +27,19 @@ MULTICLASS = 2
 
 
 @njit
-def _select_top_leaves(J, K, order, indptr, o, L, n_top, selected):
-    """Mark the ``n_top`` leaves of the tree starting at flat leaf ``o`` with the
-    largest ``sum_{j in leaf} sum_c |J[c, j]|`` (ties toward the lower leaf id; sums
-    within a relative 1e-12 of each other are ties)."""
-    sums = np.zeros(L)
+def _select_top_leaves(J, K, leaf_col, L, n_top, selected, sums):
+    """Mark the ``n_top`` leaves of a tree with the largest
+    ``sum_{j in leaf} sum_c |J[c, j]|`` (ties toward the lower leaf id; sums within a
+    relative 1e-12 of each other are ties). ``leaf_col[j]`` is row ``j``'s leaf in the
+    tree; rows are read in order, so each leaf's sum adds its rows by increasing index."""
     for l in range(L):
-        s = 0.0
-        for pos in range(indptr[o + l], indptr[o + l + 1]):
-            row = order[pos]
-            for c in range(K):
-                s += abs(J[c, row])
-        sums[l] = s
+        sums[l] = 0.0
         selected[l] = False
+    for row in range(leaf_col.shape[0]):
+        s = 0.0
+        for c in range(K):
+            s += abs(J[c, row])
+        sums[leaf_col[row]] += s
     for _ in range(min(n_top, L)):
         best = -1
         for l in range(L):
@@ -75,8 +75,8 @@ def single_point(leaves, offsets, coef, A, wQ, K):
 
 
 @njit_parallel
-def forward_block(rows, leaves, offsets, indptr, order, coef, A, wQ, wQ_sorted, K, n_top,
-                  gfin_self):
+def forward_block(rows, leaves, leaves_T, offsets, indptr, order, coef, A, wQ, wQ_sorted,
+                  K, n_top, gfin_self):
     """Forward mode for a block of removed rows (section 4.4, algorithm 2).
 
     For removed row ``i = rows[p]`` propagates ``J = dF / dw_i`` (``K x n``) through the
@@ -100,6 +100,7 @@ def forward_block(rows, leaves, offsets, indptr, order, coef, A, wQ, wQ_sorted, 
         i = rows[p]
         J = np.zeros((K, n))
         selected = np.zeros(max_L, dtype=np.bool_)
+        sums = np.zeros(max_L)
         Dp = D[p]
         for t in range(n_trees):
             o = offsets[t]
@@ -114,7 +115,7 @@ def forward_block(rows, leaves, offsets, indptr, order, coef, A, wQ, wQ_sorted, 
                 J[k, i] += d
                 continue
             if n_top > 0:
-                _select_top_leaves(J, K, order, indptr, o, L, n_top, selected)
+                _select_top_leaves(J, K, leaves_T[t], L, n_top, selected, sums)
             for l in range(L):
                 j = o + l
                 cf = coef[j]
@@ -254,8 +255,8 @@ def _softmax(f, out):
 
 
 @njit_parallel
-def refit_block(rows, leaves, offsets, indptr, order, F_before, g, h, w, y, G, H, l2,
-                values, eta, constant, K, objective, c, n_top):
+def refit_block(rows, leaves, leaves_T, offsets, indptr, order, F_before, g, h, w, y, G, H,
+                l2, values, eta, constant, K, objective, c, n_top):
     """Fixed-structure Newton refit without each removed row (section 4.5).
 
     ``F_before`` is ``(n, T)``: for tree ``t = (b, k)``, ``F_before[j, b*K + m]`` is row
@@ -284,6 +285,7 @@ def refit_block(rows, leaves, offsets, indptr, order, F_before, g, h, w, y, G, H
         dh = np.zeros((K, n))
         changed = np.zeros(n, dtype=np.bool_)
         selected = np.zeros(max_L, dtype=np.bool_)
+        sums = np.zeros(max_L)
         f = np.empty(K)
         pb = np.empty(K)
         out = np.empty(2)
@@ -310,7 +312,7 @@ def refit_block(rows, leaves, offsets, indptr, order, F_before, g, h, w, y, G, H
                 L = offsets[t + 1] - o
                 li = leaves[i, t]
                 if n_top > 0:
-                    _select_top_leaves(sel, K, order, indptr, o, L, n_top, selected)
+                    _select_top_leaves(sel, K, leaves_T[t], L, n_top, selected, sums)
                 for l in range(L):
                     j = o + l
                     full = n_top < 0 or (n_top > 0 and selected[l])
