@@ -223,6 +223,125 @@ def test_paths_match_the_tree_structure():
         assert len(seen) == ens.n_leaves[t] - 1
 
 
+def _dump_reference(booster, max_onehot=4):
+    """Slow oracle from ``Booster.dump_model()``: per tree, its leaves' values and counts
+    by leaf index, each leaf's ancestors (split_index, root first) and whether its parent
+    is a categorical (``==``) split on a feature with more than ``max_onehot`` bins."""
+    dump = booster.dump_model()
+    infos = dump["feature_infos"]
+    n_bins = [len((infos.get(name) or {}).get("values") or [])
+              for name in dump["feature_names"]]
+    out = []
+    for tree in dump["tree_info"]:
+        leaves = {}
+        stack = [(tree["tree_structure"], [], False)]
+        while stack:
+            node, path, cat = stack.pop()
+            if "split_index" not in node:
+                leaves[node.get("leaf_index", 0)] = (
+                    node["leaf_value"], node.get("leaf_count", 0), path, cat)
+                continue
+            here = [*path, node["split_index"]]
+            many = node["decision_type"] == "==" and n_bins[node["split_feature"]] > max_onehot
+            stack += [(node["left_child"], here, many), (node["right_child"], here, many)]
+        out.append([leaves[i] for i in range(tree["num_leaves"])])
+    return out
+
+
+@pytest.mark.parametrize("case", ["regression", "binary-early-stop", "multiclass-one-leaf",
+                                  "constant-column"])
+def test_tree_arrays_match_the_json_dump(case):
+    """The arrays parsed from the model text equal those walked from the JSON dump:
+    leaf values (bitwise), counts, ancestor paths, many-vs-many children, one-leaf trees,
+    the early-stopping iteration and the multiclass tree order."""
+    task = "regression" if case == "constant-column" else case.split("-")[0]
+    X, y = make_frame(20, 300, 3, task, n_classes=4)
+    params = {"cat_l2": 4.0, "reg_lambda": 0.5}
+    if case == "multiclass-one-leaf":
+        params.update(min_split_gain=2.0, learning_rate=1.0)
+    if case == "constant-column":  # an unused feature before the categorical one, which
+        # the dump's feature_infos skip: cat_l2 must follow the feature index
+        rng = np.random.default_rng(20)
+        codes = rng.integers(0, 10, size=len(X))
+        X = pd.DataFrame({"x0": rng.normal(size=len(X)), "const": 1.0,
+                          "cat": pd.Categorical(np.asarray(CATS)[codes])})
+        y = 0.1 * X["x0"].to_numpy() + 2.0 * (codes % 3)
+    if case == "binary-early-stop":  # a booster holding more rounds than the best
+        y = (y == "yes").astype(float)
+        Xv, yv = make_frame(21, 100, 3, task)
+        train_params = {"objective": "binary", "num_leaves": 8, "min_data_in_leaf": 5,
+                        "learning_rate": 0.3, "verbose": -1, "num_threads": 1, **params}
+        model = lgb.train(train_params, lgb.Dataset(X, y), 60, keep_training_booster=True,
+                          valid_sets=[lgb.Dataset(Xv, (yv == "yes").astype(float))],
+                          callbacks=[lgb.early_stopping(2, verbose=False)])
+        booster = model
+    else:
+        model = model_for(task, **params).fit(X, y)
+        booster = model.booster_
+    ens, _ = assert_newton(model, X, y)
+    if case == "binary-early-stop":
+        assert 0 < ens.n_rounds == booster.best_iteration < booster.current_iteration()
+        booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=ens.n_rounds))
+    if case == "multiclass-one-leaf":
+        assert ens.constant_tree[ens.n_outputs:].any()
+    reference = _dump_reference(booster)
+    assert len(reference) == ens.n_trees
+    for t, leaves in enumerate(reference):
+        o, e = ens.leaf_offsets[t], ens.leaf_offsets[t + 1]
+        values = np.array([leaf[0] for leaf in leaves])
+        if t < ens.n_outputs and not np.array_equal(values, ens.leaf_values[o:e]):
+            values = values - ens.bias[t]  # the folded initial score
+        np.testing.assert_array_equal(ens.leaf_values[o:e], values)
+        np.testing.assert_array_equal(ens.leaf_stats[o:e], [leaf[1] for leaf in leaves])
+        np.testing.assert_array_equal(ens.l2[o:e], [4.5 if leaf[3] else 0.5 for leaf in leaves])
+        for j, leaf in enumerate(leaves):
+            path = ens.path_nodes[ens.path_indptr[o + j]:ens.path_indptr[o + j + 1]]
+            np.testing.assert_array_equal(path, ens.node_offsets[t] + np.array(leaf[2], int))
+    if case == "constant-column":  # cat_l2 sits on the categorical feature's children
+        assert ens.notes["cat_l2_leaves"] > 0
+
+
+def test_in_memory_booster_keeps_full_precision():
+    """The model text writes shrinkage and internal values with 6 digits; a booster still
+    holding the trees it trained has them exactly, and the ensemble reads them so."""
+    X, y = make_frame(22, 250, 3, "regression")
+    params = {"objective": "regression", "num_leaves": 6, "learning_rate": 0.0734829374,
+              "verbose": -1, "num_threads": 1}
+    booster = lgb.train(params, lgb.Dataset(X, y), 6, keep_training_booster=True)
+    dump = booster.dump_model()["tree_info"]
+    ens = to_ensemble(booster)
+    np.testing.assert_array_equal(ens.learning_rates[1:], 0.0734829374)
+    assert ens.bias[0] == dump[0]["tree_structure"]["internal_value"]
+    assert_newton(booster, X, y)
+    reloaded = lgb.Booster(model_str=booster.model_to_string())
+    ens = to_ensemble(reloaded)  # the text's 6 digits are all the reloaded model has
+    np.testing.assert_array_equal(ens.learning_rates[1:], 0.0734829)
+    assert ens.bias[0] == float(f"{dump[0]['tree_structure']['internal_value']:.6g}")
+    assert_newton(reloaded, X, y)
+
+
+def test_schedule_of_an_in_memory_booster_is_exact():
+    """Schedule rates with many digits are read from the dump, not the 6-digit text."""
+    X, y = make_frame(23, 250, 3, "binary")
+    y01 = (y == "yes").astype(float)
+    rates = [0.3 * 0.9**i for i in range(6)]
+    params = {"objective": "binary", "num_leaves": 6, "verbose": -1, "num_threads": 1}
+    booster = lgb.train(params, lgb.Dataset(X, y01), 6, keep_training_booster=True,
+                        callbacks=[lgb.reset_parameter(learning_rate=rates)])
+    ens, _ = assert_newton(booster, X, y01)
+    np.testing.assert_array_equal(ens.learning_rates[1:], rates[1:])
+    np.testing.assert_allclose(ens.learning_rates[0], rates[0], rtol=1e-6)  # from the data
+
+
+def test_linear_trees_are_refused_from_the_trees_themselves():
+    """A model text whose parameters lost ``linear_tree`` is still refused."""
+    X, y = make_frame(24, 150, 3, "regression", nan_frac=0.0)
+    model = model_for("regression", linear_tree=True).fit(X.drop(columns="cat"), y)
+    text = model.booster_.model_to_string().replace("[linear_tree: 1]", "[linear_tree: 0]")
+    with pytest.raises(UnsupportedModelError, match="linear_tree"):
+        to_ensemble(lgb.Booster(model_str=text))
+
+
 # ------------------------------------------------------------------ breaking settings
 BREAKING = [
     ("bagging_fraction", "regression", {"subsample": 0.5, "subsample_freq": 1}),
