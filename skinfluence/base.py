@@ -142,6 +142,9 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     chunk_memory_mb : float, default=256
         Memory budget (MiB) of one block of the influence matrix while processing
         queries; ``top_k`` and ``global_influence`` never hold more than one block.
+        An estimator that writes its blocks straight into the output of ``transform``
+        (BoostIn in float64) needs no block memory and runs all queries as one block
+        there, unless ``verbose`` asks for a progress bar.
     n_jobs : int, default=None
         Threads of the numba kernels (None or -1: all cores). Results do not depend
         on it.
@@ -339,8 +342,10 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError(f"chunk_memory_mb must be positive, got {self.chunk_memory_mb}")
         return max(1, int(budget // (8 * max(1, self.n_train_) * 2)))
 
-    def _blocks(self, q, m, desc):
+    def _blocks(self, q, m, desc, whole=False):
         step = self._chunk_rows()
+        if whole:
+            step = max(step, m)
         starts = range(0, m, step)
         verbose = self.verbose if len(starts) > 1 else 0
         for start in _progress(starts, len(starts), verbose, desc):
@@ -373,9 +378,12 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         dt = self._out_dtype()
         q, m = self._prepare(X, y)
         out = np.empty((m, self.n_train_), dtype=dt)
+        # an estimator that writes its blocks into ``out`` needs no block memory: one
+        # block then, unless a progress bar is asked for
+        direct = self._fills_out and dt == np.float64
         with _numba_threads(self.n_jobs):
-            for a, b, blk in self._blocks(q, m, "influence"):
-                if self._fills_out and dt == np.float64:
+            for a, b, blk in self._blocks(q, m, "influence", whole=direct and not self.verbose):
+                if direct:
                     self._influence_block(blk, out=out[a:b])  # no block copy
                 else:
                     out[a:b] = self._influence_block(blk)

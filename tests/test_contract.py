@@ -1,5 +1,7 @@
 """The estimator contract shared by every influence method (DESIGN.md section 1)."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -169,8 +171,33 @@ def test_progress_bar_runs(binary, capsys):
     pytest.importorskip("tqdm")
     X, y, model = binary
     exp = BoostIn(model, verbose=1, chunk_memory_mb=0.001).fit(X, y)
-    np.testing.assert_allclose(exp.transform(X[:20], y[:20]),
-                               BoostIn(model).fit(X, y).transform(X[:20], y[:20]))
+    np.testing.assert_array_equal(exp.transform(X[:20], y[:20]),
+                                  BoostIn(model).fit(X, y).transform(X[:20], y[:20]))
+
+
+def test_direct_transform_runs_one_block_unless_verbose(binary, monkeypatch):
+    """BoostIn writes into the output: the block budget bounds nothing there, so the
+    queries run as one block (the progress bar still gets blocks)."""
+    X, y, model = binary
+    calls = []
+    original = BoostIn._influence_block
+
+    def counting(self, q, out=None):
+        calls.append(len(q["leaves"]))
+        return original(self, q, out=out)
+
+    monkeypatch.setattr(BoostIn, "_influence_block", counting)
+    whole = BoostIn(model, chunk_memory_mb=0.001).fit(X, y).transform(X[:20], y[:20])
+    assert calls == [20]
+    calls.clear()
+    if importlib.util.find_spec("tqdm") is not None:
+        paced = BoostIn(model, chunk_memory_mb=0.001, verbose=1).fit(X, y)
+        np.testing.assert_array_equal(paced.transform(X[:20], y[:20]), whole)
+        assert len(calls) > 1 and sum(calls) == 20
+        calls.clear()
+    # float32 output: blocks are computed in float64 and copied, under the budget
+    BoostIn(model, chunk_memory_mb=0.001, dtype=np.float32).fit(X, y).transform(X[:20])
+    assert len(calls) > 1 and sum(calls) == 20
 
 
 @pytest.mark.parametrize("lib", ["sklearn_gb", "sklearn_hgb", "lightgbm", "xgboost", "catboost"])

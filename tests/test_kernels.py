@@ -37,8 +37,8 @@ def _warm_numba():
     rng = np.random.default_rng(0)
     leaves = _random_forest_leaves(rng, 5, [2, 3])
     offsets = np.array([0, 2, 5], dtype=np.int64)
-    ptr, local, d = _leaves.tiled(leaves, offsets, rng.normal(size=(5, 2)), tile=2)
-    _leaves.tiled_product(leaves, rng.normal(size=(5, 2)), offsets, ptr, local, d, 5, 2,
+    tiles = _leaves.tiled(leaves, offsets, rng.normal(size=(5, 2)), tile=2)
+    _leaves.tiled_product(leaves, rng.normal(size=(5, 2)), offsets, *tiles, 5, 2,
                           np.empty((5, 5)))
 
 
@@ -48,8 +48,9 @@ def _warm_numba():
     m=st.integers(0, 12),
     n_leaves=st.lists(st.integers(1, 9), min_size=1, max_size=6),
     tile=st.sampled_from([1, 2, 3, 7, 16, 2048]),
+    dense_share=st.sampled_from([0.0, 0.25, 0.6, 1.01]),
 )
-def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile):
+def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile, dense_share):
     rng = np.random.default_rng(seed)
     offsets = np.concatenate([[0], np.cumsum(n_leaves)]).astype(np.int64)
     leaves = _random_forest_leaves(rng, n, n_leaves)
@@ -59,9 +60,10 @@ def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile):
     q_values[rng.random(q_values.shape) < 0.2] = 0.0  # skipped trees
     leaves_before, values_before = leaves.copy(), values.copy()
 
-    ptr, local, d_tiled = _leaves.tiled(leaves, offsets, values, tile=tile)
+    tiles = _leaves.tiled(leaves, offsets, values, tile=tile, dense_share=dense_share)
+    ptr, local, d_tiled, dense_leaf, dense_at, dense = tiles
     out = np.full((m, n), np.nan)
-    _leaves.tiled_product(q_leaves, q_values, offsets, ptr, local, d_tiled, n, tile, out)
+    _leaves.tiled_product(q_leaves, q_values, offsets, *tiles, n, tile, out)
 
     np.testing.assert_allclose(out, _dense_product(q_leaves, q_values, leaves, values),
                                rtol=1e-13, atol=1e-13)
@@ -71,6 +73,29 @@ def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile):
     assert np.all(np.diff(ptr, axis=1) >= 0)
     assert np.array_equal(np.sort(d_tiled), np.sort(values.ravel()))
     assert np.array_equal(leaves, leaves_before) and np.array_equal(values, values_before)
+    # the dense rows: each tile's largest leaf where it holds >= dense_share of the rows,
+    # its values in row order and zeros elsewhere
+    n_dense = dense_rows = 0
+    for b in range(n_tiles):
+        rows = slice(b * tile, min(n, (b + 1) * tile))
+        nb = rows.stop - rows.start
+        for t in range(len(n_leaves)):
+            counts = np.bincount(leaves[rows, t], minlength=n_leaves[t])
+            k = dense_leaf[b, t]
+            if counts.max() < dense_share * nb:
+                assert k == -1
+                continue
+            assert counts[k] == counts.max()
+            seg = dense[dense_at[b, t]:dense_at[b, t] + nb]
+            np.testing.assert_array_equal(seg, np.where(leaves[rows, t] == k,
+                                                        values[rows, t], 0.0))
+            n_dense += 1
+            dense_rows += nb
+    assert len(dense) == dense_rows
+    if dense_share == 0.0:
+        assert n_dense == n_tiles * len(n_leaves)  # every (tile, tree) is dense
+    if dense_share > 1:
+        assert n_dense == 0 and len(dense) == 0
 
 
 def test_tiled_product_does_not_depend_on_the_number_of_threads():
@@ -86,9 +111,10 @@ def test_tiled_product_does_not_depend_on_the_number_of_threads():
     try:
         for threads in (1, numba.config.NUMBA_NUM_THREADS):
             numba.set_num_threads(threads)
-            ptr, local, d = _leaves.tiled(leaves, offsets, values, tile=256)
+            tiles = _leaves.tiled(leaves, offsets, values, tile=256, dense_share=0.3)
+            assert (tiles[3] >= 0).any() and (tiles[3] == -1).any()  # both paths
             out = np.empty((37, 3000))
-            _leaves.tiled_product(q_leaves, q_values, offsets, ptr, local, d, 3000, 256, out)
+            _leaves.tiled_product(q_leaves, q_values, offsets, *tiles, 3000, 256, out)
             outs.append(out)
     finally:
         numba.set_num_threads(before)
