@@ -67,6 +67,11 @@ def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile, dense_share
 
     np.testing.assert_allclose(out, _dense_product(q_leaves, q_values, leaves, values),
                                rtol=1e-13, atol=1e-13)
+    # any pairing of the queries gives the same bits (each entry sums trees in order)
+    order = rng.permutation(m)
+    again = np.full((m, n), np.nan)
+    _leaves._paired_product(q_leaves, q_values, order, offsets, *tiles, n, tile, again)
+    np.testing.assert_array_equal(again, out)
     # the layout holds each (row, tree) entry exactly once, leaves contiguous per tile
     n_tiles = -(-n // tile)
     assert ptr.shape == (n_tiles, offsets[-1] + 1)
@@ -121,6 +126,19 @@ def test_tiled_product_does_not_depend_on_the_number_of_threads():
     assert np.array_equal(outs[0], outs[1])  # bitwise: every entry sums trees in order
     np.testing.assert_allclose(outs[0], _dense_product(q_leaves, q_values, leaves, values),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_pair_queries_is_a_permutation_that_pairs_duplicates():
+    rng = np.random.default_rng(3)
+    n_leaves = [31] * 12
+    q = _random_forest_leaves(rng, 40, n_leaves)
+    q = np.ascontiguousarray(np.concatenate([q, q])[rng.permutation(80)])
+    for m in (0, 1, 2, 7, 80):
+        order = _leaves.pair_queries(q[:m], 64)
+        assert np.array_equal(np.sort(order), np.arange(m))
+    order = _leaves.pair_queries(q, 80)
+    pairs = q[order].reshape(40, 2, -1)
+    assert np.array_equal(pairs[:, 0], pairs[:, 1])  # each query meets its duplicate
 
 
 def test_tile_larger_than_uint16_is_refused():

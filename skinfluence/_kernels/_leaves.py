@@ -9,7 +9,7 @@ contiguous.
 
 import numpy as np
 
-from ._jit import njit_parallel, prange
+from ._jit import njit, njit_parallel, prange
 
 
 @njit_parallel
@@ -197,48 +197,154 @@ def dense_leaves(leaves, offsets, values, tile, share):
     return dense_leaf, dense_at, dense
 
 
-@njit_parallel
+PAIR_WINDOW = 64  # candidates searched for each query's partner
+
+
 def tiled_product(q_leaves, q_values, offsets, ptr, local, d_tiled, dense_leaf, dense_at,
                   dense, n, tile, out):
     """``out[e, i] = sum_t 1[leaf_t(e) = leaf_t(i)] * q_values[e, t] * D[i, t]``.
 
-    ``D`` in the tiled layout (``tiled``). ``out`` (m, n) is overwritten. The work is
-    split into (tile, block of queries) pairs; every entry is summed over trees in tree
-    order, so results do not depend on the number of threads. A query in a densely
-    stored leaf adds the leaf's masked row (zeros for the rows outside the leaf) instead
-    of scattering the leaf's entries: the same sum, as adding zero leaves an entry as it
-    is.
+    ``D`` in the tiled layout (``tiled``). ``out`` (m, n) is overwritten. Queries are
+    processed in pairs that share many leaves (``pair_queries``): where the two share
+    a tree's leaf, its entries are read once for both. Every entry is summed over trees
+    in tree order whatever the pairing and the number of threads, so the result is the
+    same bit for bit.
+    """
+    q_leaves = np.ascontiguousarray(q_leaves, dtype=np.int32)
+    order = pair_queries(q_leaves, PAIR_WINDOW)
+    _paired_product(q_leaves, q_values, order, offsets, ptr, local, d_tiled, dense_leaf,
+                    dense_at, dense, n, tile, out)
+    return out
+
+
+@njit
+def pair_queries(q_leaves, window):
+    """A permutation of the queries whose consecutive pairs share many leaves.
+
+    Queries are sorted by their leaves in the first three trees; each query not yet
+    paired then takes, among the next ``window`` unpaired ones, the one sharing the
+    most leaves (O(m window T)).
+    """
+    m, n_trees = q_leaves.shape
+    start = np.arange(m)
+    for t in range(min(3, n_trees) - 1, -1, -1):  # lexicographic: stable sorts
+        start = start[np.argsort(q_leaves[start, t], kind="mergesort")]
+    used = np.zeros(m, dtype=np.bool_)
+    order = np.empty(m, dtype=np.int64)
+    k = 0
+    for a in range(m):
+        i = start[a]
+        if used[i]:
+            continue
+        used[i] = True
+        order[k] = i
+        k += 1
+        best, best_shared, seen = -1, -1, 0
+        for c in range(a + 1, m):
+            j = start[c]
+            if used[j]:
+                continue
+            shared = 0
+            for t in range(n_trees):
+                shared += q_leaves[i, t] == q_leaves[j, t]
+            if shared > best_shared:
+                best, best_shared = j, shared
+            seen += 1
+            if seen >= window:
+                break
+        if best >= 0:
+            used[best] = True
+            order[k] = best
+            k += 1
+    return order
+
+
+@njit(inline="always")
+def _add_leaf(row, qv, b, t, leaf, offsets, ptr, local, d_tiled, dense_leaf, dense_at, dense):
+    """``row += qv * D[tile rows, t] * 1[leaf_t(row) = leaf]`` for one tile."""
+    if leaf == dense_leaf[b, t]:
+        s = dense_at[b, t]
+        seg = dense[s:s + row.shape[0]]
+        for i in range(row.shape[0]):
+            row[i] += qv * seg[i]
+        return
+    j = offsets[t] + leaf
+    # unsigned indices: no negative-index wrap-around test per entry
+    r = np.uint64(ptr[b, j])
+    r_end = np.uint64(ptr[b, j + 1])
+    while r < r_end:
+        row[np.uint64(local[r])] += qv * d_tiled[r]
+        r += np.uint64(1)
+
+
+@njit(inline="always")
+def _add_leaf2(row1, row2, q1, q2, b, t, leaf, offsets, ptr, local, d_tiled, dense_leaf,
+               dense_at, dense):
+    """``_add_leaf`` for two queries in the same leaf: each entry read once."""
+    if leaf == dense_leaf[b, t]:
+        s = dense_at[b, t]
+        seg = dense[s:s + row1.shape[0]]
+        for i in range(row1.shape[0]):
+            v = seg[i]
+            row1[i] += q1 * v
+            row2[i] += q2 * v
+        return
+    j = offsets[t] + leaf
+    r = np.uint64(ptr[b, j])
+    r_end = np.uint64(ptr[b, j + 1])
+    while r < r_end:
+        ix = np.uint64(local[r])
+        v = d_tiled[r]
+        row1[ix] += q1 * v
+        row2[ix] += q2 * v
+        r += np.uint64(1)
+
+
+@njit_parallel
+def _paired_product(q_leaves, q_values, order, offsets, ptr, local, d_tiled, dense_leaf,
+                    dense_at, dense, n, tile, out):
+    """``tiled_product`` over the query pairs ``order[2p], order[2p + 1]``.
+
+    The work is split into (tile, block of pairs) items. A query in a densely stored
+    leaf adds the leaf's masked row (zeros for the rows outside the leaf) instead of
+    scattering the leaf's entries: the same sum, as adding zero leaves an entry as it is.
     """
     m, n_trees = q_leaves.shape
     n_tiles = ptr.shape[0]
-    # enough pairs for the threads when there are few tiles
-    n_qb = min(max(m, 1), max(1, (16 + n_tiles - 1) // max(n_tiles, 1)))
-    q_size = (m + n_qb - 1) // n_qb
-    for k in prange(n_tiles * n_qb):
-        b = k // n_qb
-        e0 = (k % n_qb) * q_size
+    n_pairs = (m + 1) // 2
+    # enough items for the threads when there are few tiles
+    n_pb = min(max(n_pairs, 1), max(1, (16 + n_tiles - 1) // max(n_tiles, 1)))
+    p_size = (n_pairs + n_pb - 1) // n_pb
+    for k in prange(n_tiles * n_pb):
+        b = k // n_pb
+        p0 = (k % n_pb) * p_size
         lo = b * tile
         hi = min(n, lo + tile)
-        nb = hi - lo
-        one = np.uint64(1)
-        for e in range(e0, min(m, e0 + q_size)):
-            row = out[e, lo:hi]
-            row[:] = 0.0
+        for p in range(p0, min(n_pairs, p0 + p_size)):
+            e1 = order[2 * p]
+            row1 = out[e1, lo:hi]
+            row1[:] = 0.0
+            if 2 * p + 1 == m:  # an odd query out
+                for t in range(n_trees):
+                    if q_values[e1, t] != 0.0:
+                        _add_leaf(row1, q_values[e1, t], b, t, q_leaves[e1, t], offsets, ptr,
+                                  local, d_tiled, dense_leaf, dense_at, dense)
+                continue
+            e2 = order[2 * p + 1]
+            row2 = out[e2, lo:hi]
+            row2[:] = 0.0
             for t in range(n_trees):
-                qv = q_values[e, t]
-                if qv == 0.0:
+                q1 = q_values[e1, t]
+                q2 = q_values[e2, t]
+                leaf1 = q_leaves[e1, t]
+                leaf2 = q_leaves[e2, t]
+                if leaf1 == leaf2 and q1 != 0.0 and q2 != 0.0:
+                    _add_leaf2(row1, row2, q1, q2, b, t, leaf1, offsets, ptr, local,
+                               d_tiled, dense_leaf, dense_at, dense)
                     continue
-                leaf = q_leaves[e, t]
-                if leaf == dense_leaf[b, t]:
-                    s = dense_at[b, t]
-                    seg = dense[s:s + nb]
-                    for i in range(nb):
-                        row[i] += qv * seg[i]
-                    continue
-                j = offsets[t] + leaf
-                # unsigned indices: no negative-index wrap-around test per entry
-                r = np.uint64(ptr[b, j])
-                r_end = np.uint64(ptr[b, j + 1])
-                while r < r_end:
-                    row[np.uint64(local[r])] += qv * d_tiled[r]
-                    r += one
+                if q1 != 0.0:
+                    _add_leaf(row1, q1, b, t, leaf1, offsets, ptr, local, d_tiled,
+                              dense_leaf, dense_at, dense)
+                if q2 != 0.0:
+                    _add_leaf(row2, q2, b, t, leaf2, offsets, ptr, local, d_tiled,
+                              dense_leaf, dense_at, dense)
