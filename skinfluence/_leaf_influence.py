@@ -247,20 +247,22 @@ class LeafInfluence(_LeafBase):
         A = np.ascontiguousarray(self._g + vbar * self._h)
         wQ = np.ascontiguousarray(self._w[:, None] * (self._h + vbar * self._kap))
         n = len(leaves)
-        self._A, self._wQ = A, wQ
-        self._A_sorted = _leaves.sort_by_leaf(A, self._order, n)
-        self._wQ_sorted = _leaves.sort_by_leaf(wQ, self._order, n)
         self.derivatives_ = None
         self._D = None
         self._self = None
-        u = int(self.update_set)
+        # the update set of this fit: queries follow it even if the parameter changes
+        u = self._u = int(self.update_set)
+        self._A = self._wQ = self._A_sorted = self._wQ_sorted = None
+        if u != 0:  # the reverse sweep and the forward mode read these
+            self._A, self._wQ = A, wQ
+            self._A_sorted = _leaves.sort_by_leaf(A, self._order, n)
+            self._wQ_sorted = _leaves.sort_by_leaf(wQ, self._order, n)
         with _numba_threads(self.n_jobs):
             if u == 0:
                 D = _li.single_point(leaves, ens.leaf_offsets, self._coef, A, wQ,
                                      ens.n_outputs)
                 self.derivatives_ = D
                 removal = -self._w[:, None] * D
-                self._removal = removal
                 self._tiles = _leaves.tiled(leaves, ens.leaf_offsets, removal)
                 self._self = (self._gfin_train[:, self._tree_col] * removal).sum(axis=1)
             elif u >= 1 and self._fits_cache():
@@ -277,7 +279,7 @@ class LeafInfluence(_LeafBase):
             D, sd = _li.forward_block(
                 rows, self._leaves, self._leaves_T, ens.leaf_offsets, self._indptr,
                 self._order, self._coef, self._A, self._wQ, self._wQ_sorted, ens.n_outputs,
-                int(self.update_set), np.ascontiguousarray(self._gfin_train[rows]))
+                self._u, np.ascontiguousarray(self._gfin_train[rows]))
             yield rows, D, sd
 
     def _D_blocks(self):
@@ -308,13 +310,19 @@ class LeafInfluence(_LeafBase):
             self.ensemble_.n_outputs, self.n_train_, numba.get_num_threads())
         return -self._w[:, None] * score
 
-    def _influence_block(self, q):
-        u = int(self.update_set)
+    @property
+    def _fills_out(self):
+        # the single-point product writes into the transform's output (no block memory)
+        return getattr(self, "_u", None) == 0
+
+    def _influence_block(self, q, out=None):
+        u = self._u
         m = len(q["flat"])
         if u == -1:
             return np.ascontiguousarray(self._reverse(self._leaf_gradients(q)).T)
         if u == 0:
-            out = np.empty((m, self.n_train_))
+            if out is None:
+                out = np.empty((m, self.n_train_))
             _leaves.tiled_product(
                 (q["flat"] - self.ensemble_.leaf_offsets[:-1]).astype(np.int32),
                 np.ascontiguousarray(q["gfin"][:, self._tree_col]),
@@ -329,13 +337,13 @@ class LeafInfluence(_LeafBase):
         return out
 
     def _global_from_queries(self, q, m):
-        u = int(self.update_set)
+        u = self._u
         if u == -1:
             return self._reverse(self._leaf_gradients(q, total=True))[:, 0]
         Gq = self._leaf_gradients(q, total=True)[:, 0]
         if u == 0:
-            return _leaves.leaf_gather_sum(self._leaves, self.ensemble_.leaf_offsets, Gq,
-                                           np.ascontiguousarray(self._removal))
+            return -self._w * _leaves.leaf_gather_sum(
+                self._leaves, self.ensemble_.leaf_offsets, Gq, self.derivatives_)
         total = np.empty(self.n_train_)
         for rows, D in self._D_blocks():
             total[rows] = -self._w[rows] * (D @ Gq)

@@ -143,8 +143,9 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Memory budget (MiB) of one block of the influence matrix while processing
         queries; ``top_k`` and ``global_influence`` never hold more than one block.
         An estimator that writes its blocks straight into the output of ``transform``
-        (BoostIn in float64) needs no block memory and runs all queries as one block
-        there, unless ``verbose`` asks for a progress bar.
+        (BoostIn and single-point LeafInfluence, float64 output) needs no block memory
+        and runs all queries as one block there, unless ``verbose`` asks for a progress
+        bar.
     n_jobs : int, default=None
         Threads of the numba kernels (None or -1: all cores). Results do not depend
         on it.

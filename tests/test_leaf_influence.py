@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import expit, log_softmax, softmax
+from sklearn.base import clone
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -347,6 +348,21 @@ def test_self_global_topk_and_blocks(est, params, lib, objective):
                                atol=1e-15)
     np.testing.assert_allclose(small.global_influence(Xq, yq), M.sum(0), rtol=1e-10,
                                atol=1e-13)
+
+
+def test_queries_follow_the_update_set_of_the_fit():
+    """The single-point fit keeps only what its queries need (no leaf-ordered copies):
+    changing ``update_set`` without refitting does not switch the query algorithm."""
+    X, y, w, model, Xq, yq = fitted("lightgbm", "binary")
+    exp = LeafInfluence(model, update_set=0).fit(X, y)
+    M = exp.transform(Xq, yq)
+    assert exp._A_sorted is None and exp._wQ_sorted is None
+    exp.set_params(update_set=-1)
+    np.testing.assert_array_equal(exp.transform(Xq, yq), M)
+    np.testing.assert_array_equal(exp.global_influence(Xq, yq),
+                                  clone(exp).set_params(update_set=0).fit(X, y)
+                                  .global_influence(Xq, yq))
+    assert not np.allclose(exp.fit(X, y).transform(Xq, yq), M)  # refit: all points
 
 
 @pytest.mark.parametrize("est", [LeafInfluence, LeafRefit])
