@@ -7,11 +7,17 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
-    "dev", max_examples=20, deadline=None,
+    "dev",
+    max_examples=20,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
-    "ci", max_examples=20, deadline=None, derandomize=True, database=None,
+    "ci",
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

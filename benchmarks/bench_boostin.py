@@ -43,8 +43,14 @@ def make(n_train, seed=0):
     X = rng.normal(size=(n, 10))
     logit = X[:, 0] - X[:, 1] * X[:, 2] + 0.5 * np.sin(3 * X[:, 3]) + 0.5 * rng.normal(size=n)
     y = (logit > 0).astype(int)
-    model = lgb.LGBMClassifier(n_estimators=N_TREES, num_leaves=N_LEAVES, learning_rate=0.1,
-                               min_child_samples=5, verbose=-1, random_state=0)
+    model = lgb.LGBMClassifier(
+        n_estimators=N_TREES,
+        num_leaves=N_LEAVES,
+        learning_rate=0.1,
+        min_child_samples=5,
+        verbose=-1,
+        random_state=0,
+    )
     model.fit(X[:n_train], y[:n_train])
     return X[:n_train], y[:n_train], X[n_train:], y[n_train:], model
 
@@ -138,24 +144,29 @@ def run(n_train, dense_queries):
     # work of the sparse product: training rows sharing a leaf with each query, summed
     # over trees, as a share of the dense algorithm's n_train x n_trees per query
     ens = exp.ensemble_
-    sizes = np.bincount(ens.flat_leaves(exp._train_leaves).ravel(),
-                        minlength=ens.n_leaves_total)
+    sizes = np.bincount(ens.flat_leaves(exp._train_leaves).ravel(), minlength=ens.n_leaves_total)
     shared = sizes[ens.flat_leaves(ens.leaf_ids(Xq))].sum() / (N_QUERIES * n_train * ens.n_trees)
     k = min(dense_queries, N_QUERIES)
-    t_dense, t_dense_median, D = timed_all(lambda: dense_reference(exp, Xq[:k], yq[:k]),
-                                           repeat=3)
+    t_dense, t_dense_median, D = timed_all(lambda: dense_reference(exp, Xq[:k], yq[:k]), repeat=3)
     np.testing.assert_allclose(M[:k], D, rtol=1e-9, atol=1e-12)
     return {
-        "n_train": n_train, "fit_s": t_fit, "transform_s": t_tr,
+        "n_train": n_train,
+        "fit_s": t_fit,
+        "transform_s": t_tr,
         "transform_median_s": t_tr_median,
-        "ns_per_shared": 1e9 * t_tr * numba.get_num_threads() / (
-            shared * N_QUERIES * n_train * ens.n_trees),
+        "ns_per_shared": 1e9
+        * t_tr
+        * numba.get_num_threads()
+        / (shared * N_QUERIES * n_train * ens.n_trees),
         "transform_per_query_ms": 1e3 * t_tr / N_QUERIES,
-        "dense_per_query_ms": 1e3 * t_dense / k, "dense_queries_timed": k,
+        "dense_per_query_ms": 1e3 * t_dense / k,
+        "dense_queries_timed": k,
         "speedup": (t_dense / k) / (t_tr / N_QUERIES),
         "speedup_median": (t_dense_median / k) / (t_tr_median / N_QUERIES),
-        "self_influence_s": t_self, "global_influence_s": t_glob,
-        "output_mb": M.nbytes / 2**20, "shared_share": shared,
+        "self_influence_s": t_self,
+        "global_influence_s": t_glob,
+        "output_mb": M.nbytes / 2**20,
+        "shared_share": shared,
     }
 
 
@@ -170,8 +181,10 @@ def main():
     sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
     import numba
 
-    print(f"# BoostIn benchmark: LightGBM binary, {N_TREES} trees x {N_LEAVES} leaves, "
-          f"{N_QUERIES} queries, {numba.get_num_threads()} numba threads\n")
+    print(
+        f"# BoostIn benchmark: LightGBM binary, {N_TREES} trees x {N_LEAVES} leaves, "
+        f"{N_QUERIES} queries, {numba.get_num_threads()} numba threads\n"
+    )
     # numba compilation (or loading its cache) happens once per process: not in the fits
     from skinfluence import BoostIn
 
@@ -181,34 +194,44 @@ def main():
     for n in sizes:
         r = run(n, dense_queries=200 if n <= 10000 else 50)
         for step in ("fit", "transform", "self"):
-            out = subprocess.run([sys.executable, __file__, "--memory-child", str(n), step],
-                                 capture_output=True, text=True, check=True,
-                                 env=dict(os.environ))
+            out = subprocess.run(
+                [sys.executable, __file__, "--memory-child", str(n), step],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=dict(os.environ),
+            )
             r[f"peak_{step}_mb"] = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(r)
         print(f"n_train={n}: done", file=sys.stderr)
-    print("| n_train | fit (s) | transform 1000 q, best of 5 (s) | median (s) "
-          "| ours / query (ms) | dense / query (ms) | speed-up (best) | speed-up (medians) "
-          "| self_influence (s) "
-          "| global_influence (s) | output (MiB) | peak transform (MiB) | peak fit (MiB) "
-          "| shared-leaf work / dense work | ns per shared multiply-add and thread |")
+    print(
+        "| n_train | fit (s) | transform 1000 q, best of 5 (s) | median (s) "
+        "| ours / query (ms) | dense / query (ms) | speed-up (best) | speed-up (medians) "
+        "| self_influence (s) "
+        "| global_influence (s) | output (MiB) | peak transform (MiB) | peak fit (MiB) "
+        "| shared-leaf work / dense work | ns per shared multiply-add and thread |"
+    )
     print("|" + "---|" * 15)
     for r in rows:
-        print(f"| {r['n_train']:,} | {r['fit_s']:.2f} | {r['transform_s']:.3f} | "
-              f"{r['transform_median_s']:.3f} | "
-              f"{r['transform_per_query_ms']:.3f} | {r['dense_per_query_ms']:.2f} | "
-              f"{r['speedup']:.0f}x | {r['speedup_median']:.0f}x | "
-              f"{r['self_influence_s']:.4f} | "
-              f"{r['global_influence_s']:.4f} | {r['output_mb']:.0f} | "
-              f"{r['peak_transform_mb']:.0f} | {r['peak_fit_mb']:.0f} | "
-              f"{r['shared_share']:.2f} | {r['ns_per_shared']:.2f} |")
+        print(
+            f"| {r['n_train']:,} | {r['fit_s']:.2f} | {r['transform_s']:.3f} | "
+            f"{r['transform_median_s']:.3f} | "
+            f"{r['transform_per_query_ms']:.3f} | {r['dense_per_query_ms']:.2f} | "
+            f"{r['speedup']:.0f}x | {r['speedup_median']:.0f}x | "
+            f"{r['self_influence_s']:.4f} | "
+            f"{r['global_influence_s']:.4f} | {r['output_mb']:.0f} | "
+            f"{r['peak_transform_mb']:.0f} | {r['peak_fit_mb']:.0f} | "
+            f"{r['shared_share']:.2f} | {r['ns_per_shared']:.2f} |"
+        )
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         scale = b["n_train"] / a["n_train"]
-        print(f"\nScaling from n_train={a['n_train']:,} to {b['n_train']:,} (x{scale:.0f}): "
-              f"transform x{b['transform_s'] / a['transform_s']:.1f}, "
-              f"fit x{b['fit_s'] / a['fit_s']:.1f}, "
-              f"self_influence x{b['self_influence_s'] / a['self_influence_s']:.1f}")
+        print(
+            f"\nScaling from n_train={a['n_train']:,} to {b['n_train']:,} (x{scale:.0f}): "
+            f"transform x{b['transform_s'] / a['transform_s']:.1f}, "
+            f"fit x{b['fit_s'] / a['fit_s']:.1f}, "
+            f"self_influence x{b['self_influence_s'] / a['self_influence_s']:.1f}"
+        )
 
 
 if __name__ == "__main__":

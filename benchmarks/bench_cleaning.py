@@ -42,13 +42,17 @@ NOISE = 0.2
 def methods(quick):
     """(name, influence estimator, criterion) for every importable method."""
     out = [("BoostIn", BoostIn(), "self"), ("BoostIn-oof", BoostIn(), "oof")]
-    wanted = [("skinfluence._trex", "TREX", {}),
-              ("skinfluence._leaf_influence", "LeafInfluence", {}),
-              ("skinfluence._similarity", "LeafSim", {}),
-              ("skinfluence._baselines", "LossInfluence", {})]
+    wanted = [
+        ("skinfluence._trex", "TREX", {}),
+        ("skinfluence._leaf_influence", "LeafInfluence", {}),
+        ("skinfluence._similarity", "LeafSim", {}),
+        ("skinfluence._baselines", "LossInfluence", {}),
+    ]
     if not quick:
-        wanted += [("skinfluence._leaf_influence", "LeafRefit", {}),
-                   ("skinfluence._retrain", "SubSample", {"n_iter": 200})]
+        wanted += [
+            ("skinfluence._leaf_influence", "LeafRefit", {}),
+            ("skinfluence._retrain", "SubSample", {"n_iter": 200}),
+        ]
     for module, name, kw in wanted:
         try:
             cls = getattr(importlib.import_module(module), name)
@@ -68,27 +72,54 @@ def make_model(lib, task, n_estimators):
         )
 
         cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(max_iter=n_estimators, max_leaf_nodes=31, learning_rate=common_lr,
-                   early_stopping=False, random_state=0, categorical_features="from_dtype")
+        return cls(
+            max_iter=n_estimators,
+            max_leaf_nodes=31,
+            learning_rate=common_lr,
+            early_stopping=False,
+            random_state=0,
+            categorical_features="from_dtype",
+        )
     if lib == "lightgbm":
         import lightgbm as lgb
 
         cls = lgb.LGBMClassifier if clf else lgb.LGBMRegressor
-        return cls(n_estimators=n_estimators, num_leaves=31, learning_rate=common_lr,
-                   min_child_samples=5, verbose=-1, n_jobs=1, random_state=0)
+        return cls(
+            n_estimators=n_estimators,
+            num_leaves=31,
+            learning_rate=common_lr,
+            min_child_samples=5,
+            verbose=-1,
+            n_jobs=1,
+            random_state=0,
+        )
     if lib == "xgboost":
         import xgboost as xgb
 
         cls = xgb.XGBClassifier if clf else xgb.XGBRegressor
-        return cls(n_estimators=n_estimators, max_depth=5, learning_rate=common_lr,
-                   tree_method="hist", enable_categorical=True, n_jobs=1, random_state=0)
+        return cls(
+            n_estimators=n_estimators,
+            max_depth=5,
+            learning_rate=common_lr,
+            tree_method="hist",
+            enable_categorical=True,
+            n_jobs=1,
+            random_state=0,
+        )
     if lib == "catboost":
         import catboost as cb
 
-        common = {"iterations": n_estimators, "depth": 5, "learning_rate": common_lr,
-                  "leaf_estimation_iterations": 1, "leaf_estimation_method": "Newton",
-                  "thread_count": 1, "verbose": 0, "allow_writing_files": False,
-                  "random_seed": 0}
+        common = {
+            "iterations": n_estimators,
+            "depth": 5,
+            "learning_rate": common_lr,
+            "leaf_estimation_iterations": 1,
+            "leaf_estimation_method": "Newton",
+            "thread_count": 1,
+            "verbose": 0,
+            "allow_writing_files": False,
+            "random_seed": 0,
+        }
         if not clf:
             return cb.CatBoostRegressor(**common)
         loss = "Logloss" if task == "binary" else "MultiClass"
@@ -107,8 +138,13 @@ def noisy_split(name, lib, n_train, n_test, seed=0):
     X, y, task = load_dataset(name, categorical="codes" if lib == "catboost" else "category")
     strat = y if task != "regression" else None
     X_tr, X_te, y_tr, y_te = train_test_split(
-        X, y, train_size=min(n_train, len(y) // 2), test_size=min(n_test, len(y) // 2),
-        random_state=seed, stratify=strat)
+        X,
+        y,
+        train_size=min(n_train, len(y) // 2),
+        test_size=min(n_test, len(y) // 2),
+        random_state=seed,
+        stratify=strat,
+    )
     if task != "regression":
         enc = LabelEncoder().fit(y)
         y_tr, y_te = enc.transform(y_tr), enc.transform(y_te)
@@ -131,8 +167,10 @@ def run(args):
     n_train, n_test, n_est = (400, 1000, 50) if args.quick else (1500, 2000, 100)
     datasets = args.datasets or list(DATASETS)
     libs = [lib for lib in (args.libraries or LIBRARIES) if installed(lib)]
-    header = (f"{'data':9s} {'library':12s} {'method':14s} {'before':>7s} {'after':>7s} "
-              f"{'gain':>7s} {'frac':>5s} {'prec@20':>7s} {'sec':>6s}")
+    header = (
+        f"{'data':9s} {'library':12s} {'method':14s} {'before':>7s} {'after':>7s} "
+        f"{'gain':>7s} {'frac':>5s} {'prec@20':>7s} {'sec':>6s}"
+    )
     print(header)
     print("-" * len(header))
     for name in datasets:
@@ -142,17 +180,24 @@ def run(args):
             before = model.fit(X, y).score(X_te, y_te)
             for mname, method, criterion in methods(args.quick):
                 t0 = time.perf_counter()
-                cleaner = InfluenceCleaner(model, method, criterion=criterion, cv=3,
-                                           random_state=0)
+                cleaner = InfluenceCleaner(model, method, criterion=criterion, cv=3, random_state=0)
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        search = GridSearchCV(cleaner, {"fraction": list(FRACTIONS)}, cv=3,
-                                              error_score=np.nan, n_jobs=args.n_jobs)
+                        search = GridSearchCV(
+                            cleaner,
+                            {"fraction": list(FRACTIONS)},
+                            cv=3,
+                            error_score=np.nan,
+                            n_jobs=args.n_jobs,
+                        )
                         search.fit(X, y)
                         best = search.best_estimator_
-                        top = best if best.fraction == 0.2 else \
-                            cleaner.set_params(fraction=0.2).fit(X, y)
+                        top = (
+                            best
+                            if best.fraction == 0.2
+                            else cleaner.set_params(fraction=0.2).fit(X, y)
+                        )
                 except Exception as exc:  # a method that refuses this model (every
                     # candidate failed, e.g. BoostIn on CatBoost multiclass)
                     msg = f"{type(exc).__name__}: {str(exc).splitlines()[0][:60]}"
@@ -162,9 +207,11 @@ def run(args):
                 prec = float(flipped[top.removed_indices_].mean())
                 sec = time.perf_counter() - t0
                 rows.append((name, lib, mname, before, after, best.fraction, prec))
-                print(f"{name:9s} {lib:12s} {mname:14s} {before:7.4f} {after:7.4f} "
-                      f"{after - before:+7.4f} {best.fraction:5.2f} {prec:7.3f} {sec:6.1f}",
-                      flush=True)
+                print(
+                    f"{name:9s} {lib:12s} {mname:14s} {before:7.4f} {after:7.4f} "
+                    f"{after - before:+7.4f} {best.fraction:5.2f} {prec:7.3f} {sec:6.1f}",
+                    flush=True,
+                )
     if rows:
         print("\nper method (mean over data sets x libraries):")
         for mname in dict.fromkeys(r[2] for r in rows):
@@ -172,14 +219,14 @@ def run(args):
             gain = np.mean([r[4] - r[3] for r in sel])
             prec = np.mean([r[6] for r in sel])
             wins = sum(r[4] > r[3] for r in sel)
-            print(f"  {mname:14s} gain {gain:+.4f}  prec@20 {prec:.3f}  "
-                  f"improved {wins}/{len(sel)}")
+            print(f"  {mname:14s} gain {gain:+.4f}  prec@20 {prec:.3f}  improved {wins}/{len(sel)}")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true",
-                   help="400 training rows, 50 trees, fast methods only")
+    p.add_argument(
+        "--quick", action="store_true", help="400 training rows, 50 trees, fast methods only"
+    )
     p.add_argument("--datasets", nargs="*", choices=list(DATASETS))
     p.add_argument("--libraries", nargs="*", choices=list(LIBRARIES))
     p.add_argument("--n-jobs", type=int, default=1, help="GridSearchCV n_jobs")

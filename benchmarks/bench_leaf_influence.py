@@ -51,20 +51,31 @@ def warm_up():
 def bench_catboost(sizes, n_query, max_catboost_s):
     import catboost as cb
 
-    print("\n### CatBoost (100 trees, depth 6, Logloss, 1 Newton leaf step): "
-          f"{n_query} queries, fit + transform\n")
-    print("| n_train | update method | CatBoost get_object_importance (s) | "
-          "LeafInfluence fit (s) | transform (s) | speed-up (fit + transform) | "
-          "max rel. gap |")
+    print(
+        "\n### CatBoost (100 trees, depth 6, Logloss, 1 Newton leaf step): "
+        f"{n_query} queries, fit + transform\n"
+    )
+    print(
+        "| n_train | update method | CatBoost get_object_importance (s) | "
+        "LeafInfluence fit (s) | transform (s) | speed-up (fit + transform) | "
+        "max rel. gap |"
+    )
     print("|---:|---|---:|---:|---:|---:|---:|")
     slow = set()
     for n in sizes:
         X, y = data(n)
         Xq, yq = data(n_query, seed=1)
         model = cb.CatBoostClassifier(
-            iterations=100, depth=6, learning_rate=0.1, loss_function="Logloss",
-            leaf_estimation_iterations=1, leaf_estimation_method="Newton",
-            boosting_type="Plain", verbose=0, allow_writing_files=False, random_seed=0,
+            iterations=100,
+            depth=6,
+            learning_rate=0.1,
+            loss_function="Logloss",
+            leaf_estimation_iterations=1,
+            leaf_estimation_method="Newton",
+            boosting_type="Plain",
+            verbose=0,
+            allow_writing_files=False,
+            random_seed=0,
         ).fit(X, y)
         train_pool, query_pool = cb.Pool(X, y), cb.Pool(Xq, yq)
         for method, u in [("SinglePoint", 0), ("TopKLeaves:top=2", 2), ("AllPoints", -1)]:
@@ -74,13 +85,19 @@ def bench_catboost(sizes, n_query, max_catboost_s):
             fit_t, exp = timed(lambda u=u: LeafInfluence(model, update_set=u).fit(X, y))
             q_t, ours = timed(lambda exp=exp: exp.transform(Xq, yq))
             ours_t = fit_t + q_t
-            theirs_t, res = timed(lambda method=method: model.get_object_importance(
-                query_pool, train_pool, type="PerObject", update_method=method))
+            theirs_t, res = timed(
+                lambda method=method: model.get_object_importance(
+                    query_pool, train_pool, type="PerObject", update_method=method
+                )
+            )
             theirs = np.zeros_like(ours)
             np.put_along_axis(theirs, np.asarray(res[0]), np.asarray(res[1]), axis=1)
             gap = np.abs(theirs + ours).max() / np.abs(ours).max()
-            print(f"| {n:,} | {method} | {theirs_t:.3f} | {fit_t:.3f} | {q_t:.3f} | "
-                  f"{theirs_t / ours_t:.1f}x | {gap:.1e} |", flush=True)
+            print(
+                f"| {n:,} | {method} | {theirs_t:.3f} | {fit_t:.3f} | {q_t:.3f} | "
+                f"{theirs_t / ours_t:.1f}x | {gap:.1e} |",
+                flush=True,
+            )
             if theirs_t > max_catboost_s:
                 slow.add(method)
 
@@ -93,8 +110,7 @@ def numpy_forward_reference(ens, leaves, g, h, kap, rows):
     vbar = ens.unshrunk_values
     eta = ens.learning_rates
     D = np.zeros((len(rows), ens.n_leaves_total))
-    masks = [[leaves[:, t] == leaf for leaf in range(ens.n_leaves[t])]
-             for t in range(ens.n_trees)]
+    masks = [[leaves[:, t] == leaf for leaf in range(ens.n_leaves[t])] for t in range(ens.n_trees)]
     for r, i in enumerate(rows):
         J = np.zeros(n)
         for t in range(ens.n_trees):
@@ -106,7 +122,7 @@ def numpy_forward_reference(ens, leaves, g, h, kap, rows):
                 if m[i]:
                     s += g[i, t] + vbar[j] * h[i, t]
                 Dt[leaf] = -eta[t] * s / beta
-            D[r, ens.leaf_offsets[t]:ens.leaf_offsets[t + 1]] = Dt
+            D[r, ens.leaf_offsets[t] : ens.leaf_offsets[t + 1]] = Dt
             J += Dt[leaves[:, t]]
     return D
 
@@ -116,8 +132,14 @@ def bench_lightgbm(quick):
 
     def model_for(n):
         X, y = data(n)
-        m = lgb.LGBMClassifier(n_estimators=100, num_leaves=31, learning_rate=0.1,
-                               min_child_samples=5, verbose=-1, random_state=0).fit(X, y)
+        m = lgb.LGBMClassifier(
+            n_estimators=100,
+            num_leaves=31,
+            learning_rate=0.1,
+            min_child_samples=5,
+            verbose=-1,
+            random_state=0,
+        ).fit(X, y)
         return X, y, m
 
     Xq, yq = data(100, seed=1)
@@ -132,34 +154,40 @@ def bench_lightgbm(quick):
     leaves = ens.leaf_ids(X)
     g, h, kap, _ = ens.replay(leaves, y.astype(float), kappa=True)
     n_ref = 20
-    ref_t, D = timed(lambda: numpy_forward_reference(ens, leaves, g, h, kap,
-                                                     np.arange(n_ref)))
+    ref_t, D = timed(lambda: numpy_forward_reference(ens, leaves, g, h, kap, np.arange(n_ref)))
     ref_full = ref_t * len(X) / n_ref
     ql = ens.flat_leaves(ens.leaf_ids(Xq))
     gq = exp._query_arrays(Xq, ens.leaf_ids(Xq), yq.astype(float), "binary")["gfin"][:, 0]
     ref_vals = -(D[:, ql].sum(axis=2) * gq[None, :]).T  # (m, n_ref)
     gap = np.abs(ref_vals - ours[:, :n_ref]).max() / np.abs(ours[:, :n_ref]).max()
-    print(f"| 1,000 | LeafInfluence fit + transform ({ours_t:.3f} + {q_t:.3f}) | "
-          f"{ours_t + q_t:.3f} | numpy forward (reference algorithm; {n_ref} rows timed, "
-          f"x{len(X) // n_ref}) | {ref_full:.1f} | {ref_full / (ours_t + q_t):,.0f}x "
-          f"(transform alone {ref_full / q_t:,.0f}x; max rel. gap {gap:.0e}) |", flush=True)
+    print(
+        f"| 1,000 | LeafInfluence fit + transform ({ours_t:.3f} + {q_t:.3f}) | "
+        f"{ours_t + q_t:.3f} | numpy forward (reference algorithm; {n_ref} rows timed, "
+        f"x{len(X) // n_ref}) | {ref_full:.1f} | {ref_full / (ours_t + q_t):,.0f}x "
+        f"(transform alone {ref_full / q_t:,.0f}x; max rel. gap {gap:.0e}) |",
+        flush=True,
+    )
     if quick:
         return
     # n = 100,000: all-rows LeafInfluence vs BoostIn on the same queries
     X, y, m = model_for(100_000)
     li_t, _ = timed(lambda: LeafInfluence(m).fit(X, y).transform(Xq, yq))
     bi_t, _ = timed(lambda: BoostIn(m).fit(X, y).transform(Xq, yq))
-    print(f"| 100,000 | LeafInfluence fit + transform | {li_t:.2f} | BoostIn fit + "
-          f"transform | {bi_t:.2f} | {li_t / bi_t:.1f}x slower |", flush=True)
+    print(
+        f"| 100,000 | LeafInfluence fit + transform | {li_t:.2f} | BoostIn fit + "
+        f"transform | {bi_t:.2f} | {li_t / bi_t:.1f}x slower |",
+        flush=True,
+    )
     gl_t, _ = timed(lambda: LeafInfluence(m).fit(X, y).global_influence(Xq, yq))
-    print(f"| 100,000 | LeafInfluence fit + global_influence | {gl_t:.2f} | | | |",
-          flush=True)
+    print(f"| 100,000 | LeafInfluence fit + global_influence | {gl_t:.2f} | | | |", flush=True)
     # n = 10,000: the O(N^2 T) quantities
     X, y, m = model_for(10_000)
     for name, fn in [
         ("LeafInfluence self_influence", lambda: LeafInfluence(m).fit(X, y).self_influence()),
-        ("LeafInfluence top-2 leaves fit + transform",
-         lambda: LeafInfluence(m, update_set=2).fit(X, y).transform(Xq, yq)),
+        (
+            "LeafInfluence top-2 leaves fit + transform",
+            lambda: LeafInfluence(m, update_set=2).fit(X, y).transform(Xq, yq),
+        ),
         ("LeafRefit fit + transform", lambda: LeafRefit(m).fit(X, y).transform(Xq, yq)),
     ]:
         t, _ = timed(fn)
@@ -176,8 +204,9 @@ def main():
     print(f"numba threads: {numba.get_num_threads()}")
     warm_up()
     sizes = [1000] if args.quick else [1000, 5000, 20000]
-    bench_catboost(sizes, n_query=10 if args.quick else 100,
-                   max_catboost_s=args.max_catboost_seconds)
+    bench_catboost(
+        sizes, n_query=10 if args.quick else 100, max_catboost_s=args.max_catboost_seconds
+    )
     bench_lightgbm(args.quick)
 
 

@@ -29,11 +29,17 @@ def make(n_train, seed=0):
 
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n_train, 10))
-    logit = X[:, 0] - X[:, 1] * X[:, 2] + 0.5 * np.sin(3 * X[:, 3]) + 0.5 * rng.normal(
-        size=n_train)
+    logit = X[:, 0] - X[:, 1] * X[:, 2] + 0.5 * np.sin(3 * X[:, 3]) + 0.5 * rng.normal(size=n_train)
     y = (logit > 0).astype(int)
-    model = lgb.LGBMClassifier(n_estimators=N_TREES, num_leaves=N_LEAVES, learning_rate=0.1,
-                               min_child_samples=5, verbose=-1, random_state=0, n_jobs=1)
+    model = lgb.LGBMClassifier(
+        n_estimators=N_TREES,
+        num_leaves=N_LEAVES,
+        learning_rate=0.1,
+        min_child_samples=5,
+        verbose=-1,
+        random_state=0,
+        n_jobs=1,
+    )
     return X, y, model.fit(X, y)
 
 
@@ -55,8 +61,12 @@ def main():
     n = 200 if args.quick else 1000
     X, y, model = make(n)
     Xw, yw, mw = make(20, seed=1)
-    result = {"n_train": n, "n_trees": N_TREES, "cpu_count": os.cpu_count(),
-              "load_average_before": os.getloadavg()[0]}
+    result = {
+        "n_train": n,
+        "n_trees": N_TREES,
+        "cpu_count": os.cpu_count(),
+        "load_average_before": os.getloadavg()[0],
+    }
 
     t_seq, s_seq = run(X, y, model)
     result["sequential_s"] = round(t_seq, 2)
@@ -71,8 +81,12 @@ def main():
     result["loky_efficiency"] = round(t_seq / (2 * t_loky), 3)
 
     t0 = time.perf_counter()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster):
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
         with joblib.parallel_config(backend="dask"):
             run(Xw, yw, mw)  # warm up: imports on the workers
             result["dask_startup_s"] = round(time.perf_counter() - t0, 2)

@@ -38,8 +38,14 @@ def make(n_train, n_query, seed=0):
     X = rng.normal(size=(n, 10))
     logit = X[:, 0] - X[:, 1] * X[:, 2] + 0.5 * np.sin(3 * X[:, 3]) + 0.5 * rng.normal(size=n)
     y = (logit > 0).astype(int)
-    model = lgb.LGBMClassifier(n_estimators=N_TREES, num_leaves=N_LEAVES, learning_rate=0.1,
-                               min_child_samples=5, verbose=-1, random_state=0)
+    model = lgb.LGBMClassifier(
+        n_estimators=N_TREES,
+        num_leaves=N_LEAVES,
+        learning_rate=0.1,
+        min_child_samples=5,
+        verbose=-1,
+        random_state=0,
+    )
     model.fit(X[:n_train], y[:n_train])
     return X[:n_train], y[:n_train], X[n_train:], y[n_train:], model
 
@@ -65,8 +71,10 @@ class DenseTREX:
         from scipy.special import expit
 
         leaves = self.ens.leaf_ids(X)
-        counts = np.bincount((leaves.astype(np.int64) + self.ens.leaf_offsets[:-1]).ravel(),
-                             minlength=self.ens.n_leaves_total).astype(float)
+        counts = np.bincount(
+            (leaves.astype(np.int64) + self.ens.leaf_offsets[:-1]).ravel(),
+            minlength=self.ens.n_leaves_total,
+        ).astype(float)
         self.inv = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
         P = self._phi(leaves)
         n, lmbd, Y = len(P), self.lmbd, y.astype(float)
@@ -78,9 +86,13 @@ class DenseTREX:
 
         w0 = np.zeros(P.shape[1])
         g0 = np.abs(fun(w0)[1]).max()
-        res = minimize(fun, w0, jac=True, method="L-BFGS-B",
-                       options={"maxiter": self.max_iter, "gtol": self.tol * g0, "ftol": 0.0,
-                                "maxcor": 20})
+        res = minimize(
+            fun,
+            w0,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": self.max_iter, "gtol": self.tol * g0, "ftol": 0.0, "maxcor": 20},
+        )
         self.alpha = (expit(P @ res.x) - Y) / (-2 * lmbd * n)
         self.P = P
         return self
@@ -164,19 +176,33 @@ def run(n_train, n_query, dense_queries):
     t_self, _ = timed(exp.self_influence, repeat=2)
     dense = DenseTREX(model)
     t_dfit, _ = timed(lambda: dense.fit(X, y))
-    np.testing.assert_allclose(dense.alpha, exp.representer_weights_[:, 0], rtol=1e-4,
-                               atol=1e-6 * np.abs(dense.alpha).max())
+    np.testing.assert_allclose(
+        dense.alpha,
+        exp.representer_weights_[:, 0],
+        rtol=1e-4,
+        atol=1e-6 * np.abs(dense.alpha).max(),
+    )
     k = min(dense_queries, n_query)
     t_dtr, D = timed(lambda: dense.transform(Xq[:k], yq[:k]))
     np.testing.assert_allclose(M[:k], D, rtol=1e-3, atol=1e-6 * np.abs(D).max())
     dense = D = None  # free the dense matrices before the next estimators
-    res = {"n_train": n_train, "n_query": n_query, "trex_fit_s": t_fit,
-           "trex_iters": exp.n_iter_, "fidelity": exp.fidelity_,
-           "dense_fit_s": t_dfit, "trex_transform_s": t_tr,
-           "trex_per_query_ms": 1e3 * t_tr / n_query,
-           "dense_per_query_ms": 1e3 * t_dtr / k, "self_s": t_self}
-    for name, est in (("leafsim", LeafSim(model)), ("treesim", TreeSim(model)),
-                      ("boostin", BoostIn(model))):
+    res = {
+        "n_train": n_train,
+        "n_query": n_query,
+        "trex_fit_s": t_fit,
+        "trex_iters": exp.n_iter_,
+        "fidelity": exp.fidelity_,
+        "dense_fit_s": t_dfit,
+        "trex_transform_s": t_tr,
+        "trex_per_query_ms": 1e3 * t_tr / n_query,
+        "dense_per_query_ms": 1e3 * t_dtr / k,
+        "self_s": t_self,
+    }
+    for name, est in (
+        ("leafsim", LeafSim(model)),
+        ("treesim", TreeSim(model)),
+        ("boostin", BoostIn(model)),
+    ):
         t_f, _ = timed(lambda est=est: est.fit(X, y))
         est.transform(Xq[:5], yq[:5])
         t_q, _ = timed(lambda est=est: est.transform(Xq, yq), repeat=2)
@@ -197,42 +223,60 @@ def main():
     n_query = 200 if args.quick else 1000
     import numba
 
-    print(f"# TREX benchmark: LightGBM binary, {N_TREES} trees x {N_LEAVES} leaves, "
-          f"{n_query} queries, {numba.get_num_threads()} numba threads\n")
+    print(
+        f"# TREX benchmark: LightGBM binary, {N_TREES} trees x {N_LEAVES} leaves, "
+        f"{n_query} queries, {numba.get_num_threads()} numba threads\n"
+    )
     rows = []
     for n in sizes:
         r = run(n, n_query, dense_queries=200 if n <= 10000 else 50)
         for step in ("fit", "dense_fit", "transform"):
-            out = subprocess.run([sys.executable, __file__, "--memory-child", str(n), step,
-                                  str(n_query)], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--memory-child", str(n), step, str(n_query)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r[f"peak_{step}_mb"] = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(r)
         print(f"n_train={n}: done", file=sys.stderr)
-    print("| n_train | TREX fit (s) | dense fit (s) | fit speed-up | TREX fit peak (MiB) "
-          "| dense fit peak (MiB) | memory ratio | L-BFGS iters | fidelity |")
+    print(
+        "| n_train | TREX fit (s) | dense fit (s) | fit speed-up | TREX fit peak (MiB) "
+        "| dense fit peak (MiB) | memory ratio | L-BFGS iters | fidelity |"
+    )
     print("|" + "---|" * 9)
     for r in rows:
-        print(f"| {r['n_train']:,} | {r['trex_fit_s']:.2f} | {r['dense_fit_s']:.2f} | "
-              f"{r['dense_fit_s'] / r['trex_fit_s']:.1f}x | {r['peak_fit_mb']:.0f} | "
-              f"{r['peak_dense_fit_mb']:.0f} | "
-              f"{r['peak_dense_fit_mb'] / max(r['peak_fit_mb'], 1):.1f}x | "
-              f"{r['trex_iters']} | {r['fidelity']:.3f} |")
-    print(f"\n| n_train | TREX transform {n_query} q (s) | TREX / query (ms) | dense / query "
-          "(ms) | speed-up | transform peak (MiB) | self_influence (s) |")
+        print(
+            f"| {r['n_train']:,} | {r['trex_fit_s']:.2f} | {r['dense_fit_s']:.2f} | "
+            f"{r['dense_fit_s'] / r['trex_fit_s']:.1f}x | {r['peak_fit_mb']:.0f} | "
+            f"{r['peak_dense_fit_mb']:.0f} | "
+            f"{r['peak_dense_fit_mb'] / max(r['peak_fit_mb'], 1):.1f}x | "
+            f"{r['trex_iters']} | {r['fidelity']:.3f} |"
+        )
+    print(
+        f"\n| n_train | TREX transform {n_query} q (s) | TREX / query (ms) | dense / query "
+        "(ms) | speed-up | transform peak (MiB) | self_influence (s) |"
+    )
     print("|" + "---|" * 7)
     for r in rows:
-        print(f"| {r['n_train']:,} | {r['trex_transform_s']:.3f} | "
-              f"{r['trex_per_query_ms']:.3f} | {r['dense_per_query_ms']:.2f} | "
-              f"{r['dense_per_query_ms'] / r['trex_per_query_ms']:.0f}x | "
-              f"{r['peak_transform_mb']:.0f} | {r['self_s']:.4f} |")
-    print(f"\n| n_train | LeafSim transform {n_query} q (s) | TreeSim (lpw) (s) | BoostIn (s) "
-          "| LeafSim fit (s) | TreeSim fit (s) | BoostIn fit (s) |")
+        print(
+            f"| {r['n_train']:,} | {r['trex_transform_s']:.3f} | "
+            f"{r['trex_per_query_ms']:.3f} | {r['dense_per_query_ms']:.2f} | "
+            f"{r['dense_per_query_ms'] / r['trex_per_query_ms']:.0f}x | "
+            f"{r['peak_transform_mb']:.0f} | {r['self_s']:.4f} |"
+        )
+    print(
+        f"\n| n_train | LeafSim transform {n_query} q (s) | TreeSim (lpw) (s) | BoostIn (s) "
+        "| LeafSim fit (s) | TreeSim fit (s) | BoostIn fit (s) |"
+    )
     print("|" + "---|" * 7)
     for r in rows:
-        print(f"| {r['n_train']:,} | {r['leafsim_transform_s']:.3f} | "
-              f"{r['treesim_transform_s']:.3f} | {r['boostin_transform_s']:.3f} | "
-              f"{r['leafsim_fit_s']:.2f} | {r['treesim_fit_s']:.2f} | "
-              f"{r['boostin_fit_s']:.2f} |")
+        print(
+            f"| {r['n_train']:,} | {r['leafsim_transform_s']:.3f} | "
+            f"{r['treesim_transform_s']:.3f} | {r['boostin_transform_s']:.3f} | "
+            f"{r['leafsim_fit_s']:.2f} | {r['treesim_fit_s']:.2f} | "
+            f"{r['boostin_fit_s']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -50,26 +50,68 @@ from skinfluence import evaluation as ev  # noqa: E402
 
 MODES = {
     # n_train cap, queries, trees, protocols
-    "quick": {"n_rows": 200, "n_queries": 4, "n_trees": 20,
-              "datasets": ("concrete", "diabetes", "spam", "breast_cancer"),
-              "single_fractions": (0.005, 0.01, 0.02), "set_fractions": (0.05, 0.1, 0.2),
-              "noise_fractions": (0.05, 0.1, 0.2), "lds_subsets": 24, "loo_rows": 30,
-              "subsample_iter": 200, "protocols": ("remove", "targeted", "set_remove",
-                                                   "noise", "lds", "loo_corr")},
-    "medium": {"n_rows": 300, "n_queries": 6, "n_trees": 30, "datasets": None,
-               "single_fractions": (0.005, 0.01, 0.02), "set_fractions": (0.05, 0.1, 0.2),
-               "noise_fractions": (0.05, 0.1, 0.2), "lds_subsets": 32, "loo_rows": 40,
-               "subsample_iter": 300,
-               "protocols": ("remove", "relabel", "poison", "targeted", "counterfactual",
-                             "set_remove", "set_relabel", "noise", "lds", "loo_corr")},
-    "full": {"n_rows": 2000, "n_queries": 100, "n_trees": 100, "datasets": None,
-             "single_fractions": (0.001, 0.005, 0.01, 0.015, 0.02),
-             "set_fractions": (0.05, 0.1, 0.2, 0.3, 0.4, 0.5),
-             "noise_fractions": (0.05, 0.1, 0.15, 0.2, 0.25, 0.3), "lds_subsets": 100,
-             "loo_rows": 100, "subsample_iter": 4000,
-             "protocols": ("remove", "relabel", "poison", "targeted", "counterfactual",
-                           "set_remove", "set_relabel", "set_poison", "noise", "lds",
-                           "loo_corr")},
+    "quick": {
+        "n_rows": 200,
+        "n_queries": 4,
+        "n_trees": 20,
+        "datasets": ("concrete", "diabetes", "spam", "breast_cancer"),
+        "single_fractions": (0.005, 0.01, 0.02),
+        "set_fractions": (0.05, 0.1, 0.2),
+        "noise_fractions": (0.05, 0.1, 0.2),
+        "lds_subsets": 24,
+        "loo_rows": 30,
+        "subsample_iter": 200,
+        "protocols": ("remove", "targeted", "set_remove", "noise", "lds", "loo_corr"),
+    },
+    "medium": {
+        "n_rows": 300,
+        "n_queries": 6,
+        "n_trees": 30,
+        "datasets": None,
+        "single_fractions": (0.005, 0.01, 0.02),
+        "set_fractions": (0.05, 0.1, 0.2),
+        "noise_fractions": (0.05, 0.1, 0.2),
+        "lds_subsets": 32,
+        "loo_rows": 40,
+        "subsample_iter": 300,
+        "protocols": (
+            "remove",
+            "relabel",
+            "poison",
+            "targeted",
+            "counterfactual",
+            "set_remove",
+            "set_relabel",
+            "noise",
+            "lds",
+            "loo_corr",
+        ),
+    },
+    "full": {
+        "n_rows": 2000,
+        "n_queries": 100,
+        "n_trees": 100,
+        "datasets": None,
+        "single_fractions": (0.001, 0.005, 0.01, 0.015, 0.02),
+        "set_fractions": (0.05, 0.1, 0.2, 0.3, 0.4, 0.5),
+        "noise_fractions": (0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
+        "lds_subsets": 100,
+        "loo_rows": 100,
+        "subsample_iter": 4000,
+        "protocols": (
+            "remove",
+            "relabel",
+            "poison",
+            "targeted",
+            "counterfactual",
+            "set_remove",
+            "set_relabel",
+            "set_poison",
+            "noise",
+            "lds",
+            "loo_corr",
+        ),
+    },
 }
 DATASETS = ("concrete", "diabetes", "credit", "spam", "breast_cancer", "hpc")
 LIBRARIES = ("lightgbm", "xgboost", "catboost", "sklearn_hgb")
@@ -106,8 +148,12 @@ def available_methods(cfg):
         ("LeafSim", "skinfluence._similarity", "LeafSim", {}),
         ("InputSim", "skinfluence._similarity", "InputSim", {}),
         ("LOO", "skinfluence._retrain", "LOO", {"n_jobs": cfg["n_jobs"]}),
-        ("SubSample", "skinfluence._retrain", "SubSample",
-         {"n_iter": cfg["subsample_iter"], "n_jobs": cfg["n_jobs"]}),
+        (
+            "SubSample",
+            "skinfluence._retrain",
+            "SubSample",
+            {"n_iter": cfg["subsample_iter"], "n_jobs": cfg["n_jobs"]},
+        ),
         ("Target", "skinfluence._baselines", "TargetInfluence", {}),
         ("Loss", "skinfluence._baselines", "LossInfluence", {}),
         ("Random", "skinfluence._baselines", "RandomInfluence", {}),
@@ -144,11 +190,9 @@ def load(name, n_rows, seed=1):
     strat = None if task == "regression" else y
     n_total = min(len(y), int(np.ceil(n_rows / 0.8)))
     if n_total < len(y):
-        X, _, y, _ = train_test_split(X, y, train_size=n_total, stratify=strat,
-                                      random_state=seed)
+        X, _, y, _ = train_test_split(X, y, train_size=n_total, stratify=strat, random_state=seed)
         strat = None if task == "regression" else y
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=strat,
-                                          random_state=seed)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=strat, random_state=seed)
     return Xtr, ytr, Xte, yte, task
 
 
@@ -162,32 +206,65 @@ def make_model(lib, task, n_trees):
         )
 
         cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(max_iter=n_trees, learning_rate=0.1, max_leaf_nodes=15,
-                   min_samples_leaf=5, early_stopping=False, random_state=1)
+        return cls(
+            max_iter=n_trees,
+            learning_rate=0.1,
+            max_leaf_nodes=15,
+            min_samples_leaf=5,
+            early_stopping=False,
+            random_state=1,
+        )
     if lib == "lightgbm":
         import lightgbm as lgb
 
         cls = lgb.LGBMClassifier if clf else lgb.LGBMRegressor
-        return cls(n_estimators=n_trees, learning_rate=0.1, num_leaves=15,
-                   min_child_samples=5, verbose=-1, n_jobs=1, random_state=1)
+        return cls(
+            n_estimators=n_trees,
+            learning_rate=0.1,
+            num_leaves=15,
+            min_child_samples=5,
+            verbose=-1,
+            n_jobs=1,
+            random_state=1,
+        )
     if lib == "xgboost":
         import xgboost as xgb
 
         cls = xgb.XGBClassifier if clf else xgb.XGBRegressor
-        return cls(n_estimators=n_trees, learning_rate=0.1, max_depth=4, tree_method="hist",
-                   n_jobs=1, random_state=1)
+        return cls(
+            n_estimators=n_trees,
+            learning_rate=0.1,
+            max_depth=4,
+            tree_method="hist",
+            n_jobs=1,
+            random_state=1,
+        )
     if lib == "catboost":
         import catboost as cb
 
         if clf:
             return cb.CatBoostClassifier(
-                iterations=n_trees, learning_rate=0.1, depth=4,
+                iterations=n_trees,
+                learning_rate=0.1,
+                depth=4,
                 loss_function="Logloss" if task == "binary" else "MultiClass",
-                leaf_estimation_iterations=1, leaf_estimation_method="Newton",
-                thread_count=1, verbose=0, allow_writing_files=False, random_seed=1)
-        return cb.CatBoostRegressor(iterations=n_trees, learning_rate=0.1, depth=4,
-                                    leaf_estimation_iterations=1, thread_count=1,
-                                    verbose=0, allow_writing_files=False, random_seed=1)
+                leaf_estimation_iterations=1,
+                leaf_estimation_method="Newton",
+                thread_count=1,
+                verbose=0,
+                allow_writing_files=False,
+                random_seed=1,
+            )
+        return cb.CatBoostRegressor(
+            iterations=n_trees,
+            learning_rate=0.1,
+            depth=4,
+            leaf_estimation_iterations=1,
+            thread_count=1,
+            verbose=0,
+            allow_writing_files=False,
+            random_seed=1,
+        )
     raise ValueError(lib)
 
 
@@ -211,9 +288,17 @@ def run_setting(ds, lib, methods, cfg, log):
     recs, curves, failures, timings = [], {}, [], []
 
     def rec(protocol, method, checkpoint, value):
-        recs.append({"dataset": ds, "library": lib, "task": task, "protocol": protocol,
-                     "method": method, "checkpoint": float(checkpoint),
-                     "value": float(value)})
+        recs.append(
+            {
+                "dataset": ds,
+                "library": lib,
+                "task": task,
+                "protocol": protocol,
+                "method": method,
+                "checkpoint": float(checkpoint),
+                "value": float(value),
+            }
+        )
 
     # explainers on the full model: influence on the queries and on the validation set
     infl = {}
@@ -238,10 +323,14 @@ def run_setting(ds, lib, methods, cfg, log):
             for edit in ("remove", "relabel", "poison", "targeted"):
                 if edit not in protos:
                     continue
-                fr = single_f if edit != "targeted" else (0.0,) + tuple(
-                    2 * np.asarray(cfg["single_fractions"]))
-                res = ev.single_query_curve(model, Xtr, ytr, Xq, yq, M, edit=edit,
-                                            fractions=fr, n_jobs=nj)
+                fr = (
+                    single_f
+                    if edit != "targeted"
+                    else (0.0,) + tuple(2 * np.asarray(cfg["single_fractions"]))
+                )
+                res = ev.single_query_curve(
+                    model, Xtr, ytr, Xq, yq, M, edit=edit, fractions=fr, n_jobs=nj
+                )
                 curves[(edit, ds, lib, name)] = res
                 mean = res.groupby("fraction")["loss"].mean()
                 for f, v in mean.items():
@@ -252,8 +341,9 @@ def run_setting(ds, lib, methods, cfg, log):
                     else:
                         rec(edit, name, f, v)
             if "counterfactual" in protos:
-                res = ev.counterfactual(model, Xtr, ytr, Xq, yq, M, step=max(1, n // 100),
-                                        max_fraction=0.05, n_jobs=nj)
+                res = ev.counterfactual(
+                    model, Xtr, ytr, Xq, yq, M, step=max(1, n // 100), max_fraction=0.05, n_jobs=nj
+                )
                 ok = res["correct"].to_numpy()
                 if ok.any():
                     rec("counterfactual", name, 0, res["fraction_edited"][ok].mean())
@@ -261,8 +351,18 @@ def run_setting(ds, lib, methods, cfg, log):
             for edit in ("remove", "relabel", "poison"):
                 if f"set_{edit}" not in protos:
                     continue
-                res = ev.set_curve(model, Xtr, ytr, Xh, yh, G, validation=(Xv, yv),
-                                   edit=edit, fractions=set_f, n_jobs=nj)
+                res = ev.set_curve(
+                    model,
+                    Xtr,
+                    ytr,
+                    Xh,
+                    yh,
+                    G,
+                    validation=(Xv, yv),
+                    edit=edit,
+                    fractions=set_f,
+                    n_jobs=nj,
+                )
                 curves[(f"set_{edit}", ds, lib, name)] = res
                 for f, v in zip(res["fraction"], res["loss"]):
                     if f > 0:
@@ -280,11 +380,20 @@ def run_setting(ds, lib, methods, cfg, log):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    res = ev.noise_detection(model, Xtr, ytr, Xh, yh, template,
-                                             noise_fraction=0.4 if task != "regression"
-                                             else 0.2, fractions=noise_f,
-                                             strategy=strategy, validation=(Xv, yv),
-                                             random_state=1, n_jobs=nj)
+                    res = ev.noise_detection(
+                        model,
+                        Xtr,
+                        ytr,
+                        Xh,
+                        yh,
+                        template,
+                        noise_fraction=0.4 if task != "regression" else 0.2,
+                        fractions=noise_f,
+                        strategy=strategy,
+                        validation=(Xv, yv),
+                        random_state=1,
+                        n_jobs=nj,
+                    )
                 curves[("noise", ds, lib, name)] = res
                 for f, v, loss in zip(res["fraction"], res["fraction_found"], res["loss"]):
                     if f > 0:
@@ -295,16 +404,18 @@ def run_setting(ds, lib, methods, cfg, log):
                 log(f"    {name}: noise failed: {exc}")
 
     if "lds" in protos and infl:
-        cache = ev.subset_outputs(model, Xtr, ytr, Xq, yq, n_subsets=cfg["lds_subsets"],
-                                  random_state=1, n_jobs=nj)
+        cache = ev.subset_outputs(
+            model, Xtr, ytr, Xq, yq, n_subsets=cfg["lds_subsets"], random_state=1, n_jobs=nj
+        )
         for name, (M, _) in infl.items():
             res = ev.linear_datamodeling_score(influence=M, subsets=cache)
             curves[("lds", ds, lib, name)] = res
             if np.isfinite(res.attrs["mean_lds"]):
                 rec("lds", name, 0, res.attrs["mean_lds"])
     if "loo_corr" in protos and infl:
-        deltas = ev.loo_deltas(model, Xtr, ytr, Xq, yq, n_rows=cfg["loo_rows"],
-                               random_state=1, n_jobs=nj)
+        deltas = ev.loo_deltas(
+            model, Xtr, ytr, Xq, yq, n_rows=cfg["loo_rows"], random_state=1, n_jobs=nj
+        )
         for name, (M, _) in infl.items():
             res = ev.loo_correlation(influence=M, deltas=deltas)
             curves[("loo_corr", ds, lib, name)] = res
@@ -320,20 +431,29 @@ def mean_ranks(df, exclude=("Random",)):
     for proto, g in df[~df["method"].isin(exclude)].groupby("protocol"):
         higher = PROTOCOLS[proto][0]
         r = g.groupby(["dataset", "library", "checkpoint"])["value"].rank(
-            ascending=not higher, method="average")
+            ascending=not higher, method="average"
+        )
         g = g.assign(rank=r)
         for m, gm in g.groupby("method"):
             k = len(gm)
             half = 1.96 * gm["rank"].std(ddof=1) / np.sqrt(k) if k > 1 else np.nan
-            out.append({"protocol": proto, "method": m, "mean_rank": gm["rank"].mean(),
-                        "ci95": half, "n": k})
+            out.append(
+                {
+                    "protocol": proto,
+                    "method": m,
+                    "mean_rank": gm["rank"].mean(),
+                    "ci95": half,
+                    "n": k,
+                }
+            )
     return pd.DataFrame(out)
 
 
 def beats_random(df):
     out = []
-    rnd = df[df["method"] == "Random"].set_index(
-        ["protocol", "dataset", "library", "checkpoint"])["value"]
+    rnd = df[df["method"] == "Random"].set_index(["protocol", "dataset", "library", "checkpoint"])[
+        "value"
+    ]
     for (proto, m), g in df[df["method"] != "Random"].groupby(["protocol", "method"]):
         higher = PROTOCOLS[proto][0]
         key = list(zip(g["protocol"], g["dataset"], g["library"], g["checkpoint"]))
@@ -350,7 +470,8 @@ def beats_random(df):
 def pairwise(df, a, b, protocol):
     """Share of settings where method ``a`` is at least as good as ``b``."""
     g = df[df["protocol"] == protocol].pivot_table(
-        index=["dataset", "library", "checkpoint"], columns="method", values="value")
+        index=["dataset", "library", "checkpoint"], columns="method", values="value"
+    )
     if a not in g or b not in g:
         return None
     g = g[[a, b]].dropna()
@@ -381,7 +502,7 @@ def make_plots(df, ranks, curves, out):
         ax.invert_yaxis()
         ax.set_title(p, fontsize=10)
         ax.set_xlabel("mean rank (1 = best)")
-    for ax in axes.ravel()[len(protos):]:
+    for ax in axes.ravel()[len(protos) :]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(out / "mean_ranks.png", dpi=90)
@@ -393,12 +514,15 @@ def make_plots(df, ranks, curves, out):
     picks = [s for s in settings if s[1] == "lightgbm"][:2] or settings[:2]
     for ds, lib in picks:
         fig, axes = plt.subplots(1, 4, figsize=(20, 3.8))
-        for ax, (proto, fn) in zip(axes, [
-                ("remove", lambda r, ax: plotting.plot_edit_curve(r, metric="loss_change",
-                                                                  ax=ax)),
+        for ax, (proto, fn) in zip(
+            axes,
+            [
+                ("remove", lambda r, ax: plotting.plot_edit_curve(r, metric="loss_change", ax=ax)),
                 ("set_remove", lambda r, ax: plotting.plot_edit_curve(r, ax=ax)),
                 ("noise", lambda r, ax: plotting.plot_noise_detection(r, ax=ax)),
-                ("lds", lambda r, ax: plotting.plot_lds(r, ax=ax))]):
+                ("lds", lambda r, ax: plotting.plot_lds(r, ax=ax)),
+            ],
+        ):
             sel = {k[3]: v for k, v in curves.items() if k[:3] == (proto, ds, lib)}
             if sel:
                 fn(sel, ax)
@@ -414,8 +538,10 @@ def make_plots(df, ranks, curves, out):
         files.append((f"Curves on {ds} / {lib}", name))
 
     # BoostIn published vs exact on removal, per fraction
-    sub = df[(df["protocol"].isin(["remove", "remove_1"]))
-             & df["method"].isin(["BoostIn", "BoostIn (exact)", "Random"])]
+    sub = df[
+        (df["protocol"].isin(["remove", "remove_1"]))
+        & df["method"].isin(["BoostIn", "BoostIn (exact)", "Random"])
+    ]
     if not sub.empty:
         fig, ax = plt.subplots(figsize=(5, 3.6))
         for m, g in sub.groupby("method"):
@@ -434,9 +560,8 @@ def make_plots(df, ranks, curves, out):
 # -------------------------------------------------------------------------- report
 def _fmt_rank_table(ranks, br):
     protos = [p for p in PROTOCOLS if p in set(ranks["protocol"])]
-    methods = (ranks.groupby("method")["mean_rank"].mean().sort_values().index.tolist())
-    lines = ["| method | " + " | ".join(protos) + " |",
-             "|---|" + "---|" * len(protos)]
+    methods = ranks.groupby("method")["mean_rank"].mean().sort_values().index.tolist()
+    lines = ["| method | " + " | ".join(protos) + " |", "|---|" + "---|" * len(protos)]
     for m in methods:
         cells = []
         for p in protos:
@@ -467,8 +592,10 @@ def headline(df, ranks):
     for p in ("remove", "remove_1"):
         pw = pairwise(df, "BoostIn", "LeafInfluence", p)
         if pw is None:
-            out.append(f"* **BoostIn vs LeafInfluence ({p})**: not measured (LeafInfluence "
-                       "unavailable or failed on every setting).")
+            out.append(
+                f"* **BoostIn vs LeafInfluence ({p})**: not measured (LeafInfluence "
+                "unavailable or failed on every setting)."
+            )
             continue
         share, k, diff = pw
         verdict = "agrees" if share >= 0.5 else "disagrees"
@@ -477,7 +604,8 @@ def headline(df, ranks):
             f"at least LeafInfluence's in {100 * share:.0f}% of {k} settings (mean "
             f"difference {diff:+.4g}); mean ranks {rank_of('BoostIn', p):.2f} vs "
             f"{rank_of('LeafInfluence', p):.2f}. This **{verdict}** with the paper's "
-            "finding that BoostIn is as good as or better than LeafInfluence at removal.")
+            "finding that BoostIn is as good as or better than LeafInfluence at removal."
+        )
     # 2. LOO: best for the single row, poor for sets
     r1, rs = rank_of("LOO", "remove_1"), rank_of("LOO", "set_remove")
     if r1 is not None:
@@ -485,17 +613,23 @@ def headline(df, ranks):
         out.append(
             f"* **LOO on the single most helpful row (remove_1)**: mean rank {r1:.2f} of "
             f"{n_methods('remove_1')} (best: {best1['method']} {best1['mean_rank']:.2f}). "
-            + ("This **agrees** with the paper (LOO best for the single most influential "
-               "row)." if best1["method"] == "LOO" else
-               "The paper found LOO best here; **we do not reproduce that** on these "
-               "small models (see the note below)."))
+            + (
+                "This **agrees** with the paper (LOO best for the single most influential row)."
+                if best1["method"] == "LOO"
+                else "The paper found LOO best here; **we do not reproduce that** on these "
+                "small models (see the note below)."
+            )
+        )
     if rs is not None:
         out.append(
             f"* **LOO on sets (set_remove)**: mean rank {rs:.2f} of "
             f"{n_methods('set_remove')}; "
-            + ("**agrees** with the paper (LOO poor for sets)."
-               if rs > (n_methods("set_remove") + 1) / 2 else
-               "**disagrees** with the paper's finding that LOO is poor for sets."))
+            + (
+                "**agrees** with the paper (LOO poor for sets)."
+                if rs > (n_methods("set_remove") + 1) / 2
+                else "**disagrees** with the paper's finding that LOO is poor for sets."
+            )
+        )
     # 3. BoostIn published vs exact
     for p in ("remove", "remove_1"):
         pw = pairwise(df, "BoostIn", "BoostIn (exact)", p)
@@ -507,16 +641,24 @@ def headline(df, ranks):
             f"after removal is at least the exact form's in {100 * share:.0f}% of {k} "
             f"settings (mean difference {diff:+.4g}; mean ranks "
             f"{rank_of('BoostIn', p):.2f} vs {rank_of('BoostIn (exact)', p):.2f}). "
-            + ("As expected, the published form removes at least as well."
-               if share >= 0.5 else "Unlike expected, the exact form removes better."))
+            + (
+                "As expected, the published form removes at least as well."
+                if share >= 0.5
+                else "Unlike expected, the exact form removes better."
+            )
+        )
     return "\n".join(out)
 
 
 def write_report(df, failures, missing, timings, files, cfg, command, elapsed, out):
     ranks = mean_ranks(df)
     br = beats_random(df)
-    per_method_time = (pd.DataFrame(timings, columns=["dataset", "library", "method", "s"])
-                       .groupby("method")["s"].mean().sort_values())
+    per_method_time = (
+        pd.DataFrame(timings, columns=["dataset", "library", "method", "s"])
+        .groupby("method")["s"]
+        .mean()
+        .sort_values()
+    )
     lines = [
         "# skinfluence: comparison of influence methods on the paper's protocols",
         "",
@@ -557,10 +699,15 @@ def write_report(df, failures, missing, timings, files, cfg, command, elapsed, o
             lines.append(f"* `{p}`: {desc} ({'higher' if higher else 'lower'} is better)")
     lines += ["", _fmt_rank_table(ranks, br), ""]
     if not per_method_time.empty:
-        lines += ["## Explainer cost", "",
-                  "Mean seconds per setting to fit the explainer and compute the query and "
-                  "validation influence (including refits for retraining methods):", "",
-                  "| method | seconds |", "|---|---|"]
+        lines += [
+            "## Explainer cost",
+            "",
+            "Mean seconds per setting to fit the explainer and compute the query and "
+            "validation influence (including refits for retraining methods):",
+            "",
+            "| method | seconds |",
+            "|---|---|",
+        ]
         lines += [f"| {m} | {s:.2f} |" for m, s in per_method_time.items()]
         lines.append("")
     lines += ["## Plots", ""]
@@ -571,8 +718,9 @@ def write_report(df, failures, missing, timings, files, cfg, command, elapsed, o
     if failures:
         agg = {}
         for ds, lib, m, msg in failures:
-            agg.setdefault((m, msg.split(":")[0] + ":" + msg.split(":")[1][:90]
-                            if ":" in msg else msg), []).append(f"{ds}/{lib}")
+            agg.setdefault(
+                (m, msg.split(":")[0] + ":" + msg.split(":")[1][:90] if ":" in msg else msg), []
+            ).append(f"{ds}/{lib}")
         for (m, msg), where in sorted(agg.items()):
             lines.append(f"* **{m}** skipped on {', '.join(where)}: `{msg.strip()}`")
     if not missing and not failures:
@@ -600,8 +748,7 @@ def main(argv=None):
     cfg["libraries"] = libs
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/report.py " + " ".join(argv if argv is not None
-                                                        else sys.argv[1:])
+    command = "python benchmarks/report.py " + " ".join(argv if argv is not None else sys.argv[1:])
     methods, missing = available_methods(cfg)
     print(f"methods: {list(methods)}; missing: {[m for m, _ in missing]}", flush=True)
     t0 = time.time()
@@ -617,8 +764,7 @@ def main(argv=None):
     df = pd.DataFrame(recs)
     df.to_csv(out / "results.csv", index=False)
     files = make_plots(df, mean_ranks(df), curves, out)
-    write_report(df, failures, missing, timings, files, cfg, command.strip(),
-                 time.time() - t0, out)
+    write_report(df, failures, missing, timings, files, cfg, command.strip(), time.time() - t0, out)
     print(f"wrote {out / 'README.md'} in {(time.time() - t0) / 60:.1f} min")
 
 

@@ -27,30 +27,56 @@ def _model(library, task, seed, n_trees):
         )
 
         cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(max_iter=n_trees, learning_rate=0.1, max_leaf_nodes=31, early_stopping=False,
-                   categorical_features="from_dtype", random_state=seed)
+        return cls(
+            max_iter=n_trees,
+            learning_rate=0.1,
+            max_leaf_nodes=31,
+            early_stopping=False,
+            categorical_features="from_dtype",
+            random_state=seed,
+        )
     if library == "lightgbm":
         import lightgbm as lgb
 
         cls = lgb.LGBMClassifier if clf else lgb.LGBMRegressor
-        return cls(n_estimators=n_trees, learning_rate=0.1, num_leaves=31, verbose=-1,
-                   random_state=seed)
+        return cls(
+            n_estimators=n_trees, learning_rate=0.1, num_leaves=31, verbose=-1, random_state=seed
+        )
     if library == "xgboost":
         import xgboost as xgb
 
         cls = xgb.XGBClassifier if clf else xgb.XGBRegressor
-        return cls(n_estimators=n_trees, learning_rate=0.1, max_depth=5, tree_method="hist",
-                   enable_categorical=True, random_state=seed)
+        return cls(
+            n_estimators=n_trees,
+            learning_rate=0.1,
+            max_depth=5,
+            tree_method="hist",
+            enable_categorical=True,
+            random_state=seed,
+        )
     import catboost as cb
 
     if clf:
-        return cb.CatBoostClassifier(iterations=n_trees, learning_rate=0.1, depth=5,
-                                     leaf_estimation_iterations=1, one_hot_max_size=255,
-                                     verbose=0, allow_writing_files=False, random_seed=seed,
-                                     loss_function="Logloss")
-    return cb.CatBoostRegressor(iterations=n_trees, learning_rate=0.1, depth=5,
-                                one_hot_max_size=255, verbose=0, allow_writing_files=False,
-                                random_seed=seed)
+        return cb.CatBoostClassifier(
+            iterations=n_trees,
+            learning_rate=0.1,
+            depth=5,
+            leaf_estimation_iterations=1,
+            one_hot_max_size=255,
+            verbose=0,
+            allow_writing_files=False,
+            random_seed=seed,
+            loss_function="Logloss",
+        )
+    return cb.CatBoostRegressor(
+        iterations=n_trees,
+        learning_rate=0.1,
+        depth=5,
+        one_hot_max_size=255,
+        verbose=0,
+        allow_writing_files=False,
+        random_seed=seed,
+    )
 
 
 def _model_input(library, X):
@@ -83,8 +109,13 @@ def _load(args):
             if not pd.api.types.is_numeric_dtype(df[c]):
                 df[c] = df[c].astype("category")
         n_unique = len(np.unique(y))
-        task = ("regression" if np.issubdtype(y.dtype, np.number) and n_unique > 20
-                else "binary" if n_unique == 2 else "multiclass")
+        task = (
+            "regression"
+            if np.issubdtype(y.dtype, np.number) and n_unique > 20
+            else "binary"
+            if n_unique == 2
+            else "multiclass"
+        )
         return df, y, task, args.csv
     X, y, task = load_dataset(args.dataset)
     return X, y, task, args.dataset
@@ -96,10 +127,17 @@ def _describe_row(X, y, i):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m skinfluence", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="credit", choices=sorted(DATASETS),
-                   help="bundled data set (default: credit, binary with categoricals and NaN)")
+    p = argparse.ArgumentParser(
+        prog="python -m skinfluence",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--dataset",
+        default="credit",
+        choices=sorted(DATASETS),
+        help="bundled data set (default: credit, binary with categoricals and NaN)",
+    )
     p.add_argument("--csv", help="your own CSV file instead of a bundled data set")
     p.add_argument("--target", help="target column of --csv")
     p.add_argument("--library", default="sklearn", choices=LIBRARIES)
@@ -107,8 +145,9 @@ def main(argv=None):
     p.add_argument("--queries", type=int, default=2, help="test predictions to explain")
     p.add_argument("--noise", type=float, default=0.1, help="fraction of labels to flip")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true",
-                   help="at most 1,000 rows and 30 trees (a smoke run)")
+    p.add_argument(
+        "--quick", action="store_true", help="at most 1,000 rows and 30 trees (a smoke run)"
+    )
     args = p.parse_args(argv)
     if args.csv and not args.target:
         p.error("--csv needs --target")
@@ -123,18 +162,22 @@ def main(argv=None):
     if args.library == "xgboost" and task != "regression":
         y = np.searchsorted(np.unique(y), y)  # XGBClassifier takes labels 0..K-1 only
     strat = y if task != "regression" else None
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=args.seed,
-                                          stratify=strat)
+    Xtr, Xte, ytr, yte = train_test_split(
+        X, y, test_size=0.25, random_state=args.seed, stratify=strat
+    )
     Xtr, Xte = Xtr.reset_index(drop=True), Xte.reset_index(drop=True)
-    print(f"== {name}: {task}, {len(Xtr)} training rows, {X.shape[1]} features; "
-          f"model: {args.library}")
+    print(
+        f"== {name}: {task}, {len(Xtr)} training rows, {X.shape[1]} features; model: {args.library}"
+    )
     model, Xtr_m = _fit(_model(args.library, task, args.seed, n_trees), args.library, Xtr, ytr)
     Xte_m = _model_input(args.library, Xte)[0]
     exp = BoostIn(model, derivative=args.derivative, verbose=1).fit(Xtr_m, ytr)
     ens = exp.ensemble_
     gap = np.abs(ens.raw_from_leaves(ens.leaf_ids(Xte_m)) - ens.raw_predict(Xte_m)).max()
-    print(f"Reconstruction: {ens.n_trees} trees reproduce the library's raw scores on the "
-          f"test rows to {gap:.1e}; every leaf is a Newton step on the training rows.")
+    print(
+        f"Reconstruction: {ens.n_trees} trees reproduce the library's raw scores on the "
+        f"test rows to {gap:.1e}; every leaf is a Newton step on the training rows."
+    )
     print(f"Score on held-out rows: {model.score(Xte_m, yte):.4f}")
 
     for q in range(min(args.queries, len(Xte))):
@@ -159,18 +202,26 @@ def main(argv=None):
     noisy_model, _ = _fit(_model(args.library, task, args.seed, n_trees), args.library, Xtr, noisy)
     noisy_exp = BoostIn(noisy_model, derivative=args.derivative).fit(Xtr_m, noisy)
     ranking = np.argsort(-noisy_exp.self_influence(), kind="stable")
-    print(f"\n== Flipped {n_flip} training labels ({args.noise:.0%}). Rows ranked by "
-          "BoostIn self-influence:")
+    print(
+        f"\n== Flipped {n_flip} training labels ({args.noise:.0%}). Rows ranked by "
+        "BoostIn self-influence:"
+    )
     flipped = np.zeros(len(ytr), bool)
     flipped[flip] = True
     for frac in (0.05, 0.1, 0.2):
         k = int(frac * len(ytr))
-        print(f"   top {frac:4.0%} ({k:5d} rows) contain {flipped[ranking[:k]].sum():4d} of the "
-              f"{n_flip} flipped rows (random: about {int(frac * n_flip)})")
+        print(
+            f"   top {frac:4.0%} ({k:5d} rows) contain {flipped[ranking[:k]].sum():4d} of the "
+            f"{n_flip} flipped rows (random: about {int(frac * n_flip)})"
+        )
     k = n_flip
     keep = np.sort(ranking[k:])
-    cleaned, _ = _fit(_model(args.library, task, args.seed, n_trees), args.library,
-                      Xtr.iloc[keep].reset_index(drop=True), noisy[keep])
+    cleaned, _ = _fit(
+        _model(args.library, task, args.seed, n_trees),
+        args.library,
+        Xtr.iloc[keep].reset_index(drop=True),
+        noisy[keep],
+    )
     print(f"   held-out score trained on noisy labels:        {noisy_model.score(Xte_m, yte):.4f}")
     print(f"   after removing the {k} top-ranked rows:        {cleaned.score(Xte_m, yte):.4f}")
     print(f"\nDone in {time.perf_counter() - t0:.1f} s.")

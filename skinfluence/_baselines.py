@@ -34,10 +34,12 @@ def row_keys(X):
         import pandas as pd
 
         return np.ascontiguousarray(
-            pd.util.hash_pandas_object(X, index=False).to_numpy(), dtype=np.uint64)
+            pd.util.hash_pandas_object(X, index=False).to_numpy(), dtype=np.uint64
+        )
     if mod == "polars":
         return np.ascontiguousarray(
-            X.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy(), dtype=np.uint64)
+            X.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy(), dtype=np.uint64
+        )
     A = np.ascontiguousarray(np.asarray(X, dtype=np.float64).reshape(len(X), -1))
     return _ksim.hash_rows(A, A.view(np.uint64))
 
@@ -60,16 +62,24 @@ class _RandomBaseline(BaseInfluence):
     #: distinguishes the streams of the baselines for one random_state
     _salt = 0
 
-    def __init__(self, estimator=None, *, random_state=1, dtype=np.float64,
-                 chunk_memory_mb=256, n_jobs=None, verbose=0):
-        super().__init__(estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb,
-                         n_jobs=n_jobs, verbose=verbose)
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        random_state=1,
+        dtype=np.float64,
+        chunk_memory_mb=256,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose
+        )
         self.random_state = random_state
 
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
         self.seed_ = _check_random_state(self.random_state)
-        self._seed = np.uint64((self.seed_ * 2 + 1) * _GOLDEN % 2**64) ^ \
-            np.uint64(self._salt)
+        self._seed = np.uint64((self.seed_ * 2 + 1) * _GOLDEN % 2**64) ^ np.uint64(self._salt)
         self._keys = row_keys(X)
         self._y_train = np.ascontiguousarray(y_enc, dtype=np.float64)
         self._fit_baseline(leaves)
@@ -363,10 +373,12 @@ class LossInfluence(BaseInfluence):
     (5,)
     """
 
-    def __init__(self, estimator=None, *, dtype=np.float64, chunk_memory_mb=256,
-                 n_jobs=None, verbose=0):
-        super().__init__(estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb,
-                         n_jobs=n_jobs, verbose=verbose)
+    def __init__(
+        self, estimator=None, *, dtype=np.float64, chunk_memory_mb=256, n_jobs=None, verbose=0
+    ):
+        super().__init__(
+            estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose
+        )
 
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
         ens = self.ensemble_
@@ -377,8 +389,7 @@ class LossInfluence(BaseInfluence):
         elif ens.objective == "squared_error":
             self.training_loss_ = 0.5 * (y - raw[:, 0]) ** 2
         else:  # forests predict probabilities
-            P = np.column_stack([1 - raw[:, 0], raw[:, 0]]) if ens.objective == "binary" \
-                else raw
+            P = np.column_stack([1 - raw[:, 0], raw[:, 0]]) if ens.objective == "binary" else raw
             p = np.clip(P[np.arange(len(y)), y.astype(np.intp)], PROBA_CLIP, 1 - PROBA_CLIP)
             self.training_loss_ = -np.log(p)
 

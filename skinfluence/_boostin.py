@@ -110,11 +110,23 @@ class BoostIn(BaseInfluence):
     _accepts_forests = False
     _fills_out = True
 
-    def __init__(self, estimator=None, *, derivative="published", leaf_scaling="none",
-                 check_leaf_model="raise", atol=1e-5, rtol=1e-5, dtype=np.float64,
-                 chunk_memory_mb=256, n_jobs=None, verbose=0):
-        super().__init__(estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb,
-                         n_jobs=n_jobs, verbose=verbose)
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        derivative="published",
+        leaf_scaling="none",
+        check_leaf_model="raise",
+        atol=1e-5,
+        rtol=1e-5,
+        dtype=np.float64,
+        chunk_memory_mb=256,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose
+        )
         self.derivative = derivative
         self.leaf_scaling = leaf_scaling
         self.check_leaf_model = check_leaf_model
@@ -123,20 +135,17 @@ class BoostIn(BaseInfluence):
 
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
         if self.derivative not in ("published", "exact"):
-            raise ValueError(
-                f"derivative must be 'published' or 'exact', got {self.derivative!r}"
-            )
+            raise ValueError(f"derivative must be 'published' or 'exact', got {self.derivative!r}")
         if self.leaf_scaling not in _SCALINGS:
-            raise ValueError(f"leaf_scaling must be one of {_SCALINGS}, got "
-                             f"{self.leaf_scaling!r}")
+            raise ValueError(f"leaf_scaling must be one of {_SCALINGS}, got {self.leaf_scaling!r}")
         ens = self.ensemble_
-        self._check_leaf_model(leaves, y_enc, sample_weight, self.check_leaf_model,
-                               self.atol, self.rtol)
+        self._check_leaf_model(
+            leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol
+        )
         n = len(leaves)
         w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
         g, h, _, _ = ens.replay(leaves, y_enc)
-        H = _trees.leaf_sums(leaves, ens.leaf_offsets,
-                             np.ascontiguousarray(h * w[:, None]))
+        H = _trees.leaf_sums(leaves, ens.leaf_offsets, np.ascontiguousarray(h * w[:, None]))
         beta = H + ens.l2
         values = ens.leaf_values if self.derivative == "published" else ens.unshrunk_values
         per_leaf = np.zeros_like(beta)
@@ -164,8 +173,13 @@ class BoostIn(BaseInfluence):
         if out is None:
             out = np.empty((len(q["leaves"]), self.n_train_))
         _leaves.tiled_product(
-            q["leaves"], np.ascontiguousarray(q["grad"]), self.ensemble_.leaf_offsets,
-            *self._tiles, self.n_train_, _leaves.TILE, out,
+            q["leaves"],
+            np.ascontiguousarray(q["grad"]),
+            self.ensemble_.leaf_offsets,
+            *self._tiles,
+            self.n_train_,
+            _leaves.TILE,
+            out,
         )
         return out
 
@@ -175,5 +189,4 @@ class BoostIn(BaseInfluence):
     def _global_from_queries(self, q, m):
         ens = self.ensemble_
         Gq = _trees.leaf_sums(q["leaves"], ens.leaf_offsets, np.ascontiguousarray(q["grad"]))
-        return _leaves.leaf_gather_sum(self._train_leaves, ens.leaf_offsets, Gq,
-                                       self.derivatives_)
+        return _leaves.leaf_gather_sum(self._train_leaves, ens.leaf_offsets, Gq, self.derivatives_)

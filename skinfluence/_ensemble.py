@@ -285,8 +285,7 @@ class TreeEnsemble:
         col_gaps = ours - theirs
         if np.ptp(col_gaps[:, k]) <= 10 * (atol + rtol * np.abs(theirs[:, k]).max()):
             diagnosis = (
-                "the gap is the same on every row: the bias (initial score) was read "
-                "wrongly"
+                "the gap is the same on every row: the bias (initial score) was read wrongly"
             )
         else:
             diagnosis = self._locate_divergence(X, leaves, int(i))
@@ -315,8 +314,11 @@ class TreeEnsemble:
             theirs = np.asarray(self.staged_raw_predictor(self._pre(x), b)).reshape(1, -1)
             sub = lv[:, : b * K]
             ours = _trees.raw_scores(
-                np.ascontiguousarray(sub), self.leaf_offsets[: b * K + 1],
-                self.leaf_values, self.bias, K,
+                np.ascontiguousarray(sub),
+                self.leaf_offsets[: b * K + 1],
+                self.leaf_values,
+                self.bias,
+                K,
             )
             atol, rtol = self.reconstruction_tol
             if np.any(np.abs(ours - theirs) > atol + rtol * np.abs(theirs)):
@@ -342,8 +344,7 @@ class TreeEnsemble:
             v_hat = np.where(denom > 0, -eta * G / denom, 0.0)
         return v_hat, G, H
 
-    def check_leaf_model(self, leaves, y, sample_weight=None, atol=1e-5, rtol=1e-5,
-                         error=True):
+    def check_leaf_model(self, leaves, y, sample_weight=None, atol=1e-5, rtol=1e-5, error=True):
         """Check that every stored leaf is one Newton step on the given training rows.
 
         Raises :class:`LeafModelError` (or warns when ``error=False``) naming the worst
@@ -375,9 +376,11 @@ class TreeEnsemble:
             f"rtol={rtol:g}). Diagnosis: {diagnosis}."
         )
         if self.breaking_settings:
-            msg += " Settings of this model that break the leaf model: " + "; ".join(
-                self.breaking_settings
-            ) + "."
+            msg += (
+                " Settings of this model that break the leaf model: "
+                + "; ".join(self.breaking_settings)
+                + "."
+            )
         msg += (
             " Gradient-based methods (BoostIn, LeafInfluence, LeafRefit) need the exact "
             "training rows and weights of the model and a model trained without these "

@@ -42,11 +42,23 @@ class _LeafBase(BaseInfluence):
     _needs_leaf_model = True
     _accepts_forests = False
 
-    def __init__(self, estimator=None, *, update_set=-1, check_leaf_model="raise",
-                 atol=1e-5, rtol=1e-5, block_size="auto", dtype=np.float64,
-                 chunk_memory_mb=256, n_jobs=None, verbose=0):
-        super().__init__(estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb,
-                         n_jobs=n_jobs, verbose=verbose)
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        update_set=-1,
+        check_leaf_model="raise",
+        atol=1e-5,
+        rtol=1e-5,
+        block_size="auto",
+        dtype=np.float64,
+        chunk_memory_mb=256,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose
+        )
         self.update_set = update_set
         self.check_leaf_model = check_leaf_model
         self.atol = atol
@@ -62,8 +74,10 @@ class _LeafBase(BaseInfluence):
                 f"number of leaves, got {u!r}"
             )
         bs = self.block_size
-        if not (bs == "auto" or (isinstance(bs, numbers.Integral) and not
-                                 isinstance(bs, bool) and bs >= 1)):
+        if not (
+            bs == "auto"
+            or (isinstance(bs, numbers.Integral) and not isinstance(bs, bool) and bs >= 1)
+        ):
             raise ValueError(f"block_size must be 'auto' or a positive integer, got {bs!r}")
 
     def _budget(self):
@@ -99,8 +113,9 @@ class _LeafBase(BaseInfluence):
     # ------------------------------------------------------------------ fit
     def _fit_common(self, leaves, y_enc, sample_weight):
         self._validate_params_leaf()
-        self._check_leaf_model(leaves, y_enc, sample_weight, self.check_leaf_model,
-                               self.atol, self.rtol)
+        self._check_leaf_model(
+            leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol
+        )
         ens = self.ensemble_
         n = len(leaves)
         w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
@@ -125,11 +140,13 @@ class _LeafBase(BaseInfluence):
     def _query_arrays(self, X, leaves, y_enc, objective):
         ens = self.ensemble_
         F = ens.raw_from_leaves(leaves)
-        return {"flat": np.ascontiguousarray(ens.flat_leaves(leaves)), "F": F,
-                "y": (np.zeros(len(leaves)) if y_enc is None else
-                      np.asarray(y_enc, dtype=np.float64)),
-                "gfin": np.ascontiguousarray(gradient(objective, y_enc, F)),
-                "objective": objective}
+        return {
+            "flat": np.ascontiguousarray(ens.flat_leaves(leaves)),
+            "F": F,
+            "y": (np.zeros(len(leaves)) if y_enc is None else np.asarray(y_enc, dtype=np.float64)),
+            "gfin": np.ascontiguousarray(gradient(objective, y_enc, F)),
+            "objective": objective,
+        }
 
 
 class LeafInfluence(_LeafBase):
@@ -259,8 +276,7 @@ class LeafInfluence(_LeafBase):
             self._wQ_sorted = _leaves.sort_by_leaf(wQ, self._order, n)
         with _numba_threads(self.n_jobs):
             if u == 0:
-                D = _li.single_point(leaves, ens.leaf_offsets, self._coef, A, wQ,
-                                     ens.n_outputs)
+                D = _li.single_point(leaves, ens.leaf_offsets, self._coef, A, wQ, ens.n_outputs)
                 self.derivatives_ = D
                 removal = -self._w[:, None] * D
                 self._tiles = _leaves.tiled(leaves, ens.leaf_offsets, removal)
@@ -277,9 +293,20 @@ class LeafInfluence(_LeafBase):
         ens = self.ensemble_
         for rows in self._row_blocks(desc):
             D, sd = _li.forward_block(
-                rows, self._leaves, self._leaves_T, ens.leaf_offsets, self._indptr,
-                self._order, self._coef, self._A, self._wQ, self._wQ_sorted, ens.n_outputs,
-                self._u, np.ascontiguousarray(self._gfin_train[rows]))
+                rows,
+                self._leaves,
+                self._leaves_T,
+                ens.leaf_offsets,
+                self._indptr,
+                self._order,
+                self._coef,
+                self._A,
+                self._wQ,
+                self._wQ_sorted,
+                ens.n_outputs,
+                self._u,
+                np.ascontiguousarray(self._gfin_train[rows]),
+            )
             yield rows, D, sd
 
     def _D_blocks(self):
@@ -294,8 +321,9 @@ class LeafInfluence(_LeafBase):
         ens = self.ensemble_
         flat, gq = q["flat"], q["gfin"][:, self._tree_col]
         if total:
-            return np.bincount(flat.ravel(), weights=gq.ravel(),
-                               minlength=ens.n_leaves_total)[:, None]
+            return np.bincount(flat.ravel(), weights=gq.ravel(), minlength=ens.n_leaves_total)[
+                :, None
+            ]
         m = len(flat)
         Gq = np.zeros((ens.n_leaves_total, m))
         Gq[flat, np.arange(m)[:, None]] = gq
@@ -305,9 +333,17 @@ class LeafInfluence(_LeafBase):
         import numba
 
         score = _li.reverse_sweep(
-            np.ascontiguousarray(Gq), self.ensemble_.leaf_offsets, self._indptr,
-            self._order, self._coef, self._A_sorted, self._wQ_sorted,
-            self.ensemble_.n_outputs, self.n_train_, numba.get_num_threads())
+            np.ascontiguousarray(Gq),
+            self.ensemble_.leaf_offsets,
+            self._indptr,
+            self._order,
+            self._coef,
+            self._A_sorted,
+            self._wQ_sorted,
+            self.ensemble_.n_outputs,
+            self.n_train_,
+            numba.get_num_threads(),
+        )
         return -self._w[:, None] * score
 
     @property
@@ -326,8 +362,12 @@ class LeafInfluence(_LeafBase):
             _leaves.tiled_product(
                 (q["flat"] - self.ensemble_.leaf_offsets[:-1]).astype(np.int32),
                 np.ascontiguousarray(q["gfin"][:, self._tree_col]),
-                self.ensemble_.leaf_offsets, *self._tiles, self.n_train_, _leaves.TILE,
-                out)
+                self.ensemble_.leaf_offsets,
+                *self._tiles,
+                self.n_train_,
+                _leaves.TILE,
+                out,
+            )
             return out
         out = np.empty((m, self.n_train_))
         K = self.ensemble_.n_outputs
@@ -343,7 +383,8 @@ class LeafInfluence(_LeafBase):
         Gq = self._leaf_gradients(q, total=True)[:, 0]
         if u == 0:
             return -self._w * _leaves.leaf_gather_sum(
-                self._leaves, self.ensemble_.leaf_offsets, Gq, self.derivatives_)
+                self._leaves, self.ensemble_.leaf_offsets, Gq, self.derivatives_
+            )
         total = np.empty(self.n_train_)
         for rows, D in self._D_blocks():
             total[rows] = -self._w[rows] * (D @ Gq)
@@ -479,18 +520,36 @@ class LeafRefit(_LeafBase):
 
     def _self_from(self, rows, dself):
         ens = self.ensemble_
-        return _loss_change(ens.objective, self._y[rows], self._final[rows],
-                            dself[:, :, None])[:, 0]
+        return _loss_change(ens.objective, self._y[rows], self._final[rows], dself[:, :, None])[
+            :, 0
+        ]
 
     def _refit_blocks(self, desc="refit"):
         ens = self.ensemble_
         for rows in self._row_blocks(desc):
             dv, dself = _li.refit_block(
-                rows, self._leaves, self._leaves_T, ens.leaf_offsets, self._indptr,
-                self._order, self._F_before, self._g, self._h, self._w, self._y, self._G, self._H,
-                ens.l2, ens.leaf_values, ens.learning_rates, ens.constant_tree,
-                ens.n_outputs, ens.objective_code, float(ens.multiclass_factor),
-                int(self.update_set))
+                rows,
+                self._leaves,
+                self._leaves_T,
+                ens.leaf_offsets,
+                self._indptr,
+                self._order,
+                self._F_before,
+                self._g,
+                self._h,
+                self._w,
+                self._y,
+                self._G,
+                self._H,
+                ens.l2,
+                ens.leaf_values,
+                ens.learning_rates,
+                ens.constant_tree,
+                ens.n_outputs,
+                ens.objective_code,
+                float(ens.multiclass_factor),
+                int(self.update_set),
+            )
             yield rows, dv, dself
 
     def _dv_blocks(self):

@@ -12,8 +12,12 @@ from scipy.special import expit, log_softmax, softmax
 from ._kernels._trees import BINARY, MULTICLASS, SQUARED_ERROR, VALUE
 
 OBJECTIVES = ("squared_error", "binary", "multiclass")
-OBJECTIVE_CODE = {"squared_error": SQUARED_ERROR, "binary": BINARY,
-                  "multiclass": MULTICLASS, "value": VALUE}
+OBJECTIVE_CODE = {
+    "squared_error": SQUARED_ERROR,
+    "binary": BINARY,
+    "multiclass": MULTICLASS,
+    "value": VALUE,
+}
 PROBA_CLIP = 1e-5
 
 

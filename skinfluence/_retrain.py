@@ -33,13 +33,14 @@ __all__ = ["LOO", "DataShapley", "SubSample"]
 #: at most this many bytes
 MODEL_MEMORY_BUDGET = 1 << 30
 
-_THREAD_PARAMS = ("n_jobs", "nthread", "nthreads", "num_threads", "num_thread",
-                  "thread_count")
+_THREAD_PARAMS = ("n_jobs", "nthread", "nthreads", "num_threads", "num_thread", "thread_count")
 
 
 # --------------------------------------------------------------------------- models
-_WRAPPERS = {"lightgbm": "LGBMClassifier / LGBMRegressor",
-             "xgboost": "XGBClassifier / XGBRegressor"}
+_WRAPPERS = {
+    "lightgbm": "LGBMClassifier / LGBMRegressor",
+    "xgboost": "XGBClassifier / XGBRegressor",
+}
 
 
 def _refit_template(model):
@@ -78,7 +79,8 @@ def _refit_template(model):
             f"{type(model).__name__} has random_state=None: its refits draw different "
             "random numbers and the retraining influence mixes in that noise and is not "
             "reproducible; set random_state to an int",
-            UserWarning, stacklevel=4,
+            UserWarning,
+            stacklevel=4,
         )
     return template
 
@@ -143,11 +145,16 @@ def _refit_batch(template, X, y, w, y_enc, Xq, yq, spec, tasks):
             res = {"task": task, "error": None}
             try:
                 rows = _task_rows(spec, task)
-                model = _fit_model(clone(template), _safe_indexing(X, rows), y[rows],
-                                   None if w is None else w[rows])
+                model = _fit_model(
+                    clone(template),
+                    _safe_indexing(X, rows),
+                    y[rows],
+                    None if w is None else w[rows],
+                )
                 if spec["train_eval"] == "dropped":
-                    res["train"] = _losses(model, _safe_indexing(X, [task]),
-                                           y_enc[[task]], obj, classes)
+                    res["train"] = _losses(
+                        model, _safe_indexing(X, [task]), y_enc[[task]], obj, classes
+                    )
                 elif spec["train_eval"] == "all":
                     res["train"] = _losses(model, X, y_enc, obj, classes)
                 if "train" in res:
@@ -205,12 +212,15 @@ def _tmc_batch(template, X, y, w, y_enc, Xq, yq, spec, iterations):
                 rows = perm[:k]
                 if model is not None or _prefix_valid(spec, n_pos, counts):
                     try:
-                        model = _fit_model(clone(template), _safe_indexing(X, rows),
-                                           y[rows], None if w is None else w[rows])
+                        model = _fit_model(
+                            clone(template),
+                            _safe_indexing(X, rows),
+                            y[rows],
+                            None if w is None else w[rows],
+                        )
                         if self_marg is not None:
-                            pair = perm[k - 1:k + 1]
-                            Ls = _losses(model, _safe_indexing(X, pair), y_enc[pair],
-                                         obj, classes)
+                            pair = perm[k - 1 : k + 1]
+                            Ls = _losses(model, _safe_indexing(X, pair), y_enc[pair], obj, classes)
                             _check_finite(Ls, "training")
                             self_marg[k - 1] = prev_next - Ls[0]
                             prev_next = Ls[1] if len(Ls) > 1 else L0
@@ -241,8 +251,7 @@ def _tmc_from_models(models, perm, Xq, yq, qobj, reduce, classes):
     q_loss = np.empty((len(models) + 1, len(q0)))
     q_loss[0] = q0
     for k, model in enumerate(models, start=1):
-        q_loss[k] = q0 if model is None else _reduce(
-            _losses(model, Xq, yq, qobj, classes), reduce)
+        q_loss[k] = q0 if model is None else _reduce(_losses(model, Xq, yq, qobj, classes), reduce)
     return q_loss[:-1] - q_loss[1:]
 
 
@@ -255,8 +264,9 @@ def _batches(items, n_jobs):
     """Split tasks into a few batches per worker (the result order is the task order)."""
     items = list(items)
     n_batches = max(1, min(len(items), 4 * max(1, effective_n_jobs(n_jobs))))
-    return [b.tolist() for b in np.array_split(np.asarray(items, dtype=np.int64), n_batches)
-            if len(b)]
+    return [
+        b.tolist() for b in np.array_split(np.asarray(items, dtype=np.int64), n_batches) if len(b)
+    ]
 
 
 # ------------------------------------------------------------------------ base class
@@ -269,8 +279,9 @@ class _Queries:
 
     def block(self, rows):
         if self.owner.models_ is not None:  # predictions only, block by block
-            return self.owner._query_matrix(_safe_indexing(self.X, rows), self.y[rows],
-                                            self.objective)
+            return self.owner._query_matrix(
+                _safe_indexing(self.X, rows), self.y[rows], self.objective
+            )
         if self._matrix is None:  # refit once for every query of the call
             self._matrix = self.owner._query_matrix(self.X, self.y, self.objective)
         return self._matrix[rows]
@@ -284,10 +295,19 @@ class _RetrainInfluence(BaseInfluence):
 
     _accepts_forests = True
 
-    def __init__(self, estimator=None, *, keep_models="auto", dtype=np.float64,
-                 chunk_memory_mb=256, n_jobs=None, verbose=0):
-        super().__init__(estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb,
-                         n_jobs=n_jobs, verbose=verbose)
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        keep_models="auto",
+        dtype=np.float64,
+        chunk_memory_mb=256,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose
+        )
         self.keep_models = keep_models
 
     # ----------------------------------------------------------------- helpers
@@ -317,9 +337,12 @@ class _RetrainInfluence(BaseInfluence):
         return bool(keep)
 
     def _spec(self, **kw):
-        spec = {"n": self.n_train_, "objective": self._objective,
-                "classes": self._classes,
-                "n_classes": 0 if self._classes is None else len(self._classes)}
+        spec = {
+            "n": self.n_train_,
+            "objective": self._objective,
+            "classes": self._classes,
+            "n_classes": 0 if self._classes is None else len(self._classes),
+        }
         spec.update(kw)
         return spec
 
@@ -508,14 +531,21 @@ class LOO(_RetrainInfluence):
         if self.models_ is not None:
             L = self._eval_models(self.models_, Xq, yq, objective, reduce)
         else:
-            spec = self._spec(kind="drop", train_eval="none", keep=False,
-                              query_objective=objective, query_reduce=reduce)
+            spec = self._spec(
+                kind="drop",
+                train_eval="none",
+                keep=False,
+                query_objective=objective,
+                query_reduce=reduce,
+            )
             L = np.empty((self.n_train_, len(base)))
-            for res in self._run(_refit_batch, spec, range(self.n_train_), Xq, yq,
-                                 desc="LOO refits"):
+            for res in self._run(
+                _refit_batch, spec, range(self.n_train_), Xq, yq, desc="LOO refits"
+            ):
                 if res["error"] is not None:
-                    raise RuntimeError(f"LOO: the refit without training row "
-                                       f"{res['task']} failed: {res['error']}")
+                    raise RuntimeError(
+                        f"LOO: the refit without training row {res['task']} failed: {res['error']}"
+                    )
                 L[res["task"]] = res["query"]
         return (L - base).T
 
@@ -599,11 +629,27 @@ class SubSample(_RetrainInfluence):
     (40, 30)
     """
 
-    def __init__(self, estimator=None, *, n_iter=4000, sub_frac=0.7, random_state=1,
-                 keep_models="auto", dtype=np.float64, chunk_memory_mb=256, n_jobs=None,
-                 verbose=0):
-        super().__init__(estimator, keep_models=keep_models, dtype=dtype,
-                         chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose)
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        n_iter=4000,
+        sub_frac=0.7,
+        random_state=1,
+        keep_models="auto",
+        dtype=np.float64,
+        chunk_memory_mb=256,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator,
+            keep_models=keep_models,
+            dtype=dtype,
+            chunk_memory_mb=chunk_memory_mb,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
         self.n_iter = n_iter
         self.sub_frac = sub_frac
         self.random_state = random_state
@@ -616,16 +662,18 @@ class SubSample(_RetrainInfluence):
         n = self.n_train_
         size = int(np.floor(self.sub_frac * n))
         if size < 1:
-            raise ValueError(f"sub_frac={self.sub_frac} puts no row in a subset of "
-                             f"n_samples={n} rows")
+            raise ValueError(
+                f"sub_frac={self.sub_frac} puts no row in a subset of n_samples={n} rows"
+            )
         seed = _base_seed(self.random_state)
         keep = self._decide_keep(n_iter)
         self._sub_spec = self._spec(kind="subset", size=size, keep=keep)
         spec = dict(self._sub_spec, train_eval="all")
         in_sum, out_sum = np.zeros(n), np.zeros(n)
         masks, models, tasks, failed, first_err = [], [] if keep else None, [], [], None
-        for res in self._run(_refit_batch, spec, [seed + t for t in range(n_iter)],
-                             desc="SubSample refits"):
+        for res in self._run(
+            _refit_batch, spec, [seed + t for t in range(n_iter)], desc="SubSample refits"
+        ):
             t = res["task"] - seed
             if res["error"] is not None:
                 failed.append(t)
@@ -643,13 +691,18 @@ class SubSample(_RetrainInfluence):
         self.n_failed_fits_ = len(failed)
         self.failed_iterations_ = np.asarray(failed, dtype=np.int64)
         if not masks:
-            raise RuntimeError(f"SubSample: every one of the {n_iter} subset refits "
-                               f"failed; the first error: {first_err}")
+            raise RuntimeError(
+                f"SubSample: every one of the {n_iter} subset refits "
+                f"failed; the first error: {first_err}"
+            )
         if failed:
             warnings.warn(
                 f"SubSample: {len(failed)} of {n_iter} subset refits failed and were "
                 f"skipped (iterations {failed[:10]}{' ...' if len(failed) > 10 else ''}); "
-                f"first error: {first_err}", UserWarning, stacklevel=3)
+                f"first error: {first_err}",
+                UserWarning,
+                stacklevel=3,
+            )
         self.subset_masks_ = np.array(masks)
         self._tasks = np.asarray(tasks, dtype=np.int64)
         self.models_ = models
@@ -661,7 +714,9 @@ class SubSample(_RetrainInfluence):
                 f"SubSample: {int(bad.sum())} training row(s) were never in, or never out "
                 f"of, a successful subset (e.g. rows {np.flatnonzero(bad)[:10].tolist()}); "
                 "their influence is 0. Increase n_iter or move sub_frac away from 0 and 1.",
-                UserWarning, stacklevel=3)
+                UserWarning,
+                stacklevel=3,
+            )
         self._self = self._in_out(in_sum[None], out_sum[None])[0]
 
     def _in_out(self, in_sum, out_sum):
@@ -674,14 +729,21 @@ class SubSample(_RetrainInfluence):
         if self.models_ is not None:
             L = self._eval_models(self.models_, Xq, yq, objective, reduce)
         else:
-            spec = dict(self._sub_spec, train_eval="none", keep=False,
-                        query_objective=objective, query_reduce=reduce)
+            spec = dict(
+                self._sub_spec,
+                train_eval="none",
+                keep=False,
+                query_objective=objective,
+                query_reduce=reduce,
+            )
             parts = []
-            for res in self._run(_refit_batch, spec, self._tasks.tolist(), Xq, yq,
-                                 desc="SubSample refits"):
+            for res in self._run(
+                _refit_batch, spec, self._tasks.tolist(), Xq, yq, desc="SubSample refits"
+            ):
                 if res["error"] is not None:  # deterministic refits: cannot happen
-                    raise RuntimeError(f"SubSample: a refit that succeeded in fit failed: "
-                                       f"{res['error']}")
+                    raise RuntimeError(
+                        f"SubSample: a refit that succeeded in fit failed: {res['error']}"
+                    )
                 parts.append(res["query"])
             L = np.array(parts)
         S = self.subset_masks_.astype(np.float64)
@@ -794,11 +856,29 @@ class DataShapley(_RetrainInfluence):
     ((2, 20), (2, 20))
     """
 
-    def __init__(self, estimator=None, *, trunc_frac=0.25, check_every=100, tol=0.1,
-                 max_iter=1000, random_state=1, keep_models="auto", dtype=np.float64,
-                 chunk_memory_mb=256, n_jobs=None, verbose=0):
-        super().__init__(estimator, keep_models=keep_models, dtype=dtype,
-                         chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose)
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        trunc_frac=0.25,
+        check_every=100,
+        tol=0.1,
+        max_iter=1000,
+        random_state=1,
+        keep_models="auto",
+        dtype=np.float64,
+        chunk_memory_mb=256,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator,
+            keep_models=keep_models,
+            dtype=dtype,
+            chunk_memory_mb=chunk_memory_mb,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
         self.trunc_frac = trunc_frac
         self.check_every = check_every
         self.tol = tol
@@ -816,8 +896,7 @@ class DataShapley(_RetrainInfluence):
         n = self.n_train_
         P = min(n, int(np.ceil(self.trunc_frac * n)))
         keep = self._decide_keep(max_iter * P)
-        self._tmc_spec = self._spec(n_prefix=P, seed=_base_seed(self.random_state),
-                                    keep=keep)
+        self._tmc_spec = self._spec(n_prefix=P, seed=_base_seed(self.random_state), keep=keep)
         spec = dict(self._tmc_spec, self=True)
         S, Q = np.zeros(n), np.zeros(n)
         models = [] if keep else None
@@ -826,18 +905,18 @@ class DataShapley(_RetrainInfluence):
             b = min(check_every, max_iter - T)
             marg = np.zeros((b, n))
             for r, (perm, own, _, pm) in enumerate(
-                    self._run(_tmc_batch, spec, range(T, T + b), desc="DataShapley refits")):
+                self._run(_tmc_batch, spec, range(T, T + b), desc="DataShapley refits")
+            ):
                 marg[r, perm] = own
                 if keep:
                     models.append(pm)
             csum = S + np.cumsum(marg, axis=0)
             means = csum / np.arange(T + 1, T + b + 1)[:, None]
             S = csum[-1]
-            Q += (marg ** 2).sum(axis=0)
+            Q += (marg**2).sum(axis=0)
             T += b
             last = means[-1]
-            err = float(np.max(np.mean(np.abs(means - last) / (np.abs(last) + 1e-12),
-                                       axis=1)))
+            err = float(np.max(np.mean(np.abs(means - last) / (np.abs(last) + 1e-12), axis=1)))
             if err < self.tol:
                 converged = True
                 break
@@ -845,7 +924,9 @@ class DataShapley(_RetrainInfluence):
             warnings.warn(
                 f"DataShapley did not converge in max_iter={max_iter} permutations "
                 f"(error {err:.3g} >= tol={self.tol}); increase max_iter or see stderr_",
-                ConvergenceWarning, stacklevel=3)
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         self.n_permutations_ = T
         self.n_iter_ = T
         self.converged_ = converged
@@ -868,18 +949,25 @@ class DataShapley(_RetrainInfluence):
         if self.models_ is not None:
             seed = self._tmc_spec["seed"]
             for t in range(T):
-                perm = np.random.default_rng(seed + t).permutation(n)[:len(self.models_[t])]
-                qm = _tmc_from_models(self.models_[t], perm, Xq, yq, objective, reduce,
-                                      self._classes)
+                perm = np.random.default_rng(seed + t).permutation(n)[: len(self.models_[t])]
+                qm = _tmc_from_models(
+                    self.models_[t], perm, Xq, yq, objective, reduce, self._classes
+                )
                 S[:, perm] += qm.T
-                Q[:, perm] += qm.T ** 2
+                Q[:, perm] += qm.T**2
         else:
-            spec = dict(self._tmc_spec, self=False, keep=False, query_objective=objective,
-                        query_reduce=reduce)
-            for perm, _, qm, _ in self._run(_tmc_batch, spec, range(T), Xq, yq,
-                                            desc="DataShapley refits"):
+            spec = dict(
+                self._tmc_spec,
+                self=False,
+                keep=False,
+                query_objective=objective,
+                query_reduce=reduce,
+            )
+            for perm, _, qm, _ in self._run(
+                _tmc_batch, spec, range(T), Xq, yq, desc="DataShapley refits"
+            ):
                 S[:, perm] += qm.T
-                Q[:, perm] += qm.T ** 2
+                Q[:, perm] += qm.T**2
         return S, Q
 
     def _query_matrix(self, Xq, yq, objective, reduce="rows"):

@@ -31,8 +31,7 @@ class _SignRuleMixin:
         ens = self.ensemble_
         m = len(leaves)
         if ens.objective != "squared_error":
-            return {"y": np.ascontiguousarray(y_enc, dtype=np.float64), "p": np.zeros(m),
-                    "rule": 0}
+            return {"y": np.ascontiguousarray(y_enc, dtype=np.float64), "p": np.zeros(m), "rule": 0}
         p = np.ascontiguousarray(ens.raw_from_leaves(leaves)[:, 0])
         if objective == "value":
             return {"y": np.zeros(m), "p": p, "rule": 2}
@@ -68,8 +67,11 @@ class _TreeSimilarity(_KernelFeaturesMixin, _SignRuleMixin, BaseInfluence):
             raise ValueError(f"measure must be one of {tuple(_MEASURES)}, got {measure!r}")
         self._kernel = _TreeKernel(self.ensemble_, leaves, kernel)
         self._fit_labels(leaves, y_enc)
-        self._fast_global = (self._kernel.is_leaf_kernel and measure == "dot_prod"
-                             and self.ensemble_.objective != "squared_error")
+        self._fast_global = (
+            self._kernel.is_leaf_kernel
+            and measure == "dot_prod"
+            and self.ensemble_.objective != "squared_error"
+        )
         self._train_leaves = leaves if self._fast_global else None
 
     def _query_arrays(self, X, leaves, y_enc, objective):
@@ -79,8 +81,14 @@ class _TreeSimilarity(_KernelFeaturesMixin, _SignRuleMixin, BaseInfluence):
 
     def _influence_block(self, q):
         kv = self._kernel.gram(q["leaves"])
-        _ksim.from_gram(kv, q["sq"], self._kernel.train_sq_norms,
-                        _MEASURES[self._measure_code()], self._big(), kv)
+        _ksim.from_gram(
+            kv,
+            q["sq"],
+            self._kernel.train_sq_norms,
+            _MEASURES[self._measure_code()],
+            self._big(),
+            kv,
+        )
         return self._apply_sign(kv, q)
 
     def _self_influence(self):
@@ -101,8 +109,14 @@ class _TreeSimilarity(_KernelFeaturesMixin, _SignRuleMixin, BaseInfluence):
         ens = self.ensemble_
         coef = self._kernel.leaf_coef
         return _ksim.leaf_class_global(
-            self._train_leaves, self._y_train, np.ascontiguousarray(q["leaves"]), q["y"],
-            ens.leaf_offsets, np.ascontiguousarray(coef * coef), len(self.classes_))
+            self._train_leaves,
+            self._y_train,
+            np.ascontiguousarray(q["leaves"]),
+            q["y"],
+            ens.leaf_offsets,
+            np.ascontiguousarray(coef * coef),
+            len(self.classes_),
+        )
 
 
 class TreeSim(_TreeSimilarity):
@@ -186,10 +200,20 @@ class TreeSim(_TreeSimilarity):
     array([1., 1., 1.])
     """
 
-    def __init__(self, estimator=None, *, measure="dot_prod", kernel="lpw",
-                 dtype=np.float64, chunk_memory_mb=256, n_jobs=None, verbose=0):
-        super().__init__(estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb,
-                         n_jobs=n_jobs, verbose=verbose)
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        measure="dot_prod",
+        kernel="lpw",
+        dtype=np.float64,
+        chunk_memory_mb=256,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose
+        )
         self.measure = measure
         self.kernel = kernel
 
@@ -270,10 +294,12 @@ class LeafSim(_TreeSimilarity):
     (1, 3)
     """
 
-    def __init__(self, estimator=None, *, dtype=np.float64, chunk_memory_mb=256,
-                 n_jobs=None, verbose=0):
-        super().__init__(estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb,
-                         n_jobs=n_jobs, verbose=verbose)
+    def __init__(
+        self, estimator=None, *, dtype=np.float64, chunk_memory_mb=256, n_jobs=None, verbose=0
+    ):
+        super().__init__(
+            estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose
+        )
 
     def _kernel_code(self):
         return "lpw"
@@ -349,10 +375,19 @@ class InputSim(_SignRuleMixin, BaseInfluence):
     True
     """
 
-    def __init__(self, estimator=None, *, measure="euclidean", dtype=np.float64,
-                 chunk_memory_mb=256, n_jobs=None, verbose=0):
-        super().__init__(estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb,
-                         n_jobs=n_jobs, verbose=verbose)
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        measure="euclidean",
+        dtype=np.float64,
+        chunk_memory_mb=256,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose
+        )
         self.measure = measure
 
     def _features(self, X):
@@ -368,8 +403,7 @@ class InputSim(_SignRuleMixin, BaseInfluence):
 
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
         if self.measure not in _MEASURES:
-            raise ValueError(f"measure must be one of {tuple(_MEASURES)}, got "
-                             f"{self.measure!r}")
+            raise ValueError(f"measure must be one of {tuple(_MEASURES)}, got {self.measure!r}")
         self._X_train = self._features(X)
         self._fit_labels(leaves, y_enc)
 
@@ -380,8 +414,7 @@ class InputSim(_SignRuleMixin, BaseInfluence):
 
     def _influence_block(self, q):
         out = np.empty((len(q["X"]), self.n_train_))
-        _ksim.input_similarity(q["X"], self._X_train, _MEASURES[self.measure],
-                               self._big(), out)
+        _ksim.input_similarity(q["X"], self._X_train, _MEASURES[self.measure], self._big(), out)
         return self._apply_sign(out, q)
 
     def _self_influence(self):

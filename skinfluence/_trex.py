@@ -60,10 +60,15 @@ class _TreeKernel:
             cols = np.repeat(np.arange(ens.n_trees, dtype=np.int32), ens.n_leaves)
             self._set_entries(np.arange(n_total + 1), cols, values, ens.n_trees)
         elif kernel in _LEAF_KERNELS:
-            coef = {"lp_": np.ones(n_total), "lpw": _inverse(counts), "lo_": values,
-                    "low": values * _inverse(counts)}[kernel]
-            self._set_entries(np.arange(n_total + 1), np.arange(n_total, dtype=np.int32),
-                              coef, n_total)
+            coef = {
+                "lp_": np.ones(n_total),
+                "lpw": _inverse(counts),
+                "lo_": values,
+                "low": values * _inverse(counts),
+            }[kernel]
+            self._set_entries(
+                np.arange(n_total + 1), np.arange(n_total, dtype=np.int32), coef, n_total
+            )
         else:
             self._path_entries(ens, counts, kernel)
         self.is_leaf_kernel = kernel in _LEAF_KERNELS
@@ -72,7 +77,7 @@ class _TreeKernel:
         if self.is_leaf_kernel:
             # training rows grouped by leaf, with their leaf's feature value in leaf order
             self.leaf_coef = np.ascontiguousarray(self.entry_vals)
-            flat = (train_leaves.astype(np.int64) + self.offsets[:-1])
+            flat = train_leaves.astype(np.int64) + self.offsets[:-1]
             self._tiles = _leaves.tiled(train_leaves, self.offsets, self.leaf_coef[flat])
             self.train_features = None
         else:
@@ -108,8 +113,12 @@ class _TreeKernel:
         node_col = block[tree_of_node] + np.arange(n_nodes) - node_off[tree_of_node]
         weighted = kernel in ("fpw", "fow")
         node_val = _inverse(node_counts) if weighted else np.ones(n_nodes)
-        leaf_val = {"fp_": np.ones(ens.n_leaves_total), "fpw": _inverse(counts),
-                    "fo_": ens.leaf_values, "fow": ens.leaf_values * _inverse(counts)}[kernel]
+        leaf_val = {
+            "fp_": np.ones(ens.n_leaves_total),
+            "fpw": _inverse(counts),
+            "fo_": ens.leaf_values,
+            "fow": ens.leaf_values * _inverse(counts),
+        }[kernel]
         # entries of leaf j: its ancestors (sorted by column), then the leaf itself
         owner = np.repeat(np.arange(ens.n_leaves_total), depth)
         anc_cols = node_col[p_nodes]
@@ -132,12 +141,14 @@ class _TreeKernel:
     def features(self, leaves):
         """``phi`` of rows with leaf ids ``leaves``: CSR ``(n, n_columns)``."""
         indptr, indices, data = _ksim.expand_leaf_entries(
-            self._flat(leaves), self.entry_indptr, self.entry_cols, self.entry_vals)
+            self._flat(leaves), self.entry_indptr, self.entry_cols, self.entry_vals
+        )
         return sp.csr_matrix((data, indices, indptr), shape=(len(leaves), self.n_columns))
 
     def squared_norms(self, leaves):
-        return _ksim.squared_norms_from_leaves(self._flat(leaves), self.entry_indptr,
-                                               self.entry_vals)
+        return _ksim.squared_norms_from_leaves(
+            self._flat(leaves), self.entry_indptr, self.entry_vals
+        )
 
     def gram(self, q_leaves):
         """Kernel values ``k(x_e, x_i)`` of query rows against the training rows,
@@ -147,8 +158,14 @@ class _TreeKernel:
             out = np.empty((m, self.n_train))
             q_coef = np.ascontiguousarray(self.leaf_coef[self._flat(q_leaves)])
             _leaves.tiled_product(
-                np.ascontiguousarray(q_leaves, dtype=np.int32), q_coef, self.offsets,
-                *self._tiles, self.n_train, _leaves.TILE, out)
+                np.ascontiguousarray(q_leaves, dtype=np.int32),
+                q_coef,
+                self.offsets,
+                *self._tiles,
+                self.n_train,
+                _leaves.TILE,
+                out,
+            )
             return out
         q_dense = self.features(q_leaves).T.toarray()  # (n_columns, m)
         return np.ascontiguousarray((self.train_features @ q_dense).T)
@@ -229,9 +246,13 @@ def fit_surrogate(objective, Phi, Y, lmbd, tol, max_iter):
     g0 = np.abs(fun(w0)[1]).max() if w0.size else 0.0
     if g0 == 0.0:
         return w0.reshape(-1, Y.shape[1]), 0, 0.0, 0.0
-    res = minimize(fun, w0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": int(max_iter), "gtol": float(tol) * g0,
-                            "ftol": 0.0, "maxcor": 20})
+    res = minimize(
+        fun,
+        w0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": int(max_iter), "gtol": float(tol) * g0, "ftol": 0.0, "maxcor": 20},
+    )
     w, gmax, nit = res.x, float(np.abs(res.jac).max()), int(res.nit)
     if objective == "squared_error" and gmax > tol * g0:
         # L-BFGS stalls once the objective's decrease is at rounding level; the
@@ -244,8 +265,7 @@ def fit_surrogate(objective, Phi, Y, lmbd, tol, max_iter):
 
         A = LinearOperator((w.size, w.size), matvec=matvec, dtype=np.float64)
         b = (PhiT @ Y[:, 0]) * (2.0 / n)
-        w, _ = cg(A, b, x0=w, rtol=0.0, atol=float(tol) * g0,
-                  maxiter=max(1, int(max_iter) - nit))
+        w, _ = cg(A, b, x0=w, rtol=0.0, atol=float(tol) * g0, maxiter=max(1, int(max_iter) - nit))
         gmax = float(np.abs(fun(w)[1]).max())
     return w.reshape(-1, Y.shape[1]), nit, gmax, float(g0)
 
@@ -373,11 +393,23 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
 
     _accepts_forests = True
 
-    def __init__(self, estimator=None, *, kernel="lpw", target="actual", lmbd=0.003,
-                 tol=1e-10, max_iter=1000, dtype=np.float64, chunk_memory_mb=256,
-                 n_jobs=None, verbose=0):
-        super().__init__(estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb,
-                         n_jobs=n_jobs, verbose=verbose)
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        kernel="lpw",
+        target="actual",
+        lmbd=0.003,
+        tol=1e-10,
+        max_iter=1000,
+        dtype=np.float64,
+        chunk_memory_mb=256,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose
+        )
         self.kernel = kernel
         self.target = target
         self.lmbd = lmbd
@@ -395,19 +427,18 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
         ens = self.ensemble_
         kern = _TreeKernel(ens, leaves, self.kernel)
-        Phi = kern.train_features if kern.train_features is not None else \
-            kern.features(leaves)
+        Phi = kern.train_features if kern.train_features is not None else kern.features(leaves)
         Y = _surrogate_targets(ens, leaves, y_enc, self.target)
         lmbd = float(self.lmbd)
-        W, n_iter, gmax, g0 = fit_surrogate(ens.objective, Phi, Y, lmbd, self.tol,
-                                             self.max_iter)
+        W, n_iter, gmax, g0 = fit_surrogate(ens.objective, Phi, Y, lmbd, self.tol, self.max_iter)
         if n_iter >= self.max_iter and gmax > self.tol * g0:
             warnings.warn(
                 f"TREX: the surrogate did not converge in {n_iter} iterations (largest "
                 f"gradient entry {gmax:.3g}, {gmax / g0:.3g} of its initial value, tol "
                 f"{self.tol:g}); the representer values reconstruct the surrogate only "
                 "approximately. Increase max_iter or lmbd.",
-                ConvergenceWarning, stacklevel=3,
+                ConvergenceWarning,
+                stacklevel=3,
             )
         n = len(leaves)
         f = Phi @ W
@@ -444,11 +475,16 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
         from ._losses import OBJECTIVE_CODE
 
         kv = self._kernel.gram(q["leaves"])
-        _ksim.representer_loss_change(kv, self.representer_weights_, q["f"], q["y"],
-                                      OBJECTIVE_CODE[q["objective"]], kv)
+        _ksim.representer_loss_change(
+            kv, self.representer_weights_, q["f"], q["y"], OBJECTIVE_CODE[q["objective"]], kv
+        )
         return kv
 
     def _self_influence(self):
         return _ksim.representer_self_change(
-            self._kernel.train_sq_norms, self.representer_weights_, self._f_train,
-            self._y_train, self.ensemble_.objective_code)
+            self._kernel.train_sq_norms,
+            self.representer_weights_,
+            self._f_train,
+            self._y_train,
+            self.ensemble_.objective_code,
+        )

@@ -122,8 +122,7 @@ def _progress(iterable, total, verbose, desc):
 
 
 def _slice_rows(q, start, stop):
-    return {k: (v[start:stop] if isinstance(v, np.ndarray) and v.ndim else v)
-            for k, v in q.items()}
+    return {k: (v[start:stop] if isinstance(v, np.ndarray) and v.ndim else v) for k, v in q.items()}
 
 
 class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -161,8 +160,9 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     #: whether ``_influence_block(q, out=...)`` can write into a float64 output slice
     _fills_out = False
 
-    def __init__(self, estimator=None, *, dtype=np.float64, chunk_memory_mb=256,
-                 n_jobs=None, verbose=0):
+    def __init__(
+        self, estimator=None, *, dtype=np.float64, chunk_memory_mb=256, n_jobs=None, verbose=0
+    ):
         self.estimator = estimator
         self.dtype = dtype
         self.chunk_memory_mb = chunk_memory_mb
@@ -176,14 +176,14 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             if X.shape[0] == 0:
                 raise ValueError("Found array with 0 sample(s); at least 1 is required.")
             return X
-        return validate_data(self, X, reset=reset, dtype=np.float64,
-                             ensure_all_finite="allow-nan")
+        return validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan")
 
     def _validate_y(self, y, n, name="y"):
         if y is None:
             return None
-        y = column_or_1d(check_array(y, ensure_2d=False, dtype=None,
-                                     ensure_all_finite=True), warn=True)
+        y = column_or_1d(
+            check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=True), warn=True
+        )
         if len(y) != n:
             raise ValueError(
                 f"{name} has {len(y)} entries but X has {n} rows; pass one label per row"
@@ -201,8 +201,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         classes = self.classes_
         lookup = {c: i for i, c in enumerate(classes.tolist())}
         try:
-            idx = np.fromiter((lookup[v] for v in y.tolist()), dtype=np.float64,
-                              count=len(y))
+            idx = np.fromiter((lookup[v] for v in y.tolist()), dtype=np.float64, count=len(y))
         except KeyError:
             unseen = sorted({v for v in y.tolist() if v not in lookup}, key=str)[:5]
             raise ValueError(
@@ -245,8 +244,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         n = _n_rows(X)
         y = self._validate_y(y, n)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, np.empty((n, 0)),
-                                                 dtype=np.float64)
+            sample_weight = _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64)
         model, fitted_here = self._resolve_estimator(X, y, sample_weight)
         ens = to_ensemble(model, X=X, y=y, sample_weight=sample_weight)
         if ens.tree_type == "rf" and not self._accepts_forests:
@@ -264,13 +262,11 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if ens.n_features_in is not None and not _is_dataframe(X):
             if X.shape[1] != ens.n_features_in:
                 raise ValueError(
-                    f"X has {X.shape[1]} features but the model was trained on "
-                    f"{ens.n_features_in}"
+                    f"X has {X.shape[1]} features but the model was trained on {ens.n_features_in}"
                 )
         leaves = ens.check_reconstruction(X)
         recorded = ens.training_rows_recorded()
-        if (not fitted_here and recorded is not None and recorded != n
-                and not ens.breaking_settings):
+        if not fitted_here and recorded is not None and recorded != n and not ens.breaking_settings:
             raise TrainingDataMismatchError(
                 f"{ens.describe()} was trained on {recorded} rows but fit received {n}; "
                 "pass the exact training data of the model (same rows, same order)"
@@ -304,8 +300,9 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if mode not in ("raise", "warn"):
             raise ValueError(f"check_leaf_model must be 'raise' or 'warn', got {mode!r}")
         ens = self.ensemble_
-        ens.check_leaf_model(leaves, y_enc, sample_weight, atol=atol, rtol=rtol,
-                             error=(mode == "raise"))
+        ens.check_leaf_model(
+            leaves, y_enc, sample_weight, atol=atol, rtol=rtol, error=(mode == "raise")
+        )
         counts = ens.check_counts(leaves, sample_weight)
         if counts is not None:
             msg = f"{ens.describe()}: {counts}"
@@ -452,8 +449,11 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         with _numba_threads(self.n_jobs):
             for a, b, blk in self._blocks(q, m, "top-k"):
                 M = sign * self._influence_block(blk)
-                part = np.argpartition(M, k - 1, axis=1)[:, :k] if k < M.shape[1] else \
-                    np.broadcast_to(np.arange(M.shape[1]), M.shape).copy()
+                part = (
+                    np.argpartition(M, k - 1, axis=1)[:, :k]
+                    if k < M.shape[1]
+                    else np.broadcast_to(np.arange(M.shape[1]), M.shape).copy()
+                )
                 # the k-th value may be tied with rows outside the partition: resolve
                 # ties toward the lower index among all rows with that value
                 kth = np.take_along_axis(M, part, 1).max(axis=1, keepdims=True)
@@ -496,6 +496,4 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     def _self_influence(self):
         """Generic fallback: the diagonal, row by row (methods override it)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no self-influence"
-        )
+        raise NotImplementedError(f"{type(self).__name__} has no self-influence")

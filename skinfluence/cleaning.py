@@ -107,9 +107,21 @@ def _with_y_like(y_orig, values):
 class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
     """Parameters and the cleaning procedure shared by the cleaner and the sampler."""
 
-    def __init__(self, estimator=None, method=None, *, fraction=0.0, n_rows=None,
-                 threshold=None, criterion="self", action="remove", validation_size=0.2,
-                 cv=5, random_state=None, verbose=0):
+    def __init__(
+        self,
+        estimator=None,
+        method=None,
+        *,
+        fraction=0.0,
+        n_rows=None,
+        threshold=None,
+        criterion="self",
+        action="remove",
+        validation_size=0.2,
+        cv=5,
+        random_state=None,
+        verbose=0,
+    ):
         self.estimator = estimator
         self.method = method
         self.fraction = fraction
@@ -129,21 +141,20 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         if self.action not in _ACTIONS:
             raise ValueError(f"action must be one of {_ACTIONS}, got {self.action!r}")
         f = self.fraction
-        if (not isinstance(f, numbers.Real) or isinstance(f, bool) or not 0 <= f <= 1):
+        if not isinstance(f, numbers.Real) or isinstance(f, bool) or not 0 <= f <= 1:
             raise ValueError(f"fraction must be a number in [0, 1], got {f!r}")
         k = self.n_rows
-        if k is not None and (not isinstance(k, numbers.Integral) or isinstance(k, bool)
-                              or k < 0):
+        if k is not None and (not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 0):
             raise ValueError(f"n_rows must be None or a non-negative integer, got {k!r}")
         t = self.threshold
-        if t is not None and (not isinstance(t, numbers.Real) or isinstance(t, bool)
-                              or np.isnan(t)):
+        if t is not None and (
+            not isinstance(t, numbers.Real) or isinstance(t, bool) or np.isnan(t)
+        ):
             raise ValueError(f"threshold must be None or a number, got {t!r}")
         from sklearn.frozen import FrozenEstimator
 
         est = self.estimator
-        if est is not None and (isinstance(est, FrozenEstimator)
-                                or not hasattr(est, "fit")):
+        if est is not None and (isinstance(est, FrozenEstimator) or not hasattr(est, "fit")):
             raise TypeError(
                 f"{type(self).__name__} refits its model on the cleaned rows, so "
                 f"estimator must be a model that can be fitted again (an unfitted or "
@@ -161,21 +172,26 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         if _is_dataframe(X):
             validate_data(self, X, skip_check_array=True, reset=True)
         else:
-            X = validate_data(self, X, reset=True, dtype=None,
-                              ensure_all_finite="allow-nan" if allow_nan else True)
+            X = validate_data(
+                self,
+                X,
+                reset=True,
+                dtype=None,
+                ensure_all_finite="allow-nan" if allow_nan else True,
+            )
         n = X.shape[0]
         if n == 0:
             raise ValueError("Found array with 0 sample(s); at least 1 is required.")
-        y_arr = column_or_1d(check_array(y, ensure_2d=False, dtype=None,
-                                         ensure_all_finite=True, input_name="y"),
-                             warn=True)
+        y_arr = column_or_1d(
+            check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=True, input_name="y"),
+            warn=True,
+        )
         if len(y_arr) != n:
             raise ValueError(
                 f"y has {len(y_arr)} entries but X has {n} rows; pass one label per row"
             )
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, np.empty((n, 0)),
-                                                 dtype=np.float64)
+            sample_weight = _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64)
         if is_classifier(self._template(y_arr)):
             check_classification_targets(y_arr)
             weighted = y_arr if sample_weight is None else y_arr[sample_weight > 0]
@@ -198,8 +214,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             if is_clf:
                 _, counts = np.unique(y, return_counts=True)
                 if counts.min() >= self.cv:
-                    return StratifiedKFold(self.cv, shuffle=True,
-                                           random_state=self.random_state)
+                    return StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
             return KFold(self.cv, shuffle=True, random_state=self.random_state)
         return check_cv(self.cv, y, classifier=is_clf)
 
@@ -238,12 +253,12 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             steps = len(folds) + 1
         bar = _Steps(steps, self.verbose, type(self).__name__)
         try:
-            influence, oof_pred, full_model = self._score(
-                X, y, sample_weight, template, folds, bar)
+            influence, oof_pred, full_model = self._score(X, y, sample_weight, template, folds, bar)
             harm = -influence if self.criterion != "self" else influence.copy()
             selected = self._select(harm, n)
-            kept, y_new, changed = self._act(X, y, sample_weight, template, selected,
-                                             oof_pred, is_clf, bar)
+            kept, y_new, changed = self._act(
+                X, y, sample_weight, template, selected, oof_pred, is_clf, bar
+            )
         finally:
             bar.close()
         self.influence_ = influence
@@ -276,8 +291,12 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             return influence, None, model
         if self.criterion == "validation":
             strat = y if (is_classifier(template) and self._stratifiable(y)) else None
-            tr, va = train_test_split(np.arange(n), test_size=self.validation_size,
-                                      random_state=self.random_state, stratify=strat)
+            tr, va = train_test_split(
+                np.arange(n),
+                test_size=self.validation_size,
+                random_state=self.random_state,
+                stratify=strat,
+            )
             tr, va = np.sort(tr), np.sort(va)
             Xtr = _take(X, tr)
             model = _fit_model(clone(template), Xtr, y[tr], sw(tr))
@@ -301,8 +320,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             count[tr] += 1
             pred = np.asarray(model.predict(Xva)).reshape(-1)
             if oof_pred is None:
-                oof_pred = np.empty(n, dtype=pred.dtype if not is_classifier(template)
-                                    else y.dtype)
+                oof_pred = np.empty(n, dtype=pred.dtype if not is_classifier(template) else y.dtype)
             oof_pred[va] = pred
             bar.step("fold")
         scored = count > 0
@@ -316,8 +334,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
 
     def _select(self, harm, n):
         """Indices of the rows to act on, most harmful first (ties: lower index)."""
-        budget = self.n_rows if self.n_rows is not None else int(
-            np.floor(self.fraction * n + 1e-9))
+        budget = self.n_rows if self.n_rows is not None else int(np.floor(self.fraction * n + 1e-9))
         if budget > n:
             raise ValueError(
                 f"n_rows={self.n_rows} exceeds the {n} training rows; use fraction to "
@@ -350,8 +367,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             oof_pred = self._oof_predict(X, y, sample_weight, template, is_clf)
             bar.step("out-of-fold predictions")
         new = oof_pred[selected]
-        y_new = y.astype(np.result_type(y.dtype, new.dtype), copy=True) if not is_clf \
-            else y.copy()
+        y_new = y.astype(np.result_type(y.dtype, new.dtype), copy=True) if not is_clf else y.copy()
         y_new[selected] = new
         changed = selected[y_new[selected] != y[selected]]
         if is_clf:
@@ -551,8 +567,7 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         -------
         self : object
         """
-        X, y, sample_weight, kept, y_new, reusable, template = self._clean(
-            X, y, sample_weight)
+        X, y, sample_weight, kept, y_new, reusable, template = self._clean(X, y, sample_weight)
         if reusable is not None:
             self.estimator_ = reusable
         else:

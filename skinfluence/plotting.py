@@ -33,8 +33,11 @@ def _axes(ax):
 
 
 def _named(results):
-    if isinstance(results, dict) and "attrs" not in results and not any(
-            isinstance(v, np.ndarray) for v in results.values()):
+    if (
+        isinstance(results, dict)
+        and "attrs" not in results
+        and not any(isinstance(v, np.ndarray) for v in results.values())
+    ):
         return dict(results)
     return {None: results}
 

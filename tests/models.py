@@ -27,8 +27,13 @@ def make_model(lib, objective, n_estimators=8, learning_rate=0.3, **extra):
         from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
 
         cls = GradientBoostingClassifier if clf else GradientBoostingRegressor
-        return cls(n_estimators=n_estimators, learning_rate=learning_rate, max_depth=3,
-                   random_state=0, **extra)
+        return cls(
+            n_estimators=n_estimators,
+            learning_rate=learning_rate,
+            max_depth=3,
+            random_state=0,
+            **extra,
+        )
     if lib == "sklearn_hgb":
         from sklearn.ensemble import (
             HistGradientBoostingClassifier,
@@ -36,35 +41,75 @@ def make_model(lib, objective, n_estimators=8, learning_rate=0.3, **extra):
         )
 
         cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(max_iter=n_estimators, learning_rate=learning_rate, max_leaf_nodes=8,
-                   l2_regularization=0.5, early_stopping=False, random_state=0, **extra)
+        return cls(
+            max_iter=n_estimators,
+            learning_rate=learning_rate,
+            max_leaf_nodes=8,
+            l2_regularization=0.5,
+            early_stopping=False,
+            random_state=0,
+            **extra,
+        )
     if lib == "lightgbm":
         lgb = pytest.importorskip("lightgbm")
         cls = lgb.LGBMClassifier if clf else lgb.LGBMRegressor
-        return cls(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=8,
-                   min_child_samples=5, reg_lambda=0.5, verbose=-1, n_jobs=1,
-                   random_state=0, **extra)
+        return cls(
+            n_estimators=n_estimators,
+            learning_rate=learning_rate,
+            num_leaves=8,
+            min_child_samples=5,
+            reg_lambda=0.5,
+            verbose=-1,
+            n_jobs=1,
+            random_state=0,
+            **extra,
+        )
     if lib == "xgboost":
         xgb = pytest.importorskip("xgboost")
         cls = xgb.XGBClassifier if clf else xgb.XGBRegressor
-        return cls(n_estimators=n_estimators, learning_rate=learning_rate, max_depth=3,
-                   reg_lambda=0.5, n_jobs=1, random_state=0, **extra)
+        return cls(
+            n_estimators=n_estimators,
+            learning_rate=learning_rate,
+            max_depth=3,
+            reg_lambda=0.5,
+            n_jobs=1,
+            random_state=0,
+            **extra,
+        )
     if lib == "catboost":
         cb = pytest.importorskip("catboost")
         if clf:
             return cb.CatBoostClassifier(
-                iterations=n_estimators, learning_rate=learning_rate, depth=3,
+                iterations=n_estimators,
+                learning_rate=learning_rate,
+                depth=3,
                 loss_function="Logloss" if objective == "binary" else "MultiClass",
-                leaf_estimation_iterations=1, leaf_estimation_method="Newton",
-                thread_count=1, verbose=0, allow_writing_files=False, random_seed=0,
-                **extra)
+                leaf_estimation_iterations=1,
+                leaf_estimation_method="Newton",
+                thread_count=1,
+                verbose=0,
+                allow_writing_files=False,
+                random_seed=0,
+                **extra,
+            )
         return cb.CatBoostRegressor(
-            iterations=n_estimators, learning_rate=learning_rate, depth=3,
-            thread_count=1, verbose=0, allow_writing_files=False, random_seed=0, **extra)
+            iterations=n_estimators,
+            learning_rate=learning_rate,
+            depth=3,
+            thread_count=1,
+            verbose=0,
+            allow_writing_files=False,
+            random_seed=0,
+            **extra,
+        )
     raise ValueError(lib)
 
 
 def gradient_cases():
     """(library, objective) pairs whose leaves a gradient method can model."""
-    return [(lib, obj) for lib in LIBRARIES for obj in OBJECTIVES
-            if not (lib == "catboost" and obj == "multiclass")]
+    return [
+        (lib, obj)
+        for lib in LIBRARIES
+        for obj in OBJECTIVES
+        if not (lib == "catboost" and obj == "multiclass")
+    ]

@@ -68,8 +68,17 @@ def boostin_derivatives(ens, leaves, y, w=None, derivative="published", scaling=
     return delta
 
 
-def boostin_matrix(ens, train_leaves, y, query_leaves, query_y, w=None,
-                   derivative="published", scaling="none", objective=None):
+def boostin_matrix(
+    ens,
+    train_leaves,
+    y,
+    query_leaves,
+    query_y,
+    w=None,
+    derivative="published",
+    scaling="none",
+    objective=None,
+):
     """Influence (m, n): per query, a dense (n, T) same-leaf mask times derivatives."""
     delta = boostin_derivatives(ens, train_leaves, y, w, derivative, scaling)
     gq, _, _ = replay(ens, query_leaves, query_y, objective)

@@ -17,8 +17,7 @@ from skinfluence import LeafModelError, UnsupportedModelError  # noqa: E402
 from skinfluence._adapters import _catboost as cbad  # noqa: E402
 from skinfluence.datasets import load_dataset  # noqa: E402
 
-BASE = {"verbose": 0, "thread_count": 1, "allow_writing_files": False,
-        "random_seed": 0}
+BASE = {"verbose": 0, "thread_count": 1, "allow_writing_files": False, "random_seed": 0}
 
 
 def f32(a):
@@ -77,13 +76,31 @@ def make_data(seed, n, d, task, with_cat=False, n_classes=3):
     with_cat=st.booleans(),
 )
 def test_random_models_reconstruct_and_follow_the_leaf_model(
-    seed, n, d, loss, depth, learning_rate, l2, iterations, grow_policy, bootstrap,
-    ordered, weighted, with_cat,
+    seed,
+    n,
+    d,
+    loss,
+    depth,
+    learning_rate,
+    l2,
+    iterations,
+    grow_policy,
+    bootstrap,
+    ordered,
+    weighted,
+    with_cat,
 ):
     X, y = make_data(seed, n, d, loss, with_cat=with_cat)
-    params = dict(BASE, loss_function=loss, depth=depth, learning_rate=learning_rate,
-                  l2_leaf_reg=l2, iterations=iterations, grow_policy=grow_policy,
-                  bootstrap_type=bootstrap)
+    params = dict(
+        BASE,
+        loss_function=loss,
+        depth=depth,
+        learning_rate=learning_rate,
+        l2_leaf_reg=l2,
+        iterations=iterations,
+        grow_policy=grow_policy,
+        bootstrap_type=bootstrap,
+    )
     if bootstrap in ("MVS", "Bernoulli"):
         params["subsample"] = 0.7
     if grow_policy == "Lossguide":
@@ -126,8 +143,10 @@ def _check_paths(ens):
         lo, hi = ens.leaf_offsets[t], ens.leaf_offsets[t + 1]
         n0, n1 = ens.node_offsets[t], ens.node_offsets[t + 1]
         assert n1 - n0 == hi - lo - 1  # a binary tree has L - 1 internal nodes
-        paths = [tuple(ens.path_nodes[ens.path_indptr[j]:ens.path_indptr[j + 1]])
-                 for j in range(lo, hi)]
+        paths = [
+            tuple(ens.path_nodes[ens.path_indptr[j] : ens.path_indptr[j + 1]])
+            for j in range(lo, hi)
+        ]
         if hi - lo == 1:
             assert paths == [()]
             continue
@@ -164,9 +183,13 @@ def test_oblivious_leaf_index_is_the_split_bits():
 @pytest.mark.parametrize("grow_policy", ["Depthwise", "Lossguide"])
 def test_nonsymmetric_json_paths_match_catboost_node_arrays(grow_policy):
     X, y = make_data(5, 400, 4, "RMSE")
-    model = CatBoostRegressor(iterations=8, depth=5, grow_policy=grow_policy,
-                              max_leaves=12 if grow_policy == "Lossguide" else None,
-                              **BASE).fit(X, y)
+    model = CatBoostRegressor(
+        iterations=8,
+        depth=5,
+        grow_policy=grow_policy,
+        max_leaves=12 if grow_policy == "Lossguide" else None,
+        **BASE,
+    ).fit(X, y)
     info = cbad._model_json(model)
     n_checked = 0
     for b, tree in enumerate(info["trees"]):
@@ -181,8 +204,9 @@ def test_nonsymmetric_json_paths_match_catboost_node_arrays(grow_policy):
 
 def test_one_leaf_trees():
     X, y = make_data(2, 100, 2, "RMSE")
-    model = CatBoostRegressor(iterations=3, grow_policy="Lossguide",
-                              min_data_in_leaf=80, **BASE).fit(X, y)
+    model = CatBoostRegressor(
+        iterations=3, grow_policy="Lossguide", min_data_in_leaf=80, **BASE
+    ).fit(X, y)
     ens = skinfluence.to_ensemble(model)
     assert np.any(ens.n_leaves == 1)
     leaves = ens.check_reconstruction(X)
@@ -192,8 +216,7 @@ def test_one_leaf_trees():
 
 def test_multiclass_layout_and_bias():
     X, y = make_data(4, 300, 3, "MultiClass", n_classes=4)
-    model = CatBoostClassifier(iterations=6, depth=3, loss_function="MultiClass",
-                               **BASE).fit(X, y)
+    model = CatBoostClassifier(iterations=6, depth=3, loss_function="MultiClass", **BASE).fit(X, y)
     ens = skinfluence.to_ensemble(model)
     assert ens.n_outputs == 4 and ens.n_trees == 24
     assert np.array_equal(ens.classes, model.classes_)
@@ -223,8 +246,7 @@ def _assert_breaks(model, X, y, match, w=None):
 
 def test_several_leaf_estimation_iterations_break():
     X, y = _binary()
-    model = CatBoostClassifier(iterations=10, leaf_estimation_iterations=10,
-                               **BASE).fit(X, y)
+    model = CatBoostClassifier(iterations=10, leaf_estimation_iterations=10, **BASE).fit(X, y)
     _assert_breaks(model, X, y, "leaf_estimation_iterations=10")
 
 
@@ -232,18 +254,17 @@ def test_default_long_logloss_takes_ten_leaf_steps():
     X, y = _binary(n=100)
     model = CatBoostClassifier(iterations=200, depth=2, **BASE).fit(X, y)
     ens = skinfluence.to_ensemble(model)
-    assert any("leaf_estimation_iterations=10" in s and "=1" in s
-               for s in ens.breaking_settings)
+    assert any("leaf_estimation_iterations=10" in s and "=1" in s for s in ens.breaking_settings)
 
 
 def test_gradient_leaf_method_breaks_logloss_only():
     X, y = _binary()
-    model = CatBoostClassifier(iterations=10, leaf_estimation_iterations=1,
-                               leaf_estimation_method="Gradient", **BASE).fit(X, y)
+    model = CatBoostClassifier(
+        iterations=10, leaf_estimation_iterations=1, leaf_estimation_method="Gradient", **BASE
+    ).fit(X, y)
     _assert_breaks(model, X, y, "leaf_estimation_method='Gradient'")
     Xr, yr = make_data(1, 200, 3, "RMSE")
-    reg = CatBoostRegressor(iterations=10, leaf_estimation_method="Gradient",
-                            **BASE).fit(Xr, yr)
+    reg = CatBoostRegressor(iterations=10, leaf_estimation_method="Gradient", **BASE).fit(Xr, yr)
     ens = skinfluence.to_ensemble(reg)
     assert ens.breaking_settings == ()
     assert ens.check_leaf_model(ens.check_reconstruction(Xr), f32(yr)) == 0.0
@@ -262,14 +283,18 @@ def test_ctr_categorical_features_break():
     X[:, 0] = rng.normal(size=n)
     cat = rng.choice([f"c{i}" for i in range(15)], n)
     X[:, 1] = cat
-    y = X[:, 0].astype(float) + 3 * np.isin(cat, ["c1", "c2", "c3", "c4"]) \
+    y = (
+        X[:, 0].astype(float)
+        + 3 * np.isin(cat, ["c1", "c2", "c3", "c4"])
         + 0.3 * rng.normal(size=n)
+    )
     model = CatBoostRegressor(iterations=20, cat_features=[1], **BASE).fit(X, y)
     ens, leaves = _assert_breaks(model, X, f32(y), "CTR")
     assert isinstance(ens.check_counts(leaves), str)
     # the same feature one-hot encoded is structure only
-    onehot = CatBoostRegressor(iterations=20, cat_features=[1], one_hot_max_size=20,
-                               **BASE).fit(X, y)
+    onehot = CatBoostRegressor(iterations=20, cat_features=[1], one_hot_max_size=20, **BASE).fit(
+        X, y
+    )
     ens = skinfluence.to_ensemble(onehot)
     assert ens.breaking_settings == ()
     assert ens.check_leaf_model(ens.check_reconstruction(X), f32(y)) == 0.0
@@ -321,8 +346,9 @@ def test_numpy_pandas_polars_give_the_same_leaves():
     df = pd.DataFrame({c: X[:, i] for i, c in enumerate(cols)})
     df[cols[:3]] = df[cols[:3]].astype(float)
     df["k"] = df["k"].astype("category")
-    model = CatBoostClassifier(iterations=10, cat_features=["k"], one_hot_max_size=10,
-                               leaf_estimation_iterations=1, **BASE).fit(df, y)
+    model = CatBoostClassifier(
+        iterations=10, cat_features=["k"], one_hot_max_size=10, leaf_estimation_iterations=1, **BASE
+    ).fit(df, y)
     ens = skinfluence.to_ensemble(model)
     from_pd = ens.check_reconstruction(df)
     from_np = ens.check_reconstruction(X)
@@ -346,8 +372,10 @@ def test_unsupported_losses_are_refused(loss):
     X, y = make_data(0, 100, 2, "RMSE")
     y = np.abs(y) if loss == "Poisson" else y
     model = CatBoostRegressor(iterations=2, loss_function=loss, **BASE).fit(X, y)
-    with pytest.raises(UnsupportedModelError, match=r"(?s)" + loss.split(":")[0]
-                       + ".*RMSE, Logloss, CrossEntropy, MultiClass"):
+    with pytest.raises(
+        UnsupportedModelError,
+        match=r"(?s)" + loss.split(":")[0] + ".*RMSE, Logloss, CrossEntropy, MultiClass",
+    ):
         skinfluence.to_ensemble(model)
 
 
@@ -363,8 +391,9 @@ def test_plain_catboost_and_cross_entropy():
     assert ens.objective == "squared_error" and ens.classes is None
     assert ens.check_leaf_model(ens.check_reconstruction(X), f32(y * 2.0)) == 0.0
     soft = np.clip(y * 0.8 + 0.1, 0, 1)
-    ce = CatBoost(dict(BASE, loss_function="CrossEntropy", iterations=6,
-                       leaf_estimation_iterations=1)).fit(X, soft)
+    ce = CatBoost(
+        dict(BASE, loss_function="CrossEntropy", iterations=6, leaf_estimation_iterations=1)
+    ).fit(X, soft)
     ens = skinfluence.to_ensemble(ce)
     assert ens.objective == "binary"
     assert ens.check_leaf_model(ens.check_reconstruction(X), f32(soft)) == 0.0
@@ -374,11 +403,13 @@ def test_user_data_model_and_files_untouched(tmp_path, monkeypatch):
     pd = pytest.importorskip("pandas")
     monkeypatch.chdir(tmp_path)
     X, y = make_data(10, 200, 2, "RMSE", with_cat=True)
-    df = pd.DataFrame({"a": X[:, 0].astype(float), "b": X[:, 1].astype(float),
-                       "k": pd.Categorical(X[:, 2])})
+    df = pd.DataFrame(
+        {"a": X[:, 0].astype(float), "b": X[:, 1].astype(float), "k": pd.Categorical(X[:, 2])}
+    )
     df_copy, X_copy = df.copy(deep=True), X.copy()
-    model = CatBoostRegressor(iterations=6, cat_features=["k"], one_hot_max_size=10,
-                              **BASE).fit(df, y)
+    model = CatBoostRegressor(iterations=6, cat_features=["k"], one_hot_max_size=10, **BASE).fit(
+        df, y
+    )
     params = model.get_params()
     before = model.predict(df, prediction_type="RawFormulaVal")
     pkg = os.path.dirname(catboost.__file__)
@@ -418,8 +449,9 @@ def test_early_stopping_model_is_truncated():
     leaves = ens.check_reconstruction(X[:300])
     assert ens.check_leaf_model(leaves, f32(y[:300])) == 0.0
     staged = ens.staged_raw_predictor(X[:5], 3)
-    assert np.allclose(staged[:, 0],
-                       model.predict(X[:5], prediction_type="RawFormulaVal", ntree_end=3))
+    assert np.allclose(
+        staged[:, 0], model.predict(X[:5], prediction_type="RawFormulaVal", ntree_end=3)
+    )
 
 
 def test_float32_labels_make_the_rmse_replay_exact():
@@ -452,8 +484,7 @@ def test_bundled_datasets(name):
     for c in cats:
         if X[c].isna().any():
             X[c] = X[c].cat.add_categories("missing").fillna("missing")
-    params = dict(BASE, iterations=15, depth=4, cat_features=cats or None,
-                  one_hot_max_size=255)
+    params = dict(BASE, iterations=15, depth=4, cat_features=cats or None, one_hot_max_size=255)
     if task == "regression":
         model = CatBoostRegressor(**params).fit(X, y)
     elif task == "binary":

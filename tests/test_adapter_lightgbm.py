@@ -59,8 +59,15 @@ def class_index(ens, y):
 
 def model_for(task, **params):
     """An unfitted, single-threaded LightGBM wrapper for ``task``."""
-    params = {"n_estimators": 8, "num_leaves": 8, "min_child_samples": 5,
-              "learning_rate": 0.3, "verbose": -1, "n_jobs": 1, **params}
+    params = {
+        "n_estimators": 8,
+        "num_leaves": 8,
+        "min_child_samples": 5,
+        "learning_rate": 0.3,
+        "verbose": -1,
+        "n_jobs": 1,
+        **params,
+    }
     if task == "regression":
         return lgb.LGBMRegressor(**params)
     return lgb.LGBMClassifier(**params)
@@ -95,8 +102,21 @@ def assert_newton(model, X, y, sample_weight=None):
     boost_from_average=st.booleans(),
 )
 def test_random_models_reconstruct_and_are_newton_steps(
-    seed, task, n_classes, n, d, num_leaves, max_depth, learning_rate, reg_lambda,
-    cat_l2, n_levels, n_estimators, min_child_samples, weighted, early_stop,
+    seed,
+    task,
+    n_classes,
+    n,
+    d,
+    num_leaves,
+    max_depth,
+    learning_rate,
+    reg_lambda,
+    cat_l2,
+    n_levels,
+    n_estimators,
+    min_child_samples,
+    weighted,
+    early_stop,
     boost_from_average,
 ):
     """Random data and hyperparameters: reconstruction and leaf-model checks pass."""
@@ -106,14 +126,19 @@ def test_random_models_reconstruct_and_are_newton_steps(
     rng = np.random.default_rng(seed + 1)
     w = rng.uniform(0.2, 3.0, size=n) if weighted else None
     model = model_for(
-        task, num_leaves=num_leaves, max_depth=max_depth, learning_rate=learning_rate,
-        reg_lambda=reg_lambda, cat_l2=cat_l2, n_estimators=n_estimators,
-        min_child_samples=min_child_samples, boost_from_average=boost_from_average,
+        task,
+        num_leaves=num_leaves,
+        max_depth=max_depth,
+        learning_rate=learning_rate,
+        reg_lambda=reg_lambda,
+        cat_l2=cat_l2,
+        n_estimators=n_estimators,
+        min_child_samples=min_child_samples,
+        boost_from_average=boost_from_average,
     )
     fit_kw = {}
     if early_stop:
-        fit_kw = {"eval_set": [(Xv, yv)],
-                  "callbacks": [lgb.early_stopping(2, verbose=False)]}
+        fit_kw = {"eval_set": [(Xv, yv)], "callbacks": [lgb.early_stopping(2, verbose=False)]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # eval_set is deprecated in LightGBM 4.7
         model.fit(X, y, sample_weight=w, **fit_kw)
@@ -126,13 +151,13 @@ def test_random_models_reconstruct_and_are_newton_steps(
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), n_classes=st.integers(3, 5),
-       n_estimators=st.integers(2, 10))
+@given(seed=st.integers(0, 2**31 - 1), n_classes=st.integers(3, 5), n_estimators=st.integers(2, 10))
 def test_multiclass_one_leaf_trees_are_constant(seed, n_classes, n_estimators):
     """Large ``min_child_samples``: one-leaf trees are flagged constant and skipped."""
     X, y = make_frame(seed, 150, 2, "multiclass", n_classes)
-    model = model_for("multiclass", n_estimators=n_estimators, min_child_samples=40,
-                      learning_rate=1.0).fit(X, y)
+    model = model_for(
+        "multiclass", n_estimators=n_estimators, min_child_samples=40, learning_rate=1.0
+    ).fit(X, y)
     ens, _ = assert_newton(model, X, y)
     one_leaf = ens.n_leaves == 1
     np.testing.assert_array_equal(ens.constant_tree, one_leaf)
@@ -192,8 +217,9 @@ def test_cat_l2_is_added_on_many_vs_many_children():
     """Children of a many-vs-many categorical split carry lambda_l2 + cat_l2."""
     rng = np.random.default_rng(4)
     n = 400
-    X = pd.DataFrame({"x0": rng.normal(size=n),
-                      "cat": pd.Categorical(rng.choice(CATS[:10], size=n))})
+    X = pd.DataFrame(
+        {"x0": rng.normal(size=n), "cat": pd.Categorical(rng.choice(CATS[:10], size=n))}
+    )
     y = 0.1 * X["x0"].to_numpy() + 2.0 * (X["cat"].cat.codes.to_numpy() % 3)
     model = model_for("regression", reg_lambda=1.0, cat_l2=5.0).fit(X, y)
     ens, leaves = assert_newton(model, X, y)
@@ -214,7 +240,7 @@ def test_paths_match_the_tree_structure():
         lo, hi = ens.node_offsets[t], ens.node_offsets[t + 1]
         seen = set()
         for j in range(first, stop):
-            path = ens.path_nodes[ens.path_indptr[j]:ens.path_indptr[j + 1]]
+            path = ens.path_nodes[ens.path_indptr[j] : ens.path_indptr[j + 1]]
             assert np.all((path >= lo) & (path < hi))
             if ens.n_leaves[t] > 1:
                 assert path[0] == lo  # split_index 0 is the root
@@ -229,8 +255,7 @@ def _dump_reference(booster, max_onehot=4):
     is a categorical (``==``) split on a feature with more than ``max_onehot`` bins."""
     dump = booster.dump_model()
     infos = dump["feature_infos"]
-    n_bins = [len((infos.get(name) or {}).get("values") or [])
-              for name in dump["feature_names"]]
+    n_bins = [len((infos.get(name) or {}).get("values") or []) for name in dump["feature_names"]]
     out = []
     for tree in dump["tree_info"]:
         leaves = {}
@@ -239,7 +264,11 @@ def _dump_reference(booster, max_onehot=4):
             node, path, cat = stack.pop()
             if "split_index" not in node:
                 leaves[node.get("leaf_index", 0)] = (
-                    node["leaf_value"], node.get("leaf_count", 0), path, cat)
+                    node["leaf_value"],
+                    node.get("leaf_count", 0),
+                    path,
+                    cat,
+                )
                 continue
             here = [*path, node["split_index"]]
             many = node["decision_type"] == "==" and n_bins[node["split_feature"]] > max_onehot
@@ -248,8 +277,9 @@ def _dump_reference(booster, max_onehot=4):
     return out
 
 
-@pytest.mark.parametrize("case", ["regression", "binary-early-stop", "multiclass-one-leaf",
-                                  "constant-column"])
+@pytest.mark.parametrize(
+    "case", ["regression", "binary-early-stop", "multiclass-one-leaf", "constant-column"]
+)
 def test_tree_arrays_match_the_json_dump(case):
     """The arrays parsed from the model text equal those walked from the JSON dump:
     leaf values (bitwise), counts, ancestor paths, many-vs-many children, one-leaf trees,
@@ -263,17 +293,34 @@ def test_tree_arrays_match_the_json_dump(case):
         # the dump's feature_infos skip: cat_l2 must follow the feature index
         rng = np.random.default_rng(20)
         codes = rng.integers(0, 10, size=len(X))
-        X = pd.DataFrame({"x0": rng.normal(size=len(X)), "const": 1.0,
-                          "cat": pd.Categorical(np.asarray(CATS)[codes])})
+        X = pd.DataFrame(
+            {
+                "x0": rng.normal(size=len(X)),
+                "const": 1.0,
+                "cat": pd.Categorical(np.asarray(CATS)[codes]),
+            }
+        )
         y = 0.1 * X["x0"].to_numpy() + 2.0 * (codes % 3)
     if case == "binary-early-stop":  # a booster holding more rounds than the best
         y = (y == "yes").astype(float)
         Xv, yv = make_frame(21, 100, 3, task)
-        train_params = {"objective": "binary", "num_leaves": 8, "min_data_in_leaf": 5,
-                        "learning_rate": 0.3, "verbose": -1, "num_threads": 1, **params}
-        model = lgb.train(train_params, lgb.Dataset(X, y), 60, keep_training_booster=True,
-                          valid_sets=[lgb.Dataset(Xv, (yv == "yes").astype(float))],
-                          callbacks=[lgb.early_stopping(2, verbose=False)])
+        train_params = {
+            "objective": "binary",
+            "num_leaves": 8,
+            "min_data_in_leaf": 5,
+            "learning_rate": 0.3,
+            "verbose": -1,
+            "num_threads": 1,
+            **params,
+        }
+        model = lgb.train(
+            train_params,
+            lgb.Dataset(X, y),
+            60,
+            keep_training_booster=True,
+            valid_sets=[lgb.Dataset(Xv, (yv == "yes").astype(float))],
+            callbacks=[lgb.early_stopping(2, verbose=False)],
+        )
         booster = model
     else:
         model = model_for(task, **params).fit(X, y)
@@ -283,7 +330,7 @@ def test_tree_arrays_match_the_json_dump(case):
         assert 0 < ens.n_rounds == booster.best_iteration < booster.current_iteration()
         booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=ens.n_rounds))
     if case == "multiclass-one-leaf":
-        assert ens.constant_tree[ens.n_outputs:].any()
+        assert ens.constant_tree[ens.n_outputs :].any()
     reference = _dump_reference(booster)
     assert len(reference) == ens.n_trees
     for t, leaves in enumerate(reference):
@@ -295,7 +342,7 @@ def test_tree_arrays_match_the_json_dump(case):
         np.testing.assert_array_equal(ens.leaf_stats[o:e], [leaf[1] for leaf in leaves])
         np.testing.assert_array_equal(ens.l2[o:e], [4.5 if leaf[3] else 0.5 for leaf in leaves])
         for j, leaf in enumerate(leaves):
-            path = ens.path_nodes[ens.path_indptr[o + j]:ens.path_indptr[o + j + 1]]
+            path = ens.path_nodes[ens.path_indptr[o + j] : ens.path_indptr[o + j + 1]]
             np.testing.assert_array_equal(path, ens.node_offsets[t] + np.array(leaf[2], int))
     if case == "constant-column":  # cat_l2 sits on the categorical feature's children
         assert ens.notes["cat_l2_leaves"] > 0
@@ -305,8 +352,13 @@ def test_in_memory_booster_keeps_full_precision():
     """The model text writes shrinkage and internal values with 6 digits; a booster still
     holding the trees it trained has them exactly, and the ensemble reads them so."""
     X, y = make_frame(22, 250, 3, "regression")
-    params = {"objective": "regression", "num_leaves": 6, "learning_rate": 0.0734829374,
-              "verbose": -1, "num_threads": 1}
+    params = {
+        "objective": "regression",
+        "num_leaves": 6,
+        "learning_rate": 0.0734829374,
+        "verbose": -1,
+        "num_threads": 1,
+    }
     booster = lgb.train(params, lgb.Dataset(X, y), 6, keep_training_booster=True)
     dump = booster.dump_model()["tree_info"]
     ens = to_ensemble(booster)
@@ -326,8 +378,13 @@ def test_schedule_of_an_in_memory_booster_is_exact():
     y01 = (y == "yes").astype(float)
     rates = [0.3 * 0.9**i for i in range(6)]
     params = {"objective": "binary", "num_leaves": 6, "verbose": -1, "num_threads": 1}
-    booster = lgb.train(params, lgb.Dataset(X, y01), 6, keep_training_booster=True,
-                        callbacks=[lgb.reset_parameter(learning_rate=rates)])
+    booster = lgb.train(
+        params,
+        lgb.Dataset(X, y01),
+        6,
+        keep_training_booster=True,
+        callbacks=[lgb.reset_parameter(learning_rate=rates)],
+    )
     ens, _ = assert_newton(booster, X, y01)
     np.testing.assert_array_equal(ens.learning_rates[1:], rates[1:])
     np.testing.assert_allclose(ens.learning_rates[0], rates[0], rtol=1e-6)  # from the data
@@ -349,8 +406,11 @@ BREAKING = [
     ("dart", "regression", {"boosting_type": "dart", "n_estimators": 12}),
     ("lambda_l1", "regression", {"reg_alpha": 5.0}),
     ("max_delta_step", "regression", {"max_delta_step": 0.05}),
-    ("monotone_constraints", "regression",
-     {"monotone_constraints": [1, 0, 0, 0], "num_leaves": 16}),
+    (
+        "monotone_constraints",
+        "regression",
+        {"monotone_constraints": [1, 0, 0, 0], "num_leaves": 16},
+    ),
     ("is_unbalance", "binary", {"is_unbalance": True}),
     ("scale_pos_weight", "binary", {"scale_pos_weight": 3.0}),
     ("path_smooth", "regression", {"path_smooth": 20.0}),
@@ -400,8 +460,14 @@ def test_wrong_weights_are_reported_through_the_bias():
 def test_booster_input():
     X, y = make_frame(9, 200, 3, "multiclass", nan_frac=0.0)
     Xn = X.drop(columns="cat").to_numpy()
-    params = {"objective": "multiclass", "num_class": 3, "num_leaves": 6,
-              "learning_rate": 0.3, "verbose": -1, "num_threads": 1}
+    params = {
+        "objective": "multiclass",
+        "num_class": 3,
+        "num_leaves": 6,
+        "learning_rate": 0.3,
+        "verbose": -1,
+        "num_threads": 1,
+    }
     booster = lgb.train(params, lgb.Dataset(Xn, y), num_boost_round=5)
     ens, _ = assert_newton(booster, Xn, y)
     assert ens.classes is None and ens.model_name == "Booster"
@@ -412,8 +478,11 @@ def test_booster_input():
 def test_binary_booster_with_numeric_labels():
     X, y = make_frame(10, 200, 3, "binary", nan_frac=0.0)
     y01 = (y == "yes").astype(float)
-    booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1},
-                        lgb.Dataset(X, y01), num_boost_round=4)
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_threads": 1},
+        lgb.Dataset(X, y01),
+        num_boost_round=4,
+    )
     assert_newton(booster, X, y01)
 
 
@@ -459,13 +528,16 @@ def test_unfitted_model_raises_not_fitted():
         skinfluence.to_ensemble(lgb.LGBMRegressor())
 
 
-@pytest.mark.parametrize("params,match", [
-    ({"objective": "huber"}, "huber"),
-    ({"objective": "quantile"}, "quantile"),
-    ({"objective": "regression_l1"}, "regression_l1"),
-    ({"boosting_type": "rf", "subsample": 0.5, "subsample_freq": 1}, "rf"),
-    ({"linear_tree": True}, "linear_tree"),
-])
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"objective": "huber"}, "huber"),
+        ({"objective": "quantile"}, "quantile"),
+        ({"objective": "regression_l1"}, "regression_l1"),
+        ({"boosting_type": "rf", "subsample": 0.5, "subsample_freq": 1}, "rf"),
+        ({"linear_tree": True}, "linear_tree"),
+    ],
+)
 def test_unsupported_regressors(params, match):
     X, y = make_frame(13, 150, 3, "regression", nan_frac=0.0)
     model = model_for("regression", **params).fit(X.drop(columns="cat"), y)
@@ -473,10 +545,13 @@ def test_unsupported_regressors(params, match):
         to_ensemble(model)
 
 
-@pytest.mark.parametrize("params,match", [
-    ({"objective": "multiclassova"}, "multiclassova"),
-    ({"objective": "binary", "sigmoid": 2.0}, "sigmoid"),
-])
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"objective": "multiclassova"}, "multiclassova"),
+        ({"objective": "binary", "sigmoid": 2.0}, "sigmoid"),
+    ],
+)
 def test_unsupported_classifiers(params, match):
     X, y = make_frame(14, 150, 3, "multiclass")
     if params["objective"] == "binary":

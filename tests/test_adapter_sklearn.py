@@ -58,8 +58,11 @@ def _one_openmp_thread():
 
 # ----------------------------------------------------------------------- helpers
 def _n_classes(task):
-    return {"regression": 0, "binary": 2}.get(task, None) if task in (
-        "regression", "binary") else int(task[-1])
+    return (
+        {"regression": 0, "binary": 2}.get(task, None)
+        if task in ("regression", "binary")
+        else int(task[-1])
+    )
 
 
 def _make_data(seed, n, p, task, nan_frac=0.0, cat_levels=0):
@@ -138,8 +141,7 @@ def _reference_hgb(model, Xp):
     for predictors in model._predictors:
         for pred in predictors:
             nodes = pred.nodes
-            rows = [dict(zip(nodes.dtype.names, rec, strict=True))
-                    for rec in nodes.tolist()]
+            rows = [dict(zip(nodes.dtype.names, rec, strict=True)) for rec in nodes.tolist()]
             leaf_rank = np.cumsum(nodes["is_leaf"]) - 1
             bits = pred.raw_left_cat_bitsets
             col, vis = [], []
@@ -175,25 +177,44 @@ def _reference_hgb(model, Xp):
 
 def _hgb_kernel(ens, Xp):
     a = ens.router.arrays
-    return hgb_apply(np.ascontiguousarray(Xp, dtype=np.float64), a["tree_offsets"],
-                     a["left"], a["right"], a["feature"], a["threshold"],
-                     a["missing_left"], a["is_leaf"], a["is_cat"], a["bitset_row"],
-                     a["leaf_index"], a["left_bitsets"], a["known_bitsets"],
-                     a["cat_map"])
+    return hgb_apply(
+        np.ascontiguousarray(Xp, dtype=np.float64),
+        a["tree_offsets"],
+        a["left"],
+        a["right"],
+        a["feature"],
+        a["threshold"],
+        a["missing_left"],
+        a["is_leaf"],
+        a["is_cat"],
+        a["bitset_row"],
+        a["leaf_index"],
+        a["left_bitsets"],
+        a["known_bitsets"],
+        a["cat_map"],
+    )
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=st.integers(0, 2**16), levels=st.integers(3, 12),
-       nan_frac=st.sampled_from([0.0, 0.1, 0.3]), task=st.sampled_from(TASKS[:3]),
-       max_leaf_nodes=st.integers(2, 12))
+@given(
+    seed=st.integers(0, 2**16),
+    levels=st.integers(3, 12),
+    nan_frac=st.sampled_from([0.0, 0.1, 0.3]),
+    task=st.sampled_from(TASKS[:3]),
+    max_leaf_nodes=st.integers(2, 12),
+)
 def test_hgb_kernel_matches_reference(seed, levels, nan_frac, task, max_leaf_nodes):
     X, y = _make_data(seed, 150, 4, task, nan_frac=nan_frac, cat_levels=levels)
     X[:, 0] = 10.0 * X[:, 0] + 5.0  # raw categories 5, 15, ... to be encoded
-    cls = HistGradientBoostingRegressor if task == "regression" else \
-        HistGradientBoostingClassifier
-    model = cls(max_iter=4, max_leaf_nodes=max_leaf_nodes, min_samples_leaf=5,
-                categorical_features=[0], early_stopping=False,
-                random_state=0).fit(X, y)
+    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    model = cls(
+        max_iter=4,
+        max_leaf_nodes=max_leaf_nodes,
+        min_samples_leaf=5,
+        categorical_features=[0],
+        early_stopping=False,
+        random_state=0,
+    ).fit(X, y)
     ens = skinfluence.to_ensemble(model)
     rng = np.random.default_rng(seed + 7)
     # queries with unknown, negative and non-integer raw categories and NaN
@@ -206,16 +227,19 @@ def test_hgb_kernel_matches_reference(seed, levels, nan_frac, task, max_leaf_nod
         leaves = ens.check_reconstruction(data)
         np.testing.assert_array_equal(leaves, ref)
         for t in range(ens.n_trees):
-            is_leaf = model._predictors[t // ens.n_outputs][t % ens.n_outputs] \
-                .nodes["is_leaf"].astype(bool)
+            is_leaf = (
+                model._predictors[t // ens.n_outputs][t % ens.n_outputs]
+                .nodes["is_leaf"]
+                .astype(bool)
+            )
             for i in range(0, len(Xp), 5):
-                _assert_path(ens, t, ref[i, t],
-                             _expected_path(ens, t, is_leaf, visited[t][i]))
+                _assert_path(ens, t, ref[i, t], _expected_path(ens, t, is_leaf, visited[t][i]))
     # the kernel on raw codes the preprocessor would have mapped to NaN: unknown codes
     # (>= levels), negative, >= 256 and non-integer values take the reference's path
     Xp = np.asarray(model._preprocess_X(Xq, reset=False)).copy()
-    Xp[:30, 0] = rng.choice([-1.0, -0.5, 0.0, 1.7, levels + 0.0, levels + 3.0, 255.0,
-                             256.0, 300.0, np.nan], 30)
+    Xp[:30, 0] = rng.choice(
+        [-1.0, -0.5, 0.0, 1.7, levels + 0.0, levels + 3.0, 255.0, 256.0, 300.0, np.nan], 30
+    )
     ref, _ = _reference_hgb(model, Xp)
     np.testing.assert_array_equal(_hgb_kernel(ens, Xp), ref)
 
@@ -226,38 +250,70 @@ def test_hgb_kernel_hand_built_categorical_tree():
     left_bits[0, 0] = (1 << 1) | (1 << 3)
     known = np.zeros((1, 8), dtype=np.uint32)
     known[0, 0] = 0b11111
-    X = np.array([[1.0], [3.0], [0.0], [4.0], [2.9], [5.0], [-1.0], [np.nan], [3.5],
-                  [256.0]])
-    out = hgb_apply(X, np.array([0, 3]), np.array([1, 0, 0]), np.array([2, 0, 0]),
-                    np.zeros(3, dtype=np.int64), np.zeros(3),
-                    np.zeros(3, dtype=np.uint8), np.array([0, 1, 1], dtype=np.uint8),
-                    np.array([1, 0, 0], dtype=np.uint8), np.zeros(3, dtype=np.int64),
-                    np.array([-1, 0, 1], dtype=np.int32), left_bits, known,
-                    np.zeros(1, dtype=np.int64))
+    X = np.array([[1.0], [3.0], [0.0], [4.0], [2.9], [5.0], [-1.0], [np.nan], [3.5], [256.0]])
+    out = hgb_apply(
+        X,
+        np.array([0, 3]),
+        np.array([1, 0, 0]),
+        np.array([2, 0, 0]),
+        np.zeros(3, dtype=np.int64),
+        np.zeros(3),
+        np.zeros(3, dtype=np.uint8),
+        np.array([0, 1, 1], dtype=np.uint8),
+        np.array([1, 0, 0], dtype=np.uint8),
+        np.zeros(3, dtype=np.int64),
+        np.array([-1, 0, 1], dtype=np.int32),
+        left_bits,
+        known,
+        np.zeros(1, dtype=np.int64),
+    )
     # 2.9 -> 2 (right), 3.5 -> 3 (left), unknown/negative/NaN/256 -> missing (right)
     np.testing.assert_array_equal(out[:, 0], [0, 0, 1, 1, 1, 1, 1, 1, 0, 1])
 
 
 # ----------------------------------------------------------------- property tests
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**16), n=st.integers(40, 160), p=st.integers(1, 5),
-       task=st.sampled_from(TASKS), max_depth=st.integers(1, 4),
-       max_leaf_nodes=st.sampled_from([None, 2, 5]),
-       learning_rate=st.sampled_from([0.05, 0.3, 1.0]), n_estimators=st.integers(1, 6),
-       min_samples_leaf=st.integers(1, 8), max_features=st.sampled_from([None, 0.5]),
-       ccp_alpha=st.sampled_from([0.0, 0.01]), weighted=st.booleans())
-def test_gradient_boosting_property(seed, n, p, task, max_depth, max_leaf_nodes,
-                                    learning_rate, n_estimators, min_samples_leaf,
-                                    max_features, ccp_alpha, weighted):
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(40, 160),
+    p=st.integers(1, 5),
+    task=st.sampled_from(TASKS),
+    max_depth=st.integers(1, 4),
+    max_leaf_nodes=st.sampled_from([None, 2, 5]),
+    learning_rate=st.sampled_from([0.05, 0.3, 1.0]),
+    n_estimators=st.integers(1, 6),
+    min_samples_leaf=st.integers(1, 8),
+    max_features=st.sampled_from([None, 0.5]),
+    ccp_alpha=st.sampled_from([0.0, 0.01]),
+    weighted=st.booleans(),
+)
+def test_gradient_boosting_property(
+    seed,
+    n,
+    p,
+    task,
+    max_depth,
+    max_leaf_nodes,
+    learning_rate,
+    n_estimators,
+    min_samples_leaf,
+    max_features,
+    ccp_alpha,
+    weighted,
+):
     X, y = _make_data(seed, n, p, task)
     w = _weights(seed, n, weighted)
-    cls = GradientBoostingRegressor if task == "regression" else \
-        GradientBoostingClassifier
-    model = cls(max_depth=max_depth, max_leaf_nodes=max_leaf_nodes,
-                learning_rate=learning_rate, n_estimators=n_estimators,
-                min_samples_leaf=min_samples_leaf, max_features=max_features,
-                ccp_alpha=ccp_alpha,
-                random_state=seed).fit(X, y, sample_weight=w)
+    cls = GradientBoostingRegressor if task == "regression" else GradientBoostingClassifier
+    model = cls(
+        max_depth=max_depth,
+        max_leaf_nodes=max_leaf_nodes,
+        learning_rate=learning_rate,
+        n_estimators=n_estimators,
+        min_samples_leaf=min_samples_leaf,
+        max_features=max_features,
+        ccp_alpha=ccp_alpha,
+        random_state=seed,
+    ).fit(X, y, sample_weight=w)
     ens = skinfluence.to_ensemble(model, X)
     K = _n_classes(task)
     assert ens.n_outputs == (K if K > 2 else 1)
@@ -267,32 +323,59 @@ def test_gradient_boosting_property(seed, n, p, task, max_depth, max_leaf_nodes,
     assert ens.check_counts(leaves) is None
     assert ens.training_rows_recorded() == n
     K = ens.n_outputs
-    _check_sklearn_paths(ens, lambda t: model.estimators_[t // K, t % K],
-                         X.astype(np.float32), leaves)
+    _check_sklearn_paths(
+        ens, lambda t: model.estimators_[t // K, t % K], X.astype(np.float32), leaves
+    )
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**16), n=st.integers(60, 200), p=st.integers(2, 5),
-       task=st.sampled_from(TASKS), max_depth=st.sampled_from([None, 2, 4]),
-       max_leaf_nodes=st.integers(2, 16), learning_rate=st.sampled_from([0.1, 0.5, 1.0]),
-       l2=st.sampled_from([0.0, 0.5, 3.0]), max_iter=st.integers(1, 6),
-       min_samples_leaf=st.integers(2, 20), max_features=st.sampled_from([1.0, 0.5]),
-       nan_frac=st.sampled_from([0.0, 0.15]), categorical=st.booleans(),
-       weighted=st.booleans())
-def test_hist_gradient_boosting_property(seed, n, p, task, max_depth, max_leaf_nodes,
-                                         learning_rate, l2, max_iter,
-                                         min_samples_leaf, max_features, nan_frac,
-                                         categorical, weighted):
-    X, y = _make_data(seed, n, p, task, nan_frac=nan_frac,
-                      cat_levels=6 if categorical else 0)
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(60, 200),
+    p=st.integers(2, 5),
+    task=st.sampled_from(TASKS),
+    max_depth=st.sampled_from([None, 2, 4]),
+    max_leaf_nodes=st.integers(2, 16),
+    learning_rate=st.sampled_from([0.1, 0.5, 1.0]),
+    l2=st.sampled_from([0.0, 0.5, 3.0]),
+    max_iter=st.integers(1, 6),
+    min_samples_leaf=st.integers(2, 20),
+    max_features=st.sampled_from([1.0, 0.5]),
+    nan_frac=st.sampled_from([0.0, 0.15]),
+    categorical=st.booleans(),
+    weighted=st.booleans(),
+)
+def test_hist_gradient_boosting_property(
+    seed,
+    n,
+    p,
+    task,
+    max_depth,
+    max_leaf_nodes,
+    learning_rate,
+    l2,
+    max_iter,
+    min_samples_leaf,
+    max_features,
+    nan_frac,
+    categorical,
+    weighted,
+):
+    X, y = _make_data(seed, n, p, task, nan_frac=nan_frac, cat_levels=6 if categorical else 0)
     w = _weights(seed, n, weighted)
-    cls = HistGradientBoostingRegressor if task == "regression" else \
-        HistGradientBoostingClassifier
-    model = cls(max_depth=max_depth, max_leaf_nodes=max_leaf_nodes,
-                learning_rate=learning_rate, l2_regularization=l2, max_iter=max_iter,
-                min_samples_leaf=min_samples_leaf, max_features=max_features,
-                categorical_features=[0] if categorical else None,
-                early_stopping=False, random_state=seed).fit(X, y, sample_weight=w)
+    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    model = cls(
+        max_depth=max_depth,
+        max_leaf_nodes=max_leaf_nodes,
+        learning_rate=learning_rate,
+        l2_regularization=l2,
+        max_iter=max_iter,
+        min_samples_leaf=min_samples_leaf,
+        max_features=max_features,
+        categorical_features=[0] if categorical else None,
+        early_stopping=False,
+        random_state=seed,
+    ).fit(X, y, sample_weight=w)
     ens = skinfluence.to_ensemble(model)
     assert ens.multiclass_factor == 1.0
     assert np.all(ens.l2 == l2)
@@ -303,21 +386,35 @@ def test_hist_gradient_boosting_property(seed, n, p, task, max_depth, max_leaf_n
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**16), n=st.integers(30, 150), p=st.integers(1, 4),
-       task=st.sampled_from(TASKS[:4]), extra=st.booleans(), bootstrap=st.booleans(),
-       n_estimators=st.integers(1, 6), max_depth=st.sampled_from([None, 1, 3]),
-       max_features=st.sampled_from([None, "sqrt", 0.5]),
-       nan_frac=st.sampled_from([0.0, 0.1]), weighted=st.booleans())
-def test_forest_property(seed, n, p, task, extra, bootstrap, n_estimators, max_depth,
-                         max_features, nan_frac, weighted):
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(30, 150),
+    p=st.integers(1, 4),
+    task=st.sampled_from(TASKS[:4]),
+    extra=st.booleans(),
+    bootstrap=st.booleans(),
+    n_estimators=st.integers(1, 6),
+    max_depth=st.sampled_from([None, 1, 3]),
+    max_features=st.sampled_from([None, "sqrt", 0.5]),
+    nan_frac=st.sampled_from([0.0, 0.1]),
+    weighted=st.booleans(),
+)
+def test_forest_property(
+    seed, n, p, task, extra, bootstrap, n_estimators, max_depth, max_features, nan_frac, weighted
+):
     X, y = _make_data(seed, n, p, task, nan_frac=nan_frac)
     w = _weights(seed, n, weighted)
     if task == "regression":
         cls = ExtraTreesRegressor if extra else RandomForestRegressor
     else:
         cls = ExtraTreesClassifier if extra else RandomForestClassifier
-    model = cls(n_estimators=n_estimators, max_depth=max_depth, bootstrap=bootstrap,
-                max_features=max_features, random_state=seed).fit(X, y, sample_weight=w)
+    model = cls(
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        bootstrap=bootstrap,
+        max_features=max_features,
+        random_state=seed,
+    ).fit(X, y, sample_weight=w)
     ens = skinfluence.to_ensemble(model)
     assert ens.tree_type == "rf"
     K = _n_classes(task)
@@ -331,8 +428,9 @@ def test_forest_property(seed, n, p, task, extra, bootstrap, n_estimators, max_d
         assert ens.training_rows_recorded() == n
     else:
         assert ens.leaf_stats is None
-    _check_sklearn_paths(ens, lambda t: model.estimators_[t // ens.n_outputs],
-                         X.astype(np.float32), leaves)
+    _check_sklearn_paths(
+        ens, lambda t: model.estimators_[t // ens.n_outputs], X.astype(np.float32), leaves
+    )
 
 
 # -------------------------------------------------------------- breaking settings
@@ -344,19 +442,39 @@ def _fitted(model, task, n=300, seed=0, **fit):
 @pytest.mark.parametrize(
     ("model", "task", "setting"),
     [
-        (GradientBoostingClassifier(subsample=0.5, n_estimators=5, random_state=0),
-         "binary", "subsample=0.5"),
-        (GradientBoostingRegressor(n_iter_no_change=2, n_estimators=30,
-                                   random_state=0), "regression", "n_iter_no_change=2"),
-        (HistGradientBoostingClassifier(early_stopping=True, max_iter=5,
-                                        random_state=0), "multi3", "early stopping"),
-        (HistGradientBoostingClassifier(class_weight="balanced", max_iter=5),
-         "multi3", "class_weight='balanced'"),
-        (HistGradientBoostingRegressor(monotonic_cst=[1, 0, -1], max_iter=5),
-         "regression", "monotonic_cst"),
+        (
+            GradientBoostingClassifier(subsample=0.5, n_estimators=5, random_state=0),
+            "binary",
+            "subsample=0.5",
+        ),
+        (
+            GradientBoostingRegressor(n_iter_no_change=2, n_estimators=30, random_state=0),
+            "regression",
+            "n_iter_no_change=2",
+        ),
+        (
+            HistGradientBoostingClassifier(early_stopping=True, max_iter=5, random_state=0),
+            "multi3",
+            "early stopping",
+        ),
+        (
+            HistGradientBoostingClassifier(class_weight="balanced", max_iter=5),
+            "multi3",
+            "class_weight='balanced'",
+        ),
+        (
+            HistGradientBoostingRegressor(monotonic_cst=[1, 0, -1], max_iter=5),
+            "regression",
+            "monotonic_cst",
+        ),
     ],
-    ids=["gb-subsample", "gb-n_iter_no_change", "hgb-early_stopping",
-         "hgb-class_weight", "hgb-monotonic_cst"],
+    ids=[
+        "gb-subsample",
+        "gb-n_iter_no_change",
+        "hgb-early_stopping",
+        "hgb-class_weight",
+        "hgb-monotonic_cst",
+    ],
 )
 def test_breaking_settings_are_named(model, task, setting):
     if setting == "class_weight='balanced'":
@@ -395,8 +513,10 @@ def test_class_weight_passed_as_sample_weight(weighted):
 
 
 def test_breaking_free_defaults_list_nothing():
-    for model, task in [(GradientBoostingClassifier(n_estimators=3), "multi3"),
-                        (HistGradientBoostingRegressor(max_iter=3), "regression")]:
+    for model, task in [
+        (GradientBoostingClassifier(n_estimators=3), "multi3"),
+        (HistGradientBoostingRegressor(max_iter=3), "regression"),
+    ]:
         model, _, _ = _fitted(model, task)
         assert skinfluence.to_ensemble(model).breaking_settings == ()
 
@@ -409,8 +529,9 @@ def test_gb_init_variants():
     np.testing.assert_array_equal(ens.bias, [0.0])
     assert ens.check_leaf_model(ens.check_reconstruction(X), y) == 0.0
 
-    median = GradientBoostingRegressor(init=DummyRegressor(strategy="median"),
-                                       n_estimators=4).fit(X, y)
+    median = GradientBoostingRegressor(init=DummyRegressor(strategy="median"), n_estimators=4).fit(
+        X, y
+    )
     ens = skinfluence.to_ensemble(median, X)
     assert ens.bias[0] == pytest.approx(np.median(y))
     assert ens.check_leaf_model(ens.check_reconstruction(X), y) == 0.0
@@ -445,9 +566,7 @@ def test_pipeline_and_frozen_estimator():
     ens = skinfluence.to_ensemble(pipe, X, y)
     assert ens.preprocess is not None
     leaves = ens.check_reconstruction(X)
-    np.testing.assert_array_equal(
-        leaves, ens.router(pipe[:-1].transform(X))
-    )
+    np.testing.assert_array_equal(leaves, ens.router(pipe[:-1].transform(X)))
     assert ens.check_leaf_model(leaves, y) == 0.0
 
     hgb = HistGradientBoostingClassifier(max_iter=4).fit(X, y)
@@ -469,14 +588,19 @@ def _frame(X, cat=None):
 @pytest.mark.parametrize("family", ["gb", "hgb", "rf"])
 def test_numpy_pandas_polars_give_identical_leaves(family):
     pl = pytest.importorskip("polars")
-    X, y = _make_data(8, 200, 4, "binary", nan_frac=0.0 if family == "gb" else 0.1,
-                      cat_levels=4 if family == "hgb" else 0)
+    X, y = _make_data(
+        8,
+        200,
+        4,
+        "binary",
+        nan_frac=0.0 if family == "gb" else 0.1,
+        cat_levels=4 if family == "hgb" else 0,
+    )
     if family == "gb":
         model = GradientBoostingClassifier(n_estimators=4)
         frames = [X, _frame(X), pl.from_pandas(_frame(X))]
     elif family == "hgb":
-        model = HistGradientBoostingClassifier(max_iter=4,
-                                               categorical_features="from_dtype")
+        model = HistGradientBoostingClassifier(max_iter=4, categorical_features="from_dtype")
         df = _frame(X, cat=list("abcd"))
         frames = [df, pl.from_pandas(df)]
     else:
@@ -497,8 +621,7 @@ def test_input_and_model_unchanged():
     X, y = _make_data(9, 150, 3, "binary", nan_frac=0.1, cat_levels=3)
     df = _frame(X, cat=["u", "v", "w"])
     for model, data in [
-        (HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype"),
-         df),
+        (HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype"), df),
         (GradientBoostingClassifier(n_estimators=3), np.nan_to_num(X)),
         (RandomForestClassifier(n_estimators=3, random_state=0), X),
     ]:
@@ -521,26 +644,34 @@ def test_input_and_model_unchanged():
 
 
 # ------------------------------------------------------------ errors and refusals
-@pytest.mark.parametrize("model", [
-    GradientBoostingRegressor(), HistGradientBoostingClassifier(),
-    RandomForestRegressor(), ExtraTreesClassifier(),
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        GradientBoostingRegressor(),
+        HistGradientBoostingClassifier(),
+        RandomForestRegressor(),
+        ExtraTreesClassifier(),
+    ],
+)
 def test_unfitted_raises_not_fitted(model):
     with pytest.raises(NotFittedError, match="not fitted"):
         skinfluence.to_ensemble(model)
 
 
-@pytest.mark.parametrize(("model", "task"), [
-    (LogisticRegression(), "binary"),
-    (AdaBoostClassifier(n_estimators=2), "binary"),
-    (DecisionTreeRegressor(max_depth=2), "regression"),
-    (GradientBoostingRegressor(loss="huber", n_estimators=2), "regression"),
-    (GradientBoostingRegressor(loss="absolute_error", n_estimators=2), "regression"),
-    (GradientBoostingRegressor(loss="quantile", n_estimators=2), "regression"),
-    (GradientBoostingClassifier(loss="exponential", n_estimators=2), "binary"),
-    (HistGradientBoostingRegressor(loss="poisson", max_iter=2), "poisson"),
-    (HistGradientBoostingRegressor(loss="absolute_error", max_iter=2), "regression"),
-])
+@pytest.mark.parametrize(
+    ("model", "task"),
+    [
+        (LogisticRegression(), "binary"),
+        (AdaBoostClassifier(n_estimators=2), "binary"),
+        (DecisionTreeRegressor(max_depth=2), "regression"),
+        (GradientBoostingRegressor(loss="huber", n_estimators=2), "regression"),
+        (GradientBoostingRegressor(loss="absolute_error", n_estimators=2), "regression"),
+        (GradientBoostingRegressor(loss="quantile", n_estimators=2), "regression"),
+        (GradientBoostingClassifier(loss="exponential", n_estimators=2), "binary"),
+        (HistGradientBoostingRegressor(loss="poisson", max_iter=2), "poisson"),
+        (HistGradientBoostingRegressor(loss="absolute_error", max_iter=2), "regression"),
+    ],
+)
 def test_unsupported_models_and_losses(model, task):
     X, y = _make_data(10, 100, 3, "regression" if task == "poisson" else task)
     if task == "poisson":
@@ -566,8 +697,10 @@ def test_hgb_missing_private_attributes_is_a_clear_error():
 
 
 # --------------------------------------------------- counts, staged predictions
-@pytest.mark.parametrize("model", [GradientBoostingClassifier(n_estimators=4),
-                                   HistGradientBoostingClassifier(max_iter=4)])
+@pytest.mark.parametrize(
+    "model",
+    [GradientBoostingClassifier(n_estimators=4), HistGradientBoostingClassifier(max_iter=4)],
+)
 def test_count_check_and_recorded_rows(model):
     model, X, y = _fitted(model, "multi3", n=240)
     ens = skinfluence.to_ensemble(model)
@@ -578,11 +711,13 @@ def test_count_check_and_recorded_rows(model):
     assert message is not None and "differ" in message
 
 
-@pytest.mark.parametrize("model", [GradientBoostingRegressor(n_estimators=5),
-                                   HistGradientBoostingClassifier(max_iter=5)])
+@pytest.mark.parametrize(
+    "model", [GradientBoostingRegressor(n_estimators=5), HistGradientBoostingClassifier(max_iter=5)]
+)
 def test_staged_predictor_and_divergence_diagnosis(model):
-    model, X, y = _fitted(model, "regression" if "Regressor" in type(model).__name__
-                          else "multi3", n=200)
+    model, X, y = _fitted(
+        model, "regression" if "Regressor" in type(model).__name__ else "multi3", n=200
+    )
     ens = skinfluence.to_ensemble(model)
     leaves = ens.check_reconstruction(X)
     K = ens.n_outputs
@@ -608,18 +743,21 @@ def test_bundled_datasets(name):
     Xn, _, _ = load_dataset(name, as_frame=False)
     regression = task == "regression"
 
-    hgb = (HistGradientBoostingRegressor if regression else
-           HistGradientBoostingClassifier)(max_iter=10, categorical_features="from_dtype",
-                                           random_state=0).fit(X, y)
+    hgb = (HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier)(
+        max_iter=10, categorical_features="from_dtype", random_state=0
+    ).fit(X, y)
     ens = skinfluence.to_ensemble(hgb)
     leaves = ens.check_reconstruction(X)
     assert ens.check_leaf_model(leaves, _class_index(ens, y)) == 0.0
     assert ens.check_counts(leaves) is None
 
     # GradientBoosting does not take NaN: impute inside a pipeline
-    gb = make_pipeline(SimpleImputer(strategy="median"),
-                       (GradientBoostingRegressor if regression else
-                        GradientBoostingClassifier)(n_estimators=8, random_state=0))
+    gb = make_pipeline(
+        SimpleImputer(strategy="median"),
+        (GradientBoostingRegressor if regression else GradientBoostingClassifier)(
+            n_estimators=8, random_state=0
+        ),
+    )
     gb.fit(Xn, y)
     ens = skinfluence.to_ensemble(gb)
     leaves = ens.check_reconstruction(Xn)
@@ -628,5 +766,6 @@ def test_bundled_datasets(name):
 
     # forests route NaN natively
     rf = (RandomForestRegressor if regression else RandomForestClassifier)(
-        n_estimators=5, max_depth=8, random_state=0).fit(Xn, y)
+        n_estimators=5, max_depth=8, random_state=0
+    ).fit(Xn, y)
     skinfluence.to_ensemble(rf).check_reconstruction(Xn)

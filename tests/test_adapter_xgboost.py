@@ -111,16 +111,12 @@ def xgb_cases(draw):
         "gamma": draw(st.sampled_from([0.0, 0.0, 0.3])),
         "colsample_bytree": draw(st.sampled_from([0.6, 1.0])),
         "tree_method": draw(
-            st.sampled_from(
-                ["hist", "approx"] if data["cat"] else ["hist", "approx", "exact"]
-            )
+            st.sampled_from(["hist", "approx"] if data["cat"] else ["hist", "approx", "exact"])
         ),
         "max_bin": draw(st.sampled_from([16, 256])),
     }
     if params["tree_method"] != "exact" and draw(st.booleans()):
-        params.update(
-            grow_policy="lossguide", max_depth=0, max_leaves=draw(st.integers(2, 8))
-        )
+        params.update(grow_policy="lossguide", max_depth=0, max_leaves=draw(st.integers(2, 8)))
     else:
         params["max_depth"] = draw(st.integers(1, 4))
     if draw(st.booleans()):
@@ -168,8 +164,10 @@ def test_random_models_reconstruct_and_are_newton_steps(case):
     leaves = assert_ensemble_exact(ens, X, y, w)
     # the same trees as the wrapper's own predict (which honours best_iteration)
     np.testing.assert_allclose(
-        ens.raw_predict(X), model.predict(X, output_margin=True).reshape(n, -1),
-        rtol=1e-6, atol=1e-6,
+        ens.raw_predict(X),
+        model.predict(X, output_margin=True).reshape(n, -1),
+        rtol=1e-6,
+        atol=1e-6,
     )
     # XGBoost's cover is the leaf hessian sum at the scores before the tree
     _, _, H = ens.newton_values(leaves, class_index(ens, y), w)
@@ -199,7 +197,8 @@ def test_multiclass_bias_is_read_from_config(seed, n_classes, objective, base_sc
     leaves = ens.leaf_ids(X[:3])
     np.testing.assert_allclose(
         margin0 - ens.leaf_values[ens.leaf_offsets[:n_classes] + leaves[:, :n_classes]],
-        np.tile(ens.bias, (3, 1)), atol=1e-5,
+        np.tile(ens.bias, (3, 1)),
+        atol=1e-5,
     )
     assert_ensemble_exact(ens, X, y)
 
@@ -242,8 +241,7 @@ def test_max_delta_step_that_does_not_bind_passes():
 
 def test_scale_pos_weight_is_a_row_weight_on_positives():
     X, y = make_data(5, 200, 3, "binary")
-    model = model_for("binary:logistic", n_estimators=6, max_depth=3,
-                      scale_pos_weight=3)
+    model = model_for("binary:logistic", n_estimators=6, max_depth=3, scale_pos_weight=3)
     ens = to_ensemble(model.fit(X, y))
     (msg,) = ens.breaking_settings
     assert "scale_pos_weight=3" in msg and "sample_weight" in msg
@@ -256,11 +254,13 @@ def test_scale_pos_weight_is_a_row_weight_on_positives():
 
 def test_dart_weight_drop_is_folded_into_leaves():
     X, y = make_data(6, 150, 3, "multiclass", n_classes=3)
-    model = model_for("multi:softprob", booster="dart", rate_drop=0.5, n_estimators=6,
-                      max_depth=2, random_state=1)
+    model = model_for(
+        "multi:softprob", booster="dart", rate_drop=0.5, n_estimators=6, max_depth=2, random_state=1
+    )
     ens = to_ensemble(model.fit(X, y))
-    weights = json.loads(model.get_booster().save_raw("json"))["learner"][
-        "gradient_booster"]["weight_drop"]
+    weights = json.loads(model.get_booster().save_raw("json"))["learner"]["gradient_booster"][
+        "weight_drop"
+    ]
     assert np.ptp(weights) > 0  # the test needs trees rescaled by dropout
     ens.check_reconstruction(X)
 
@@ -270,8 +270,14 @@ def test_min_child_weight_root_is_a_constant_tree():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(30, 3))
     y = (X[:, 0] > 0).astype(int)
-    model = model_for("binary:logistic", n_estimators=30, max_depth=3, learning_rate=1,
-                      reg_lambda=0, min_child_weight=1.5)
+    model = model_for(
+        "binary:logistic",
+        n_estimators=30,
+        max_depth=3,
+        learning_rate=1,
+        reg_lambda=0,
+        min_child_weight=1.5,
+    )
     ens = to_ensemble(model.fit(X, y))
     assert ens.constant_tree.any()
     const = np.repeat(ens.constant_tree, ens.n_leaves)
@@ -285,16 +291,21 @@ def test_booster_from_train_honours_best_iteration():
     dtrain = xgb.DMatrix(X[:200], label=y[:200])
     dvalid = xgb.DMatrix(X[200:], label=y[200:])
     booster = xgb.train(
-        {"eta": 0.8, "max_depth": 5, "nthread": 1, "lambda": 0}, dtrain, 100,
-        evals=[(dvalid, "valid")], early_stopping_rounds=2, verbose_eval=False,
+        {"eta": 0.8, "max_depth": 5, "nthread": 1, "lambda": 0},
+        dtrain,
+        100,
+        evals=[(dvalid, "valid")],
+        early_stopping_rounds=2,
+        verbose_eval=False,
     )
     assert booster.best_iteration + 1 < booster.num_boosted_rounds()
     ens = skinfluence.to_ensemble(booster)
     assert ens.model_name == "Booster" and ens.classes is None
     assert ens.n_rounds == booster.best_iteration + 1
     assert ens.n_features_in == 4
-    best = booster.predict(dtrain, output_margin=True,
-                           iteration_range=(0, booster.best_iteration + 1))
+    best = booster.predict(
+        dtrain, output_margin=True, iteration_range=(0, booster.best_iteration + 1)
+    )
     np.testing.assert_allclose(ens.raw_predict(X[:200])[:, 0], best)
     assert not np.allclose(booster.predict(dtrain, output_margin=True), best)
     assert_ensemble_exact(ens, X[:200], y[:200])
@@ -309,12 +320,12 @@ def test_booster_multiclass_without_wrapper():
     X, y = make_data(8, 150, 3, "multiclass", n_classes=4)
     booster = xgb.train(
         {"objective": "multi:softmax", "num_class": 4, "max_depth": 3, "nthread": 1},
-        xgb.DMatrix(X, label=y), 4,
+        xgb.DMatrix(X, label=y),
+        4,
     )
     ens = to_ensemble(booster)
     assert ens.n_outputs == 4 and ens.classes is None
-    info = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"][
-        "tree_info"]
+    info = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]["tree_info"]
     np.testing.assert_array_equal(info, ens.tree_column)  # round-major, class-inner
     assert_ensemble_exact(ens, X, y)
 
@@ -344,13 +355,15 @@ def test_pipeline_and_frozen_estimator():
 def test_numpy_pandas_polars_give_identical_leaves():
     pl = pytest.importorskip("polars")
     X, y = make_data(10, 200, 3, "multiclass", n_classes=3, nan=True, cat=True)
-    model = model_for("multi:softprob", n_estimators=5, max_depth=3,
-                      enable_categorical=True, max_cat_to_onehot=1).fit(X, y)
+    model = model_for(
+        "multi:softprob", n_estimators=5, max_depth=3, enable_categorical=True, max_cat_to_onehot=1
+    ).fit(X, y)
     ens = to_ensemble(model)
     leaves = assert_ensemble_exact(ens, X, y)
     # the categorical column is split on
-    trees = json.loads(model.get_booster().save_raw("json"))["learner"][
-        "gradient_booster"]["model"]["trees"]
+    trees = json.loads(model.get_booster().save_raw("json"))["learner"]["gradient_booster"][
+        "model"
+    ]["trees"]
     assert any(t["categories_nodes"] for t in trees)
     np.testing.assert_array_equal(ens.leaf_ids(pl.from_pandas(X)), leaves)
     # an array with the categories as integer codes, in the model's column order
@@ -365,8 +378,9 @@ def test_numpy_pandas_polars_give_identical_leaves():
 def test_user_data_and_model_unchanged():
     X, y = make_data(11, 120, 3, "binary", nan=True, cat=True)
     X_before = X.copy()
-    model = model_for("binary:logistic", n_estimators=4, enable_categorical=True,
-                      early_stopping_rounds=1)
+    model = model_for(
+        "binary:logistic", n_estimators=4, enable_categorical=True, early_stopping_rounds=1
+    )
     model.fit(X, y, eval_set=[(X, y)], verbose=False)
     params_before = model.get_params()
     raw_before = bytes(model.get_booster().save_raw("json"))
@@ -389,8 +403,7 @@ def test_wrapper_missing_value_is_used_for_routing():
     # routed with missing=NaN, the -999 rows would not be the rows the leaves were
     # fitted on: the leaf-model check would fail
     assert_ensemble_exact(ens, X, y)
-    np.testing.assert_allclose(ens.raw_predict(X)[:, 0],
-                               model.predict(X, output_margin=True))
+    np.testing.assert_allclose(ens.raw_predict(X)[:, 0], model.predict(X, output_margin=True))
 
 
 def test_staged_predictor_locates_a_wrong_round():
@@ -415,11 +428,18 @@ def test_ensemble_pickles():
 
 def test_leaf_paths_match_the_json_trees():
     X, y = make_data(13, 200, 4, "regression", nan=True)
-    model = model_for("reg:squarederror", n_estimators=6, grow_policy="lossguide",
-                      max_leaves=7, max_depth=0, gamma=0.5).fit(X, y)
+    model = model_for(
+        "reg:squarederror",
+        n_estimators=6,
+        grow_policy="lossguide",
+        max_leaves=7,
+        max_depth=0,
+        gamma=0.5,
+    ).fit(X, y)
     ens = to_ensemble(model)
-    trees = json.loads(model.get_booster().save_raw("json"))["learner"][
-        "gradient_booster"]["model"]["trees"]
+    trees = json.loads(model.get_booster().save_raw("json"))["learner"]["gradient_booster"][
+        "model"
+    ]["trees"]
     assert len(ens.path_indptr) == ens.n_leaves_total + 1
     assert len(ens.node_offsets) == ens.n_trees + 1
     for t, tree in enumerate(trees):
@@ -456,8 +476,7 @@ def test_unfitted_model_raises_not_fitted(cls):
 
 
 @pytest.mark.parametrize(
-    "objective", ["reg:absoluteerror", "reg:pseudohubererror", "count:poisson",
-                  "binary:hinge"]
+    "objective", ["reg:absoluteerror", "reg:pseudohubererror", "count:poisson", "binary:hinge"]
 )
 def test_unsupported_objective(objective):
     X, y = make_data(14, 60, 2, "binary")

@@ -47,10 +47,10 @@ def test_random_is_standard_normal_and_reproducible(objective):
     M = exp.transform(Xq, yq)
     assert stats.kstest(M.ravel(), "norm").pvalue > 1e-3
     np.testing.assert_array_equal(M, exp.transform(Xq, yq))
-    np.testing.assert_array_equal(M, RandomInfluence(model, random_state=3).fit(X, y)
-                                  .transform(Xq, yq))
-    assert not np.allclose(M, RandomInfluence(model, random_state=4).fit(X, y)
-                           .transform(Xq, yq))
+    np.testing.assert_array_equal(
+        M, RandomInfluence(model, random_state=3).fit(X, y).transform(Xq, yq)
+    )
+    assert not np.allclose(M, RandomInfluence(model, random_state=4).fit(X, y).transform(Xq, yq))
     assert stats.kstest(exp.self_influence(), "norm").pvalue > 1e-3
     # draws are independent of each other (no correlation between rows or columns)
     assert abs(np.corrcoef(M[:, :-1].ravel(), M[:, 1:].ravel())[0, 1]) < 0.1
@@ -117,16 +117,21 @@ def test_loss_baseline():
     raw = exp.ensemble_.raw_from_leaves(exp.ensemble_.leaf_ids(X))
     np.testing.assert_allclose(exp.self_influence(), loss("multiclass", y, raw))
     p = model.predict_proba(X)[np.arange(len(y)), y]
-    np.testing.assert_allclose(exp.self_influence(), -np.log(np.clip(p, 1e-5, 1)),
-                               rtol=1e-6)
-    for call in (lambda: exp.transform(Xq, yq), lambda: exp.top_k(Xq, yq),
-                 lambda: exp.global_influence(Xq, yq)):
+    np.testing.assert_allclose(exp.self_influence(), -np.log(np.clip(p, 1e-5, 1)), rtol=1e-6)
+    for call in (
+        lambda: exp.transform(Xq, yq),
+        lambda: exp.top_k(Xq, yq),
+        lambda: exp.global_influence(Xq, yq),
+    ):
         with pytest.raises(NotImplementedError, match="self_influence"):
             call()
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
     proba = forest.predict_proba(X)[np.arange(len(y)), y]
-    np.testing.assert_allclose(LossInfluence(forest).fit(X, y).self_influence(),
-                               -np.log(np.clip(proba, 1e-5, 1 - 1e-5)), rtol=1e-12)
+    np.testing.assert_allclose(
+        LossInfluence(forest).fit(X, y).self_influence(),
+        -np.log(np.clip(proba, 1e-5, 1 - 1e-5)),
+        rtol=1e-12,
+    )
 
 
 def test_forests_and_label_free_queries():
@@ -154,23 +159,34 @@ def test_permuting_training_rows_permutes_columns(seed, cls):
     np.testing.assert_array_equal(a, b[:, perm])
 
 
-@given(rows=st.lists(st.integers(0, 24), min_size=1, max_size=8),
-       cls=st.sampled_from(RANDOM), objective=st.sampled_from(["binary", "squared_error"]))
+@given(
+    rows=st.lists(st.integers(0, 24), min_size=1, max_size=8),
+    cls=st.sampled_from(RANDOM),
+    objective=st.sampled_from(["binary", "squared_error"]),
+)
 def test_rows_are_independent(rows, cls, objective):
     X, y, model, Xq, yq = data(objective)
     exp = cls(model).fit(X, y)
     rows = np.asarray(rows)
-    np.testing.assert_array_equal(exp.transform(Xq[rows], yq[rows]),
-                                  exp.transform(Xq, yq)[rows])
+    np.testing.assert_array_equal(exp.transform(Xq[rows], yq[rows]), exp.transform(Xq, yq)[rows])
 
 
 _LOSS_XFAILS = dict.fromkeys(
-    ("check_transformer_general", "check_transformer_data_not_an_array",
-     "check_transformer_preserve_dtypes", "check_methods_subset_invariance",
-     "check_methods_sample_order_invariance", "check_fit_idempotent",
-     "check_estimators_dtypes", "check_dict_unchanged", "check_estimators_pickle",
-     "check_f_contiguous_array_estimator", "check_fit_score_takes_y",
-     "check_pipeline_consistency", "check_dtype_object"),
+    (
+        "check_transformer_general",
+        "check_transformer_data_not_an_array",
+        "check_transformer_preserve_dtypes",
+        "check_methods_subset_invariance",
+        "check_methods_sample_order_invariance",
+        "check_fit_idempotent",
+        "check_estimators_dtypes",
+        "check_dict_unchanged",
+        "check_estimators_pickle",
+        "check_f_contiguous_array_estimator",
+        "check_fit_score_takes_y",
+        "check_pipeline_consistency",
+        "check_dtype_object",
+    ),
     "LossInfluence has self-influence only: transform raises NotImplementedError",
 )
 _SAME_WITHOUT_LABELS = (RandomInfluence, MinorityInfluence)
@@ -187,9 +203,11 @@ def _xfails(est):
     return EXPECTED_FAILURES
 
 
-@parametrize_with_checks([RandomInfluence(), TargetInfluence(), MinorityInfluence(),
-                          LossInfluence()], expected_failed_checks=_xfails,
-                         xfail_strict=True)
+@parametrize_with_checks(
+    [RandomInfluence(), TargetInfluence(), MinorityInfluence(), LossInfluence()],
+    expected_failed_checks=_xfails,
+    xfail_strict=True,
+)
 def test_sklearn_compatible(estimator, check):
     with threadpool_limits(1):
         check(estimator)

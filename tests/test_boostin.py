@@ -41,8 +41,9 @@ def test_transform_matches_dense_reference(lib, objective, derivative):
     X, y, model, exp, Xq, yq = fitted(lib, objective, derivative=derivative)
     ens = exp.ensemble_
     tl, ql = ens.leaf_ids(X), ens.leaf_ids(Xq)
-    expected = ref.boostin_matrix(ens, tl, _encode(exp, y), ql, _encode(exp, yq),
-                                  derivative=derivative)
+    expected = ref.boostin_matrix(
+        ens, tl, _encode(exp, y), ql, _encode(exp, yq), derivative=derivative
+    )
     got = exp.transform(Xq, yq)
     assert got.shape == (len(Xq), len(X)) and got.dtype == np.float64
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
@@ -54,8 +55,9 @@ def test_transform_matches_dense_reference(lib, objective, derivative):
 def test_leaf_scaling_matches_reference(lib, objective, scaling):
     X, y, model, exp, Xq, yq = fitted(lib, objective, leaf_scaling=scaling)
     ens = exp.ensemble_
-    expected = ref.boostin_matrix(ens, ens.leaf_ids(X), _encode(exp, y), ens.leaf_ids(Xq),
-                                  _encode(exp, yq), scaling=scaling)
+    expected = ref.boostin_matrix(
+        ens, ens.leaf_ids(X), _encode(exp, y), ens.leaf_ids(Xq), _encode(exp, yq), scaling=scaling
+    )
     np.testing.assert_allclose(exp.transform(Xq, yq), expected, rtol=1e-10, atol=1e-14)
 
 
@@ -65,8 +67,7 @@ def test_self_global_topk_consistent(lib, objective):
     full = exp.transform(X, y)
     np.testing.assert_allclose(np.diag(full), exp.self_influence(), rtol=1e-10, atol=1e-13)
     M = exp.transform(Xq, yq)
-    np.testing.assert_allclose(exp.global_influence(Xq, yq), M.sum(0), rtol=1e-9,
-                               atol=1e-12)
+    np.testing.assert_allclose(exp.global_influence(Xq, yq), M.sum(0), rtol=1e-9, atol=1e-12)
     idx, val = exp.top_k(Xq, yq, k=5)
     for r in range(len(Xq)):
         order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:5]
@@ -82,18 +83,22 @@ def test_label_free_queries(lib, objective):
     ens = exp.ensemble_
     ql = ens.leaf_ids(Xq)
     if objective == "squared_error":
-        expected = ref.boostin_matrix(ens, ens.leaf_ids(X), _encode(exp, y), ql,
-                                      np.zeros(len(Xq)), objective="value")
+        expected = ref.boostin_matrix(
+            ens, ens.leaf_ids(X), _encode(exp, y), ql, np.zeros(len(Xq)), objective="value"
+        )
         # influence on the prediction: -sum of shared-leaf derivatives
         np.testing.assert_allclose(exp.transform(Xq), expected, rtol=1e-10, atol=1e-12)
     else:
         pred = model.predict(Xq)
-        np.testing.assert_allclose(exp.transform(Xq), exp.transform(Xq, pred),
-                                   rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            exp.transform(Xq), exp.transform(Xq, pred), rtol=1e-12, atol=1e-14
+        )
 
 
-@pytest.mark.parametrize("lib,objective", [("lightgbm", "binary"), ("sklearn_gb", "squared_error"),
-                                           ("xgboost", "multiclass")])
+@pytest.mark.parametrize(
+    "lib,objective",
+    [("lightgbm", "binary"), ("sklearn_gb", "squared_error"), ("xgboost", "multiclass")],
+)
 def test_exact_form_is_finite_difference_of_newton_leaf(lib, objective):
     """delta_exact[i, t] = -w_i d v_t / d w_i with the other rows' gradients fixed."""
     X, y, model, exp, Xq, yq = fitted(lib, objective, derivative="exact")
@@ -112,8 +117,11 @@ def test_exact_form_is_finite_difference_of_newton_leaf(lib, objective):
         def leaf_value(wi, mask=mask, t=t, i=i, j=j):
             w = np.ones(len(X))
             w[i] = wi
-            return -ens.learning_rates[t] * (w[mask] * g[mask, t]).sum() / (
-                (w[mask] * h[mask, t]).sum() + ens.l2[j])
+            return (
+                -ens.learning_rates[t]
+                * (w[mask] * g[mask, t]).sum()
+                / ((w[mask] * h[mask, t]).sum() + ens.l2[j])
+            )
 
         fd = -(leaf_value(1 + eps) - leaf_value(1 - eps)) / (2 * eps)
         np.testing.assert_allclose(exp.derivatives_[i, t], fd, rtol=1e-6, atol=1e-9)
@@ -148,8 +156,9 @@ def test_published_closed_form():
                 continue
             G, H = g[m, t].sum(), h[m, t].sum() + ens.l2[ens.leaf_offsets[t] + leaf]
             qm = ql[:, t] == leaf
-            expected[np.ix_(qm, m)] += (eta * (1 - eta) * gq[qm, t][:, None]
-                                        * h[m, t][None, :] * G / H**2)
+            expected[np.ix_(qm, m)] += (
+                eta * (1 - eta) * gq[qm, t][:, None] * h[m, t][None, :] * G / H**2
+            )
     diff = pub.transform(Xq, yq) - exact.transform(Xq, yq)
     np.testing.assert_allclose(diff, expected, rtol=1e-6, atol=1e-9)
 
@@ -160,8 +169,9 @@ def test_sample_weights_match_reference():
     model = make_model("lightgbm", "binary").fit(X, y, sample_weight=w)
     exp = BoostIn(model).fit(X, y, sample_weight=w)
     ens = exp.ensemble_
-    expected = ref.boostin_matrix(ens, ens.leaf_ids(X), y.astype(float), ens.leaf_ids(X[:7]),
-                                  y[:7].astype(float), w=w)
+    expected = ref.boostin_matrix(
+        ens, ens.leaf_ids(X), y.astype(float), ens.leaf_ids(X[:7]), y[:7].astype(float), w=w
+    )
     np.testing.assert_allclose(exp.transform(X[:7], y[:7]), expected, rtol=1e-10, atol=1e-13)
     with pytest.raises(Exception, match="Newton"):
         BoostIn(model).fit(X, y)  # weights not passed: the leaves do not match
@@ -173,8 +183,9 @@ def test_permuting_training_rows_permutes_columns(seed, case):
     X, y, model, exp, Xq, yq = fitted(*case)
     perm = np.random.default_rng(seed).permutation(len(X))
     exp_p = BoostIn(FrozenEstimator(model)).fit(X[perm], y[perm])
-    np.testing.assert_allclose(exp_p.transform(Xq, yq), exp.transform(Xq, yq)[:, perm],
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        exp_p.transform(Xq, yq), exp.transform(Xq, yq)[:, perm], rtol=1e-9, atol=1e-12
+    )
 
 
 @given(rows=st.lists(st.integers(0, 24), min_size=1, max_size=8), case=st.sampled_from(CASES))
@@ -182,8 +193,7 @@ def test_rows_are_independent(rows, case):
     X, y, model, exp, Xq, yq = fitted(*case)
     full = exp.transform(Xq, yq)
     rows = np.asarray(rows)
-    np.testing.assert_allclose(exp.transform(Xq[rows], yq[rows]), full[rows], rtol=0,
-                               atol=1e-12)
+    np.testing.assert_allclose(exp.transform(Xq[rows], yq[rows]), full[rows], rtol=0, atol=1e-12)
 
 
 @given(chunk=st.floats(1e-4, 1.0), case=st.sampled_from(CASES))

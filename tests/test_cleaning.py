@@ -21,13 +21,15 @@ from .models import make_data, make_model
 
 
 def _hgb_clf(**kw):
-    return HistGradientBoostingClassifier(max_iter=kw.pop("max_iter", 10),
-                                          early_stopping=False, random_state=0, **kw)
+    return HistGradientBoostingClassifier(
+        max_iter=kw.pop("max_iter", 10), early_stopping=False, random_state=0, **kw
+    )
 
 
 def _hgb_reg(**kw):
-    return HistGradientBoostingRegressor(max_iter=kw.pop("max_iter", 30),
-                                         early_stopping=False, random_state=0, **kw)
+    return HistGradientBoostingRegressor(
+        max_iter=kw.pop("max_iter", 30), early_stopping=False, random_state=0, **kw
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -53,10 +55,15 @@ def _xfails(est):
 @parametrize_with_checks(
     [
         InfluenceCleaner(_hgb_clf(max_iter=5), fraction=0.1),
-        InfluenceCleaner(_hgb_reg(), fraction=0.1, criterion="validation",
-                         random_state=0),
-        InfluenceCleaner(_hgb_clf(max_iter=5), fraction=0.1, criterion="oof",
-                         action="relabel", cv=3, random_state=0),
+        InfluenceCleaner(_hgb_reg(), fraction=0.1, criterion="validation", random_state=0),
+        InfluenceCleaner(
+            _hgb_clf(max_iter=5),
+            fraction=0.1,
+            criterion="oof",
+            action="relabel",
+            cv=3,
+            random_state=0,
+        ),
         InfluenceSampler(_hgb_clf(max_iter=5), fraction=0.1),
     ],
     expected_failed_checks=_xfails,
@@ -71,8 +78,9 @@ def test_sklearn_compatible(estimator, check):
 def noisy_spam():
     """spam, 1000 training rows with 20% of the labels flipped, 1500 clean test rows."""
     X, y, _ = load_dataset("spam")
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, train_size=1000, test_size=1500,
-                                              random_state=0, stratify=y)
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        X, y, train_size=1000, test_size=1500, random_state=0, stratify=y
+    )
     rng = np.random.default_rng(0)
     flipped = rng.choice(len(y_tr), size=len(y_tr) // 5, replace=False)
     y_noisy = y_tr.copy()
@@ -84,8 +92,9 @@ def noisy_spam():
 
 def _overfitting_model():
     # a model flexible enough to memorise wrong labels (the case cleaning is for)
-    return HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=31, learning_rate=0.3,
-                                          early_stopping=False, random_state=0)
+    return HistGradientBoostingClassifier(
+        max_iter=100, max_leaf_nodes=31, learning_rate=0.3, early_stopping=False, random_state=0
+    )
 
 
 def _other_methods():
@@ -123,15 +132,18 @@ def test_grid_search_chooses_cleaning_and_it_helps(noisy_spam):
 
     # every candidate's fraction is monotone in CV score here: no cleaning is worst
     res = search.cv_results_
-    scores = {(type(p.get("method", cleaner.method)).__name__, p["fraction"]): s
-              for p, s in zip(res["params"], res["mean_test_score"])}
+    scores = {
+        (type(p.get("method", cleaner.method)).__name__, p["fraction"]): s
+        for p, s in zip(res["params"], res["mean_test_score"])
+    }
     assert scores[("BoostIn", 0.0)] < max(scores[("BoostIn", 0.1)], scores[("BoostIn", 0.2)])
 
 
 def test_relabel_restores_flipped_labels(noisy_spam):
     X, y_noisy, y_true, is_flipped, X_te, y_te = noisy_spam
-    cleaner = InfluenceCleaner(_overfitting_model(), fraction=0.2, action="relabel",
-                               random_state=0).fit(X, y_noisy)
+    cleaner = InfluenceCleaner(
+        _overfitting_model(), fraction=0.2, action="relabel", random_state=0
+    ).fit(X, y_noisy)
     idx = cleaner.relabeled_indices_
     assert len(idx) > 0 and len(cleaner.removed_indices_) == 0
     assert len(cleaner.kept_indices_) == len(X)
@@ -166,8 +178,9 @@ def test_each_cv_fold_scores_influence_on_its_own_training_part(criterion):
     X[:, 0] = np.arange(len(X)) + 0.5  # a row id, to recognise the rows
     cv = list(KFold(3, shuffle=True, random_state=0).split(X))
     _RecordingBoostIn.seen = []
-    cleaner = InfluenceCleaner(_hgb_clf(), _RecordingBoostIn(), criterion=criterion, cv=3,
-                               random_state=0)
+    cleaner = InfluenceCleaner(
+        _hgb_clf(), _RecordingBoostIn(), criterion=criterion, cv=3, random_state=0
+    )
     search = GridSearchCV(cleaner, {"fraction": [0.0, 0.1]}, cv=cv, refit=False).fit(X, y)
     seen = _RecordingBoostIn.seen
     per_fit = 1 if criterion == "self" else 3
@@ -227,19 +240,20 @@ def test_sampler_keeps_pandas_types_and_relabels():
 # --------------------------------------------------------------- behaviour
 def test_criteria_and_threshold():
     X, y = make_data("binary", n=120, seed=4)
-    val = InfluenceCleaner(_hgb_clf(), criterion="validation", validation_size=0.25,
-                           fraction=0.1, random_state=0).fit(X, y)
+    val = InfluenceCleaner(
+        _hgb_clf(), criterion="validation", validation_size=0.25, fraction=0.1, random_state=0
+    ).fit(X, y)
     unscored = np.isnan(val.harm_)
     assert unscored.sum() == 30
     assert not set(np.flatnonzero(unscored)) & set(val.removed_indices_)
     np.testing.assert_allclose(val.harm_[~unscored], -val.influence_[~unscored])
     assert val.method_.n_train_ == 90
 
-    oof = InfluenceCleaner(_hgb_clf(), criterion="oof", cv=4, fraction=1.0, threshold=0.0,
-                           random_state=0).fit(X, y)
+    oof = InfluenceCleaner(
+        _hgb_clf(), criterion="oof", cv=4, fraction=1.0, threshold=0.0, random_state=0
+    ).fit(X, y)
     assert np.all(np.isfinite(oof.influence_))
-    np.testing.assert_array_equal(np.sort(oof.removed_indices_),
-                                  np.flatnonzero(oof.influence_ < 0))
+    np.testing.assert_array_equal(np.sort(oof.removed_indices_), np.flatnonzero(oof.influence_ < 0))
 
     slf = InfluenceCleaner(_hgb_clf(), n_rows=7).fit(X, y)
     s = BoostIn(_hgb_clf().fit(X, y)).fit(X, y).self_influence()
@@ -270,8 +284,9 @@ def test_nested_params_clone_tags_and_delegation():
     assert cleaner.predict_proba(X[:3]).shape == (3, 3)
     assert cleaner.decision_function(X[:3]).shape == (3, 3)
     assert not hasattr(InfluenceCleaner(_hgb_reg()), "predict_proba")
-    search = GridSearchCV(cleaner, {"estimator__max_iter": [3, 5],
-                                    "method__derivative": ["published", "exact"]}, cv=2)
+    search = GridSearchCV(
+        cleaner, {"estimator__max_iter": [3, 5], "method__derivative": ["published", "exact"]}, cv=2
+    )
     search.fit(X, labels)
     assert search.best_estimator_.estimator_.max_iter in (3, 5)
 
@@ -295,8 +310,14 @@ def test_pandas_categorical_input_and_sample_weight():
 def test_regression(action):
     X, y = make_data("squared_error", n=150, seed=6)
     y[:10] += 40.0  # gross outliers
-    cleaner = InfluenceCleaner(make_model("lightgbm", "squared_error"), criterion="oof",
-                               fraction=0.1, action=action, cv=3, random_state=0).fit(X, y)
+    cleaner = InfluenceCleaner(
+        make_model("lightgbm", "squared_error"),
+        criterion="oof",
+        fraction=0.1,
+        action=action,
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
     chosen = cleaner.selected_indices_
     assert len(chosen) == 15
     assert np.isin(np.arange(10), chosen).mean() >= 0.7  # the outliers are found
@@ -315,8 +336,9 @@ def test_nothing_selected_reuses_the_scoring_model():
 def test_progress_bar(capsys):
     pytest.importorskip("tqdm")
     X, y = make_data("binary", n=80, seed=8)
-    quiet = InfluenceCleaner(_hgb_clf(), fraction=0.1, criterion="oof", cv=3,
-                             random_state=0).fit(X, y)
+    quiet = InfluenceCleaner(_hgb_clf(), fraction=0.1, criterion="oof", cv=3, random_state=0).fit(
+        X, y
+    )
     loud = clone(quiet).set_params(verbose=1).fit(X, y)
     assert "InfluenceCleaner" in capsys.readouterr().err
     np.testing.assert_array_equal(quiet.removed_indices_, loud.removed_indices_)

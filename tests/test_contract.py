@@ -70,8 +70,9 @@ def test_pipeline_is_explained_with_its_preprocessing():
     pipe = make_pipeline(StandardScaler(), make_model("sklearn_gb", "squared_error"))
     exp = BoostIn(pipe).fit(X, y)
     direct = BoostIn(exp.estimator_[-1]).fit(exp.estimator_[0].transform(X), y)
-    np.testing.assert_allclose(exp.transform(X[:5], y[:5]),
-                               direct.transform(exp.estimator_[0].transform(X[:5]), y[:5]))
+    np.testing.assert_allclose(
+        exp.transform(X[:5], y[:5]), direct.transform(exp.estimator_[0].transform(X[:5]), y[:5])
+    )
 
 
 def test_clone_in_cross_validate_and_grid_search(binary):
@@ -83,12 +84,19 @@ def test_clone_in_cross_validate_and_grid_search(binary):
     cloned = clone(exp)
     assert cloned.get_params()["estimator"].get_params()["n_estimators"] == 5
     res = cross_validate(
-        exp, X, y, cv=3,
+        exp,
+        X,
+        y,
+        cv=3,
         scoring=lambda est, Xv, yv: float(est.global_influence(Xv, yv).sum()),
     )
     assert np.all(np.isfinite(res["test_score"]))
-    gs = GridSearchCV(exp, {"estimator__n_estimators": [3, 6]}, cv=2,
-                      scoring=lambda est, Xv, yv: -float(np.abs(est.transform(Xv, yv)).sum()))
+    gs = GridSearchCV(
+        exp,
+        {"estimator__n_estimators": [3, 6]},
+        cv=2,
+        scoring=lambda est, Xv, yv: -float(np.abs(est.transform(Xv, yv)).sum()),
+    )
     gs.fit(X, y)
     assert gs.best_estimator_.estimator_.n_estimators in (3, 6)
 
@@ -171,8 +179,9 @@ def test_progress_bar_runs(binary, capsys):
     pytest.importorskip("tqdm")
     X, y, model = binary
     exp = BoostIn(model, verbose=1, chunk_memory_mb=0.001).fit(X, y)
-    np.testing.assert_array_equal(exp.transform(X[:20], y[:20]),
-                                  BoostIn(model).fit(X, y).transform(X[:20], y[:20]))
+    np.testing.assert_array_equal(
+        exp.transform(X[:20], y[:20]), BoostIn(model).fit(X, y).transform(X[:20], y[:20])
+    )
 
 
 def test_direct_transform_runs_one_block_unless_verbose(binary, monkeypatch):
@@ -237,6 +246,7 @@ def test_real_data_with_categoricals_and_missing_values(lib):
     exp = BoostIn(model).fit(X, y)
     M = exp.transform(X.iloc[:20], y[:20])
     assert M.shape == (20, len(X)) and np.isfinite(M).all()
-    np.testing.assert_allclose(np.diag(exp.transform(X, y)), exp.self_influence(),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        np.diag(exp.transform(X, y)), exp.self_influence(), rtol=1e-9, atol=1e-12
+    )
     assert list(exp.get_feature_names_out()[:2]) == ["0", "1"]

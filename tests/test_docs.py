@@ -9,7 +9,17 @@ def test_sphinx_builds(tmp_path):
     from pathlib import Path
 
     doc = Path(__file__).resolve().parents[1] / "doc"
-    status = sphinx.build_main(["-q", "-W", "-b", "html", "-d", str(tmp_path / "doctrees"),
-                                str(doc), str(tmp_path / "html")])
+    status = sphinx.build_main(
+        [
+            "-q",
+            "-W",
+            "-b",
+            "html",
+            "-d",
+            str(tmp_path / "doctrees"),
+            str(doc),
+            str(tmp_path / "html"),
+        ]
+    )
     assert status == 0
     assert (tmp_path / "html" / "api.html").exists()

@@ -34,15 +34,27 @@ def _one_thread():
 
 
 def hgb_reg(**kw):
-    params = {"max_iter": 10, "learning_rate": 0.3, "min_samples_leaf": 1,
-              "max_leaf_nodes": 8, "early_stopping": False, "random_state": 0}
+    params = {
+        "max_iter": 10,
+        "learning_rate": 0.3,
+        "min_samples_leaf": 1,
+        "max_leaf_nodes": 8,
+        "early_stopping": False,
+        "random_state": 0,
+    }
     params.update(kw)
     return HistGradientBoostingRegressor(**params)
 
 
 def hgb_clf(**kw):
-    params = {"max_iter": 10, "learning_rate": 0.3, "min_samples_leaf": 2,
-              "max_leaf_nodes": 8, "early_stopping": False, "random_state": 0}
+    params = {
+        "max_iter": 10,
+        "learning_rate": 0.3,
+        "min_samples_leaf": 2,
+        "max_leaf_nodes": 8,
+        "early_stopping": False,
+        "random_state": 0,
+    }
     params.update(kw)
     return HistGradientBoostingClassifier(**params)
 
@@ -65,8 +77,14 @@ def test_remove_lone_leaf_row_raises_query_loss_and_matches_brute_force():
     X, y, Xq, yq = outlier_data()
     model = hgb_reg()
     res = single_query_curve(model, X, y, Xq, yq, BoostIn(), fractions=[0, 1 / 30])
-    assert list(res.columns) == ["query", "fraction", "n_edited", "loss", "prediction",
-                                 "loss_change"]
+    assert list(res.columns) == [
+        "query",
+        "fraction",
+        "n_edited",
+        "loss",
+        "prediction",
+        "loss_change",
+    ]
     assert res["n_edited"].tolist() == [0, 1]
     loss0, loss1 = res["loss"].to_numpy()
     np.testing.assert_allclose(loss0, brute_loss(model, X, y, Xq, yq)[0])
@@ -88,8 +106,9 @@ def test_matrix_ranking_and_explainer_agree():
     M = fitted.transform(Xq, yq)
     a = single_query_curve(model, X, y, Xq, yq, BoostIn(), fractions=[0, 0.1])
     b = single_query_curve(model, X, y, Xq, yq, M, fractions=[0, 0.1])
-    c = single_query_curve(model, X, y, Xq, yq, ranking=np.argsort(-M, axis=1, kind="stable"),
-                           fractions=[0, 0.1])
+    c = single_query_curve(
+        model, X, y, Xq, yq, ranking=np.argsort(-M, axis=1, kind="stable"), fractions=[0, 0.1]
+    )
     d = single_query_curve(model, X, y, Xq, yq, fitted, fractions=[0, 0.1])
     for other in (b, c, d):
         pd.testing.assert_frame_equal(a, other)
@@ -105,8 +124,9 @@ def test_matrix_ranking_and_explainer_agree():
 def test_edits_of_the_lone_row(edit):
     X, y, Xq, yq = outlier_data()
     ranking = np.argsort(-np.r_[np.zeros(29), 1.0])[None, :]
-    res = single_query_curve(hgb_reg(), X, y, Xq, yq, ranking=ranking, edit=edit,
-                             fractions=[0, 1 / 30], random_state=3)
+    res = single_query_curve(
+        hgb_reg(), X, y, Xq, yq, ranking=ranking, edit=edit, fractions=[0, 1 / 30], random_state=3
+    )
     loss0, loss1 = res["loss"].to_numpy()
     if edit == "targeted":
         # the adversarial label of y=100 is the training quartile below the median
@@ -130,8 +150,9 @@ def test_dataframe_input_poison_with_an_integer_column():
     df = pd.DataFrame({"x": X[:, 0], "k": np.arange(30) % 3}, index=np.arange(30) + 100)
     dq = pd.DataFrame({"x": Xq[:, 0], "k": [0]})
     ranking = np.r_[29, np.arange(29)][None, :]
-    res = single_query_curve(hgb_reg(), df, y, dq, yq, ranking=ranking, edit="poison",
-                             fractions=[0, 1 / 30])
+    res = single_query_curve(
+        hgb_reg(), df, y, dq, yq, ranking=ranking, edit="poison", fractions=[0, 1 / 30]
+    )
     assert res["loss"].iloc[1] > 4000 > res["loss"].iloc[0]
     assert df["k"].dtype.kind == "i"  # the caller's frame is not modified
 
@@ -141,8 +162,9 @@ def test_relabel_draws_differ_between_queries():
     X, y, Xq, yq = outlier_data()
     Xq2, yq2 = np.r_[Xq, Xq], np.r_[yq, yq]
     ranking = np.tile(np.r_[29, np.arange(29)], (2, 1))
-    res = single_query_curve(hgb_reg(), X, y, Xq2, yq2, ranking=ranking, edit="relabel",
-                             fractions=[1 / 30])
+    res = single_query_curve(
+        hgb_reg(), X, y, Xq2, yq2, ranking=ranking, edit="relabel", fractions=[1 / 30]
+    )
     assert res["loss"].iloc[0] != res["loss"].iloc[1]
 
 
@@ -159,8 +181,7 @@ def test_counterfactual_flips_after_relabelling_the_supporting_cluster():
     model = hgb_clf()
     ranking = np.tile(np.r_[np.arange(40, 50), np.arange(40), np.arange(50, 60)], (3, 1))
     res = counterfactual(model, X, y, Xq, yq, ranking=ranking, step=10, max_fraction=0.2)
-    assert list(res.columns) == ["query", "correct", "flipped", "n_edited",
-                                 "fraction_edited"]
+    assert list(res.columns) == ["query", "correct", "flipped", "n_edited", "fraction_edited"]
     assert res["correct"].tolist() == [True, True, False]
     assert res["flipped"].iloc[0] and res["n_edited"].iloc[0] == 10
     assert res["fraction_edited"].iloc[0] == pytest.approx(10 / 60)
@@ -169,8 +190,9 @@ def test_counterfactual_flips_after_relabelling_the_supporting_cluster():
     assert res["fraction_edited"].iloc[1] == pytest.approx(0.2)
     assert np.isnan(res["fraction_edited"].iloc[2]) and res["n_edited"].iloc[2] == -1
     # the same protocol with the worst ranking fails and counts as max_fraction
-    bad = counterfactual(model, X, y, Xq[:1], yq[:1], ranking=ranking[:1, ::-1], step=10,
-                         max_fraction=0.2)
+    bad = counterfactual(
+        model, X, y, Xq[:1], yq[:1], ranking=ranking[:1, ::-1], step=10, max_fraction=0.2
+    )
     assert not bad["flipped"].iloc[0] and bad["fraction_edited"].iloc[0] == 0.2
 
 
@@ -181,8 +203,7 @@ def test_set_remove_and_flip_match_brute_force():
     Xh, yh = np.array([[5.2], [5.8], [0.5]]), np.array([1, 1, 0])
     model = hgb_clf()
     ranking = np.r_[np.arange(40, 50), np.arange(40), np.arange(50, 60)]
-    res = set_curve(model, X, y, Xh, yh, ranking=ranking, validation=(Xv, yv),
-                    fractions=[0, 1 / 6])
+    res = set_curve(model, X, y, Xh, yh, ranking=ranking, validation=(Xv, yv), fractions=[0, 1 / 6])
     assert list(res.columns) == ["fraction", "n_edited", "loss", "accuracy", "roc_auc"]
     assert res["n_edited"].tolist() == [0, 10]
     assert res["accuracy"].iloc[0] == 1.0 and res["accuracy"].iloc[1] < 1.0
@@ -190,8 +211,9 @@ def test_set_remove_and_flip_match_brute_force():
     keep = np.r_[np.arange(40), np.arange(50, 60)]
     p = np.clip(clone(model).fit(X[keep], y[keep]).predict_proba(Xh), 1e-5, 1 - 1e-5)
     assert res["loss"].iloc[1] == pytest.approx(-np.log(p[np.arange(3), yh]).mean())
-    flip = set_curve(model, X, y, Xh, yh, ranking=ranking, validation=(Xv, yv),
-                     edit="relabel", fractions=[1 / 6])
+    flip = set_curve(
+        model, X, y, Xh, yh, ranking=ranking, validation=(Xv, yv), edit="relabel", fractions=[1 / 6]
+    )
     y_flip = y.copy()
     y_flip[40:50] = 0
     p = np.clip(clone(model).fit(X, y_flip).predict_proba(Xh), 1e-5, 1 - 1e-5)
@@ -203,8 +225,17 @@ def test_set_with_boostin_global_influence_regression():
     X, y, _, _ = outlier_data()
     Xt = np.array([[10.0, 0.0]] * 10 + [[0.5, 0.0]] * 10)
     yt = np.r_[np.full(10, 100.0), np.full(10, 0.5)]
-    res = set_curve(hgb_reg(), X, y, Xt, yt, BoostIn(), edit="poison",
-                    fractions=[0, 1 / 30], validation_size=0.5)
+    res = set_curve(
+        hgb_reg(),
+        X,
+        y,
+        Xt,
+        yt,
+        BoostIn(),
+        edit="poison",
+        fractions=[0, 1 / 30],
+        validation_size=0.5,
+    )
     assert list(res.columns) == ["fraction", "n_edited", "loss", "rmse", "r2"]
     assert res["loss"].iloc[1] > 100 * res["loss"].iloc[0]
 
@@ -220,10 +251,18 @@ def test_noise_detection_with_a_perfect_ranking_finds_everything():
     def oracle(model, X_train, y_noisy):
         return (y_noisy != y).astype(float)
 
-    res = noise_detection(hgb_clf(), X, y, Xt, yt, oracle, noise_fraction=0.2,
-                          fractions=[0, 0.1, 0.2, 0.3])
-    assert list(res.columns) == ["fraction", "n_checked", "n_found", "fraction_found",
-                                 "loss", "accuracy", "roc_auc"]
+    res = noise_detection(
+        hgb_clf(), X, y, Xt, yt, oracle, noise_fraction=0.2, fractions=[0, 0.1, 0.2, 0.3]
+    )
+    assert list(res.columns) == [
+        "fraction",
+        "n_checked",
+        "n_found",
+        "fraction_found",
+        "loss",
+        "accuracy",
+        "roc_auc",
+    ]
     # drawn without replacement: exactly 20 distinct rows were flipped, all found
     assert res.attrs["n_noisy"] == 20
     assert res["n_found"].tolist() == [0, 10, 20, 20]
@@ -242,12 +281,14 @@ def test_noise_detection_boostin_beats_chance():
     Xt = rng.normal(size=(100, 4))
     yt = (Xt[:, 0] + 0.5 * Xt[:, 1] > 0).astype(int)
     model = hgb_clf(max_iter=20)
-    res = noise_detection(model, X, y, Xt, yt, BoostIn(), noise_fraction=0.2,
-                          fractions=[0, 0.1, 0.2])
+    res = noise_detection(
+        model, X, y, Xt, yt, BoostIn(), noise_fraction=0.2, fractions=[0, 0.1, 0.2]
+    )
     assert res.attrs["roc_auc"] > 0.75
     assert res["fraction_found"].iloc[2] > 0.4  # random ranking: 0.2 expected
-    glob = noise_detection(model, X, y, Xt, yt, BoostIn(), noise_fraction=0.2,
-                           fractions=[0, 0.2], strategy="global")
+    glob = noise_detection(
+        model, X, y, Xt, yt, BoostIn(), noise_fraction=0.2, fractions=[0, 0.2], strategy="global"
+    )
     assert glob.attrs["strategy"] == "global" and glob["fraction_found"].iloc[1] > 0.2
     with pytest.raises(ValueError, match="noisy data"):
         noise_detection(model, X, y, Xt, yt, np.zeros(200))
@@ -282,10 +323,10 @@ def test_lds_of_an_additive_utility_is_one():
     assert res.attrs["mean_lds"] == pytest.approx(1.0)
     # invariant to the scale of the influence, even near the float range
     np.testing.assert_allclose(
-        linear_datamodeling_score(influence=1e300 * I, subsets=cache)["lds"], 1.0)
+        linear_datamodeling_score(influence=1e300 * I, subsets=cache)["lds"], 1.0
+    )
     # the opposite sign convention is perfectly wrong
-    np.testing.assert_allclose(linear_datamodeling_score(influence=-I, subsets=cache)["lds"],
-                               -1.0)
+    np.testing.assert_allclose(linear_datamodeling_score(influence=-I, subsets=cache)["lds"], -1.0)
     # for an output that helpful rows raise (proba / margin) the sign flips
     up = SubsetOutputs(cache.masks, -cache.outputs, "proba")
     np.testing.assert_allclose(linear_datamodeling_score(influence=I, subsets=up)["lds"], 1.0)
@@ -300,8 +341,9 @@ def test_lds_end_to_end_with_an_explainer():
     assert res["lds"].shape == (2,)
     # the outlier's query: its loss is driven by whether the lone row is in the subset
     assert res["lds"].iloc[0] > 0.5
-    clf = subset_outputs(hgb_clf(), *cluster_data(), np.array([[5.5]]), np.array([1]),
-                         n_subsets=4, output="margin")
+    clf = subset_outputs(
+        hgb_clf(), *cluster_data(), np.array([[5.5]]), np.array([1]), n_subsets=4, output="margin"
+    )
     assert clf.output == "margin" and clf.outputs.shape == (4, 1)
     with pytest.raises(ValueError, match="classifier"):
         subset_outputs(hgb_reg(), X, y, Xq, yq, n_subsets=2, output="proba")
@@ -317,13 +359,15 @@ def test_loo_correlation_of_exact_loo_is_one():
     assert d.rows.tolist() == list(range(30)) and d.deltas.shape == (4, 30)
     # brute-force LOO: the deltas themselves
     full = brute_loss(model, X, y, Xq, yq)
-    exact = np.array([brute_loss(model, np.delete(X, i, 0), np.delete(y, i), Xq, yq) - full
-                      for i in range(30)]).T
+    exact = np.array(
+        [brute_loss(model, np.delete(X, i, 0), np.delete(y, i), Xq, yq) - full for i in range(30)]
+    ).T
     np.testing.assert_allclose(d.deltas, exact, atol=1e-12)
     res = loo_correlation(influence=exact, deltas=d)
     np.testing.assert_allclose(res["correlation"], 1.0)
-    np.testing.assert_allclose(loo_correlation(influence=exact, deltas=d,
-                                               method="spearman")["correlation"], 1.0)
+    np.testing.assert_allclose(
+        loo_correlation(influence=exact, deltas=d, method="spearman")["correlation"], 1.0
+    )
     # the package's LOO estimator, when present, is exactly retraining
     retrain = pytest.importorskip("skinfluence._retrain")
     sub = loo_correlation(model, X, y, Xq, yq, retrain.LOO(), rows=np.arange(0, 30, 3))
@@ -332,8 +376,7 @@ def test_loo_correlation_of_exact_loo_is_one():
 
 
 def test_loo_correlation_sign_and_nan():
-    d = LOODeltas(rows=np.array([0, 1, 2]), deltas=np.array([[1.0, 2.0, 3.0],
-                                                            [0.0, 0.0, 0.0]]))
+    d = LOODeltas(rows=np.array([0, 1, 2]), deltas=np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]))
     I = np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
     res = loo_correlation(influence=I, deltas=d)
     assert res["correlation"].iloc[0] == pytest.approx(-1.0)
@@ -346,10 +389,12 @@ def test_parallel_matches_serial():
     X, y = cluster_data()
     Xq, yq = np.array([[5.5], [0.2]]), np.array([1, 0])
     M = np.random.default_rng(0).normal(size=(2, 60))
-    a = single_query_curve(hgb_clf(), X, y, Xq, yq, M, edit="relabel",
-                           fractions=[0, 0.05, 0.1], n_jobs=1)
-    b = single_query_curve(hgb_clf(), X, y, Xq, yq, M, edit="relabel",
-                           fractions=[0, 0.05, 0.1], n_jobs=2)
+    a = single_query_curve(
+        hgb_clf(), X, y, Xq, yq, M, edit="relabel", fractions=[0, 0.05, 0.1], n_jobs=1
+    )
+    b = single_query_curve(
+        hgb_clf(), X, y, Xq, yq, M, edit="relabel", fractions=[0, 0.05, 0.1], n_jobs=2
+    )
     pd.testing.assert_frame_equal(a, b)
     assert a["correct"].dtype == bool and len(a) == 6
 
@@ -364,8 +409,9 @@ def test_dict_result_without_pandas(monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
-    ax = plotting.plot_edit_curve({"m": {"fraction": np.array([0.0, 0.1]),
-                                         "loss": np.array([1.0, 2.0]), "attrs": {}}})
+    ax = plotting.plot_edit_curve(
+        {"m": {"fraction": np.array([0.0, 0.1]), "loss": np.array([1.0, 2.0]), "attrs": {}}}
+    )
     assert len(ax.lines) == 1
 
 
@@ -385,18 +431,24 @@ def test_plot_helpers():
     ax = plotting.plot_edit_curve({"random": single, "other": single})
     assert len(ax.lines) == 2 and ax.get_legend() is not None
     np.testing.assert_allclose(ax.lines[0].get_xdata(), [0, 10])
-    np.testing.assert_allclose(ax.lines[0].get_ydata(),
-                               single.groupby("fraction")["loss"].mean())
-    cf = pd.DataFrame({"query": [0, 1], "correct": [True, True], "flipped": [True, False],
-                       "fraction_edited": [0.05, 0.1]})
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), single.groupby("fraction")["loss"].mean())
+    cf = pd.DataFrame(
+        {
+            "query": [0, 1],
+            "correct": [True, True],
+            "flipped": [True, False],
+            "fraction_edited": [0.05, 0.1],
+        }
+    )
     ax = plotting.plot_counterfactual({"m": cf})
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0, 0.5])
     noise = pd.DataFrame({"fraction": [0, 0.1], "fraction_found": [0, 0.5]})
     noise.attrs["detection_area"] = 0.5
     ax = plotting.plot_noise_detection({"m": noise})
     assert "area 0.50" in ax.get_legend().get_texts()[0].get_text()
-    ax = plotting.plot_lds({"a": pd.DataFrame({"lds": [0.1, np.nan, 0.3]}),
-                            "b": pd.DataFrame({"lds": [0.5]})})
+    ax = plotting.plot_lds(
+        {"a": pd.DataFrame({"lds": [0.1, np.nan, 0.3]}), "b": pd.DataFrame({"lds": [0.5]})}
+    )
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
     ax = plotting.plot_loo_correlation(pd.DataFrame({"correlation": [0.2, 0.4]}))
     assert ax.get_ylabel() == "correlation"

@@ -38,8 +38,7 @@ def _warm_numba():
     leaves = _random_forest_leaves(rng, 5, [2, 3])
     offsets = np.array([0, 2, 5], dtype=np.int64)
     tiles = _leaves.tiled(leaves, offsets, rng.normal(size=(5, 2)), tile=2)
-    _leaves.tiled_product(leaves, rng.normal(size=(5, 2)), offsets, *tiles, 5, 2,
-                          np.empty((5, 5)))
+    _leaves.tiled_product(leaves, rng.normal(size=(5, 2)), offsets, *tiles, 5, 2, np.empty((5, 5)))
 
 
 @given(
@@ -65,8 +64,9 @@ def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile, dense_share
     out = np.full((m, n), np.nan)
     _leaves.tiled_product(q_leaves, q_values, offsets, *tiles, n, tile, out)
 
-    np.testing.assert_allclose(out, _dense_product(q_leaves, q_values, leaves, values),
-                               rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        out, _dense_product(q_leaves, q_values, leaves, values), rtol=1e-13, atol=1e-13
+    )
     # any pairing of the queries gives the same bits (each entry sums trees in order)
     order = rng.permutation(m)
     again = np.full((m, n), np.nan)
@@ -91,9 +91,8 @@ def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile, dense_share
                 assert k == -1
                 continue
             assert counts[k] == counts.max()
-            seg = dense[dense_at[b, t]:dense_at[b, t] + nb]
-            np.testing.assert_array_equal(seg, np.where(leaves[rows, t] == k,
-                                                        values[rows, t], 0.0))
+            seg = dense[dense_at[b, t] : dense_at[b, t] + nb]
+            np.testing.assert_array_equal(seg, np.where(leaves[rows, t] == k, values[rows, t], 0.0))
             n_dense += 1
             dense_rows += nb
     assert len(dense) == dense_rows
@@ -124,8 +123,9 @@ def test_tiled_product_does_not_depend_on_the_number_of_threads():
     finally:
         numba.set_num_threads(before)
     assert np.array_equal(outs[0], outs[1])  # bitwise: every entry sums trees in order
-    np.testing.assert_allclose(outs[0], _dense_product(q_leaves, q_values, leaves, values),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        outs[0], _dense_product(q_leaves, q_values, leaves, values), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_pair_queries_is_a_permutation_that_pairs_duplicates():

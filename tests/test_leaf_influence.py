@@ -115,8 +115,9 @@ def forward_reference(ens, leaves, y, w, i, update_set):
             if update_set == -1:
                 U[:] = True
             elif update_set > 0:
-                sums = np.array([np.abs(J[leaves[:, t] == leaf]).sum()
-                                 for leaf in range(ens.n_leaves[t])])
+                sums = np.array(
+                    [np.abs(J[leaves[:, t] == leaf]).sum() for leaf in range(ens.n_leaves[t])]
+                )
                 top = np.lexsort((np.arange(len(sums)), -sums))[:update_set]
                 U |= np.isin(leaves[:, t], top)
             if ens.constant_tree[t]:
@@ -132,7 +133,7 @@ def forward_reference(ens, leaves, y, w, i, update_set):
                 if m[i]:
                     s += g[i, k] + vbar[j] * h[i, k]
                 Dt[leaf] = -ens.learning_rates[t] * s / beta
-            D[off:off + ens.n_leaves[t]] = Dt
+            D[off : off + ens.n_leaves[t]] = Dt
             J[U, k] += Dt[leaves[U, t]]
         for k in range(K):
             t = b * K + k
@@ -140,8 +141,12 @@ def forward_reference(ens, leaves, y, w, i, update_set):
     return D
 
 
-REFIT_CASES = [("sklearn_gb", "squared_error"), ("lightgbm", "binary"),
-               ("lightgbm", "multiclass"), ("xgboost", "binary")]
+REFIT_CASES = [
+    ("sklearn_gb", "squared_error"),
+    ("lightgbm", "binary"),
+    ("lightgbm", "multiclass"),
+    ("xgboost", "binary"),
+]
 
 
 # -------------------------------------------------------------- LeafRefit
@@ -163,8 +168,9 @@ def test_refit_equals_brute_force_refit(lib, objective, weighted):
         v = brute_force_refit(ens, tl, ye, w0)
         expected = _loss(objective, yqe, raw(ens, v, ql)) - _loss(objective, yqe, F)
         np.testing.assert_allclose(got[:, i], expected, rtol=1e-9, atol=1e-12)
-        own = (_loss(objective, ye[i:i + 1], raw(ens, v, tl[i:i + 1]))
-               - _loss(objective, ye[i:i + 1], ens.raw_from_leaves(tl[i:i + 1])))
+        own = _loss(objective, ye[i : i + 1], raw(ens, v, tl[i : i + 1])) - _loss(
+            objective, ye[i : i + 1], ens.raw_from_leaves(tl[i : i + 1])
+        )
         np.testing.assert_allclose(got_self[i], own[0], rtol=1e-9, atol=1e-12)
     assert np.abs(got).max() > 1e-4
 
@@ -205,8 +211,7 @@ def test_refit_update_sets():
 
 # ---------------------------------------------------------- LeafInfluence
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("lib,objective", [("sklearn_gb", "squared_error"),
-                                           ("lightgbm", "binary")])
+@pytest.mark.parametrize("lib,objective", [("sklearn_gb", "squared_error"), ("lightgbm", "binary")])
 def test_influence_equals_finite_difference_of_refit(lib, objective, weighted):
     X, y, w, model, Xq, yq = fitted(lib, objective, weighted)
     exp = LeafInfluence(model).fit(X, y, sample_weight=w)
@@ -273,13 +278,15 @@ def test_single_point_equals_closed_form():
             expected[same, i] += -w[i] * gfin[same, k] * D
     np.testing.assert_allclose(exp.transform(Xq, yq), expected, rtol=1e-9, atol=1e-13)
     assert exp.derivatives_.shape == (n, ens.n_trees)
-    np.testing.assert_allclose(exp.self_influence(), np.diag(exp.transform(X, y)),
-                               rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(
+        exp.self_influence(), np.diag(exp.transform(X, y)), rtol=1e-9, atol=1e-14
+    )
 
 
 @pytest.mark.parametrize("update_set", [-1, 0, 2])
-@pytest.mark.parametrize("lib,objective", [("sklearn_hgb", "squared_error"),
-                                           ("lightgbm", "multiclass")])
+@pytest.mark.parametrize(
+    "lib,objective", [("sklearn_hgb", "squared_error"), ("lightgbm", "multiclass")]
+)
 def test_kernels_equal_forward_reference(lib, objective, update_set):
     """Reverse sweep (-1), single point (0) and the top-k forward mode (2) against a
     dense numpy forward mode; the reverse sweep also against the package's forward mode
@@ -312,8 +319,9 @@ def test_catboost_get_object_importance(objective):
     extra = {"boost_from_average": False} if objective == "squared_error" else {}
     model = make_model("catboost", objective, n_estimators=10, **extra).fit(X, y)
     for method, u in [("SinglePoint", 0), ("TopKLeaves:top=2", 2), ("AllPoints", -1)]:
-        idx, scores = model.get_object_importance(cb.Pool(Xq, yq), cb.Pool(X, y),
-                                                  type="PerObject", update_method=method)
+        idx, scores = model.get_object_importance(
+            cb.Pool(Xq, yq), cb.Pool(X, y), type="PerObject", update_method=method
+        )
         theirs = np.zeros((len(Xq), len(X)))
         np.put_along_axis(theirs, np.asarray(idx), np.asarray(scores), axis=1)
         ours = LeafInfluence(model, update_set=u).fit(X, y).transform(Xq, yq)
@@ -323,20 +331,25 @@ def test_catboost_get_object_importance(objective):
 
 
 # ------------------------------------------------------------ identities
-@pytest.mark.parametrize("est,params", [(LeafInfluence, {"update_set": -1}),
-                                        (LeafInfluence, {"update_set": 0}),
-                                        (LeafInfluence, {"update_set": 1}),
-                                        (LeafRefit, {"update_set": -1}),
-                                        (LeafRefit, {"update_set": 2})])
+@pytest.mark.parametrize(
+    "est,params",
+    [
+        (LeafInfluence, {"update_set": -1}),
+        (LeafInfluence, {"update_set": 0}),
+        (LeafInfluence, {"update_set": 1}),
+        (LeafRefit, {"update_set": -1}),
+        (LeafRefit, {"update_set": 2}),
+    ],
+)
 @pytest.mark.parametrize("lib,objective", [("catboost", "binary"), ("sklearn_gb", "multiclass")])
 def test_self_global_topk_and_blocks(est, params, lib, objective):
     X, y, w, model, Xq, yq = fitted(lib, objective)
     exp = est(model, **params).fit(X, y)
     M = exp.transform(Xq, yq)
-    np.testing.assert_allclose(exp.global_influence(Xq, yq), M.sum(0), rtol=1e-10,
-                               atol=1e-13)
-    np.testing.assert_allclose(exp.self_influence(), np.diag(exp.fit_transform(X, y)),
-                               rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(exp.global_influence(Xq, yq), M.sum(0), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(
+        exp.self_influence(), np.diag(exp.fit_transform(X, y)), rtol=1e-10, atol=1e-13
+    )
     idx, val = exp.top_k(Xq, yq, k=4)
     for r in range(len(Xq)):
         order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:4]
@@ -344,10 +357,8 @@ def test_self_global_topk_and_blocks(est, params, lib, objective):
     # no cache, small blocks of removed rows and of queries: same numbers
     small = est(model, **params, chunk_memory_mb=0.05, block_size=7).fit(X, y)
     np.testing.assert_allclose(small.transform(Xq, yq), M, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(small.self_influence(), exp.self_influence(), rtol=1e-12,
-                               atol=1e-15)
-    np.testing.assert_allclose(small.global_influence(Xq, yq), M.sum(0), rtol=1e-10,
-                               atol=1e-13)
+    np.testing.assert_allclose(small.self_influence(), exp.self_influence(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(small.global_influence(Xq, yq), M.sum(0), rtol=1e-10, atol=1e-13)
 
 
 def test_queries_follow_the_update_set_of_the_fit():
@@ -359,9 +370,10 @@ def test_queries_follow_the_update_set_of_the_fit():
     assert exp._A_sorted is None and exp._wQ_sorted is None
     exp.set_params(update_set=-1)
     np.testing.assert_array_equal(exp.transform(Xq, yq), M)
-    np.testing.assert_array_equal(exp.global_influence(Xq, yq),
-                                  clone(exp).set_params(update_set=0).fit(X, y)
-                                  .global_influence(Xq, yq))
+    np.testing.assert_array_equal(
+        exp.global_influence(Xq, yq),
+        clone(exp).set_params(update_set=0).fit(X, y).global_influence(Xq, yq),
+    )
     assert not np.allclose(exp.fit(X, y).transform(Xq, yq), M)  # refit: all points
 
 
@@ -374,10 +386,12 @@ def test_label_free_queries(est):
     if est is LeafRefit:
         ens = exp.ensemble_
         ql = ens.leaf_ids(Xq)
-        v = brute_force_refit(ens, ens.leaf_ids(X), y.astype(float),
-                              np.where(np.arange(len(X)) == 7, 0.0, 1.0))
-        np.testing.assert_allclose(out[:, 7], (ens.raw_from_leaves(ql) - raw(ens, v, ql))[:, 0],
-                                   rtol=1e-9, atol=1e-12)
+        v = brute_force_refit(
+            ens, ens.leaf_ids(X), y.astype(float), np.where(np.arange(len(X)) == 7, 0.0, 1.0)
+        )
+        np.testing.assert_allclose(
+            out[:, 7], (ens.raw_from_leaves(ql) - raw(ens, v, ql))[:, 0], rtol=1e-9, atol=1e-12
+        )
     else:
         # d(-F)/d(-w) for squared error: the loss gradient replaced by -1
         yfar = model.predict(Xq) - 1.0  # loss gradient F - y = +1
@@ -401,26 +415,35 @@ PROP_CASES = [("lightgbm", "binary"), ("sklearn_gb", "squared_error")]
 
 
 @settings(max_examples=10)
-@given(seed=st.integers(0, 2**16), case=st.sampled_from(PROP_CASES),
-       est=st.sampled_from([LeafInfluence, LeafRefit]), update_set=st.sampled_from([-1, 0, 1, 2]))
+@given(
+    seed=st.integers(0, 2**16),
+    case=st.sampled_from(PROP_CASES),
+    est=st.sampled_from([LeafInfluence, LeafRefit]),
+    update_set=st.sampled_from([-1, 0, 1, 2]),
+)
 def test_permuting_training_rows_permutes_columns(seed, case, est, update_set):
     X, y, w, model, Xq, yq = fitted(*case)
     perm = np.random.default_rng(seed).permutation(len(X))
     a = est(model, update_set=update_set).fit(X, y)
     b = est(FrozenEstimator(model), update_set=update_set).fit(X[perm], y[perm])
-    np.testing.assert_allclose(b.transform(Xq, yq), a.transform(Xq, yq)[:, perm],
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        b.transform(Xq, yq), a.transform(Xq, yq)[:, perm], rtol=1e-9, atol=1e-12
+    )
 
 
 @settings(max_examples=10)
-@given(rows=st.lists(st.integers(0, 8), min_size=1, max_size=6),
-       case=st.sampled_from(PROP_CASES), est=st.sampled_from([LeafInfluence, LeafRefit]))
+@given(
+    rows=st.lists(st.integers(0, 8), min_size=1, max_size=6),
+    case=st.sampled_from(PROP_CASES),
+    est=st.sampled_from([LeafInfluence, LeafRefit]),
+)
 def test_rows_are_independent(rows, case, est):
     X, y, w, model, Xq, yq = fitted(*case)
     exp = est(model).fit(X, y)
     rows = np.asarray(rows)
-    np.testing.assert_allclose(exp.transform(Xq[rows], yq[rows]),
-                               exp.transform(Xq, yq)[rows], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        exp.transform(Xq[rows], yq[rows]), exp.transform(Xq, yq)[rows], rtol=1e-12, atol=1e-14
+    )
 
 
 # ------------------------------------------------------- sklearn and errors
@@ -443,13 +466,16 @@ def _small():
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     # the common checks pass integer targets: a small classifier keeps them fast
-    return HistGradientBoostingClassifier(max_iter=4, max_leaf_nodes=4, early_stopping=False,
-                                          random_state=0)
+    return HistGradientBoostingClassifier(
+        max_iter=4, max_leaf_nodes=4, early_stopping=False, random_state=0
+    )
 
 
-@parametrize_with_checks([LeafInfluence(_small()), LeafRefit(_small(), update_set=2)],
-                         expected_failed_checks=lambda est: EXPECTED_FAILURES,
-                         xfail_strict=True)
+@parametrize_with_checks(
+    [LeafInfluence(_small()), LeafRefit(_small(), update_set=2)],
+    expected_failed_checks=lambda est: EXPECTED_FAILURES,
+    xfail_strict=True,
+)
 def test_sklearn_compatible(estimator, check):
     from threadpoolctl import threadpool_limits
 
@@ -464,8 +490,7 @@ def test_refusals_are_clear(est):
     forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="random forest"):
         est(forest).fit(X, y)
-    bagged = GradientBoostingClassifier(n_estimators=5, subsample=0.5,
-                                        random_state=0).fit(X, y)
+    bagged = GradientBoostingClassifier(n_estimators=5, subsample=0.5, random_state=0).fit(X, y)
     with pytest.raises(LeafModelError, match="subsample"):
         est(bagged).fit(X, y)
     with pytest.warns(UserWarning, match="Newton"):

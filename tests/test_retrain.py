@@ -69,10 +69,8 @@ def test_loo_equals_brute_force(kind):
     lazy = LOO(model, keep_models=False).fit(X, y)
     assert lazy.models_ is None
     np.testing.assert_array_equal(lazy.transform(Xq, yq), exp.transform(Xq, yq))
-    np.testing.assert_allclose(lazy.global_influence(Xq, yq), expected.sum(axis=0),
-                               atol=1e-12)
-    np.testing.assert_allclose(exp.global_influence(Xq, yq), expected.sum(axis=0),
-                               atol=1e-12)
+    np.testing.assert_allclose(lazy.global_influence(Xq, yq), expected.sum(axis=0), atol=1e-12)
+    np.testing.assert_allclose(exp.global_influence(Xq, yq), expected.sum(axis=0), atol=1e-12)
     idx, val = exp.top_k(Xq, yq, k=3)
     np.testing.assert_allclose(val, -np.sort(-expected, axis=1)[:, :3], atol=1e-12)
 
@@ -97,8 +95,7 @@ def test_loo_frozen_and_pipeline_models_are_refit():
     np.testing.assert_array_equal(frozen, direct)
     pipe = make_pipeline(StandardScaler(), _gbr()).fit(X, y)
     expected = _brute_force_loo(pipe, X, y, X[:3], y[:3], _sq)
-    np.testing.assert_allclose(LOO(pipe).fit(X, y).transform(X[:3], y[:3]), expected,
-                               atol=1e-12)
+    np.testing.assert_allclose(LOO(pipe).fit(X, y).transform(X[:3], y[:3]), expected, atol=1e-12)
 
 
 def test_failing_refit_names_the_row_and_booster_is_refused():
@@ -129,8 +126,9 @@ def test_subsample_is_unbiased_against_closed_form():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n, 2))
     y = rng.normal(size=n) * 3
-    model = GradientBoostingRegressor(n_estimators=1, learning_rate=0.0, max_depth=1,
-                                      random_state=0).fit(X, y)
+    model = GradientBoostingRegressor(
+        n_estimators=1, learning_rate=0.0, max_depth=1, random_state=0
+    ).fit(X, y)
     exp = SubSample(model, n_iter=n_iter, sub_frac=k / n, random_state=0).fit(X, y)
     got = exp.transform(X[:1])[0]
     mean_others = (y.sum() - y) / (n - 1)
@@ -146,8 +144,9 @@ def test_subsample_is_unbiased_against_closed_form():
         cin, cout = masks.sum(0), n_iter - masks.sum(0)
         sims.append((masks * F[:, None]).sum(0) / cin - (~masks * F[:, None]).sum(0) / cout)
     sims = np.array(sims)
-    np.testing.assert_allclose(sims.mean(axis=0), closed, atol=4 * sims.std(axis=0).max()
-                               / math.sqrt(len(sims)))  # the estimator is unbiased
+    np.testing.assert_allclose(
+        sims.mean(axis=0), closed, atol=4 * sims.std(axis=0).max() / math.sqrt(len(sims))
+    )  # the estimator is unbiased
     assert np.all(np.abs(got - closed) <= 4 * sims.std(axis=0))  # and ours is that one
     # ours is exactly the in/out means over its own subsets, written plainly
     F = np.array([m.predict(X[:1])[0] for m in exp.models_])
@@ -168,8 +167,7 @@ def test_subsample_failed_fits_are_skipped_and_counted():
     assert exp.subset_masks_.shape == (30 - exp.n_failed_fits_, 10)
     M = exp.transform(X[:3], y[:3])
     assert np.all(np.isfinite(M)) and np.all(np.isfinite(exp.self_influence()))
-    np.testing.assert_allclose(np.diag(exp.transform(X, y)), exp.self_influence(),
-                               atol=1e-12)
+    np.testing.assert_allclose(np.diag(exp.transform(X, y)), exp.self_influence(), atol=1e-12)
     lazy = SubSample(model, n_iter=30, sub_frac=0.3, random_state=0, keep_models=False)
     with pytest.warns(UserWarning, match="refits failed"):
         lazy.fit(X, y)
@@ -185,8 +183,7 @@ def _exact_shapley(model, X, y, Xq, yq):
     for r in range(n + 1):
         for S in itertools.combinations(range(n), r):
             rows = list(S)
-            U[S] = (np.zeros(len(Xq)) if r < 2
-                    else -_sq(clone(model).fit(X[rows], y[rows]), Xq, yq))
+            U[S] = np.zeros(len(Xq)) if r < 2 else -_sq(clone(model).fit(X[rows], y[rows]), Xq, yq)
     phi = np.zeros((len(Xq), n))
     for i in range(n):
         others = [j for j in range(n) if j != i]
@@ -206,8 +203,9 @@ def test_tmc_converges_to_exact_shapley_and_is_efficient():
     np.testing.assert_allclose(exact.sum(axis=1), u_all - 0.0, atol=1e-10)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        exp = DataShapley(model, trunc_frac=1.0, check_every=75, max_iter=150,
-                          tol=1e-9, random_state=0).fit(X, y)
+        exp = DataShapley(
+            model, trunc_frac=1.0, check_every=75, max_iter=150, tol=1e-9, random_state=0
+        ).fit(X, y)
     assert exp.n_permutations_ == 150 and not exp.converged_
     values, stderr = exp.transform_with_stderr(Xq, yq)
     assert np.all(stderr > 0) and np.all(np.isfinite(stderr))
@@ -222,20 +220,26 @@ def test_tmc_converges_to_exact_shapley_and_is_efficient():
 def test_tmc_truncation_validity_and_convergence_rule():
     X, y = make_data("binary", n=12, seed=2)
     model = GradientBoostingClassifier(n_estimators=2, max_depth=1, random_state=0).fit(X, y)
-    exp = DataShapley(model, trunc_frac=0.5, check_every=5, max_iter=40, tol=0.5,
-                      random_state=3).fit(X, y)
+    exp = DataShapley(
+        model, trunc_frac=0.5, check_every=5, max_iter=40, tol=0.5, random_state=3
+    ).fit(X, y)
     assert exp.converged_ and exp.convergence_error_ < 0.5
     assert exp.n_permutations_ % 5 == 0 and exp.n_permutations_ <= 40
     M, se = exp.transform_with_stderr(X[:3], y[:3])
     np.testing.assert_array_equal(exp.transform(X[:3], y[:3]), M)
     assert np.all(np.isfinite(M)) and np.all(np.isfinite(se))
-    np.testing.assert_allclose(exp.global_influence(X[:3], y[:3]), M.sum(axis=0),
-                               atol=1e-12)
-    np.testing.assert_allclose(np.diag(exp.transform(X, y)), exp.self_influence(),
-                               atol=1e-12)
+    np.testing.assert_allclose(exp.global_influence(X[:3], y[:3]), M.sum(axis=0), atol=1e-12)
+    np.testing.assert_allclose(np.diag(exp.transform(X, y)), exp.self_influence(), atol=1e-12)
     # keep_models=False refits the same permutations: same numbers
-    lazy = DataShapley(model, trunc_frac=0.5, check_every=5, max_iter=40, tol=0.5,
-                       random_state=3, keep_models=False).fit(X, y)
+    lazy = DataShapley(
+        model,
+        trunc_frac=0.5,
+        check_every=5,
+        max_iter=40,
+        tol=0.5,
+        random_state=3,
+        keep_models=False,
+    ).fit(X, y)
     assert lazy.models_ is None and lazy.n_permutations_ == exp.n_permutations_
     np.testing.assert_array_equal(lazy.transform(X[:3], y[:3]), M)
     # each permutation: rows before the prefix has both classes get 0, the rest of
@@ -248,10 +252,11 @@ def test_tmc_truncation_validity_and_convergence_rule():
 
 # ------------------------------------------------------------ parallel / distributed
 def _three(model):
-    return [LOO(model, keep_models=False),
-            SubSample(model, n_iter=12, sub_frac=0.5, keep_models=False),
-            DataShapley(model, trunc_frac=0.5, check_every=4, max_iter=4,
-                        keep_models=False)]
+    return [
+        LOO(model, keep_models=False),
+        SubSample(model, n_iter=12, sub_frac=0.5, keep_models=False),
+        DataShapley(model, trunc_frac=0.5, check_every=4, max_iter=4, keep_models=False),
+    ]
 
 
 def _results(est, X, y, Xq, yq):
@@ -283,8 +288,12 @@ def test_dask_local_cluster_equals_sequential(small_problem):
     from distributed import Client, LocalCluster
 
     X, y, model, seq = small_problem
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         assert len(client.scheduler_info()["workers"]) == 2
         with joblib.parallel_config(backend="dask"):
             for est, ref in zip(_three(model), seq):
@@ -322,9 +331,13 @@ _TINY = GradientBoostingClassifier(n_estimators=1, max_depth=1, random_state=0)
 
 
 @parametrize_with_checks(
-    [LOO(_TINY), SubSample(_TINY, n_iter=6, sub_frac=0.5),
-     DataShapley(_TINY, check_every=2, max_iter=2)],
-    expected_failed_checks=_xfails, xfail_strict=True,
+    [
+        LOO(_TINY),
+        SubSample(_TINY, n_iter=6, sub_frac=0.5),
+        DataShapley(_TINY, check_every=2, max_iter=2),
+    ],
+    expected_failed_checks=_xfails,
+    xfail_strict=True,
 )
 def test_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():

@@ -27,8 +27,7 @@ def _single_threaded_models():
 
 def _model(lib, objective):
     if lib == "forest":
-        cls = RandomForestRegressor if objective == "squared_error" else \
-            RandomForestClassifier
+        cls = RandomForestRegressor if objective == "squared_error" else RandomForestClassifier
         return cls(n_estimators=6, max_depth=4, random_state=0)
     return make_model(lib, objective)
 
@@ -77,17 +76,18 @@ def _prediction(model, Xq):
     return model.predict(Xq).astype(float)
 
 
-TREE_CASES = [("sklearn_gb", "binary", "lpw", "dot_prod"),
-              ("sklearn_gb", "squared_error", "fpw", "cosine"),
-              ("forest", "multiclass", "lo_", "euclidean"),
-              ("forest", "squared_error", "to_", "dot_prod"),
-              ("sklearn_gb", "multiclass", "fow", "euclidean")]
+TREE_CASES = [
+    ("sklearn_gb", "binary", "lpw", "dot_prod"),
+    ("sklearn_gb", "squared_error", "fpw", "cosine"),
+    ("forest", "multiclass", "lo_", "euclidean"),
+    ("forest", "squared_error", "to_", "dot_prod"),
+    ("sklearn_gb", "multiclass", "fow", "euclidean"),
+]
 
 
 @pytest.mark.parametrize("lib,objective,kernel,measure", TREE_CASES)
 def test_treesim_matches_dense_reference(lib, objective, kernel, measure):
-    X, y, model, exp, Xq, yq = fitted(TreeSim, lib, objective, kernel=kernel,
-                                      measure=measure)
+    X, y, model, exp, Xq, yq = fitted(TreeSim, lib, objective, kernel=kernel, measure=measure)
     A, B = dense_features(model, X, Xq, kernel), dense_features(model, X, X, kernel)
     sim = similarity_reference(A, B, measure)
     sign = sign_reference(objective, y, yq, _prediction(model, Xq))
@@ -97,14 +97,20 @@ def test_treesim_matches_dense_reference(lib, objective, kernel, measure):
         assert got[0, 3] == BIG  # the duplicated row
     # self-influence: sim(i, i) s(i, i)
     self_ref = np.diag(similarity_reference(B, B, measure)) * np.diag(
-        sign_reference(objective, y, y, _prediction(model, X)))
+        sign_reference(objective, y, y, _prediction(model, X))
+    )
     np.testing.assert_allclose(exp.self_influence(), self_ref, rtol=1e-9)
 
 
-@pytest.mark.parametrize("lib,objective", [("lightgbm", "binary"),
-                                           ("xgboost", "multiclass"),
-                                           ("catboost", "squared_error"),
-                                           ("forest", "binary")])
+@pytest.mark.parametrize(
+    "lib,objective",
+    [
+        ("lightgbm", "binary"),
+        ("xgboost", "multiclass"),
+        ("catboost", "squared_error"),
+        ("forest", "binary"),
+    ],
+)
 def test_leafsim_is_shared_leaves_over_size_squared(lib, objective):
     X, y, model, exp, Xq, yq = fitted(LeafSim, lib, objective)
     ens = exp.ensemble_
@@ -119,9 +125,12 @@ def test_leafsim_is_shared_leaves_over_size_squared(lib, objective):
     np.testing.assert_allclose(exp.transform(Xq, yq), tree.transform(Xq, yq), rtol=1e-14)
     if objective == "squared_error":  # label-free: +1 if y_i > prediction
         p = _prediction(model, Xq)
-        np.testing.assert_allclose(exp.transform(Xq),
-                                   sim * np.where(y[None, :] > p[:, None], 1, -1),
-                                   rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(
+            exp.transform(Xq),
+            sim * np.where(y[None, :] > p[:, None], 1, -1),
+            rtol=1e-12,
+            atol=1e-15,
+        )
     else:
         np.testing.assert_allclose(exp.transform(Xq), exp.transform(Xq, model.predict(Xq)))
 
@@ -135,10 +144,13 @@ def test_inputsim_matches_dense_reference(objective, measure):
     np.testing.assert_allclose(exp.transform(Xq, yq), sim * sign, rtol=1e-10, atol=1e-12)
 
 
-CASES = [(TreeSim, "lightgbm", "multiclass", {}),
-         (TreeSim, "sklearn_gb", "squared_error", {"kernel": "fp_", "measure": "cosine"}),
-         (LeafSim, "forest", "multiclass", {}), (LeafSim, "lightgbm", "squared_error", {}),
-         (InputSim, "forest", "binary", {"measure": "cosine"})]
+CASES = [
+    (TreeSim, "lightgbm", "multiclass", {}),
+    (TreeSim, "sklearn_gb", "squared_error", {"kernel": "fp_", "measure": "cosine"}),
+    (LeafSim, "forest", "multiclass", {}),
+    (LeafSim, "lightgbm", "squared_error", {}),
+    (InputSim, "forest", "binary", {"measure": "cosine"}),
+]
 
 
 @pytest.mark.parametrize("cls,lib,objective,params", CASES)
@@ -148,8 +160,9 @@ def test_self_global_topk_consistent(cls, lib, objective, params):
     full = exp.transform(X, y_fit)
     np.testing.assert_allclose(np.diag(full), exp.self_influence(), rtol=1e-12)
     M = exp.transform(Xq, yq)
-    np.testing.assert_allclose(exp.global_influence(Xq, yq), M.sum(0), rtol=1e-9,
-                               atol=1e-12 * np.abs(M).max())
+    np.testing.assert_allclose(
+        exp.global_influence(Xq, yq), M.sum(0), rtol=1e-9, atol=1e-12 * np.abs(M).max()
+    )
     idx, val = exp.top_k(Xq, yq, k=5)
     for r in range(len(Xq)):
         order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:5]
@@ -165,8 +178,9 @@ def test_euclidean_self_influence_is_largest_float():
 
 
 def test_kernel_symmetry():
-    X, y, model, exp, Xq, yq = fitted(TreeSim, "sklearn_gb", "binary", kernel="fow",
-                                      measure="dot_prod")
+    X, y, model, exp, Xq, yq = fitted(
+        TreeSim, "sklearn_gb", "binary", kernel="fow", measure="dot_prod"
+    )
     sim = np.abs(exp.transform(X, y))
     np.testing.assert_allclose(sim, sim.T, rtol=1e-12)
 
@@ -181,9 +195,11 @@ def test_errors_are_clear():
         InputSim(model, measure="l1").fit(X, y)
 
 
-PROP_CASES = [(LeafSim, "lightgbm", "binary", ()), (TreeSim, "forest", "squared_error",
-                                                    (("kernel", "fpw"),)),
-              (InputSim, "sklearn_hgb", "multiclass", ())]
+PROP_CASES = [
+    (LeafSim, "lightgbm", "binary", ()),
+    (TreeSim, "forest", "squared_error", (("kernel", "fpw"),)),
+    (InputSim, "sklearn_hgb", "multiclass", ()),
+]
 
 
 @given(seed=st.integers(0, 2**16), case=st.sampled_from(PROP_CASES))
@@ -192,23 +208,24 @@ def test_permuting_training_rows_permutes_columns(seed, case):
     X, y, model, exp, Xq, yq = fitted(cls, lib, objective, **dict(params))
     perm = np.random.default_rng(seed).permutation(len(X))
     exp_p = cls(FrozenEstimator(model), **dict(params)).fit(X[perm], y[perm])
-    np.testing.assert_allclose(exp_p.transform(Xq, yq), exp.transform(Xq, yq)[:, perm],
-                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        exp_p.transform(Xq, yq), exp.transform(Xq, yq)[:, perm], rtol=1e-12, atol=1e-15
+    )
 
 
-@given(rows=st.lists(st.integers(0, 24), min_size=1, max_size=8),
-       case=st.sampled_from(PROP_CASES))
+@given(rows=st.lists(st.integers(0, 24), min_size=1, max_size=8), case=st.sampled_from(PROP_CASES))
 def test_rows_are_independent(rows, case):
     cls, lib, objective, params = case
     X, y, model, exp, Xq, yq = fitted(cls, lib, objective, **dict(params))
     rows = np.asarray(rows)
-    np.testing.assert_array_equal(exp.transform(Xq[rows], yq[rows]),
-                                  exp.transform(Xq, yq)[rows])
+    np.testing.assert_array_equal(exp.transform(Xq[rows], yq[rows]), exp.transform(Xq, yq)[rows])
 
 
-@parametrize_with_checks([TreeSim(), LeafSim(), InputSim()],
-                         expected_failed_checks=lambda est: EXPECTED_FAILURES,
-                         xfail_strict=True)
+@parametrize_with_checks(
+    [TreeSim(), LeafSim(), InputSim()],
+    expected_failed_checks=lambda est: EXPECTED_FAILURES,
+    xfail_strict=True,
+)
 def test_sklearn_compatible(estimator, check):
     with threadpool_limits(1):
         check(estimator)

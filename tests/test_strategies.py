@@ -13,10 +13,8 @@ from skinfluence.testing import strategies as sfs
 
 
 def test_importing_skinfluence_does_not_import_hypothesis():
-    code = ("import sys, skinfluence, skinfluence.cleaning; "
-            "print('hypothesis' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = "import sys, skinfluence, skinfluence.cleaning; print('hypothesis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
@@ -52,8 +50,11 @@ def test_datasets_are_valid(data):
         for name in data.categorical:
             assert isinstance(X[name].dtype, pd.CategoricalDtype)
             assert not X[name].isna().any()
-    numeric = X[[c for c in X.columns if c not in data.categorical]].to_numpy() \
-        if hasattr(X, "columns") else X
+    numeric = (
+        X[[c for c in X.columns if c not in data.categorical]].to_numpy()
+        if hasattr(X, "columns")
+        else X
+    )
     assert bool(np.isnan(numeric).any()) == data.has_nan
 
 
@@ -101,8 +102,13 @@ def test_models_with_categoricals_reconstruct(case):
 
 
 @settings(max_examples=10, deadline=None)
-@given(sfs.fitted_models(forests=False, task=("regression", "binary"),
-                         libraries=("sklearn_gb", "sklearn_hgb", "lightgbm", "xgboost")))
+@given(
+    sfs.fitted_models(
+        forests=False,
+        task=("regression", "binary"),
+        libraries=("sklearn_gb", "sklearn_hgb", "lightgbm", "xgboost"),
+    )
+)
 def test_boostin_runs_on_drawn_gradient_boosted_models(case):
     # a property a user might write: self-influence equals the diagonal of the matrix
     exp = skinfluence.BoostIn(case.model).fit(case.X, case.y)

@@ -35,8 +35,11 @@ def fitted(lib, objective, **params):
     if key not in _CACHE:
         X, y = make_data(objective, n=150, seed=1)
         Xq, yq = make_data(objective, n=25, seed=2)
-        model = make_model(lib, objective).fit(X, y) if lib != "forest" else \
-            _forest(objective).fit(X, y)
+        model = (
+            make_model(lib, objective).fit(X, y)
+            if lib != "forest"
+            else _forest(objective).fit(X, y)
+        )
         exp = TREX(model, **params).fit(X, y)
         _CACHE[key] = (X, y, model, exp, Xq, yq)
     return _CACHE[key]
@@ -58,8 +61,7 @@ def sklearn_trees(model):
     """(decision tree, multiplier) per tree of the ensemble, in the ensemble's order."""
     if hasattr(model, "estimators_") and np.ndim(model.estimators_) == 2:  # GB
         return [(est, model.learning_rate, 0) for est in np.ravel(model.estimators_)]
-    K = 1 if not hasattr(model, "classes_") or len(model.classes_) == 2 else \
-        len(model.classes_)
+    K = 1 if not hasattr(model, "classes_") or len(model.classes_) == 2 else len(model.classes_)
     return [(est, None, k) for est in model.estimators_ for k in range(K)]
 
 
@@ -114,9 +116,10 @@ def reference_influence(exp, Phi_train, Phi_query, y_query, objective):
 
 # ------------------------------------------------------------------- kernels
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("lib,objective", [("sklearn_gb", "binary"),
-                                           ("sklearn_gb", "multiclass"),
-                                           ("forest", "squared_error")])
+@pytest.mark.parametrize(
+    "lib,objective",
+    [("sklearn_gb", "binary"), ("sklearn_gb", "multiclass"), ("forest", "squared_error")],
+)
 def test_feature_map_matches_dense_reference(lib, objective, kernel):
     X, y, model, exp, Xq, yq = fitted(lib, objective, kernel=kernel)
     ref_t = dense_features(model, X, X, kernel)
@@ -124,15 +127,18 @@ def test_feature_map_matches_dense_reference(lib, objective, kernel):
     phi_t, phi_q = exp.kernel_features(X), exp.kernel_features(Xq)
     # same kernel; column layouts are both "per tree", so the matrices agree up to a
     # permutation of columns within trees: compare Gram matrices and sorted rows
-    np.testing.assert_allclose((phi_q @ phi_t.T).toarray(), ref_q @ ref_t.T, rtol=1e-12,
-                               atol=1e-14)
-    np.testing.assert_allclose((phi_t @ phi_t.T).toarray(), ref_t @ ref_t.T, rtol=1e-12,
-                               atol=1e-14)
-    np.testing.assert_allclose(np.sort(phi_q.toarray(), axis=1)[:, -ref_q.shape[1]:],
-                               np.sort(ref_q, axis=1), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose((phi_q @ phi_t.T).toarray(), ref_q @ ref_t.T, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose((phi_t @ phi_t.T).toarray(), ref_t @ ref_t.T, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        np.sort(phi_q.toarray(), axis=1)[:, -ref_q.shape[1] :],
+        np.sort(ref_q, axis=1),
+        rtol=1e-12,
+        atol=1e-14,
+    )
     # the kernel used by transform is the same
-    np.testing.assert_allclose(exp._kernel.gram(exp.ensemble_.leaf_ids(Xq)),
-                               ref_q @ ref_t.T, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        exp._kernel.gram(exp.ensemble_.leaf_ids(Xq)), ref_q @ ref_t.T, rtol=1e-12, atol=1e-14
+    )
     # sparse: one entry per tree (leaf kernels) or one per path node
     per_tree = np.diff(phi_q.indptr) / exp.ensemble_.n_trees
     if kernel[:2] in ("lp", "lo", "to"):
@@ -157,11 +163,17 @@ def test_lpw_kernel_is_shared_leaves_over_size_squared():
 
 
 # ------------------------------------------------------ surrogate and alpha
-RECON = [("lightgbm", "squared_error", "lpw"), ("lightgbm", "binary", "lpw"),
-         ("lightgbm", "multiclass", "lpw"), ("xgboost", "squared_error", "fp_"),
-         ("sklearn_hgb", "binary", "lo_"), ("sklearn_gb", "multiclass", "fow"),
-         ("catboost", "squared_error", "to_"), ("forest", "binary", "lpw"),
-         ("forest", "squared_error", "lp_")]
+RECON = [
+    ("lightgbm", "squared_error", "lpw"),
+    ("lightgbm", "binary", "lpw"),
+    ("lightgbm", "multiclass", "lpw"),
+    ("xgboost", "squared_error", "fp_"),
+    ("sklearn_hgb", "binary", "lo_"),
+    ("sklearn_gb", "multiclass", "fow"),
+    ("catboost", "squared_error", "to_"),
+    ("forest", "binary", "lpw"),
+    ("forest", "squared_error", "lp_"),
+]
 
 
 @pytest.mark.parametrize("lib,objective,kernel", RECON)
@@ -183,12 +195,10 @@ def test_representers_reconstruct_the_surrogate(lib, objective, kernel):
         halved = (phi_t @ phi_t.T).toarray() @ (alpha / 2)
         assert np.abs(halved - f).max() > 0.1 * np.abs(f).max()
     elif objective == "binary":
-        np.testing.assert_allclose(alpha[:, 0], (expit(f[:, 0]) - y) / (-2 * lmbd * n),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(alpha[:, 0], (expit(f[:, 0]) - y) / (-2 * lmbd * n), rtol=1e-12)
     else:
         Y = np.eye(alpha.shape[1])[y.astype(int)]
-        np.testing.assert_allclose(alpha, (softmax(f, axis=1) - Y) / (-2 * lmbd * n),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(alpha, (softmax(f, axis=1) - Y) / (-2 * lmbd * n), rtol=1e-12)
     # fidelity is the correlation with the model's raw scores
     raw = exp.ensemble_.raw_from_leaves(exp.ensemble_.leaf_ids(X))
     assert exp.fidelity_ == pytest.approx(np.corrcoef(f.ravel(), raw.ravel())[0, 1])
@@ -203,16 +213,17 @@ def test_predicted_target_fits_model_outputs(objective):
     lmbd, n = exp.lmbd, len(X)
     if objective == "squared_error":
         target = raw
-        np.testing.assert_allclose(exp.representer_weights_, (f - target) / (-lmbd * n),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(exp.representer_weights_, (f - target) / (-lmbd * n), rtol=1e-12)
     else:
         target = expit(raw) if objective == "binary" else softmax(raw, axis=1)
         p = expit(f) if objective == "binary" else softmax(f, axis=1)
-        np.testing.assert_allclose(exp.representer_weights_,
-                                   (p - target) / (-2 * lmbd * n), rtol=1e-12)
+        np.testing.assert_allclose(
+            exp.representer_weights_, (p - target) / (-2 * lmbd * n), rtol=1e-12
+        )
     phi = exp.kernel_features(X)
-    np.testing.assert_allclose((phi @ phi.T).toarray() @ exp.representer_weights_, f,
-                               atol=1e-6 * max(1, np.abs(f).max()))
+    np.testing.assert_allclose(
+        (phi @ phi.T).toarray() @ exp.representer_weights_, f, atol=1e-6 * max(1, np.abs(f).max())
+    )
 
 
 def test_solver_reports_non_convergence():
@@ -222,10 +233,15 @@ def test_solver_reports_non_convergence():
 
 
 # ------------------------------------------------------------------ influence
-CASES = [("lightgbm", "squared_error", "lpw"), ("lightgbm", "binary", "lpw"),
-         ("lightgbm", "multiclass", "lpw"), ("sklearn_gb", "binary", "fpw"),
-         ("xgboost", "multiclass", "to_"), ("forest", "multiclass", "low"),
-         ("forest", "squared_error", "fo_")]
+CASES = [
+    ("lightgbm", "squared_error", "lpw"),
+    ("lightgbm", "binary", "lpw"),
+    ("lightgbm", "multiclass", "lpw"),
+    ("sklearn_gb", "binary", "fpw"),
+    ("xgboost", "multiclass", "to_"),
+    ("forest", "multiclass", "low"),
+    ("forest", "squared_error", "fo_"),
+]
 
 
 @pytest.mark.parametrize("lib,objective,kernel", CASES)
@@ -244,8 +260,9 @@ def test_transform_matches_dense_reference(lib, objective, kernel):
         R = (phi_q @ phi_t.T) * exp.representer_weights_[:, 0][None, :]
         np.testing.assert_allclose(exp.transform(Xq), R, rtol=1e-10, atol=1e-14)
     else:
-        np.testing.assert_allclose(exp.transform(Xq), exp.transform(Xq, model.predict(Xq)),
-                                   rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(
+            exp.transform(Xq), exp.transform(Xq, model.predict(Xq)), rtol=1e-12, atol=1e-15
+        )
 
 
 @pytest.mark.parametrize("lib,objective,kernel", CASES)
@@ -257,8 +274,7 @@ def test_self_global_topk_consistent(lib, objective, kernel):
     full = exp.transform(X, y_fit)
     np.testing.assert_allclose(np.diag(full), exp.self_influence(), rtol=1e-9, atol=1e-13)
     M = exp.transform(Xq, yq)
-    np.testing.assert_allclose(exp.global_influence(Xq, yq), M.sum(0), rtol=1e-9,
-                               atol=1e-12)
+    np.testing.assert_allclose(exp.global_influence(Xq, yq), M.sum(0), rtol=1e-9, atol=1e-12)
     idx, val = exp.top_k(Xq, yq, k=5)
     for r in range(len(Xq)):
         order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:5]
@@ -277,8 +293,11 @@ def test_errors_are_clear():
 
 
 # ------------------------------------------------------------------ properties
-PROP_CASES = [("lightgbm", "binary", "lpw"), ("sklearn_hgb", "squared_error", "lpw"),
-              ("sklearn_gb", "multiclass", "fp_")]
+PROP_CASES = [
+    ("lightgbm", "binary", "lpw"),
+    ("sklearn_hgb", "squared_error", "lpw"),
+    ("sklearn_gb", "multiclass", "fp_"),
+]
 
 
 @given(seed=st.integers(0, 2**16), case=st.sampled_from(PROP_CASES))
@@ -288,18 +307,22 @@ def test_permuting_training_rows_permutes_columns(seed, case):
     exp_p = TREX(FrozenEstimator(model), kernel=case[2]).fit(X[perm], y[perm])
     full = exp.transform(Xq, yq)
     # the surrogate is unique; both solutions are accurate to the solver's precision
-    np.testing.assert_allclose(exp_p.transform(Xq, yq), full[:, perm], rtol=1e-4,
-                               atol=1e-5 * np.abs(full).max())
+    np.testing.assert_allclose(
+        exp_p.transform(Xq, yq), full[:, perm], rtol=1e-4, atol=1e-5 * np.abs(full).max()
+    )
 
 
-@given(rows=st.lists(st.integers(0, 24), min_size=1, max_size=8),
-       case=st.sampled_from(PROP_CASES))
+@given(rows=st.lists(st.integers(0, 24), min_size=1, max_size=8), case=st.sampled_from(PROP_CASES))
 def test_rows_are_independent(rows, case):
     X, y, model, exp, Xq, yq = fitted(*case[:2], kernel=case[2])
     full = exp.transform(Xq, yq)
     rows = np.asarray(rows)
-    np.testing.assert_allclose(exp.transform(Xq[rows], yq[rows]), full[rows], rtol=0,
-                               atol=1e-12 * max(1.0, np.abs(full).max()))
+    np.testing.assert_allclose(
+        exp.transform(Xq[rows], yq[rows]),
+        full[rows],
+        rtol=0,
+        atol=1e-12 * max(1.0, np.abs(full).max()),
+    )
 
 
 def test_results_do_not_depend_on_threads():
@@ -309,8 +332,8 @@ def test_results_do_not_depend_on_threads():
     np.testing.assert_array_equal(one.self_influence(), exp.self_influence())
 
 
-@parametrize_with_checks([TREX()],
-                         expected_failed_checks=lambda est: EXPECTED_FAILURES,
-                         xfail_strict=True)
+@parametrize_with_checks(
+    [TREX()], expected_failed_checks=lambda est: EXPECTED_FAILURES, xfail_strict=True
+)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -69,10 +69,16 @@ def paths_to_csr(per_tree_leaf_paths, per_tree_n_internal):
     node_offsets = np.zeros(len(per_tree_n_internal) + 1, dtype=np.int64)
     node_offsets[1:] = np.cumsum(per_tree_n_internal)
     leaves_per_tree = [len(leaves) for leaves in per_tree_leaf_paths]
-    lengths = np.fromiter((len(p) for leaves in per_tree_leaf_paths for p in leaves),
-                          dtype=np.int64, count=sum(leaves_per_tree))
-    local = np.fromiter(chain.from_iterable(chain.from_iterable(per_tree_leaf_paths)),
-                        dtype=np.int64, count=int(lengths.sum()))
+    lengths = np.fromiter(
+        (len(p) for leaves in per_tree_leaf_paths for p in leaves),
+        dtype=np.int64,
+        count=sum(leaves_per_tree),
+    )
+    local = np.fromiter(
+        chain.from_iterable(chain.from_iterable(per_tree_leaf_paths)),
+        dtype=np.int64,
+        count=int(lengths.sum()),
+    )
     tree_of_leaf = np.repeat(np.arange(len(leaves_per_tree)), leaves_per_tree)
     nodes = local + np.repeat(node_offsets[:-1][tree_of_leaf], lengths)
     indptr = np.zeros(len(lengths) + 1, dtype=np.int64)

@@ -111,8 +111,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     K = raw_values.size // total
     if (objective == "multiclass") != (K > 1):
         raise UnsupportedModelError(
-            f"{name}: loss {loss} but {K} value(s) per leaf; this model layout is not "
-            "supported"
+            f"{name}: loss {loss} but {K} value(s) per leaf; this model layout is not supported"
         )
 
     scale, bias = model.get_scale_and_bias()
@@ -128,10 +127,17 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     leaf_offsets = np.zeros(n_rounds * K + 1, dtype=np.int64)
     leaf_offsets[1:] = np.cumsum(n_leaves)
     starts = np.concatenate([[0], np.cumsum(counts * K)])
-    leaf_values = np.concatenate([
-        raw_values[starts[b]:starts[b + 1]].reshape(counts[b], K).T.ravel()
-        for b in range(n_rounds)
-    ]) * scale if n_rounds else np.zeros(0)
+    leaf_values = (
+        np.concatenate(
+            [
+                raw_values[starts[b] : starts[b + 1]].reshape(counts[b], K).T.ravel()
+                for b in range(n_rounds)
+            ]
+        )
+        * scale
+        if n_rounds
+        else np.zeros(0)
+    )
 
     eta = float(params["learning_rate"])
     l2_leaf_reg = float(params.get("l2_leaf_reg", 3.0))
@@ -152,8 +158,11 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         except Exception:  # pragma: no cover - depends on the CatBoost version
             leaf_stats = None
     if leaf_stats is None and structure is not None:
-        leaf_stats = np.concatenate([np.tile(w, K) for w in structure["weights"]]) \
-            if n_rounds else np.zeros(0)
+        leaf_stats = (
+            np.concatenate([np.tile(w, K) for w in structure["weights"]])
+            if n_rounds
+            else np.zeros(0)
+        )
     if leaf_stats is not None and leaf_stats.shape != (leaf_offsets[-1],):
         leaf_stats = None
 
@@ -176,17 +185,14 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         for paths, n_int in zip(structure["paths"], structure["n_internal"]):
             per_tree_paths.extend([paths] * K)
             per_tree_internal.extend([n_int] * K)
-        path_indptr, path_nodes, node_offsets = paths_to_csr(
-            per_tree_paths, per_tree_internal
-        )
+        path_indptr, path_nodes, node_offsets = paths_to_csr(per_tree_paths, per_tree_internal)
 
     router, raw_predictor, staged = _predictors(model, K, params)
 
     from .._ensemble import TreeEnsemble
 
     notes = {
-        "bias": "get_scale_and_bias(); leaf values multiplied by the scale "
-        f"({scale:g})",
+        "bias": f"get_scale_and_bias(); leaf values multiplied by the scale ({scale:g})",
         "learning_rate": "get_all_params()['learning_rate'] (effective value)",
         "l2": f"l2_leaf_reg={l2_leaf_reg:g} times the mean sample weight "
         f"({weight_scale:g}), as CatBoost scales it",
@@ -198,7 +204,8 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         "leaf_stats": "get_leaf_weights(): sum of the sample weights per leaf",
         "paths": "from the JSON model; oblivious trees as full binary trees whose level "
         "d splits on the tree's d-th split (heap numbering)"
-        if structure is not None else "unavailable (JSON export failed)",
+        if structure is not None
+        else "unavailable (JSON export failed)",
     }
     if structure is not None and structure["mismatch"]:
         notes["paths"] += (
@@ -298,8 +305,12 @@ class _ModelCalls:
     def staged_raw(self, X, n_rounds):
         extra = {} if n_rounds is None else {"ntree_end": int(n_rounds)}
         out = np.asarray(
-            self.model.predict(_as_catboost_input(X), prediction_type="RawFormulaVal",
-                               thread_count=self.threads, **extra),
+            self.model.predict(
+                _as_catboost_input(X),
+                prediction_type="RawFormulaVal",
+                thread_count=self.threads,
+                **extra,
+            ),
             dtype=np.float64,
         )
         return out.reshape(out.shape[0], -1)
@@ -424,14 +435,16 @@ def _structure(info, counts, raw_values, K, model):
                 return None
             paths, n_int = _oblivious_paths(depth)
             values.append(tree["leaf_values"])
-            weights = np.asarray(tree.get("leaf_weights", np.full(counts[b], np.nan)),
-                                 dtype=np.float64)
+            weights = np.asarray(
+                tree.get("leaf_weights", np.full(counts[b], np.nan)), dtype=np.float64
+            )
             out["paths"].append(paths)
             out["n_internal"].append(n_int)
             out["weights"].append(weights)
         # one comparison for all trees (same layout and order as get_leaf_values)
-        if not _same_values(np.fromiter(itertools.chain.from_iterable(values), np.float64),
-                            raw_values[:starts[-1]]):
+        if not _same_values(
+            np.fromiter(itertools.chain.from_iterable(values), np.float64), raw_values[: starts[-1]]
+        ):
             return None
     elif "trees" in info:
         trees = info["trees"]
@@ -440,7 +453,7 @@ def _structure(info, counts, raw_values, K, model):
         for b, tree in enumerate(trees):
             paths, n_int, vals, weights = _nonsymmetric_paths(tree)
             if len(paths) != counts[b] or not _same_values(
-                vals, raw_values[starts[b]:starts[b + 1]]
+                vals, raw_values[starts[b] : starts[b + 1]]
             ):
                 return None
             check = _step_node_paths(model, b)
@@ -476,8 +489,10 @@ def _ctr_features(info):
     if not any(s.get("split_type") == "OnlineCtr" for s in splits):
         return []
     feats = info.get("features_info", {})
-    names = {c.get("feature_index"): str(c.get("feature_id", c.get("flat_feature_index")))
-             for c in feats.get("categorical_features", [])}
+    names = {
+        c.get("feature_index"): str(c.get("feature_id", c.get("flat_feature_index")))
+        for c in feats.get("categorical_features", [])
+    }
     used = set()
     for ctr in feats.get("ctrs", []):
         for el in ctr.get("elements", []):
@@ -511,10 +526,7 @@ def _breaking_settings(model, params, loss, scale, info):
     if params.get("langevin", False):
         out.append("langevin=True (noise added to the leaf values): train without it")
     if params.get("posterior_sampling", False):
-        out.append(
-            "posterior_sampling=True (Langevin noise and model shrinkage): train "
-            "without it"
-        )
+        out.append("posterior_sampling=True (Langevin noise and model shrinkage): train without it")
     if scale != 1.0:
         out.append(
             f"scale={scale:g} in get_scale_and_bias() (raw = scale * sum of leaves + "

@@ -125,8 +125,9 @@ def _saved_params(booster, text):
     start = text.find("\nparameters:\n")
     if start >= 0:
         stop = text.find("end of parameters", start)
-        for key, value in re.findall(r"^\[([^:\]]+): ?(.*)\]$",
-                                     text[start:stop], flags=re.MULTILINE):
+        for key, value in re.findall(
+            r"^\[([^:\]]+): ?(.*)\]$", text[start:stop], flags=re.MULTILINE
+        ):
             out[key.strip()] = value.strip()
     loaded = getattr(booster, "params", None) or {}
     for name, aliases in _ALIASES.items():
@@ -198,15 +199,23 @@ def _parse_objective(header, params):
     raise UnsupportedModelError(
         f"LightGBM objective {name!r} is not supported (custom objectives, L1, huber, "
         "fair, poisson, quantile, mape, gamma, tweedie, multiclassova, cross_entropy and "
-        "ranking objectives are refused). Supported objectives: "
-        + "; ".join(SUPPORTED_OBJECTIVES)
+        "ranking objectives are refused). Supported objectives: " + "; ".join(SUPPORTED_OBJECTIVES)
     )
 
 
 #: the per-tree lines of the model text read here
 _TREE_KEYS = (
-    "num_leaves", "num_cat", "split_feature", "decision_type", "left_child",
-    "right_child", "leaf_value", "leaf_count", "internal_value", "is_linear", "shrinkage",
+    "num_leaves",
+    "num_cat",
+    "split_feature",
+    "decision_type",
+    "left_child",
+    "right_child",
+    "leaf_value",
+    "leaf_count",
+    "internal_value",
+    "is_linear",
+    "shrinkage",
 )
 _TREE_LINE = re.compile("\n(" + "|".join(_TREE_KEYS) + ")=([^\n]*)")
 
@@ -289,28 +298,29 @@ def _parse_trees(text):
     n_trees = len(n_leaves)
     for key in ("shrinkage", "leaf_value", "leaf_count", "internal_value"):
         if len(fields[key]) != n_trees:
-            raise RuntimeError(f"the LightGBM model text has {n_trees} trees but "
-                               f"{len(fields[key])} {key} lines")
+            raise RuntimeError(
+                f"the LightGBM model text has {n_trees} trees but {len(fields[key])} {key} lines"
+            )
     n_nodes = int(n_leaves.sum()) - n_trees
     trees = {
         "n_leaves": n_leaves,
         "shrinkage": np.array(fields["shrinkage"] or [], dtype=np.float64),
         "is_linear": np.array([v.strip() not in ("", "0") for v in fields["is_linear"]]),
-        "values": _numbers(fields["leaf_value"], np.float64, n_nodes + n_trees,
-                           "leaf_value"),
+        "values": _numbers(fields["leaf_value"], np.float64, n_nodes + n_trees, "leaf_value"),
         # whole row counts (data_size_t)
-        "counts": _numbers(fields["leaf_count"], np.int64, n_nodes + n_trees,
-                           "leaf_count").astype(np.float64),
+        "counts": _numbers(fields["leaf_count"], np.int64, n_nodes + n_trees, "leaf_count").astype(
+            np.float64
+        ),
         "left": _numbers(fields["left_child"], np.int64, n_nodes, "left_child"),
         "right": _numbers(fields["right_child"], np.int64, n_nodes, "right_child"),
     }
     # split features and decision types matter only at categorical splits (num_cat
     # counts them); without any, every split is numeric
     if any(v.strip() not in ("", "0") for v in fields["num_cat"]):
-        trees["feature"] = _numbers(fields["split_feature"], np.int64, n_nodes,
-                                    "split_feature")
-        trees["decision_type"] = _numbers(fields["decision_type"], np.int64, n_nodes,
-                                          "decision_type")
+        trees["feature"] = _numbers(fields["split_feature"], np.int64, n_nodes, "split_feature")
+        trees["decision_type"] = _numbers(
+            fields["decision_type"], np.int64, n_nodes, "decision_type"
+        )
     else:
         trees["feature"] = np.zeros(n_nodes, dtype=np.int64)
         trees["decision_type"] = np.zeros(n_nodes, dtype=np.int64)
@@ -359,8 +369,9 @@ def _leaf_structure(n_leaves, feature, decision_type, left, right, many_vs_many)
         leaf_parent[(~child + leaf_offsets[tree_of_node])[leaf]] = nodes[leaf]
     n_bad = int((leaf_parent < 0).sum()) - int((n_leaves == 1).sum())
     if n_bad or ((node_parent < 0).sum() != (n_leaves > 1).sum()):
-        raise RuntimeError("the LightGBM model text has a tree whose children do not "
-                           "form a binary tree")
+        raise RuntimeError(
+            "the LightGBM model text has a tree whose children do not form a binary tree"
+        )
 
     # depth of every internal node (root 0), one vectorised step per level
     depth = np.zeros(n_nodes, dtype=np.int64)
@@ -429,7 +440,7 @@ def _shrinkage(booster, n_iter, K, text_shrinkage, lr):
         r = int(shrunk[-1]) // K  # the last round: a continued training adds trees
         probe = booster.dump_model(num_iteration=1, start_iteration=r)["tree_info"]
         held = [float(t.get("shrinkage", 1.0)) for t in probe]
-        if np.array_equal(held, shrinkage[r * K:(r + 1) * K]):
+        if np.array_equal(held, shrinkage[r * K : (r + 1) * K]):
             return shrinkage
     trees = booster.dump_model(num_iteration=n_iter)["tree_info"]
     return np.array([float(t.get("shrinkage", 1.0)) for t in trees], dtype=np.float64)
@@ -546,9 +557,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     n_leaves = trees["n_leaves"]
     n_trees = len(n_leaves)
     if n_trees != n_iter * K:
-        raise RuntimeError(
-            f"the LightGBM model text has {n_trees} trees, expected {n_iter} x {K}"
-        )
+        raise RuntimeError(f"the LightGBM model text has {n_trees} trees, expected {n_iter} x {K}")
 
     # ------------------------------------------------------------ tree structure
     # LightGBM: one-vs-rest iff num_bin <= max_cat_to_onehot (num_bin counts the dummy
@@ -557,7 +566,11 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     n_features = int(header.get("max_feature_idx", -1)) + 1
     many_vs_many = _category_counts(header.get("feature_infos", ""), n_features) > max_onehot
     cat, path_indptr, path_nodes, node_offsets = _leaf_structure(
-        n_leaves, trees["feature"], trees["decision_type"], trees["left"], trees["right"],
+        n_leaves,
+        trees["feature"],
+        trees["decision_type"],
+        trees["left"],
+        trees["right"],
         many_vs_many,
     )
     leaf_offsets = np.zeros(n_trees + 1, dtype=np.int64)
@@ -583,8 +596,9 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     classes = None
     if wrapper is not None and hasattr(wrapper, "classes_"):
         classes = np.asarray(wrapper.classes_)
-    n_features_in = (int(wrapper.n_features_in_) if wrapper is not None
-                     else int(booster.num_feature()))
+    n_features_in = (
+        int(wrapper.n_features_in_) if wrapper is not None else int(booster.num_feature())
+    )
 
     # ------------------------------------------------------------ bias F_0
     bfa = _as_bool(params, "boost_from_average")
@@ -660,15 +674,25 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     notes["bias_source"] = sources
     for k in range(min(K, n_trees)):
         if folded[k]:
-            values[leaf_offsets[k]:leaf_offsets[k + 1]] -= bias[k]
+            values[leaf_offsets[k] : leaf_offsets[k + 1]] -= bias[k]
 
     # first-round learning rate: not stored when a bias was folded (shrinkage shows 1)
     need = [k for k in range(min(K, n_trees)) if folded[k] and not constant[k]]
     first_lr = lr
     if need and schedule:
         first_lr = _recover_first_rate(
-            booster, n_iter, X, y_idx, sample_weight, objective, K, bias, values,
-            leaf_offsets, l2, need,
+            booster,
+            n_iter,
+            X,
+            y_idx,
+            sample_weight,
+            objective,
+            K,
+            bias,
+            values,
+            leaf_offsets,
+            l2,
+            need,
         )
         if first_lr is None:
             first_lr = float(later[0])
@@ -683,8 +707,20 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
             learning_rates[k] = first_lr
 
     # ------------------------------------------------------------ breaking settings
-    breaking = _breaking_settings(params, objective, obj_flags, wrapper, sample_weight,
-                                  values, learning_rates, n_leaves, constant) + breaking
+    breaking = (
+        _breaking_settings(
+            params,
+            objective,
+            obj_flags,
+            wrapper,
+            sample_weight,
+            values,
+            learning_rates,
+            n_leaves,
+            constant,
+        )
+        + breaking
+    )
     if n_cat_leaves:
         notes["cat_l2_leaves"] = n_cat_leaves
 
@@ -726,16 +762,20 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     )
 
 
-def _recover_first_rate(booster, n_iter, X, y_idx, sample_weight, objective, K, bias,
-                        values, leaf_offsets, l2, columns):
+def _recover_first_rate(
+    booster, n_iter, X, y_idx, sample_weight, objective, K, bias, values, leaf_offsets, l2, columns
+):
     """First-round learning rate as the common ratio stored / Newton step (§11.1)."""
     if X is None or y_idx is None:
         return None
     leaves = booster.predict(_to_lgb_input(X), pred_leaf=True, num_iteration=1)
     leaves = np.asarray(leaves).reshape(len(leaves), -1)
     F = np.tile(bias, (len(leaves), 1))
-    w = np.ones(len(leaves)) if sample_weight is None else np.asarray(
-        sample_weight, dtype=np.float64)
+    w = (
+        np.ones(len(leaves))
+        if sample_weight is None
+        else np.asarray(sample_weight, dtype=np.float64)
+    )
     if objective == "squared_error":
         g = F - y_idx[:, None]
         h = np.ones_like(F)
@@ -765,29 +805,35 @@ def _recover_first_rate(booster, n_iter, X, y_idx, sample_weight, objective, K, 
     return mid
 
 
-def _breaking_settings(params, objective, obj_flags, wrapper, sample_weight, values,
-                       learning_rates, n_leaves, constant):
+def _breaking_settings(
+    params, objective, obj_flags, wrapper, sample_weight, values, learning_rates, n_leaves, constant
+):
     """Human-readable list of the detected settings that break the leaf model."""
     out = []
     boosting = params.get("boosting", "gbdt")
     if boosting == "dart":
-        out.append("boosting=dart (trees dropped and rescaled): refit with "
-                   "boosting='gbdt'")
+        out.append("boosting=dart (trees dropped and rescaled): refit with boosting='gbdt'")
     if boosting == "goss" or params.get("data_sample_strategy") == "goss":
-        out.append("data_sample_strategy=goss (gradient-based one-side sampling "
-                   "reweights rows): refit with boosting='gbdt' and "
-                   "data_sample_strategy='bagging'")
+        out.append(
+            "data_sample_strategy=goss (gradient-based one-side sampling "
+            "reweights rows): refit with boosting='gbdt' and "
+            "data_sample_strategy='bagging'"
+        )
     freq = _as_float(params, "bagging_freq")
     if freq > 0:
         for name in ("bagging_fraction", "pos_bagging_fraction", "neg_bagging_fraction"):
             frac = _as_float(params, name)
             if frac < 1.0:
-                out.append(f"{name}={frac:g} with bagging_freq={freq:g} (row "
-                           f"subsampling): refit with {name}=1.0 or bagging_freq=0")
+                out.append(
+                    f"{name}={frac:g} with bagging_freq={freq:g} (row "
+                    f"subsampling): refit with {name}=1.0 or bagging_freq=0"
+                )
     l1 = _as_float(params, "lambda_l1")
     if l1 > 0:
-        out.append(f"lambda_l1={l1:g} (L1 soft-thresholding of the leaf values): refit "
-                   "with lambda_l1=0 (reg_alpha=0)")
+        out.append(
+            f"lambda_l1={l1:g} (L1 soft-thresholding of the leaf values): refit "
+            "with lambda_l1=0 (reg_alpha=0)"
+        )
     mds = _as_float(params, "max_delta_step")
     if mds > 0:
         eta = np.repeat(learning_rates, n_leaves)
@@ -795,37 +841,49 @@ def _breaking_settings(params, objective, obj_flags, wrapper, sample_weight, val
         unshrunk = np.abs(values[keep] / eta[keep])
         n_bind = int(np.sum(unshrunk >= mds * (1 - 1e-9)))
         if n_bind:  # a clamp that binds nowhere leaves every Newton step intact
-            out.append(f"max_delta_step={mds:g} (clamps the unshrunk leaf values; "
-                       f"binding on {n_bind} leaves): refit with max_delta_step=0")
+            out.append(
+                f"max_delta_step={mds:g} (clamps the unshrunk leaf values; "
+                f"binding on {n_bind} leaves): refit with max_delta_step=0"
+            )
     ps = _as_float(params, "path_smooth")
     if ps > 0:
-        out.append(f"path_smooth={ps:g} (leaf values smoothed towards their parents): "
-                   "refit with path_smooth=0")
+        out.append(
+            f"path_smooth={ps:g} (leaf values smoothed towards their parents): "
+            "refit with path_smooth=0"
+        )
     mc = params.get("monotone_constraints", "") or ""
     if any(float(v) != 0 for v in re.split(r"[,\s]+", mc.strip()) if v):
-        out.append(f"monotone_constraints=[{mc}] (leaf values clamped to keep "
-                   "monotonicity): refit without monotone constraints")
+        out.append(
+            f"monotone_constraints=[{mc}] (leaf values clamped to keep "
+            "monotonicity): refit without monotone constraints"
+        )
     if _as_bool(params, "use_quantized_grad"):
-        out.append("use_quantized_grad=True (quantized gradients): refit with "
-                   "use_quantized_grad=False")
+        out.append(
+            "use_quantized_grad=True (quantized gradients): refit with use_quantized_grad=False"
+        )
     if objective == "binary":
         if _as_bool(params, "is_unbalance"):
-            out.append("is_unbalance=True (class weights inside the objective, not "
-                       "given as sample weights): refit with is_unbalance=False and pass "
-                       "the class weights as sample_weight to the model and to fit")
+            out.append(
+                "is_unbalance=True (class weights inside the objective, not "
+                "given as sample weights): refit with is_unbalance=False and pass "
+                "the class weights as sample_weight to the model and to fit"
+            )
         spw = _as_float(params, "scale_pos_weight")
         if spw != 1.0:
-            out.append(f"scale_pos_weight={spw:g} (class weight inside the objective): "
-                       "refit with scale_pos_weight=1 and pass the weights as "
-                       "sample_weight to the model and to fit")
+            out.append(
+                f"scale_pos_weight={spw:g} (class weight inside the objective): "
+                "refit with scale_pos_weight=1 and pass the weights as "
+                "sample_weight to the model and to fit"
+            )
     if "sqrt" in obj_flags:
-        out.append("reg_sqrt=True (the model is fitted to sqrt(y)): refit with "
-                   "reg_sqrt=False")
+        out.append("reg_sqrt=True (the model is fitted to sqrt(y)): refit with reg_sqrt=False")
     cw = getattr(wrapper, "class_weight", None) if wrapper is not None else None
     if cw is not None and sample_weight is None:
-        out.append(f"class_weight={cw!r} (per-row weights not given): pass "
-                   "sklearn.utils.class_weight.compute_sample_weight(class_weight, y) "
-                   "as sample_weight")
+        out.append(
+            f"class_weight={cw!r} (per-row weights not given): pass "
+            "sklearn.utils.class_weight.compute_sample_weight(class_weight, y) "
+            "as sample_weight"
+        )
     return out
 
 
@@ -849,7 +907,6 @@ class _BoosterCalls:
         return self.staged_raw(X, self.n_iter)
 
     def staged_raw(self, X, n_rounds):
-        out = self.booster.predict(_to_lgb_input(X), raw_score=True,
-                                   num_iteration=int(n_rounds))
+        out = self.booster.predict(_to_lgb_input(X), raw_score=True, num_iteration=int(n_rounds))
         out = np.asarray(out, dtype=np.float64)
         return out.reshape(out.shape[0], -1)

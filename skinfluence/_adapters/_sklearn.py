@@ -43,9 +43,18 @@ _HGB_LOSS_ALIASES = {
     "auto": "log_loss",
 }
 #: node fields of the HistGradientBoosting predictors that the adapter reads
-_HGB_NODE_FIELDS = ("value", "count", "feature_idx", "num_threshold",
-                    "missing_go_to_left", "left", "right", "is_leaf", "is_categorical",
-                    "bitset_idx")
+_HGB_NODE_FIELDS = (
+    "value",
+    "count",
+    "feature_idx",
+    "num_threshold",
+    "missing_go_to_left",
+    "left",
+    "right",
+    "is_leaf",
+    "is_categorical",
+    "bitset_idx",
+)
 
 
 # --------------------------------------------------------------------------- entry
@@ -104,11 +113,12 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
 
     if isinstance(model, (GradientBoostingClassifier, GradientBoostingRegressor)):
         builder = _from_gradient_boosting
-    elif isinstance(model, (HistGradientBoostingClassifier,
-                            HistGradientBoostingRegressor)):
+    elif isinstance(model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
         builder = _from_hist_gradient_boosting
-    elif isinstance(model, (RandomForestClassifier, RandomForestRegressor,
-                            ExtraTreesClassifier, ExtraTreesRegressor)):
+    elif isinstance(
+        model,
+        (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor),
+    ):
         builder = _from_forest
     else:
         raise UnsupportedModelError(
@@ -150,8 +160,9 @@ class _ApplyRouter:
             # without feature names; validate against the ensemble as predict does
             from sklearn.utils.validation import validate_data
 
-            X = validate_data(self.model, X, dtype=np.float32, order="C",
-                              accept_sparse="csr", reset=False)
+            X = validate_data(
+                self.model, X, dtype=np.float32, order="C", accept_sparse="csr", reset=False
+            )
         nodes = np.asarray(self.model.apply(X))
         nodes = nodes.reshape(nodes.shape[0], -1).astype(np.int64)
         leaves = remap_leaves(nodes, self.maps)
@@ -176,10 +187,22 @@ class _HGBRouter:
                 f"the preprocessed input has shape {Xp.shape}, the model expects "
                 f"{a['n_features']} columns"
             )
-        return hgb_apply(Xp, a["tree_offsets"], a["left"], a["right"], a["feature"],
-                         a["threshold"], a["missing_left"], a["is_leaf"], a["is_cat"],
-                         a["bitset_row"], a["leaf_index"], a["left_bitsets"],
-                         a["known_bitsets"], a["cat_map"])
+        return hgb_apply(
+            Xp,
+            a["tree_offsets"],
+            a["left"],
+            a["right"],
+            a["feature"],
+            a["threshold"],
+            a["missing_left"],
+            a["is_leaf"],
+            a["is_cat"],
+            a["bitset_row"],
+            a["leaf_index"],
+            a["left_bitsets"],
+            a["known_bitsets"],
+            a["cat_map"],
+        )
 
 
 class _MethodPredictor:
@@ -193,7 +216,7 @@ class _MethodPredictor:
     def __call__(self, X):
         out = np.asarray(getattr(self.model, self.method)(X), dtype=np.float64)
         out = out.reshape(out.shape[0], -1)
-        return out[:, self.start_column:]
+        return out[:, self.start_column :]
 
 
 class _StagedPredictor:
@@ -366,8 +389,10 @@ def _gb_bias(model, X, K):
             f"{type(model).__name__}._raw_predict_init; skinfluence cannot read the "
             "initial score of the model"
         )
-    constant = (isinstance(init, (DummyClassifier, DummyRegressor))
-                and getattr(init, "strategy", None) != "stratified")
+    constant = (
+        isinstance(init, (DummyClassifier, DummyRegressor))
+        and getattr(init, "strategy", None) != "stratified"
+    )
     if constant or X is None:
         Xb = np.zeros((1, int(model.n_features_in_)), dtype=np.float32)
     else:
@@ -383,8 +408,9 @@ def _gb_bias(model, X, K):
     if constant:
         note = f"init_ {name}(strategy={init.strategy!r}) through the loss link"
     elif X is None:
-        note = (f"custom init {name} evaluated on a zero row; its constancy was not "
-                "verified (pass X)")
+        note = (
+            f"custom init {name} evaluated on a zero row; its constancy was not verified (pass X)"
+        )
     else:
         spread = np.ptp(raw, axis=0).max() if len(raw) else 0.0
         if spread > 1e-12 * max(1.0, float(np.abs(raw).max())):
@@ -401,9 +427,17 @@ def _gb_bias(model, X, K):
 
 # -------------------------------------------------------- HistGradientBoosting
 def _hgb_guard(model):
-    missing = [a for a in ("_predictors", "_preprocess_X", "_bin_mapper",
-                           "_baseline_prediction", "n_trees_per_iteration_")
-               if not hasattr(model, a)]
+    missing = [
+        a
+        for a in (
+            "_predictors",
+            "_preprocess_X",
+            "_bin_mapper",
+            "_baseline_prediction",
+            "n_trees_per_iteration_",
+        )
+        if not hasattr(model, a)
+    ]
     if not missing and model._predictors and model._predictors[0]:
         p = model._predictors[0][0]
         for a in ("nodes", "raw_left_cat_bitsets"):
@@ -445,9 +479,24 @@ def _from_hist_gradient_boosting(model, X):
     else:
         objective = "squared_error"
 
-    (tree_offsets, left, right, feature, threshold, missing_left, is_leaf, is_cat,
-     bitset_row, leaf_index, bitsets, values, counts, paths, n_internal,
-     n_leaves) = ([0], [], [], [], [], [], [], [], [], [], [], [], [], [], [], [])
+    (
+        tree_offsets,
+        left,
+        right,
+        feature,
+        threshold,
+        missing_left,
+        is_leaf,
+        is_cat,
+        bitset_row,
+        leaf_index,
+        bitsets,
+        values,
+        counts,
+        paths,
+        n_internal,
+        n_leaves,
+    ) = ([0], [], [], [], [], [], [], [], [], [], [], [], [], [], [], [])
     n_nodes = n_splits = 0
     for predictors in model._predictors:
         if len(predictors) != K:  # pragma: no cover - defensive
@@ -455,8 +504,9 @@ def _from_hist_gradient_boosting(model, X):
         for pred in predictors:
             nodes = pred.nodes
             leafy = nodes["is_leaf"].astype(bool)
-            leaf_nodes, tpaths, ni = _tree_paths(nodes["left"].astype(np.int64),
-                                                 nodes["right"].astype(np.int64), leafy)
+            leaf_nodes, tpaths, ni = _tree_paths(
+                nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), leafy
+            )
             loc = np.full(len(nodes), -1, dtype=np.int32)
             loc[leaf_nodes] = np.arange(len(leaf_nodes), dtype=np.int32)
             left.append(nodes["left"].astype(np.int64) + n_nodes)
@@ -484,8 +534,7 @@ def _from_hist_gradient_boosting(model, X):
     n_features = int(np.asarray(model._bin_mapper.is_categorical_).size)
 
     def cat(parts, dtype):
-        return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0),
-                                    dtype=dtype)
+        return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
 
     arrays = {
         "n_features": n_features,
@@ -538,17 +587,22 @@ def _from_hist_gradient_boosting(model, X):
         path_nodes=path_nodes,
         node_offsets=node_offsets,
         staged_raw_predictor=_StagedPredictor(model, staged, bias),
-        notes={"bias": "_baseline_prediction", "loss": loss,
-               "routing": "numba traversal of the predictor nodes after the model's "
-                          "own _preprocess_X"},
+        notes={
+            "bias": "_baseline_prediction",
+            "loss": loss,
+            "routing": "numba traversal of the predictor nodes after the model's own _preprocess_X",
+        },
     )
 
 
 def _hgb_breaking_settings(model):
     out = []
     if getattr(model, "do_early_stopping_", False) and model.validation_fraction is not None:
-        why = ("early_stopping='auto' turns it on for more than 10,000 rows"
-               if model.early_stopping == "auto" else f"early_stopping={model.early_stopping}")
+        why = (
+            "early_stopping='auto' turns it on for more than 10,000 rows"
+            if model.early_stopping == "auto"
+            else f"early_stopping={model.early_stopping}"
+        )
         out.append(
             f"early stopping with validation_fraction={model.validation_fraction} "
             f"({why}): the trees were grown on a training split without the "
@@ -639,6 +693,8 @@ def _from_forest(model, X):
         path_indptr=path_indptr,
         path_nodes=path_nodes,
         node_offsets=node_offsets,
-        notes={"leaf_values": "class fractions (classifiers) or node means",
-               "bootstrap": bootstrap},
+        notes={
+            "leaf_values": "class fractions (classifiers) or node means",
+            "bootstrap": bootstrap,
+        },
     )

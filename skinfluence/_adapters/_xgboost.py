@@ -78,8 +78,18 @@ class _XGBoostPredictor:
     methods can be pickled with the estimators that store it.
     """
 
-    def __init__(self, booster, n_rounds, n_outputs, missing, nthread, order, maps,
-                 rounds_per_iteration, bias):
+    def __init__(
+        self,
+        booster,
+        n_rounds,
+        n_outputs,
+        missing,
+        nthread,
+        order,
+        maps,
+        rounds_per_iteration,
+        bias,
+    ):
         self.booster = booster
         self.n_rounds = int(n_rounds)
         self.n_outputs = int(n_outputs)
@@ -139,8 +149,7 @@ def _tree_train_param(cfg):
     name = gb["name"]
     if name == "gblinear":
         raise UnsupportedModelError(
-            "booster='gblinear' is a linear model, not a tree ensemble; use "
-            "booster='gbtree'"
+            "booster='gblinear' is a linear model, not a tree ensemble; use booster='gbtree'"
         )
     if name not in ("gbtree", "dart"):
         raise UnsupportedModelError(f"booster={name!r} is not supported; use 'gbtree'")
@@ -238,8 +247,7 @@ def _tree_order(model_json, n_trees_used, n_rounds, K):
     return order, (n_parallel or 1)
 
 
-def _breaking_settings(booster_name, gb, tp, obj_cfg, n_parallel, leaf_values,
-                       eta_leaf):
+def _breaking_settings(booster_name, gb, tp, obj_cfg, n_parallel, leaf_values, eta_leaf):
     out = []
     subsample = _f32(tp.get("subsample", 1))
     if subsample < 1:
@@ -255,8 +263,7 @@ def _breaking_settings(booster_name, gb, tp, obj_cfg, n_parallel, leaf_values,
     alpha = _f32(tp.get("alpha", tp.get("reg_alpha", 0)))
     if alpha > 0:
         out.append(
-            f"reg_alpha={alpha:g} (L1 soft-threshold on the leaf values): refit with "
-            "reg_alpha=0"
+            f"reg_alpha={alpha:g} (L1 soft-threshold on the leaf values): refit with reg_alpha=0"
         )
     mds = _f32(tp.get("max_delta_step", 0))
     if mds > 0:
@@ -378,7 +385,8 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     n_rounds = n_rounds_total if best is None else min(int(best) + 1, n_rounds_total)
     indptr = model_json.get("iteration_indptr")
     n_trees_used = (
-        int(indptr[n_rounds]) if indptr is not None
+        int(indptr[n_rounds])
+        if indptr is not None
         else n_rounds * K * int(tree_gb["gbtree_model_param"]["num_parallel_tree"])
     )
     order, n_parallel = _tree_order(model_json, n_trees_used, n_rounds, K)
@@ -414,23 +422,33 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     path_indptr, path_nodes, node_offsets = paths_to_csr(paths, n_internal)
 
     breaking = _breaking_settings(
-        booster_name, gb, tp, cfg["objective"], n_parallel, leaf_values,
+        booster_name,
+        gb,
+        tp,
+        cfg["objective"],
+        n_parallel,
+        leaf_values,
         np.repeat(learning_rates, leaf_counts),
     )
     identity = np.array_equal(order, np.arange(len(order)))
     if wrapper is not None:
         missing = wrapper.missing
         nthread = wrapper.n_jobs
-        classes = (
-            np.asarray(wrapper.classes_) if hasattr(wrapper, "classes_") else None
-        )
+        classes = np.asarray(wrapper.classes_) if hasattr(wrapper, "classes_") else None
         n_features_in = int(getattr(wrapper, "n_features_in_", booster.num_features()))
     else:
         missing, nthread, classes = np.nan, None, None
         n_features_in = int(booster.num_features())
     predictor = _XGBoostPredictor(
-        booster, n_rounds, K, missing, nthread, None if identity else order, maps,
-        n_parallel, bias,
+        booster,
+        n_rounds,
+        K,
+        missing,
+        nthread,
+        None if identity else order,
+        maps,
+        n_parallel,
+        bias,
     )
     return TreeEnsemble(
         library="xgboost",
@@ -465,8 +483,11 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
             "booster": booster_name,
             "bias": (
                 f"saved config base_score {lmp['base_score']}"
-                + (" (probability, converted to its logit)"
-                   if xgb_objective == "binary:logistic" else " (margin)")
+                + (
+                    " (probability, converted to its logit)"
+                    if xgb_objective == "binary:logistic"
+                    else " (margin)"
+                )
             ),
             "n_rounds": n_rounds,
             "n_rounds_total": n_rounds_total,

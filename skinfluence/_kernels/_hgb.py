@@ -31,8 +31,22 @@ def _in_bitset(bitsets, row, cat):
 
 
 @njit
-def _leaf_of_row(X, i, root, left, right, feature, threshold, missing_left, is_leaf,
-                 is_cat, bitset_row, left_bitsets, known_bitsets, cat_map):
+def _leaf_of_row(
+    X,
+    i,
+    root,
+    left,
+    right,
+    feature,
+    threshold,
+    missing_left,
+    is_leaf,
+    is_cat,
+    bitset_row,
+    left_bitsets,
+    known_bitsets,
+    cat_map,
+):
     node = root
     while not is_leaf[node]:
         x = X[i, feature[node]]
@@ -58,8 +72,22 @@ def _leaf_of_row(X, i, root, left, right, feature, threshold, missing_left, is_l
 
 
 @njit_parallel
-def hgb_apply(X, tree_offsets, left, right, feature, threshold, missing_left, is_leaf,
-              is_cat, bitset_row, leaf_index, left_bitsets, known_bitsets, cat_map):
+def hgb_apply(
+    X,
+    tree_offsets,
+    left,
+    right,
+    feature,
+    threshold,
+    missing_left,
+    is_leaf,
+    is_cat,
+    bitset_row,
+    leaf_index,
+    left_bitsets,
+    known_bitsets,
+    cat_map,
+):
     """Local leaf index of every row of ``X`` in every tree: ``(n, T)`` int32.
 
     ``X`` is the model's preprocessed input, float64 ``(n, n_features)``. Parallel over
@@ -70,8 +98,21 @@ def hgb_apply(X, tree_offsets, left, right, feature, threshold, missing_left, is
     out = np.empty((n, n_trees), dtype=np.int32)
     for i in prange(n):
         for t in range(n_trees):
-            node = _leaf_of_row(X, i, tree_offsets[t], left, right, feature, threshold,
-                                missing_left, is_leaf, is_cat, bitset_row, left_bitsets,
-                                known_bitsets, cat_map)
+            node = _leaf_of_row(
+                X,
+                i,
+                tree_offsets[t],
+                left,
+                right,
+                feature,
+                threshold,
+                missing_left,
+                is_leaf,
+                is_cat,
+                bitset_row,
+                left_bitsets,
+                known_bitsets,
+                cat_map,
+            )
             out[i, t] = leaf_index[node]
     return out

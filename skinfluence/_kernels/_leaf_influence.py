@@ -46,7 +46,8 @@ def _select_top_leaves(J, K, leaf_col, L, n_top, selected, sums):
             # sums that differ only by rounding (the same rows added in another order)
             # count as ties, so the choice does not depend on the order of the rows
             if not selected[l] and (
-                    best < 0 or sums[l] > sums[best] + 1e-12 * max(sums[l], sums[best])):
+                best < 0 or sums[l] > sums[best] + 1e-12 * max(sums[l], sums[best])
+            ):
                 best = l
         selected[best] = True
 
@@ -75,8 +76,9 @@ def single_point(leaves, offsets, coef, A, wQ, K):
 
 
 @njit_parallel
-def forward_block(rows, leaves, leaves_T, offsets, indptr, order, coef, A, wQ, wQ_sorted,
-                  K, n_top, gfin_self):
+def forward_block(
+    rows, leaves, leaves_T, offsets, indptr, order, coef, A, wQ, wQ_sorted, K, n_top, gfin_self
+):
     """Forward mode for a block of removed rows (section 4.4, algorithm 2).
 
     For removed row ``i = rows[p]`` propagates ``J = dF / dw_i`` (``K x n``) through the
@@ -255,8 +257,29 @@ def _softmax(f, out):
 
 
 @njit_parallel
-def refit_block(rows, leaves, leaves_T, offsets, indptr, order, F_before, g, h, w, y, G, H,
-                l2, values, eta, constant, K, objective, c, n_top):
+def refit_block(
+    rows,
+    leaves,
+    leaves_T,
+    offsets,
+    indptr,
+    order,
+    F_before,
+    g,
+    h,
+    w,
+    y,
+    G,
+    H,
+    l2,
+    values,
+    eta,
+    constant,
+    K,
+    objective,
+    c,
+    n_top,
+):
     """Fixed-structure Newton refit without each removed row (section 4.5).
 
     ``F_before`` is ``(n, T)``: for tree ``t = (b, k)``, ``F_before[j, b*K + m]`` is row

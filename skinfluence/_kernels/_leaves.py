@@ -91,8 +91,13 @@ def tiled(leaves, offsets, values, tile=TILE, dense_share=DENSE_SHARE):
         raise ValueError("tile must be at most 2**16 rows (uint16 local indices)")
     values = np.ascontiguousarray(values, dtype=np.float64)
     ptr, local = tile_by_leaf(leaves, offsets, tile)
-    return (ptr, local, tile_values(values, local, tile),
-            *dense_leaves(leaves, offsets, values, tile, float(dense_share)))
+    return (
+        ptr,
+        local,
+        tile_values(values, local, tile),
+        *dense_leaves(leaves, offsets, values, tile, float(dense_share)),
+    )
+
 
 #
 # The training rows are cut into tiles of ``tile`` consecutive rows. Tile ``b`` (rows
@@ -200,8 +205,9 @@ def dense_leaves(leaves, offsets, values, tile, share):
 PAIR_WINDOW = 64  # candidates searched for each query's partner
 
 
-def tiled_product(q_leaves, q_values, offsets, ptr, local, d_tiled, dense_leaf, dense_at,
-                  dense, n, tile, out):
+def tiled_product(
+    q_leaves, q_values, offsets, ptr, local, d_tiled, dense_leaf, dense_at, dense, n, tile, out
+):
     """``out[e, i] = sum_t 1[leaf_t(e) = leaf_t(i)] * q_values[e, t] * D[i, t]``.
 
     ``D`` in the tiled layout (``tiled``). ``out`` (m, n) is overwritten. Queries are
@@ -212,8 +218,21 @@ def tiled_product(q_leaves, q_values, offsets, ptr, local, d_tiled, dense_leaf, 
     """
     q_leaves = np.ascontiguousarray(q_leaves, dtype=np.int32)
     order = pair_queries(q_leaves, PAIR_WINDOW)
-    _paired_product(q_leaves, q_values, order, offsets, ptr, local, d_tiled, dense_leaf,
-                    dense_at, dense, n, tile, out)
+    _paired_product(
+        q_leaves,
+        q_values,
+        order,
+        offsets,
+        ptr,
+        local,
+        d_tiled,
+        dense_leaf,
+        dense_at,
+        dense,
+        n,
+        tile,
+        out,
+    )
     return out
 
 
@@ -264,7 +283,7 @@ def _add_leaf(row, qv, b, t, leaf, offsets, ptr, local, d_tiled, dense_leaf, den
     """``row += qv * D[tile rows, t] * 1[leaf_t(row) = leaf]`` for one tile."""
     if leaf == dense_leaf[b, t]:
         s = dense_at[b, t]
-        seg = dense[s:s + row.shape[0]]
+        seg = dense[s : s + row.shape[0]]
         for i in range(row.shape[0]):
             row[i] += qv * seg[i]
         return
@@ -278,12 +297,13 @@ def _add_leaf(row, qv, b, t, leaf, offsets, ptr, local, d_tiled, dense_leaf, den
 
 
 @njit(inline="always")
-def _add_leaf2(row1, row2, q1, q2, b, t, leaf, offsets, ptr, local, d_tiled, dense_leaf,
-               dense_at, dense):
+def _add_leaf2(
+    row1, row2, q1, q2, b, t, leaf, offsets, ptr, local, d_tiled, dense_leaf, dense_at, dense
+):
     """``_add_leaf`` for two queries in the same leaf: each entry read once."""
     if leaf == dense_leaf[b, t]:
         s = dense_at[b, t]
-        seg = dense[s:s + row1.shape[0]]
+        seg = dense[s : s + row1.shape[0]]
         for i in range(row1.shape[0]):
             v = seg[i]
             row1[i] += q1 * v
@@ -301,8 +321,21 @@ def _add_leaf2(row1, row2, q1, q2, b, t, leaf, offsets, ptr, local, d_tiled, den
 
 
 @njit_parallel
-def _paired_product(q_leaves, q_values, order, offsets, ptr, local, d_tiled, dense_leaf,
-                    dense_at, dense, n, tile, out):
+def _paired_product(
+    q_leaves,
+    q_values,
+    order,
+    offsets,
+    ptr,
+    local,
+    d_tiled,
+    dense_leaf,
+    dense_at,
+    dense,
+    n,
+    tile,
+    out,
+):
     """``tiled_product`` over the query pairs ``order[2p], order[2p + 1]``.
 
     The work is split into (tile, block of pairs) items. A query in a densely stored
@@ -327,8 +360,20 @@ def _paired_product(q_leaves, q_values, order, offsets, ptr, local, d_tiled, den
             if 2 * p + 1 == m:  # an odd query out
                 for t in range(n_trees):
                     if q_values[e1, t] != 0.0:
-                        _add_leaf(row1, q_values[e1, t], b, t, q_leaves[e1, t], offsets, ptr,
-                                  local, d_tiled, dense_leaf, dense_at, dense)
+                        _add_leaf(
+                            row1,
+                            q_values[e1, t],
+                            b,
+                            t,
+                            q_leaves[e1, t],
+                            offsets,
+                            ptr,
+                            local,
+                            d_tiled,
+                            dense_leaf,
+                            dense_at,
+                            dense,
+                        )
                 continue
             e2 = order[2 * p + 1]
             row2 = out[e2, lo:hi]
@@ -339,12 +384,50 @@ def _paired_product(q_leaves, q_values, order, offsets, ptr, local, d_tiled, den
                 leaf1 = q_leaves[e1, t]
                 leaf2 = q_leaves[e2, t]
                 if leaf1 == leaf2 and q1 != 0.0 and q2 != 0.0:
-                    _add_leaf2(row1, row2, q1, q2, b, t, leaf1, offsets, ptr, local,
-                               d_tiled, dense_leaf, dense_at, dense)
+                    _add_leaf2(
+                        row1,
+                        row2,
+                        q1,
+                        q2,
+                        b,
+                        t,
+                        leaf1,
+                        offsets,
+                        ptr,
+                        local,
+                        d_tiled,
+                        dense_leaf,
+                        dense_at,
+                        dense,
+                    )
                     continue
                 if q1 != 0.0:
-                    _add_leaf(row1, q1, b, t, leaf1, offsets, ptr, local, d_tiled,
-                              dense_leaf, dense_at, dense)
+                    _add_leaf(
+                        row1,
+                        q1,
+                        b,
+                        t,
+                        leaf1,
+                        offsets,
+                        ptr,
+                        local,
+                        d_tiled,
+                        dense_leaf,
+                        dense_at,
+                        dense,
+                    )
                 if q2 != 0.0:
-                    _add_leaf(row2, q2, b, t, leaf2, offsets, ptr, local, d_tiled,
-                              dense_leaf, dense_at, dense)
+                    _add_leaf(
+                        row2,
+                        q2,
+                        b,
+                        t,
+                        leaf2,
+                        offsets,
+                        ptr,
+                        local,
+                        d_tiled,
+                        dense_leaf,
+                        dense_at,
+                        dense,
+                    )

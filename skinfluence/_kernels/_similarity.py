@@ -96,8 +96,7 @@ def representer_self_change(kdiag, alpha, f_train, y_train, objective):
         if objective == 3:
             out[i] = alpha[i, 0] * kdiag[i]
         else:
-            out[i] = _loss(objective, y_train[i], buf) - _loss(objective, y_train[i],
-                                                                f_train[i])
+            out[i] = _loss(objective, y_train[i], buf) - _loss(objective, y_train[i], f_train[i])
     return out
 
 
@@ -235,8 +234,7 @@ def apply_sign(out, y_train, y_query, p_query, rule):
 
 
 @njit_parallel
-def leaf_class_global(train_leaves, y_train, q_leaves, y_query, offsets, leaf_weight,
-                      n_classes):
+def leaf_class_global(train_leaves, y_train, q_leaves, y_query, offsets, leaf_weight, n_classes):
     """Global influence of a same-leaf kernel with the classification sign rule:
     ``out[i] = sum_t w_{t,l_i} (2 * #{e in leaf, y_e = y_i} - #{e in leaf})``.
 

@@ -60,11 +60,14 @@ def load_dataset(name, *, as_frame=True, categorical="category"):
             cat = df[col].astype("category")
             df[col] = cat if categorical == "category" else _codes(cat)
     if not as_frame:
-        X = np.column_stack([
-            _codes(df[c]) if isinstance(df[c].dtype, pd.CategoricalDtype)
-            else df[c].to_numpy(dtype=np.float64)
-            for c in df.columns
-        ])
+        X = np.column_stack(
+            [
+                _codes(df[c])
+                if isinstance(df[c].dtype, pd.CategoricalDtype)
+                else df[c].to_numpy(dtype=np.float64)
+                for c in df.columns
+            ]
+        )
         return X, y, task
     return df, y, task
 

@@ -100,13 +100,16 @@ class _Scorer:
     def _evaluate(self, model, X, y):
         if self.task == "regression":
             pred = np.asarray(model.predict(X), dtype=np.float64).ravel()
-            return {"loss": 0.5 * (np.asarray(y, dtype=np.float64) - pred) ** 2,
-                    "prediction": pred}
+            return {"loss": 0.5 * (np.asarray(y, dtype=np.float64) - pred) ** 2, "prediction": pred}
         P = self._proba(model, X)
         idx = np.searchsorted(self.classes, np.asarray(y))
         p = np.clip(P[np.arange(len(P)), idx], PROBA_CLIP, 1 - PROBA_CLIP)
-        return {"loss": -np.log(p), "prediction": self.classes[np.argmax(P, axis=1)],
-                "proba_true": p, "proba": P}
+        return {
+            "loss": -np.log(p),
+            "prediction": self.classes[np.argmax(P, axis=1)],
+            "proba_true": p,
+            "proba": P,
+        }
 
 
 def _held_out_metrics(scorer, model, X, y):
@@ -128,8 +131,9 @@ def _held_out_metrics(scorer, model, X, y):
             res["roc_auc"] = float(roc_auc_score(np.asarray(y) == scorer.classes[1], P[:, 1]))
         else:
             rows = P / np.clip(P.sum(axis=1, keepdims=True), 1e-300, None)
-            res["roc_auc"] = float(roc_auc_score(np.asarray(y), rows, multi_class="ovr",
-                                                 labels=scorer.classes))
+            res["roc_auc"] = float(
+                roc_auc_score(np.asarray(y), rows, multi_class="ovr", labels=scorer.classes)
+            )
     except ValueError:  # a class absent from the held-out rows
         res["roc_auc"] = np.nan
     return res
@@ -224,8 +228,7 @@ def _descending(scores):
 
 
 def _is_explainer(obj):
-    return hasattr(obj, "fit") and (hasattr(obj, "transform") or
-                                    hasattr(obj, "global_influence"))
+    return hasattr(obj, "fit") and (hasattr(obj, "transform") or hasattr(obj, "global_influence"))
 
 
 def _fitted_explainer(influence, model, X, y):
@@ -242,8 +245,9 @@ def _fitted_explainer(influence, model, X, y):
 def _check_fractions(fractions, name="fractions", high=1.0):
     f = np.atleast_1d(np.asarray(fractions, dtype=np.float64))
     if f.ndim != 1 or len(f) == 0 or np.any(f < 0) or np.any(f > high):
-        raise ValueError(f"{name} must be a non-empty list of values in [0, {high}], "
-                         f"got {fractions!r}")
+        raise ValueError(
+            f"{name} must be a non-empty list of values in [0, {high}], got {fractions!r}"
+        )
     return f
 
 
@@ -299,8 +303,7 @@ def _run(template, X, y, scorer, Xe, ye, jobs, n_jobs, verbose, desc, mean_row=N
     parts = np.array_split(np.arange(len(jobs)), n_batches)
     batches = [[jobs[i] for i in p] for p in parts if len(p)]
     gen = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_fit_eval_batch)(template, X, y, mean_row, scorer, Xe, ye, b)
-        for b in batches
+        delayed(_fit_eval_batch)(template, X, y, mean_row, scorer, Xe, ye, b) for b in batches
     )
     out = []
     for part in _progress(gen, len(batches), verbose, desc):

@@ -17,8 +17,14 @@ from skinfluence.evaluation._common import (
     _to_result,
 )
 
-__all__ = ["LOODeltas", "SubsetOutputs", "linear_datamodeling_score", "loo_correlation",
-           "loo_deltas", "subset_outputs"]
+__all__ = [
+    "LOODeltas",
+    "SubsetOutputs",
+    "linear_datamodeling_score",
+    "loo_correlation",
+    "loo_deltas",
+    "subset_outputs",
+]
 
 _OUTPUTS = ("loss", "proba", "margin")
 
@@ -67,9 +73,20 @@ def _query_output(res, output):
     return p if output == "proba" else np.log(p) - np.log1p(-p)
 
 
-def subset_outputs(estimator, X_train, y_train, X_query, y_query, *, n_subsets=50,
-                   subset_fraction=0.5, output="loss", random_state=0, n_jobs=None,
-                   verbose=0):
+def subset_outputs(
+    estimator,
+    X_train,
+    y_train,
+    X_query,
+    y_query,
+    *,
+    n_subsets=50,
+    subset_fraction=0.5,
+    output="loss",
+    random_state=0,
+    n_jobs=None,
+    verbose=0,
+):
     """Refit on random subsets of the training set and record each query's output.
 
     Parameters
@@ -116,8 +133,18 @@ def subset_outputs(estimator, X_train, y_train, X_query, y_query, *, n_subsets=5
         rows = rng.choice(n, size=size, replace=False)
         masks[j, rows] = True
         jobs.append(({"drop": np.flatnonzero(~masks[j])}, None))
-    res = _run(template, X_train, y, scorer, X_query, np.asarray(y_query), jobs, n_jobs,
-               verbose, "subset refits")
+    res = _run(
+        template,
+        X_train,
+        y,
+        scorer,
+        X_query,
+        np.asarray(y_query),
+        jobs,
+        n_jobs,
+        verbose,
+        "subset refits",
+    )
     outputs = np.array([_query_output(r, output) for r in res], dtype=np.float64)
     return SubsetOutputs(masks=masks, outputs=outputs.reshape(len(jobs), -1), output=output)
 
@@ -154,10 +181,22 @@ def _influence_matrix(influence, model, X, y, Xq, yq):
     return np.asarray(influence, dtype=np.float64)
 
 
-def linear_datamodeling_score(estimator=None, X_train=None, y_train=None, X_query=None,
-                              y_query=None, influence=None, *, subsets=None, n_subsets=50,
-                              subset_fraction=0.5, output="loss", random_state=0,
-                              n_jobs=None, verbose=0):
+def linear_datamodeling_score(
+    estimator=None,
+    X_train=None,
+    y_train=None,
+    X_query=None,
+    y_query=None,
+    influence=None,
+    *,
+    subsets=None,
+    n_subsets=50,
+    subset_fraction=0.5,
+    output="loss",
+    random_state=0,
+    n_jobs=None,
+    verbose=0,
+):
     """Linear datamodeling score (LDS; Park et al., ICML 2023) of an influence method.
 
     For random training subsets ``S_j``, the additive prediction of query ``e``'s
@@ -199,31 +238,60 @@ def linear_datamodeling_score(estimator=None, X_train=None, y_train=None, X_quer
     [1.0, 1.0]
     """
     if subsets is None:
-        subsets = subset_outputs(estimator, X_train, y_train, X_query, y_query,
-                                 n_subsets=n_subsets, subset_fraction=subset_fraction,
-                                 output=output, random_state=random_state, n_jobs=n_jobs,
-                                 verbose=verbose)
+        subsets = subset_outputs(
+            estimator,
+            X_train,
+            y_train,
+            X_query,
+            y_query,
+            n_subsets=n_subsets,
+            subset_fraction=subset_fraction,
+            output=output,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
     if _is_explainer(influence):
         template, _, _, _, y = _prepare(estimator, X_train, y_train)
-        M = _influence_matrix(influence, _fit(template, X_train, y), X_train, y, X_query,
-                              np.asarray(y_query))
+        M = _influence_matrix(
+            influence, _fit(template, X_train, y), X_train, y, X_query, np.asarray(y_query)
+        )
     else:
         M = np.asarray(influence, dtype=np.float64)
     masks = np.asarray(subsets.masks, dtype=np.float64)
     if M.ndim != 2 or M.shape != (subsets.outputs.shape[1], masks.shape[1]):
-        raise ValueError(f"influence must have shape (n_query, n_train) = "
-                         f"{(subsets.outputs.shape[1], masks.shape[1])}, got {M.shape}")
+        raise ValueError(
+            f"influence must have shape (n_query, n_train) = "
+            f"{(subsets.outputs.shape[1], masks.shape[1])}, got {M.shape}"
+        )
     sign = -1.0 if subsets.output == "loss" else 1.0
     pred = sign * masks @ _unit_scale(M, 1).T  # (n_subsets, n_query)
     lds = _spearman_columns(pred, subsets.outputs)
     mean = float(np.nanmean(lds)) if np.any(np.isfinite(lds)) else np.nan
-    return _to_result({"query": np.arange(len(lds)), "lds": lds},
-                      {"protocol": "lds", "mean_lds": mean, "output": subsets.output,
-                       "n_subsets": masks.shape[0]})
+    return _to_result(
+        {"query": np.arange(len(lds)), "lds": lds},
+        {
+            "protocol": "lds",
+            "mean_lds": mean,
+            "output": subsets.output,
+            "n_subsets": masks.shape[0],
+        },
+    )
 
 
-def loo_deltas(estimator, X_train, y_train, X_query, y_query, *, rows=None, n_rows=50,
-               random_state=0, n_jobs=None, verbose=0):
+def loo_deltas(
+    estimator,
+    X_train,
+    y_train,
+    X_query,
+    y_query,
+    *,
+    rows=None,
+    n_rows=50,
+    random_state=0,
+    n_jobs=None,
+    verbose=0,
+):
     """Refit without each of a sample of training rows; record the query loss changes.
 
     Parameters
@@ -259,16 +327,30 @@ def loo_deltas(estimator, X_train, y_train, X_query, y_query, *, rows=None, n_ro
     rows = np.asarray(rows, dtype=np.int64)
     yq = np.asarray(y_query)
     jobs = [({}, None)] + [({"drop": np.array([i])}, None) for i in rows]
-    res = _run(template, X_train, y, scorer, X_query, yq, jobs, n_jobs, verbose,
-               "leave-one-out refits")
+    res = _run(
+        template, X_train, y, scorer, X_query, yq, jobs, n_jobs, verbose, "leave-one-out refits"
+    )
     full = res[0]["loss"]
     deltas = np.array([r["loss"] - full for r in res[1:]]).reshape(len(rows), -1).T
     return LOODeltas(rows=rows, deltas=np.ascontiguousarray(deltas))
 
 
-def loo_correlation(estimator=None, X_train=None, y_train=None, X_query=None, y_query=None,
-                    influence=None, *, deltas=None, rows=None, n_rows=50,
-                    method="pearson", random_state=0, n_jobs=None, verbose=0):
+def loo_correlation(
+    estimator=None,
+    X_train=None,
+    y_train=None,
+    X_query=None,
+    y_query=None,
+    influence=None,
+    *,
+    deltas=None,
+    rows=None,
+    n_rows=50,
+    method="pearson",
+    random_state=0,
+    n_jobs=None,
+    verbose=0,
+):
     """Correlation of an influence method with actual leave-one-out retraining.
 
     For each query ``e``, the correlation over sampled training rows ``i`` of
@@ -306,22 +388,39 @@ def loo_correlation(estimator=None, X_train=None, y_train=None, X_query=None, y_
     if method not in ("pearson", "spearman"):
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
     if deltas is None:
-        deltas = loo_deltas(estimator, X_train, y_train, X_query, y_query, rows=rows,
-                            n_rows=n_rows, random_state=random_state, n_jobs=n_jobs,
-                            verbose=verbose)
+        deltas = loo_deltas(
+            estimator,
+            X_train,
+            y_train,
+            X_query,
+            y_query,
+            rows=rows,
+            n_rows=n_rows,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
     if _is_explainer(influence):
         template, _, _, _, y = _prepare(estimator, X_train, y_train)
-        M = _influence_matrix(influence, _fit(template, X_train, y), X_train, y, X_query,
-                              np.asarray(y_query))
+        M = _influence_matrix(
+            influence, _fit(template, X_train, y), X_train, y, X_query, np.asarray(y_query)
+        )
     else:
         M = np.asarray(influence, dtype=np.float64)
     if M.ndim != 2 or M.shape[0] != deltas.deltas.shape[0]:
-        raise ValueError(f"influence must have {deltas.deltas.shape[0]} query rows, got "
-                         f"shape {M.shape}")
+        raise ValueError(
+            f"influence must have {deltas.deltas.shape[0]} query rows, got shape {M.shape}"
+        )
     a = M[:, deltas.rows].T
     b = deltas.deltas.T
     corr = _spearman_columns(a, b) if method == "spearman" else _pearson_columns(a, b)
     mean = float(np.nanmean(corr)) if np.any(np.isfinite(corr)) else np.nan
-    return _to_result({"query": np.arange(len(corr)), "correlation": corr},
-                      {"protocol": "loo_correlation", "mean_correlation": mean,
-                       "method": method, "n_rows": len(deltas.rows)})
+    return _to_result(
+        {"query": np.arange(len(corr)), "correlation": corr},
+        {
+            "protocol": "loo_correlation",
+            "mean_correlation": mean,
+            "method": method,
+            "n_rows": len(deltas.rows),
+        },
+    )

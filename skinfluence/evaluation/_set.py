@@ -54,8 +54,8 @@ def split_validation(X_test, y_test, *, validation_size=0.1, task=None, random_s
         task = "regression" if y_test.dtype.kind == "f" else "classification"
     strat = None if task == "regression" else y_test
     X_val, X_held, y_val, y_held = train_test_split(
-        X_test, y_test, train_size=validation_size, stratify=strat,
-        random_state=random_state)
+        X_test, y_test, train_size=validation_size, stratify=strat, random_state=random_state
+    )
     return X_val, y_val, X_held, y_held
 
 
@@ -77,15 +77,13 @@ def _global_ranking(influence, ranking, model, X, y, X_val, y_val):
             raise ValueError("ranking must be a 1-D integer array of training rows")
         return R
     if influence is None:
-        raise ValueError("pass an influence estimator, a global-influence vector or a "
-                         "ranking")
+        raise ValueError("pass an influence estimator, a global-influence vector or a ranking")
     if _is_explainer(influence):
         exp = _fitted_explainer(influence, model, X, y)
         influence = exp.global_influence(X_val, y_val)
     g = np.asarray(influence, dtype=np.float64)
     if g.shape != (n,):
-        raise ValueError(f"global influence must have shape (n_train,) = ({n},), got "
-                         f"{g.shape}")
+        raise ValueError(f"global influence must have shape (n_train,) = ({n},), got {g.shape}")
     return _descending(g)
 
 
@@ -94,9 +92,23 @@ def _metric_columns(results):
     return {k: np.array([r[k] for r in results], dtype=np.float64) for k in keys}
 
 
-def set_curve(estimator, X_train, y_train, X_test, y_test, influence=None, *,
-              ranking=None, validation=None, validation_size=0.1, edit="remove",
-              fractions=SET_FRACTIONS, random_state=0, n_jobs=None, verbose=0):
+def set_curve(
+    estimator,
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    influence=None,
+    *,
+    ranking=None,
+    validation=None,
+    validation_size=0.1,
+    edit="remove",
+    fractions=SET_FRACTIONS,
+    random_state=0,
+    n_jobs=None,
+    verbose=0,
+):
     """Edit the training rows most helpful to a validation set, refit, and record the
     held-out loss (METHODS.md 12.4).
 
@@ -156,7 +168,8 @@ def set_curve(estimator, X_train, y_train, X_test, y_test, influence=None, *,
     seed = _seed(random_state)
     if validation is None:
         X_val, y_val, X_held, y_held = split_validation(
-            X_test, y_test, validation_size=validation_size, task=task, random_state=seed)
+            X_test, y_test, validation_size=validation_size, task=task, random_state=seed
+        )
     else:
         (X_val, y_val), X_held, y_held = validation, X_test, np.asarray(y_test)
     n = X_train.shape[0]
@@ -179,8 +192,19 @@ def set_curve(estimator, X_train, y_train, X_test, y_test, influence=None, *,
                 job["poison"] = idx
         jobs.append((job, "metrics"))
     mean_row = _mean_row(X_train) if edit == "poison" else None
-    res = _run(template, X_train, y, scorer, X_held, np.asarray(y_held), jobs, n_jobs,
-               verbose, f"{edit}_set refits", mean_row=mean_row)
+    res = _run(
+        template,
+        X_train,
+        y,
+        scorer,
+        X_held,
+        np.asarray(y_held),
+        jobs,
+        n_jobs,
+        verbose,
+        f"{edit}_set refits",
+        mean_row=mean_row,
+    )
     cols = {"fraction": fractions, "n_edited": counts}
     cols.update(_metric_columns(res))
     return _to_result(cols, {"edit": edit, "task": task, "protocol": "set"})
@@ -197,19 +221,34 @@ def _noise_scores(influence, strategy, model, X, y_noisy, X_val, y_val):
         else:
             s = -np.asarray(exp.global_influence(X_val, y_val))
     else:
-        raise ValueError("noise_detection needs an influence estimator or a callable "
-                         "scores(model, X_train, y_noisy), since the influence must be "
-                         "computed on the noisy data")
+        raise ValueError(
+            "noise_detection needs an influence estimator or a callable "
+            "scores(model, X_train, y_noisy), since the influence must be "
+            "computed on the noisy data"
+        )
     s = np.asarray(s, dtype=np.float64)
     if s.shape != (X.shape[0],):
         raise ValueError(f"scores must have shape (n_train,), got {s.shape}")
     return s
 
 
-def noise_detection(estimator, X_train, y_train, X_test, y_test, influence, *,
-                    noise_fraction=0.4, fractions=NOISE_FRACTIONS, strategy="self",
-                    validation=None, validation_size=0.1, random_state=0, n_jobs=None,
-                    verbose=0):
+def noise_detection(
+    estimator,
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    influence,
+    *,
+    noise_fraction=0.4,
+    fractions=NOISE_FRACTIONS,
+    strategy="self",
+    validation=None,
+    validation_size=0.1,
+    random_state=0,
+    n_jobs=None,
+    verbose=0,
+):
     """Flip labels, rank the training rows, check and fix the top ones (METHODS.md 12.4).
 
     ``floor(noise_fraction * n_train)`` distinct rows (drawn **without** replacement)
@@ -270,7 +309,8 @@ def noise_detection(estimator, X_train, y_train, X_test, y_test, influence, *,
     seed = _seed(random_state)
     if validation is None:
         X_val, y_val, X_held, y_held = split_validation(
-            X_test, y_test, validation_size=validation_size, task=task, random_state=seed)
+            X_test, y_test, validation_size=validation_size, task=task, random_state=seed
+        )
     else:
         (X_val, y_val), X_held, y_held = validation, X_test, np.asarray(y_test)
     y_held = np.asarray(y_held)
@@ -284,8 +324,7 @@ def noise_detection(estimator, X_train, y_train, X_test, y_test, influence, *,
     is_noisy[noisy] = True
 
     model = _fit(template, X_train, y_noisy)
-    scores = _noise_scores(influence, strategy, model, X_train, y_noisy, X_val,
-                           np.asarray(y_val))
+    scores = _noise_scores(influence, strategy, model, X_train, y_noisy, X_val, np.asarray(y_val))
     order = _descending(scores)
     counts = np.floor(fractions * n + 1e-9).astype(int)
     found = np.cumsum(is_noisy[order])
@@ -293,15 +332,26 @@ def noise_detection(estimator, X_train, y_train, X_test, y_test, influence, *,
 
     jobs = [({"relabel": (order[:k], y[order[:k]])}, "metrics") for k in counts]
     jobs.append(({"relabel": (noisy, y[noisy])}, "metrics"))  # clean labels: reference
-    res = _run(template, X_train, y_noisy, scorer, X_held, y_held, jobs, n_jobs, verbose,
-               "noise refits")
+    res = _run(
+        template, X_train, y_noisy, scorer, X_held, y_held, jobs, n_jobs, verbose, "noise refits"
+    )
     clean = res.pop()
-    cols = {"fraction": fractions, "n_checked": counts, "n_found": n_found,
-            "fraction_found": n_found / max(n_noisy, 1)}
+    cols = {
+        "fraction": fractions,
+        "n_checked": counts,
+        "n_found": n_found,
+        "fraction_found": n_found / max(n_noisy, 1),
+    }
     cols.update(_metric_columns(res))
 
-    attrs = {"task": task, "protocol": "noise", "strategy": strategy, "n_noisy": n_noisy,
-             "noise_fraction": noise_fraction, "clean_loss": clean["loss"]}
+    attrs = {
+        "task": task,
+        "protocol": "noise",
+        "strategy": strategy,
+        "n_noisy": n_noisy,
+        "noise_fraction": noise_fraction,
+        "clean_loss": clean["loss"],
+    }
     # area under the detection curve on the checked range, relative to a perfect ranking
     grid = np.arange(0, int(counts.max()) + 1)
     if len(grid) > 1:

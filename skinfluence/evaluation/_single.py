@@ -43,8 +43,9 @@ def _query_rankings(influence, ranking, model, X, y, Xq, yq, need):
         if R.shape[0] != m or not np.issubdtype(R.dtype, np.integer):
             raise ValueError(f"ranking must be an integer array of shape (n_query={m}, k)")
         if R.shape[1] < need:
-            raise ValueError(f"ranking has {R.shape[1]} columns but the protocol edits up "
-                             f"to {need} rows")
+            raise ValueError(
+                f"ranking has {R.shape[1]} columns but the protocol edits up to {need} rows"
+            )
         return R
     if influence is None:
         raise ValueError("pass an influence estimator, an influence matrix or a ranking")
@@ -57,14 +58,28 @@ def _query_rankings(influence, ranking, model, X, y, Xq, yq, need):
     if M.ndim == 1:
         M = M[None, :]
     if M.shape != (m, X.shape[0]):
-        raise ValueError(f"an influence matrix must have shape (n_query, n_train) = "
-                         f"{(m, X.shape[0])}, got {M.shape}")
+        raise ValueError(
+            f"an influence matrix must have shape (n_query, n_train) = "
+            f"{(m, X.shape[0])}, got {M.shape}"
+        )
     return _descending(M)
 
 
-def single_query_curve(estimator, X_train, y_train, X_query, y_query, influence=None, *,
-                       ranking=None, edit="remove", fractions=None, random_state=0,
-                       n_jobs=None, verbose=0):
+def single_query_curve(
+    estimator,
+    X_train,
+    y_train,
+    X_query,
+    y_query,
+    influence=None,
+    *,
+    ranking=None,
+    edit="remove",
+    fractions=None,
+    random_state=0,
+    n_jobs=None,
+    verbose=0,
+):
     """Edit each query's most helpful training rows, refit, and record its loss.
 
     For each query ``e`` independently, training rows are ranked by **descending**
@@ -131,7 +146,9 @@ def single_query_curve(estimator, X_train, y_train, X_query, y_query, influence=
         raise ValueError(f"edit must be one of {_EDITS}, got {edit!r}")
     fractions = _check_fractions(
         (TARGETED_FRACTIONS if edit == "targeted" else SINGLE_FRACTIONS)
-        if fractions is None else fractions)
+        if fractions is None
+        else fractions
+    )
     template, task, classes, scorer, y = _prepare(estimator, X_train, y_train)
     yq = np.asarray(y_query)
     n, m = X_train.shape[0], X_query.shape[0]
@@ -151,7 +168,7 @@ def single_query_curve(estimator, X_train, y_train, X_query, y_query, influence=
         if edit in ("relabel", "poison"):
             labels = _random_labels(np.random.default_rng([seed, e]), y, task, need)
         elif edit == "targeted":
-            labels = np.repeat(adv[e:e + 1], need)
+            labels = np.repeat(adv[e : e + 1], need)
         for k in sorted(set(counts.tolist()) - {0}):
             idx = top[:k]
             if edit == "remove":
@@ -162,8 +179,19 @@ def single_query_curve(estimator, X_train, y_train, X_query, y_query, influence=
                     job["poison"] = idx
             jobs.append((job, [e]))
             keys.append((e, k))
-    results = _run(template, X_train, y, scorer, X_query, yq, jobs, n_jobs, verbose,
-                   f"{edit} refits", mean_row=mean_row)
+    results = _run(
+        template,
+        X_train,
+        y,
+        scorer,
+        X_query,
+        yq,
+        jobs,
+        n_jobs,
+        verbose,
+        f"{edit} refits",
+        mean_row=mean_row,
+    )
     by_key = dict(zip(keys, results))
 
     cols = {c: [] for c in ("query", "fraction", "n_edited", "loss", "prediction")}
@@ -194,8 +222,7 @@ def _counterfactual_worker(template, X, y, Xq, task, median, jobs):
         for e, top, label, pred0, steps in jobs:
             found = None
             for k in steps:
-                Xt, yt = _apply_edit(X, y, {"relabel": (top[:k], np.repeat(label, k))},
-                                     None)
+                Xt, yt = _apply_edit(X, y, {"relabel": (top[:k], np.repeat(label, k))}, None)
                 model = clone(template).fit(Xt, yt)
                 pred = np.asarray(model.predict(_safe_indexing(Xq, [e]))).ravel()[0]
                 if task == "regression":
@@ -209,8 +236,20 @@ def _counterfactual_worker(template, X, y, Xq, task, median, jobs):
     return out
 
 
-def counterfactual(estimator, X_train, y_train, X_query, y_query, influence=None, *,
-                   ranking=None, step=10, max_fraction=0.1, n_jobs=None, verbose=0):
+def counterfactual(
+    estimator,
+    X_train,
+    y_train,
+    X_query,
+    y_query,
+    influence=None,
+    *,
+    ranking=None,
+    step=10,
+    max_fraction=0.1,
+    n_jobs=None,
+    verbose=0,
+):
     """Smallest number of relabelled most-helpful rows that flips each prediction.
 
     For each correctly predicted query (regression: prediction and label on the same
@@ -263,8 +302,7 @@ def counterfactual(estimator, X_train, y_train, X_query, y_query, influence=None
     steps = list(range(step, limit + 1, step))
     full = _fit(template, X_train, y)
     base = scorer.evaluate(full, X_query, yq)
-    median = float(np.median(np.asarray(y, dtype=np.float64))) if task == "regression" \
-        else None
+    median = float(np.median(np.asarray(y, dtype=np.float64))) if task == "regression" else None
     if task == "regression":
         correct = (base["prediction"] >= median) == (yq.astype(np.float64) >= median)
         adv = _adversarial_labels(task, classes, base["prediction"], y_train=y)
@@ -273,14 +311,19 @@ def counterfactual(estimator, X_train, y_train, X_query, y_query, influence=None
         adv = _adversarial_labels(task, classes, yq, base["proba"], y)
     R = _query_rankings(influence, ranking, full, X_train, y, X_query, yq, max(1, limit))
 
-    jobs = [(e, np.asarray(R[e, :limit]), adv[e], base["prediction"][e], steps)
-            for e in range(m) if correct[e]]
+    jobs = [
+        (e, np.asarray(R[e, :limit]), adv[e], base["prediction"][e], steps)
+        for e in range(m)
+        if correct[e]
+    ]
     n_workers = 1 if n_jobs in (None, 1) else len(jobs)
     batches = np.array_split(np.arange(len(jobs)), max(1, min(len(jobs), 4 * n_workers)))
     gen = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_counterfactual_worker)(template, X_train, y, X_query, task, median,
-                                        [jobs[i] for i in b])
-        for b in batches if len(b)
+        delayed(_counterfactual_worker)(
+            template, X_train, y, X_query, task, median, [jobs[i] for i in b]
+        )
+        for b in batches
+        if len(b)
     )
     found = []
     for part in _progress(gen, len(batches), verbose, "counterfactual"):
@@ -293,7 +336,12 @@ def counterfactual(estimator, X_train, y_train, X_query, y_query, influence=None
         n_edited[e] = -1 if k is None else k
         frac[e] = max_fraction if k is None else k / n
     return _to_result(
-        {"query": np.arange(m), "correct": correct, "flipped": flipped,
-         "n_edited": n_edited, "fraction_edited": frac},
+        {
+            "query": np.arange(m),
+            "correct": correct,
+            "flipped": flipped,
+            "n_edited": n_edited,
+            "fraction_edited": frac,
+        },
         {"task": task, "protocol": "counterfactual", "max_fraction": max_fraction},
     )

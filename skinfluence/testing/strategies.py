@@ -157,8 +157,19 @@ def _flag(value):
 
 
 @st.composite
-def datasets(draw, task=None, *, min_rows=20, max_rows=80, min_features=1, max_features=5,
-             max_classes=4, nan=False, categorical=False, as_frame=False):
+def datasets(
+    draw,
+    task=None,
+    *,
+    min_rows=20,
+    max_rows=80,
+    min_features=1,
+    max_features=5,
+    max_classes=4,
+    nan=False,
+    categorical=False,
+    as_frame=False,
+):
     """Strategy for small tabular data sets with a learnable target.
 
     Parameters
@@ -260,8 +271,12 @@ def _estimator(library, task, data, *, n_estimators, depth, learning_rate, seed)
         from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
 
         cls = GradientBoostingClassifier if clf else GradientBoostingRegressor
-        return cls(n_estimators=n_estimators, max_depth=depth, learning_rate=learning_rate,
-                   random_state=seed)
+        return cls(
+            n_estimators=n_estimators,
+            max_depth=depth,
+            learning_rate=learning_rate,
+            random_state=seed,
+        )
     if library == "sklearn_hgb":
         from sklearn.ensemble import (
             HistGradientBoostingClassifier,
@@ -269,9 +284,15 @@ def _estimator(library, task, data, *, n_estimators, depth, learning_rate, seed)
         )
 
         cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(max_iter=n_estimators, max_depth=depth, learning_rate=learning_rate,
-                   min_samples_leaf=3, early_stopping=False, random_state=seed,
-                   categorical_features="from_dtype" if cat else None)
+        return cls(
+            max_iter=n_estimators,
+            max_depth=depth,
+            learning_rate=learning_rate,
+            min_samples_leaf=3,
+            early_stopping=False,
+            random_state=seed,
+            categorical_features="from_dtype" if cat else None,
+        )
     if library in _FORESTS:
         from sklearn import ensemble
 
@@ -282,22 +303,45 @@ def _estimator(library, task, data, *, n_estimators, depth, learning_rate, seed)
         import lightgbm as lgb
 
         cls = lgb.LGBMClassifier if clf else lgb.LGBMRegressor
-        return cls(n_estimators=n_estimators, max_depth=depth, num_leaves=2**depth,
-                   learning_rate=learning_rate, min_child_samples=3, min_data_per_group=3,
-                   cat_smooth=1.0, verbose=-1, n_jobs=1, random_state=seed)
+        return cls(
+            n_estimators=n_estimators,
+            max_depth=depth,
+            num_leaves=2**depth,
+            learning_rate=learning_rate,
+            min_child_samples=3,
+            min_data_per_group=3,
+            cat_smooth=1.0,
+            verbose=-1,
+            n_jobs=1,
+            random_state=seed,
+        )
     if library == "xgboost":
         import xgboost as xgb
 
         cls = xgb.XGBClassifier if clf else xgb.XGBRegressor
-        return cls(n_estimators=n_estimators, max_depth=depth, learning_rate=learning_rate,
-                   tree_method="hist", enable_categorical=cat, n_jobs=1, random_state=seed)
+        return cls(
+            n_estimators=n_estimators,
+            max_depth=depth,
+            learning_rate=learning_rate,
+            tree_method="hist",
+            enable_categorical=cat,
+            n_jobs=1,
+            random_state=seed,
+        )
     if library == "catboost":
         import catboost as cb
 
-        common = {"iterations": n_estimators, "depth": depth,
-                  "learning_rate": learning_rate, "leaf_estimation_iterations": 1,
-                  "leaf_estimation_method": "Newton", "thread_count": 1, "verbose": 0,
-                  "allow_writing_files": False, "random_seed": seed}
+        common = {
+            "iterations": n_estimators,
+            "depth": depth,
+            "learning_rate": learning_rate,
+            "leaf_estimation_iterations": 1,
+            "leaf_estimation_method": "Newton",
+            "thread_count": 1,
+            "verbose": 0,
+            "allow_writing_files": False,
+            "random_seed": seed,
+        }
         if cat:
             common.update(cat_features=list(data.categorical), one_hot_max_size=255)
         if not clf:
@@ -378,8 +422,18 @@ def models(draw, data, *, libraries=None, forests=True, max_estimators=8, max_de
 
 
 @st.composite
-def fitted_models(draw, data=None, *, task=None, libraries=None, forests=True,
-                  max_estimators=8, max_depth=4, nan=False, categorical=False):
+def fitted_models(
+    draw,
+    data=None,
+    *,
+    task=None,
+    libraries=None,
+    forests=True,
+    max_estimators=8,
+    max_depth=4,
+    nan=False,
+    categorical=False,
+):
     """Strategy for tiny fitted models of every installed library, with their data.
 
     Parameters
@@ -419,7 +473,14 @@ def fitted_models(draw, data=None, *, task=None, libraries=None, forests=True,
     if data is None:
         data = datasets(task, nan=nan, categorical=categorical)
     ds = draw(data)
-    library, model = draw(models(ds, libraries=libraries, forests=forests,
-                                 max_estimators=max_estimators, max_depth=max_depth))
+    library, model = draw(
+        models(
+            ds,
+            libraries=libraries,
+            forests=forests,
+            max_estimators=max_estimators,
+            max_depth=max_depth,
+        )
+    )
     model.fit(ds.X, ds.y)
     return FittedModel(model, ds.X, ds.y, ds.task, library)
