@@ -267,6 +267,7 @@ class LeafInfluence(_LeafBase):
         self.derivatives_ = None
         self._D = None
         self._self = None
+        self._tiles = None
         # the update set of this fit: queries follow it even if the parameter changes
         u = self._u = int(self.update_set)
         self._A = self._wQ = self._A_sorted = self._wQ_sorted = None

@@ -159,6 +159,27 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     _accepts_forests = True
     #: whether ``_influence_block(q, out=...)`` can write into a float64 output slice
     _fills_out = False
+    #: layout of the fitted state; bumped when it changes, so that an explainer pickled
+    #: with another layout is refused with a clear message instead of failing later
+    _STATE_FORMAT = 2
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "ensemble_" in state:
+            state["_skinfluence_state_format"] = self._STATE_FORMAT
+        return state
+
+    def __setstate__(self, state):
+        if "ensemble_" in state:
+            fmt = state.pop("_skinfluence_state_format", None)
+            if fmt != self._STATE_FORMAT:
+                raise ValueError(
+                    f"This fitted {type(self).__name__} was saved by a skinfluence version "
+                    f"whose fitted state (format {fmt}) this version (format "
+                    f"{self._STATE_FORMAT}) cannot read. Load it with the version that "
+                    "saved it, or fit a new explainer: the model itself is not affected."
+                )
+        super().__setstate__(state)
 
     def __init__(
         self, estimator=None, *, dtype=np.float64, chunk_memory_mb=256, n_jobs=None, verbose=0

@@ -220,6 +220,23 @@ def test_fitted_explainer_pickles(lib):
     np.testing.assert_array_equal(back.transform(X[:5], y[:5]), exp.transform(X[:5], y[:5]))
 
 
+def test_fitted_state_of_another_layout_is_refused(binary):
+    """A fitted explainer saved with another fitted-state layout (an older version) is
+    refused when loaded, with a message that says what to do; unfitted ones load."""
+    import pickle
+
+    X, y, model = binary
+    state = BoostIn(model).fit(X, y).__getstate__()
+    for fmt in (None, BoostIn._STATE_FORMAT - 1):
+        old = dict(state, _skinfluence_state_format=fmt)
+        if fmt is None:
+            del old["_skinfluence_state_format"]
+        with pytest.raises(ValueError, match="fit a new explainer"):
+            BoostIn.__new__(BoostIn).__setstate__(old)
+    unfitted = pickle.loads(pickle.dumps(BoostIn(model, n_jobs=1)))
+    assert unfitted.get_params()["n_jobs"] == 1
+
+
 @pytest.mark.parametrize("lib", ["sklearn_hgb", "lightgbm", "xgboost", "catboost"])
 def test_real_data_with_categoricals_and_missing_values(lib):
     """The credit data (string categoricals, NaN) as the user has it, in every library."""

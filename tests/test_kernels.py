@@ -78,6 +78,11 @@ def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile, dense_share
     assert np.all(np.diff(ptr, axis=1) >= 0)
     assert np.array_equal(np.sort(d_tiled), np.sort(values.ravel()))
     assert np.array_equal(leaves, leaves_before) and np.array_equal(values, values_before)
+    # the dense rows change nothing: the same bits as the purely sparse layout
+    sparse = _leaves.tiled(leaves, offsets, values, tile=tile, dense_share=1.01)
+    plain = np.full((m, n), np.nan)
+    _leaves.tiled_product(q_leaves, q_values, offsets, *sparse, n, tile, plain)
+    np.testing.assert_array_equal(out, plain)
     # the dense rows: each tile's largest leaf where it holds >= dense_share of the rows,
     # its values in row order and zeros elsewhere
     n_dense = dense_rows = 0
@@ -126,6 +131,24 @@ def test_tiled_product_does_not_depend_on_the_number_of_threads():
     np.testing.assert_allclose(
         outs[0], _dense_product(q_leaves, q_values, leaves, values), rtol=1e-12, atol=1e-12
     )
+
+
+@pytest.mark.parametrize("dense_share", [0.0, 1.01])
+def test_non_finite_query_values_stay_in_their_leaf(dense_share):
+    """``inf`` times a dense row's zeros would be NaN outside the leaf: the indicator
+    of the formula keeps the other rows at zero, on the dense path too."""
+    leaves = np.array([[0], [0], [0], [1], [1], [0]], dtype=np.int32)
+    offsets = np.array([0, 2], dtype=np.int64)
+    values = np.arange(1.0, 7.0)[:, None]
+    tiles = _leaves.tiled(leaves, offsets, values, tile=4, dense_share=dense_share)
+    q_leaves = np.array([[0], [0], [1]], dtype=np.int32)
+    q_values = np.array([[np.inf], [1.0], [np.nan]])
+    out = np.empty((3, 6))
+    _leaves.tiled_product(q_leaves, q_values, offsets, *tiles, 6, 4, out)
+    same = leaves[:, 0][None, :] == q_leaves
+    expected = np.where(same, q_values * values[:, 0][None, :], 0.0)
+    np.testing.assert_array_equal(out, expected)
+    assert np.isinf(out[0, 0]) and out[0, 3] == 0.0 and np.isnan(out[2, 3])
 
 
 def test_pair_queries_is_a_permutation_that_pairs_duplicates():

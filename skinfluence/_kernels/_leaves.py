@@ -280,8 +280,11 @@ def pair_queries(q_leaves, window):
 
 @njit(inline="always")
 def _add_leaf(row, qv, b, t, leaf, offsets, ptr, local, d_tiled, dense_leaf, dense_at, dense):
-    """``row += qv * D[tile rows, t] * 1[leaf_t(row) = leaf]`` for one tile."""
-    if leaf == dense_leaf[b, t]:
+    """``row += qv * D[tile rows, t] * 1[leaf_t(row) = leaf]`` for one tile.
+
+    A non-finite ``qv`` takes the sparse path: ``inf * 0`` would put NaN outside the leaf.
+    """
+    if leaf == dense_leaf[b, t] and np.isfinite(qv):
         s = dense_at[b, t]
         seg = dense[s : s + row.shape[0]]
         for i in range(row.shape[0]):
@@ -301,7 +304,7 @@ def _add_leaf2(
     row1, row2, q1, q2, b, t, leaf, offsets, ptr, local, d_tiled, dense_leaf, dense_at, dense
 ):
     """``_add_leaf`` for two queries in the same leaf: each entry read once."""
-    if leaf == dense_leaf[b, t]:
+    if leaf == dense_leaf[b, t] and np.isfinite(q1) and np.isfinite(q2):
         s = dense_at[b, t]
         seg = dense[s : s + row1.shape[0]]
         for i in range(row1.shape[0]):
