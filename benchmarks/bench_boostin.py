@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_boostin.py            # n_train in {1e3, 1e4, 1e5}
     python benchmarks/bench_boostin.py --quick    # n_train in {1e3, 1e4}
+    python benchmarks/bench_boostin.py --interleaved 20   # speed-up at 1e5, 20 rounds
 
 Model: LightGBM binary classifier, 100 trees x 31 leaves, on synthetic data. Queries:
 1,000 rows. The baseline is a straightforward numpy implementation of the reference
@@ -170,11 +171,46 @@ def run(n_train, dense_queries):
     }
 
 
+def interleaved_ratios(n_train, rounds, dense_queries=20):
+    """Speed-up measured ``rounds`` times with ours and the dense baseline alternating,
+    so that both see the same machine state: one ratio per round."""
+    from skinfluence import BoostIn
+
+    X, y, Xq, yq, model = make(n_train)
+    exp = BoostIn(model).fit(X, y)
+    exp._bench_X = X
+    exp.transform(Xq[:5], yq[:5])
+    k = dense_queries
+    dense_reference(exp, Xq[:2], yq[:2])
+    ratios = []
+    for _ in range(rounds):
+        t_ours, _ = timed(lambda: exp.transform(Xq, yq))
+        t_dense, _ = timed(lambda: dense_reference(exp, Xq[:k], yq[:k]))
+        ratios.append((t_dense / k) / (t_ours / N_QUERIES))
+    return np.array(ratios)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
     p.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--interleaved",
+        type=int,
+        metavar="ROUNDS",
+        help="only the speed-up at n_train=100,000, measured ROUNDS times alternating "
+        "ours (1,000 queries) and the dense baseline (20 queries)",
+    )
     args = p.parse_args()
+    if args.interleaved:
+        r = interleaved_ratios(100_000, args.interleaved)
+        q1, med, q3 = np.percentile(r, [25, 50, 75])
+        print(
+            f"n_train=100,000, {len(r)} interleaved rounds: speed-up median {med:.0f}x, "
+            f"quartiles {q1:.0f}x-{q3:.0f}x, range {r.min():.0f}x-{r.max():.0f}x"
+        )
+        print("rounds: " + ", ".join(f"{x:.0f}x" for x in r))
+        return
     if args.memory_child:
         print(json.dumps(measure_memory(int(args.memory_child[0]), args.memory_child[1])))
         return
