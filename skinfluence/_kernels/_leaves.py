@@ -91,12 +91,9 @@ def tiled(leaves, offsets, values, tile=TILE, dense_share=DENSE_SHARE):
         raise ValueError("tile must be at most 2**16 rows (uint16 local indices)")
     values = np.ascontiguousarray(values, dtype=np.float64)
     ptr, local = tile_by_leaf(leaves, offsets, tile)
-    return (
-        ptr,
-        local,
-        tile_values(values, local, tile),
-        *dense_leaves(leaves, offsets, values, tile, float(dense_share)),
-    )
+    values_tiled = tile_values(values, local, tile)
+    dense = dense_leaves(ptr, local, values_tiled, offsets, len(leaves), tile, float(dense_share))
+    return (ptr, local, values_tiled, *dense)
 
 
 #
@@ -159,26 +156,25 @@ def tile_values(values, local, tile):
 
 
 @njit_parallel
-def dense_leaves(leaves, offsets, values, tile, share):
+def dense_leaves(ptr, local, values_tiled, offsets, n, tile, share):
     """The largest leaf of every (tile, tree), stored densely where it holds at least
-    ``share`` of the tile's rows: ``(dense_leaf, dense_at, dense)``.
+    ``share`` of the tile's rows: ``(dense_leaf, dense_at, dense)``, read off the tiled
+    layout (its leaf sizes are differences of ``ptr``).
 
     ``dense_leaf[b, t]`` is the leaf (or -1) and ``dense[dense_at[b, t]:][:nb]`` holds
     ``values[i, t]`` for the tile's rows ``i`` in that leaf and zero for the others,
     in row order.
     """
-    n, n_trees = leaves.shape
-    n_tiles = (n + tile - 1) // tile
+    n_tiles = ptr.shape[0]
+    n_trees = offsets.shape[0] - 1
     dense_leaf = np.full((n_tiles, n_trees), -1, dtype=np.int32)
     for b in prange(n_tiles):
-        lo = b * tile
-        hi = min(n, lo + tile)
+        nb = min(n, (b + 1) * tile) - b * tile
         for t in range(n_trees):
-            counts = np.zeros(offsets[t + 1] - offsets[t], dtype=np.int64)
-            for i in range(lo, hi):
-                counts[leaves[i, t]] += 1
-            k = np.argmax(counts)
-            if counts[k] >= share * (hi - lo):
+            o = offsets[t]
+            sizes = ptr[b, o + 1 : offsets[t + 1] + 1] - ptr[b, o : offsets[t + 1]]
+            k = np.argmax(sizes)
+            if sizes[k] >= share * nb:
                 dense_leaf[b, t] = k
     dense_at = np.full((n_tiles, n_trees), -1, dtype=np.int64)
     total = 0
@@ -190,15 +186,13 @@ def dense_leaves(leaves, offsets, values, tile, share):
                 total += nb
     dense = np.zeros(total)
     for b in prange(n_tiles):
-        lo = b * tile
-        hi = min(n, lo + tile)
         for t in range(n_trees):
             k = dense_leaf[b, t]
             if k >= 0:
-                s = dense_at[b, t] - lo
-                for i in range(lo, hi):
-                    if leaves[i, t] == k:
-                        dense[s + i] = values[i, t]
+                s = dense_at[b, t]
+                j = offsets[t] + k
+                for r in range(ptr[b, j], ptr[b, j + 1]):
+                    dense[s + local[r]] = values_tiled[r]
     return dense_leaf, dense_at, dense
 
 
