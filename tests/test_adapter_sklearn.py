@@ -769,3 +769,29 @@ def test_bundled_datasets(name):
         n_estimators=5, max_depth=8, random_state=0
     ).fit(Xn, y)
     skinfluence.to_ensemble(rf).check_reconstruction(Xn)
+
+
+def test_hist_gradient_boosting_unsplit_root_is_a_constant_tree():
+    """A tree whose root the grower never splits (here: the one feature drawn by
+    max_features has no valid split) keeps the root's initial value 0, not a Newton
+    step: the adapter marks it constant, and the leaf model holds on the other trees."""
+    X, y = _make_data(1, 60, 2, "multi3", nan_frac=0.15, cat_levels=6)
+    model = HistGradientBoostingClassifier(
+        max_leaf_nodes=2,
+        max_iter=2,
+        min_samples_leaf=2,
+        max_features=0.5,
+        categorical_features=[0],
+        early_stopping=False,
+        random_state=1,
+    ).fit(X, y)
+    ens = skinfluence.to_ensemble(model)
+    single = ens.n_leaves == 1
+    assert single.any() and not single.all()
+    np.testing.assert_array_equal(ens.constant_tree, single)
+    assert np.all(ens.leaf_values[np.repeat(single, ens.n_leaves)] == 0.0)
+    leaves = ens.check_reconstruction(X)
+    g = ens.replay(leaves, _class_index(ens, y))[0]
+    t = int(np.flatnonzero(single[ens.n_outputs :])[0]) + ens.n_outputs
+    assert abs(g[:, t].sum()) > 1e-3  # a Newton step would not be 0 here
+    assert ens.check_leaf_model(leaves, _class_index(ens, y)) == 0.0

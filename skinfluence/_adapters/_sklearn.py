@@ -578,6 +578,9 @@ def _from_hist_gradient_boosting(model, X):
         router=_HGBRouter(model, arrays),
         raw_predictor=_MethodPredictor(model, method),
         multiclass_factor=1.0,
+        # a root the grower never splits keeps its initial value 0 (TreeGrower gives
+        # values to children only): no Newton step, no dependence on the rows
+        constant_tree=np.asarray(n_leaves) == 1,
         classes=_classes_of(model),
         n_features_in=int(model.n_features_in_),
         leaf_stats=cat(counts, np.float64),
