@@ -66,17 +66,16 @@ class BoostIn(BaseInfluence):
     Notes
     -----
     ``fit`` costs O(N T) after routing and stores the leaf ids, the derivatives by row
-    and a copy of them grouped by leaf within tiles of 2,048 training rows (with 2-byte
-    row indices): about 22 bytes per (row, tree). A tile's largest leaf in a tree, when
-    it holds at least a quarter of the tile's rows, is also stored as a dense row (zeros
-    outside the leaf): at most 8 more bytes per (row, tree), in practice fewer (35 MB
-    for 100,000 rows x 100 trees in the benchmark). A query costs O(T) for its
-    gradients plus one multiply-add per training row sharing one of its leaves,
-    ``sum_t n_leaf_t(e)`` <= N T, or a vectorised pass over the tile for a densely
-    stored leaf. Queries run in pairs that share many leaves, in parallel over tiles of
-    training rows, each of which writes its own part of the output; every entry sums
-    the trees in order, so results do not depend on the number of threads or on the
-    blocks. ``transform`` writes into its output directly and needs no block memory.
+    and a copy of them grouped by leaf within tiles of 1,024 training rows (with 2-byte
+    row indices): about 22 bytes per (row, tree). A query costs O(T) for its gradients
+    plus one multiply-add per training row sharing one of its leaves,
+    ``sum_t n_leaf_t(e)`` <= N T. Queries run in groups of eight that share many
+    leaves: for each tree, the group visits the rows of each distinct leaf of its
+    members once and updates all eight with one vector operation (members in another
+    leaf add zero). Work is parallel over tiles of training rows, each of which writes
+    its own part of the output; every entry sums the trees in order, so results do not
+    depend on the number of threads, on the grouping or on the blocks. ``transform``
+    writes into its output directly and needs no block memory.
     ``self_influence`` is O(N T); ``global_influence`` is O(N T + n_query T) through
     per-leaf sums of the query gradients.
 

@@ -1,6 +1,6 @@
 """The leaf co-occurrence kernels against plain numpy, on random leaf assignments.
 
-The estimators call the tiled product with the production tile size (2,048 rows),
+The estimators call the tiled product with the production tile size (1,024 rows),
 larger than every training set of the other tests; here small tiles exercise many tiles,
 a short last tile and tiles that hold a single row.
 """
@@ -38,18 +38,19 @@ def _warm_numba():
     leaves = _random_forest_leaves(rng, 5, [2, 3])
     offsets = np.array([0, 2, 5], dtype=np.int64)
     tiles = _leaves.tiled(leaves, offsets, rng.normal(size=(5, 2)), tile=2)
-    _leaves.tiled_product(leaves, rng.normal(size=(5, 2)), offsets, *tiles, 5, 2, np.empty((5, 5)))
+    for m in (1, 2, 3, 5):  # every group width: 1, 2, 4 and 8 queries
+        q = rng.normal(size=(m, 2))
+        _leaves.tiled_product(leaves[:m], q, offsets, *tiles, 5, 2, np.empty((m, 5)))
 
 
 @given(
     seed=st.integers(0, 2**31 - 1),
     n=st.integers(1, 60),
-    m=st.integers(0, 12),
+    m=st.integers(0, 20),
     n_leaves=st.lists(st.integers(1, 9), min_size=1, max_size=6),
-    tile=st.sampled_from([1, 2, 3, 7, 16, 2048]),
-    dense_share=st.sampled_from([0.0, 0.25, 0.6, 1.01]),
+    tile=st.sampled_from([1, 2, 3, 7, 16, 1024]),
 )
-def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile, dense_share):
+def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile):
     rng = np.random.default_rng(seed)
     offsets = np.concatenate([[0], np.cumsum(n_leaves)]).astype(np.int64)
     leaves = _random_forest_leaves(rng, n, n_leaves)
@@ -58,53 +59,82 @@ def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile, dense_share
     q_values = rng.normal(size=(m, len(n_leaves)))
     q_values[rng.random(q_values.shape) < 0.2] = 0.0  # skipped trees
     leaves_before, values_before = leaves.copy(), values.copy()
+    q_before = q_leaves.copy(), q_values.copy()
 
-    tiles = _leaves.tiled(leaves, offsets, values, tile=tile, dense_share=dense_share)
-    ptr, local, d_tiled, dense_leaf, dense_at, dense = tiles
+    tiles = _leaves.tiled(leaves, offsets, values, tile=tile)
+    ptr, local, d_tiled, finite = tiles
     out = np.full((m, n), np.nan)
     _leaves.tiled_product(q_leaves, q_values, offsets, *tiles, n, tile, out)
 
     np.testing.assert_allclose(
         out, _dense_product(q_leaves, q_values, leaves, values), rtol=1e-13, atol=1e-13
     )
-    # any pairing of the queries gives the same bits (each entry sums trees in order)
-    order = rng.permutation(m)
-    again = np.full((m, n), np.nan)
-    _leaves._paired_product(q_leaves, q_values, order, offsets, *tiles, n, tile, again)
-    np.testing.assert_array_equal(again, out)
+    # any grouping of the queries, of any width, gives the same bits (each entry sums
+    # the trees in order, one term per tree)
+    for width in (1, 2, 8):
+        groups = np.full((-(-m // width), width), -1, dtype=np.int64)
+        groups.ravel()[:m] = rng.permutation(m)
+        gptr, gleaf, gvec = _leaves.group_leaves(q_leaves, q_values, groups)
+        again = np.full((m, n), np.nan)
+        _leaves._grouped_product(
+            groups, gptr, gleaf, gvec, (0.0,) * width, offsets, *tiles, n, tile, again
+        )
+        np.testing.assert_array_equal(again, out)
+        # the checked path for non-finite training values gives the same bits as well
+        again[:] = np.nan
+        _leaves._grouped_product(
+            groups, gptr, gleaf, gvec, (0.0,) * width, offsets, ptr, local, d_tiled, False,
+            n, tile, again,
+        )  # fmt: skip
+        np.testing.assert_array_equal(again, out)
     # the layout holds each (row, tree) entry exactly once, leaves contiguous per tile
     n_tiles = -(-n // tile)
+    assert finite
     assert ptr.shape == (n_tiles, offsets[-1] + 1)
     assert np.all(np.diff(ptr, axis=1) >= 0)
     assert np.array_equal(np.sort(d_tiled), np.sort(values.ravel()))
-    assert np.array_equal(leaves, leaves_before) and np.array_equal(values, values_before)
-    # the dense rows change nothing: the same bits as the purely sparse layout
-    sparse = _leaves.tiled(leaves, offsets, values, tile=tile, dense_share=1.01)
-    plain = np.full((m, n), np.nan)
-    _leaves.tiled_product(q_leaves, q_values, offsets, *sparse, n, tile, plain)
-    np.testing.assert_array_equal(out, plain)
-    # the dense rows: each tile's largest leaf where it holds >= dense_share of the rows,
-    # its values in row order and zeros elsewhere
-    n_dense = dense_rows = 0
     for b in range(n_tiles):
-        rows = slice(b * tile, min(n, (b + 1) * tile))
-        nb = rows.stop - rows.start
+        lo = b * tile
         for t in range(len(n_leaves)):
-            counts = np.bincount(leaves[rows, t], minlength=n_leaves[t])
-            k = dense_leaf[b, t]
-            if counts.max() < dense_share * nb:
-                assert k == -1
-                continue
-            assert counts[k] == counts.max()
-            seg = dense[dense_at[b, t] : dense_at[b, t] + nb]
-            np.testing.assert_array_equal(seg, np.where(leaves[rows, t] == k, values[rows, t], 0.0))
-            n_dense += 1
-            dense_rows += nb
-    assert len(dense) == dense_rows
-    if dense_share == 0.0:
-        assert n_dense == n_tiles * len(n_leaves)  # every (tile, tree) is dense
-    if dense_share > 1:
-        assert n_dense == 0 and len(dense) == 0
+            for leaf in range(n_leaves[t]):
+                j = offsets[t] + leaf
+                rows = lo + local[ptr[b, j] : ptr[b, j + 1]].astype(np.int64)
+                assert np.all(leaves[rows, t] == leaf)
+                np.testing.assert_array_equal(d_tiled[ptr[b, j] : ptr[b, j + 1]], values[rows, t])
+    assert np.array_equal(leaves, leaves_before) and np.array_equal(values, values_before)
+    assert np.array_equal(q_leaves, q_before[0]) and np.array_equal(q_values, q_before[1])
+
+
+def _leaves_of_groups(q_leaves, q_values, groups):
+    """Plain-python ``group_leaves``: {(group, tree): {leaf: coefficient vector}}."""
+    expected = {}
+    for g, members in enumerate(groups):
+        for t in range(q_leaves.shape[1]):
+            per_leaf = {}
+            for a, e in enumerate(members):
+                if e >= 0 and q_values[e, t] != 0.0:
+                    vec = per_leaf.setdefault(int(q_leaves[e, t]), np.zeros(len(members)))
+                    vec[a] = q_values[e, t]
+            expected[g, t] = per_leaf
+    return expected
+
+
+@given(seed=st.integers(0, 2**31 - 1), m=st.integers(0, 30), width=st.sampled_from([1, 2, 4, 8]))
+def test_group_leaves_lists_each_members_leaf_once(seed, m, width):
+    rng = np.random.default_rng(seed)
+    n_leaves = [3, 1, 5]
+    q_leaves = _random_forest_leaves(rng, m, n_leaves)
+    q_values = rng.normal(size=(m, 3))
+    q_values[rng.random(q_values.shape) < 0.3] = 0.0
+    groups = _leaves.group_queries(q_leaves, width, 4)
+    gptr, gleaf, gvec = _leaves.group_leaves(q_leaves, q_values, groups)
+    gvec = gvec.reshape(-1, width)
+    for (g, t), per_leaf in _leaves_of_groups(q_leaves, q_values, groups).items():
+        u = slice(gptr[g * 3 + t], gptr[g * 3 + t + 1])
+        got = dict(zip(gleaf[u].tolist(), gvec[u]))
+        assert sorted(got) == sorted(per_leaf)
+        for leaf, vec in per_leaf.items():
+            np.testing.assert_array_equal(got[leaf], vec)
 
 
 def test_tiled_product_does_not_depend_on_the_number_of_threads():
@@ -120,8 +150,7 @@ def test_tiled_product_does_not_depend_on_the_number_of_threads():
     try:
         for threads in (1, numba.config.NUMBA_NUM_THREADS):
             numba.set_num_threads(threads)
-            tiles = _leaves.tiled(leaves, offsets, values, tile=256, dense_share=0.3)
-            assert (tiles[3] >= 0).any() and (tiles[3] == -1).any()  # both paths
+            tiles = _leaves.tiled(leaves, offsets, values, tile=256)
             out = np.empty((37, 3000))
             _leaves.tiled_product(q_leaves, q_values, offsets, *tiles, 3000, 256, out)
             outs.append(out)
@@ -133,35 +162,42 @@ def test_tiled_product_does_not_depend_on_the_number_of_threads():
     )
 
 
-@pytest.mark.parametrize("dense_share", [0.0, 1.01])
-def test_non_finite_query_values_stay_in_their_leaf(dense_share):
-    """``inf`` times a dense row's zeros would be NaN outside the leaf: the indicator
-    of the formula keeps the other rows at zero, on the dense path too."""
+def test_non_finite_values_stay_in_their_leaf():
+    """The formula's indicator keeps every row outside the query's leaf at zero, even
+    where the query's or the row's value is infinite: a group's vector operation
+    multiplies the other members' zeros by the row's value, and ``0 * inf`` is NaN."""
     leaves = np.array([[0], [0], [0], [1], [1], [0]], dtype=np.int32)
     offsets = np.array([0, 2], dtype=np.int64)
-    values = np.arange(1.0, 7.0)[:, None]
-    tiles = _leaves.tiled(leaves, offsets, values, tile=4, dense_share=dense_share)
-    q_leaves = np.array([[0], [0], [1]], dtype=np.int32)
-    q_values = np.array([[np.inf], [1.0], [np.nan]])
-    out = np.empty((3, 6))
+    values = np.array([1.0, 2.0, np.inf, 4.0, -np.inf, 6.0])[:, None]
+    tiles = _leaves.tiled(leaves, offsets, values, tile=4)
+    assert tiles[3] is False
+    q_leaves = np.array([[0], [0], [1], [1]], dtype=np.int32)
+    q_values = np.array([[np.inf], [1.0], [np.nan], [2.0]])
+    out = np.empty((4, 6))
     _leaves.tiled_product(q_leaves, q_values, offsets, *tiles, 6, 4, out)
     same = leaves[:, 0][None, :] == q_leaves
-    expected = np.where(same, q_values * values[:, 0][None, :], 0.0)
+    with np.errstate(invalid="ignore"):
+        expected = np.where(same, q_values * values[:, 0][None, :], 0.0)
     np.testing.assert_array_equal(out, expected)
     assert np.isinf(out[0, 0]) and out[0, 3] == 0.0 and np.isnan(out[2, 3])
+    assert out[1, 2] == np.inf and out[1, 4] == 0.0 and out[3, 4] == -np.inf
 
 
-def test_pair_queries_is_a_permutation_that_pairs_duplicates():
+def test_group_queries_partitions_the_queries_and_groups_duplicates():
     rng = np.random.default_rng(3)
     n_leaves = [31] * 12
     q = _random_forest_leaves(rng, 40, n_leaves)
-    q = np.ascontiguousarray(np.concatenate([q, q])[rng.permutation(80)])
-    for m in (0, 1, 2, 7, 80):
-        order = _leaves.pair_queries(q[:m], 64)
-        assert np.array_equal(np.sort(order), np.arange(m))
-    order = _leaves.pair_queries(q, 80)
-    pairs = q[order].reshape(40, 2, -1)
-    assert np.array_equal(pairs[:, 0], pairs[:, 1])  # each query meets its duplicate
+    q = np.ascontiguousarray(np.concatenate([q] * 4)[rng.permutation(160)])
+    for m in (0, 1, 2, 7, 9, 160):
+        for width in (1, 4, 8):
+            groups = _leaves.group_queries(q[:m], width, 64)
+            assert groups.shape == (-(-m // width), width)
+            members = groups.ravel()
+            assert np.array_equal(np.sort(members[members >= 0]), np.arange(m))
+            assert np.all(members[m:] == -1)  # only the last group is padded
+    groups = _leaves.group_queries(q, 4, 160)
+    for members in groups:  # each query meets its three duplicates
+        assert (q[members] == q[members[0]]).all()
 
 
 def test_tile_larger_than_uint16_is_refused():

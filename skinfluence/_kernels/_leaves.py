@@ -10,6 +10,7 @@ contiguous.
 import numpy as np
 
 from ._jit import njit, njit_parallel, prange
+from ._lanes import add_scaled_lanes, load_lanes
 
 
 @njit_parallel
@@ -72,28 +73,20 @@ def leaf_gather_sum(leaves, offsets, per_leaf, D):
 
 # --- tiled layout for leaf co-occurrence products ------------------------------------
 
-TILE = 2048  # training rows per tile: 16 KiB of a query's output row
-# A leaf holding at least this share of its tile's rows is also stored densely: adding a
-# contiguous masked row (vectorised, about 0.25 ns per entry and thread on the benchmark
-# machine) then costs less than scattering its entries (about 1 ns per entry and thread).
-DENSE_SHARE = 0.25
+TILE = 1024  # training rows per tile: a group's buffer is TILE x GROUP floats (64 KiB)
+GROUP = 8  # queries computed together: one vector operation per (training row, leaf)
+GROUP_WINDOW = 64  # candidates searched for each group's members
 
 
-def tiled(leaves, offsets, values, tile=TILE, dense_share=DENSE_SHARE):
-    """``(ptr, local, values_tiled, dense_leaf, dense_at, dense)``: the tiled layout of
-    ``leaves`` (n, T) and of a per-(row, tree) array ``values`` (n, T), ready for
-    ``tiled_product``.
-
-    A (tile, tree) whose largest leaf holds at least ``dense_share`` of the tile's rows
-    also stores that leaf densely (see ``dense_leaves``); ``dense_share > 1`` stores none.
-    """
+def tiled(leaves, offsets, values, tile=TILE):
+    """``(ptr, local, values_tiled, finite)``: the tiled layout of ``leaves`` (n, T) and
+    of a per-(row, tree) array ``values`` (n, T), ready for ``tiled_product``;
+    ``finite`` tells whether every value is finite."""
     if tile > 2**16:
         raise ValueError("tile must be at most 2**16 rows (uint16 local indices)")
     values = np.ascontiguousarray(values, dtype=np.float64)
     ptr, local = tile_by_leaf(leaves, offsets, tile)
-    values_tiled = tile_values(values, local, tile)
-    dense = dense_leaves(ptr, local, values_tiled, offsets, len(leaves), tile, float(dense_share))
-    return (ptr, local, values_tiled, *dense)
+    return ptr, local, tile_values(values, local, tile), bool(np.isfinite(values).all())
 
 
 #
@@ -103,9 +96,9 @@ def tiled(leaves, offsets, values, tile=TILE, dense_share=DENSE_SHARE):
 # with the tile's rows sorted by their leaf in tree ``t``. ``ptr[b, offsets[t] + l]`` is
 # where leaf ``l`` of tree ``t`` starts in tile ``b`` (the next entry is where it ends,
 # also across trees: the regions are contiguous) and ``local[r]`` is the row's index
-# inside its tile (< 2**16). A product then scatters into ``tile`` consecutive output
-# entries of one query row, which stay in the first-level cache, and reads the tile's
-# leaf segments, which stay in the second-level cache while all queries pass over them.
+# inside its tile (< 2**16). A product accumulates a group of queries over one tile in
+# a small buffer that stays in the core's caches, and reads the tile's leaf segments,
+# which stay in the shared cache while all groups pass over them.
 
 
 @njit_parallel
@@ -155,74 +148,35 @@ def tile_values(values, local, tile):
     return out
 
 
-@njit_parallel
-def dense_leaves(ptr, local, values_tiled, offsets, n, tile, share):
-    """The largest leaf of every (tile, tree), stored densely where it holds at least
-    ``share`` of the tile's rows: ``(dense_leaf, dense_at, dense)``, read off the tiled
-    layout (its leaf sizes are differences of ``ptr``).
-
-    ``dense_leaf[b, t]`` is the leaf (or -1) and ``dense[dense_at[b, t]:][:nb]`` holds
-    ``values[i, t]`` for the tile's rows ``i`` in that leaf and zero for the others,
-    in row order.
-    """
-    n_tiles = ptr.shape[0]
-    n_trees = offsets.shape[0] - 1
-    dense_leaf = np.full((n_tiles, n_trees), -1, dtype=np.int32)
-    for b in prange(n_tiles):
-        nb = min(n, (b + 1) * tile) - b * tile
-        for t in range(n_trees):
-            o = offsets[t]
-            sizes = ptr[b, o + 1 : offsets[t + 1] + 1] - ptr[b, o : offsets[t + 1]]
-            k = np.argmax(sizes)
-            if sizes[k] >= share * nb:
-                dense_leaf[b, t] = k
-    dense_at = np.full((n_tiles, n_trees), -1, dtype=np.int64)
-    total = 0
-    for b in range(n_tiles):
-        nb = min(n, (b + 1) * tile) - b * tile
-        for t in range(n_trees):
-            if dense_leaf[b, t] >= 0:
-                dense_at[b, t] = total
-                total += nb
-    dense = np.zeros(total)
-    for b in prange(n_tiles):
-        for t in range(n_trees):
-            k = dense_leaf[b, t]
-            if k >= 0:
-                s = dense_at[b, t]
-                j = offsets[t] + k
-                for r in range(ptr[b, j], ptr[b, j + 1]):
-                    dense[s + local[r]] = values_tiled[r]
-    return dense_leaf, dense_at, dense
-
-
-PAIR_WINDOW = 64  # candidates searched for each query's partner
-
-
-def tiled_product(
-    q_leaves, q_values, offsets, ptr, local, d_tiled, dense_leaf, dense_at, dense, n, tile, out
-):
+def tiled_product(q_leaves, q_values, offsets, ptr, local, d_tiled, finite, n, tile, out):
     """``out[e, i] = sum_t 1[leaf_t(e) = leaf_t(i)] * q_values[e, t] * D[i, t]``.
 
-    ``D`` in the tiled layout (``tiled``). ``out`` (m, n) is overwritten. Queries are
-    processed in pairs that share many leaves (``pair_queries``): where the two share
-    a tree's leaf, its entries are read once for both. Every entry is summed over trees
-    in tree order whatever the pairing and the number of threads, so the result is the
-    same bit for bit.
+    ``D`` in the tiled layout (``tiled``; ``finite``: all its values are finite).
+    ``out`` (m, n) is overwritten.
+
+    Queries are computed in groups of ``GROUP`` (fewer for fewer queries) that share
+    many leaves (``group_queries``). For each tree, a group visits the training rows of
+    each distinct leaf of its members once and updates all members with one vector
+    operation: the members in that leaf add their value times the row's entry, the
+    others add zero. Every entry is summed over trees in tree order whatever the
+    grouping and the number of threads, so the result is the same bit for bit.
     """
     q_leaves = np.ascontiguousarray(q_leaves, dtype=np.int32)
-    order = pair_queries(q_leaves, PAIR_WINDOW)
-    _paired_product(
-        q_leaves,
-        q_values,
-        order,
+    q_values = np.ascontiguousarray(q_values, dtype=np.float64)
+    width = min(GROUP, 1 << max(len(q_leaves) - 1, 0).bit_length())
+    groups = group_queries(q_leaves, width, GROUP_WINDOW)
+    gptr, gleaf, gvec = group_leaves(q_leaves, q_values, groups)
+    _grouped_product(
+        groups,
+        gptr,
+        gleaf,
+        gvec,
+        (0.0,) * width,
         offsets,
         ptr,
         local,
         d_tiled,
-        dense_leaf,
-        dense_at,
-        dense,
+        finite,
         n,
         tile,
         out,
@@ -231,200 +185,185 @@ def tiled_product(
 
 
 @njit
-def pair_queries(q_leaves, window):
-    """A permutation of the queries whose consecutive pairs share many leaves.
+def group_queries(q_leaves, width, window):
+    """Groups of ``width`` queries (``(n_groups, width)``, -1 pads the last) whose
+    members share many leaves.
 
     Queries are sorted by their leaves in the first three trees; each query not yet
-    paired then takes, among the next ``window`` unpaired ones, the one sharing the
-    most leaves (O(m window T)).
+    grouped then opens a group and adds, one at a time, the candidate among the next
+    ``window`` ungrouped queries that shares a leaf with some member in the most
+    trees (O(m window T)).
     """
     m, n_trees = q_leaves.shape
     start = np.arange(m)
     for t in range(min(3, n_trees) - 1, -1, -1):  # lexicographic: stable sorts
         start = start[np.argsort(q_leaves[start, t], kind="mergesort")]
     used = np.zeros(m, dtype=np.bool_)
-    order = np.empty(m, dtype=np.int64)
+    groups = np.full(((m + width - 1) // width, width), -1, dtype=np.int64)
+    cand = np.empty(window, dtype=np.int64)
+    covered = np.zeros((window, n_trees), dtype=np.bool_)
+    score = np.zeros(window, dtype=np.int64)
     k = 0
     for a in range(m):
         i = start[a]
         if used[i]:
             continue
         used[i] = True
-        order[k] = i
-        k += 1
-        best, best_shared, seen = -1, -1, 0
+        groups[k, 0] = i
+        n_cand = 0
         for c in range(a + 1, m):
-            j = start[c]
-            if used[j]:
-                continue
-            shared = 0
-            for t in range(n_trees):
-                shared += q_leaves[i, t] == q_leaves[j, t]
-            if shared > best_shared:
-                best, best_shared = j, shared
-            seen += 1
-            if seen >= window:
+            if n_cand == window:
                 break
-        if best >= 0:
-            used[best] = True
-            order[k] = best
-            k += 1
-    return order
+            if not used[start[c]]:
+                cand[n_cand] = start[c]
+                covered[n_cand, :] = False
+                score[n_cand] = 0
+                n_cand += 1
+        last = i
+        for slot in range(1, width):
+            best = -1
+            for c in range(n_cand):
+                j = cand[c]
+                if used[j]:
+                    continue
+                for t in range(n_trees):  # trees where j meets the newest member
+                    if not covered[c, t] and q_leaves[j, t] == q_leaves[last, t]:
+                        covered[c, t] = True
+                        score[c] += 1
+                if best < 0 or score[c] > score[best]:
+                    best = c
+            if best < 0:
+                break
+            last = cand[best]
+            used[last] = True
+            groups[k, slot] = last
+        k += 1
+    return groups
 
 
-@njit(inline="always")
-def _add_leaf(row, qv, b, t, leaf, offsets, ptr, local, d_tiled, dense_leaf, dense_at, dense):
-    """``row += qv * D[tile rows, t] * 1[leaf_t(row) = leaf]`` for one tile.
-
-    A non-finite ``qv`` takes the sparse path: ``inf * 0`` would put NaN outside the leaf.
-    """
-    if leaf == dense_leaf[b, t] and np.isfinite(qv):
-        s = dense_at[b, t]
-        seg = dense[s : s + row.shape[0]]
-        for i in range(row.shape[0]):
-            row[i] += qv * seg[i]
-        return
-    j = offsets[t] + leaf
-    # unsigned indices: no negative-index wrap-around test per entry
-    r = np.uint64(ptr[b, j])
-    r_end = np.uint64(ptr[b, j + 1])
-    while r < r_end:
-        row[np.uint64(local[r])] += qv * d_tiled[r]
-        r += np.uint64(1)
-
-
-@njit(inline="always")
-def _add_leaf2(
-    row1, row2, q1, q2, b, t, leaf, offsets, ptr, local, d_tiled, dense_leaf, dense_at, dense
-):
-    """``_add_leaf`` for two queries in the same leaf: each entry read once."""
-    if leaf == dense_leaf[b, t] and np.isfinite(q1) and np.isfinite(q2):
-        s = dense_at[b, t]
-        seg = dense[s : s + row1.shape[0]]
-        for i in range(row1.shape[0]):
-            v = seg[i]
-            row1[i] += q1 * v
-            row2[i] += q2 * v
-        return
-    j = offsets[t] + leaf
-    r = np.uint64(ptr[b, j])
-    r_end = np.uint64(ptr[b, j + 1])
-    while r < r_end:
-        ix = np.uint64(local[r])
-        v = d_tiled[r]
-        row1[ix] += q1 * v
-        row2[ix] += q2 * v
-        r += np.uint64(1)
+@njit
+def group_leaves(q_leaves, q_values, groups):
+    """For every (group, tree), the distinct leaves of the members with a nonzero value
+    and their coefficient vectors: ``gleaf[u]``, ``gvec[u * width:(u + 1) * width]`` for
+    ``u`` in ``gptr[g * T + t]:gptr[g * T + t + 1]``. ``gvec`` holds a member's value
+    in its lane if the member is in that leaf, zero otherwise."""
+    n_groups, width = groups.shape
+    n_trees = q_leaves.shape[1]
+    gptr = np.zeros(n_groups * n_trees + 1, dtype=np.int64)
+    seen = np.empty(width, dtype=np.int32)
+    for pass_ in range(2):  # count, then fill
+        if pass_ == 1:
+            gleaf = np.empty(gptr[-1], dtype=np.int32)
+            gvec = np.zeros(gptr[-1] * width)
+        u = 0
+        for g in range(n_groups):
+            for t in range(n_trees):
+                n_seen = 0
+                for a in range(width):
+                    e = groups[g, a]
+                    if e < 0 or q_values[e, t] == 0.0:
+                        continue
+                    leaf = q_leaves[e, t]
+                    s = 0
+                    while s < n_seen and seen[s] != leaf:
+                        s += 1
+                    if s == n_seen:
+                        seen[s] = leaf
+                        n_seen += 1
+                    if pass_ == 1:
+                        gleaf[u + s] = leaf
+                        gvec[(u + s) * width + a] = q_values[e, t]
+                u += n_seen
+                if pass_ == 0:
+                    gptr[g * n_trees + t + 1] = u
+    return gptr, gleaf, gvec
 
 
 @njit_parallel
-def _paired_product(
-    q_leaves,
-    q_values,
-    order,
-    offsets,
-    ptr,
-    local,
-    d_tiled,
-    dense_leaf,
-    dense_at,
-    dense,
-    n,
-    tile,
-    out,
+def _grouped_product(
+    groups, gptr, gleaf, gvec, like, offsets, ptr, local, d_tiled, finite, n, tile, out
 ):
-    """``tiled_product`` over the query pairs ``order[2p], order[2p + 1]``.
+    """``tiled_product`` over query groups (``group_queries``, ``group_leaves``).
 
-    The work is split into (tile, block of pairs) items. A query in a densely stored
-    leaf adds the leaf's masked row (zeros for the rows outside the leaf) instead of
-    scattering the leaf's entries: the same sum, as adding zero leaves an entry as it is.
+    The work is split into (tile, block of groups) items. A group's tile is accumulated
+    in ``buf`` (row-major: a training row's ``width`` lanes are contiguous), then copied
+    into the members' output rows. If some training entries are not finite
+    (``finite`` false), each entry is checked and a non-finite one is added lane by
+    lane, to the members in its leaf only: ``0 * inf`` would be NaN.
     """
-    m, n_trees = q_leaves.shape
+    n_groups, width = groups.shape
+    n_trees = offsets.shape[0] - 1
     n_tiles = ptr.shape[0]
-    n_pairs = (m + 1) // 2
     # enough items for the threads when there are few tiles
-    n_pb = min(max(n_pairs, 1), max(1, (16 + n_tiles - 1) // max(n_tiles, 1)))
-    p_size = (n_pairs + n_pb - 1) // n_pb
-    for k in prange(n_tiles * n_pb):
-        b = k // n_pb
-        p0 = (k % n_pb) * p_size
+    n_gb = min(max(n_groups, 1), max(1, (16 + n_tiles - 1) // max(n_tiles, 1)))
+    g_size = (n_groups + n_gb - 1) // n_gb
+    w = np.uint64(width)
+    for k in prange(n_tiles * n_gb):
+        b = k // n_gb
+        g0 = (k % n_gb) * g_size
         lo = b * tile
         hi = min(n, lo + tile)
-        for p in range(p0, min(n_pairs, p0 + p_size)):
-            e1 = order[2 * p]
-            row1 = out[e1, lo:hi]
-            row1[:] = 0.0
-            if 2 * p + 1 == m:  # an odd query out
-                for t in range(n_trees):
-                    if q_values[e1, t] != 0.0:
-                        _add_leaf(
-                            row1,
-                            q_values[e1, t],
-                            b,
-                            t,
-                            q_leaves[e1, t],
-                            offsets,
-                            ptr,
-                            local,
-                            d_tiled,
-                            dense_leaf,
-                            dense_at,
-                            dense,
-                        )
-                continue
-            e2 = order[2 * p + 1]
-            row2 = out[e2, lo:hi]
-            row2[:] = 0.0
+        nb = hi - lo
+        buf = np.empty(nb * width)
+        for grp in range(g0, min(n_groups, g0 + g_size)):
+            buf[:] = 0.0
             for t in range(n_trees):
-                q1 = q_values[e1, t]
-                q2 = q_values[e2, t]
-                leaf1 = q_leaves[e1, t]
-                leaf2 = q_leaves[e2, t]
-                if leaf1 == leaf2 and q1 != 0.0 and q2 != 0.0:
-                    _add_leaf2(
-                        row1,
-                        row2,
-                        q1,
-                        q2,
-                        b,
-                        t,
-                        leaf1,
-                        offsets,
-                        ptr,
-                        local,
-                        d_tiled,
-                        dense_leaf,
-                        dense_at,
-                        dense,
-                    )
-                    continue
-                if q1 != 0.0:
-                    _add_leaf(
-                        row1,
-                        q1,
-                        b,
-                        t,
-                        leaf1,
-                        offsets,
-                        ptr,
-                        local,
-                        d_tiled,
-                        dense_leaf,
-                        dense_at,
-                        dense,
-                    )
-                if q2 != 0.0:
-                    _add_leaf(
-                        row2,
-                        q2,
-                        b,
-                        t,
-                        leaf2,
-                        offsets,
-                        ptr,
-                        local,
-                        d_tiled,
-                        dense_leaf,
-                        dense_at,
-                        dense,
-                    )
+                for u in range(gptr[grp * n_trees + t], gptr[grp * n_trees + t + 1]):
+                    j = offsets[t] + gleaf[u]
+                    coef = load_lanes(gvec, u * width, like)
+                    # unsigned indices: no negative-index wrap-around test per entry
+                    r = np.uint64(ptr[b, j])
+                    r_end = np.uint64(ptr[b, j + 1])
+                    if finite:
+                        while r < r_end:
+                            add_scaled_lanes(buf, np.uint64(local[r]) * w, coef, d_tiled[r])
+                            r += np.uint64(1)
+                        continue
+                    while r < r_end:
+                        x = d_tiled[r]
+                        s = np.uint64(local[r]) * w
+                        if np.isfinite(x):
+                            add_scaled_lanes(buf, s, coef, x)
+                        else:
+                            for a in range(width):
+                                c = gvec[u * width + a]
+                                if c != 0.0:
+                                    buf[s + np.uint64(a)] += c * x
+                        r += np.uint64(1)
+            _copy_out(buf, groups[grp], out, lo, hi)
+
+
+@njit(inline="always")
+def _copy_out(buf, members, out, lo, hi):
+    """``out[members[a], lo:hi] = buf[a::width]`` for the members that are not -1.
+
+    A full group of eight is copied row by row of ``buf``, writing eight output rows
+    side by side: about twice as fast as one member at a time, whose reads of ``buf``
+    stride over a cache line each.
+    """
+    width = members.shape[0]
+    if width == 8 and members[7] >= 0:
+        r0 = out[members[0], lo:hi]
+        r1 = out[members[1], lo:hi]
+        r2 = out[members[2], lo:hi]
+        r3 = out[members[3], lo:hi]
+        r4 = out[members[4], lo:hi]
+        r5 = out[members[5], lo:hi]
+        r6 = out[members[6], lo:hi]
+        r7 = out[members[7], lo:hi]
+        for i in range(hi - lo):
+            s = 8 * i
+            r0[i] = buf[s]
+            r1[i] = buf[s + 1]
+            r2[i] = buf[s + 2]
+            r3[i] = buf[s + 3]
+            r4[i] = buf[s + 4]
+            r5[i] = buf[s + 5]
+            r6[i] = buf[s + 6]
+            r7[i] = buf[s + 7]
+        return
+    for a in range(width):
+        if members[a] >= 0:
+            row = out[members[a], lo:hi]
+            for i in range(hi - lo):
+                row[i] = buf[i * width + a]
