@@ -5,6 +5,8 @@ larger than every training set of the other tests; here small tiles exercise man
 a short last tile and tiles that hold a single row.
 """
 
+import itertools
+
 import numba
 import numpy as np
 import pytest
@@ -188,13 +190,13 @@ def test_group_queries_partitions_the_queries_and_groups_duplicates():
     n_leaves = [31] * 12
     q = _random_forest_leaves(rng, 40, n_leaves)
     q = np.ascontiguousarray(np.concatenate([q] * 4)[rng.permutation(160)])
-    for m in (0, 1, 2, 7, 9, 160):
-        for width in (1, 4, 8):
-            groups = _leaves.group_queries(q[:m], width, 64)
-            assert groups.shape == (-(-m // width), width)
-            members = groups.ravel()
-            assert np.array_equal(np.sort(members[members >= 0]), np.arange(m))
-            assert np.all(members[m:] == -1)  # only the last group is padded
+    # windows smaller than a group still fill every group but the last
+    for m, width, window in itertools.product((0, 1, 2, 7, 9, 160), (1, 4, 8), (0, 3, 64)):
+        groups = _leaves.group_queries(q[:m], width, window)
+        assert groups.shape == (-(-m // width), width)
+        members = groups.ravel()
+        assert np.array_equal(np.sort(members[members >= 0]), np.arange(m))
+        assert np.all(members[m:] == -1)  # only the last group is padded
     groups = _leaves.group_queries(q, 4, 160)
     for members in groups:  # each query meets its three duplicates
         assert (q[members] == q[members[0]]).all()

@@ -75,7 +75,7 @@ def leaf_gather_sum(leaves, offsets, per_leaf, D):
 
 TILE = 1024  # training rows per tile: a group's buffer is TILE x GROUP floats (64 KiB)
 GROUP = 8  # queries computed together: one vector operation per (training row, leaf)
-GROUP_WINDOW = 64  # candidates searched for each group's members
+GROUP_WINDOW = 64  # at most this many candidates searched for each group's members
 
 
 def tiled(leaves, offsets, values, tile=TILE):
@@ -164,7 +164,9 @@ def tiled_product(q_leaves, q_values, offsets, ptr, local, d_tiled, finite, n, t
     q_leaves = np.ascontiguousarray(q_leaves, dtype=np.int32)
     q_values = np.ascontiguousarray(q_values, dtype=np.float64)
     width = min(GROUP, 1 << max(len(q_leaves) - 1, 0).bit_length())
-    groups = group_queries(q_leaves, width, GROUP_WINDOW)
+    # the search costs O(window T) per query: worth it where the product is large
+    window = min(GROUP_WINDOW, max(8, n // 1024))
+    groups = group_queries(q_leaves, width, window)
     gptr, gleaf, gvec = group_leaves(q_leaves, q_values, groups)
     _grouped_product(
         groups,
@@ -195,6 +197,7 @@ def group_queries(q_leaves, width, window):
     trees (O(m window T)).
     """
     m, n_trees = q_leaves.shape
+    window = max(window, width - 1)  # every group but the last is full
     start = np.arange(m)
     for t in range(min(3, n_trees) - 1, -1, -1):  # lexicographic: stable sorts
         start = start[np.argsort(q_leaves[start, t], kind="mergesort")]
