@@ -70,14 +70,25 @@ def _is_fitted(model):
 
 
 def _default_model(y):
-    """A small HistGradientBoosting model for the task of ``y``."""
+    """A small HistGradientBoosting model for the task of ``y``.
+
+    Leaves hold at least ``min(20, n // 10)`` rows (at least 1): scikit-learn's 20
+    from 200 rows on. With 20 on a few dozen rows no tree could split, and a tree
+    that never splits predicts 0 whatever its rows: there would be nothing to explain.
+    """
     from sklearn.ensemble import (
         HistGradientBoostingClassifier,
         HistGradientBoostingRegressor,
     )
 
     kind = type_of_target(y)
-    common = {"max_iter": 50, "max_leaf_nodes": 15, "early_stopping": False, "random_state": 0}
+    common = {
+        "max_iter": 50,
+        "max_leaf_nodes": 15,
+        "min_samples_leaf": max(1, min(20, len(y) // 10)),
+        "early_stopping": False,
+        "random_state": 0,
+    }
     if kind in ("continuous", "continuous-multioutput"):
         return HistGradientBoostingRegressor(**common)
     return HistGradientBoostingClassifier(**common)
@@ -135,7 +146,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         raw ``lightgbm.Booster`` / ``xgboost.Booster`` or a ``Pipeline`` ending in a
         fitted model is explained as given; an unfitted model (what ``clone``
         produces) is cloned and fitted on the data passed to ``fit``. ``None`` fits a
-        small ``HistGradientBoostingClassifier`` / ``Regressor`` for the task.
+        small ``HistGradientBoostingClassifier`` / ``Regressor`` for the task (50
+        rounds, 15 leaves, leaves of at least ``min(20, n_train // 10)`` rows).
     dtype : {np.float64, np.float32}, default=np.float64
         Dtype of the influence matrix.
     chunk_memory_mb : float, default=256

@@ -22,14 +22,11 @@ EXPECTED_FAILURES = {
         "the output has one column per training row: duplicating a row adds a column, "
         "so weight 2 and a duplicated row cannot give the same matrix"
     ),
-    "check_transformer_general": (
-        "fit_transform(X, y) explains the loss at the true labels while "
-        "fit(X, y).transform(X) explains the model's own predictions (DESIGN.md 1)"
-    ),
-    "check_transformer_data_not_an_array": (
-        "fit_transform(X, y) uses the true labels, transform(X) the predictions"
-    ),
 }
+# check_transformer_general and check_transformer_data_not_an_array compare
+# fit_transform(X, y) (the loss at the true labels) with fit(X, y).transform(X) (the
+# model's own predictions, DESIGN.md 1). They pass: on their two separated blobs the
+# model predicts every true label, so both explain the same losses.
 
 
 def _xfails(est):

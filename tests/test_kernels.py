@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from skinfluence._kernels import _leaves
+from skinfluence._kernels._lanes import add_scaled_lanes, load_lanes
 
 
 def _random_forest_leaves(rng, n, n_leaves):
@@ -206,3 +207,34 @@ def test_tile_larger_than_uint16_is_refused():
     leaves = np.zeros((3, 1), dtype=np.int32)
     with pytest.raises(ValueError, match="2\\*\\*16"):
         _leaves.tiled(leaves, np.array([0, 1]), np.ones((3, 1)), tile=2**16 + 1)
+
+
+@numba.njit
+def _lanes_update(buf, start, src, src_start, x, like):
+    coef = load_lanes(src, src_start, like)
+    add_scaled_lanes(buf, start, coef, x)
+    return coef
+
+
+@pytest.mark.parametrize("width", [1, 2, 4, 8])
+def test_vector_lanes_equal_scalar_multiply_then_add(width):
+    """``buf[s:s+G] += coef * x`` rounds the product, then the sum, lane by lane, like
+    numpy: no fused multiply-add. The values are chosen so that a fused operation
+    (one rounding) would give other bits."""
+    rng = np.random.default_rng(width)
+    eps = 2.0**-30
+    src = np.concatenate([rng.normal(size=3), 1.0 + eps * (1 + np.arange(width))])
+    x = 1.0 - eps
+    buf = rng.normal(size=width + 5)
+    buf[2 : 2 + width] = -1.0
+    expected = buf.copy()
+    expected[2 : 2 + width] = buf[2 : 2 + width] + src[3:] * x
+    fused = [
+        np.longdouble(b) + np.longdouble(c) * np.longdouble(x) for b, c in zip(buf[2:], src[3:])
+    ]
+    assert not np.array_equal(np.array(fused, dtype=np.float64), expected[2 : 2 + width])
+    src_before = src.copy()
+    coef = _lanes_update(buf, 2, src, 3, x, (0.0,) * width)
+    assert coef == tuple(src[3:])
+    np.testing.assert_array_equal(buf, expected)
+    np.testing.assert_array_equal(src, src_before)
