@@ -75,7 +75,8 @@ class BoostIn(BaseInfluence):
     leaf add zero). Work is parallel over tiles of training rows, each of which writes
     its own part of the output; every entry sums the trees in order, so results do not
     depend on the number of threads, on the grouping or on the blocks. ``transform``
-    writes into its output directly and needs no block memory.
+    writes into its output directly and needs no block memory (the groups' coefficients
+    take at most 16 MiB at a time).
     ``self_influence`` is O(N T); ``global_influence`` is O(N T + n_query T) through
     per-leaf sums of the query gradients.
 

@@ -155,8 +155,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         queries; ``top_k`` and ``global_influence`` never hold more than one block.
         An estimator that writes its blocks straight into the output of ``transform``
         (BoostIn and single-point LeafInfluence, float64 output) needs no block memory
-        and runs all queries as one block there, unless ``verbose`` asks for a progress
-        bar.
+        (its kernel holds at most 16 MiB of its own) and runs all queries as one block
+        there, unless ``verbose`` asks for a progress bar.
     n_jobs : int, default=None
         Threads of the numba kernels (None or -1: all cores). Results do not depend
         on it.

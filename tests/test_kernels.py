@@ -73,7 +73,8 @@ def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile):
         out, _dense_product(q_leaves, q_values, leaves, values), rtol=1e-13, atol=1e-13
     )
     # any grouping of the queries, of any width, gives the same bits (each entry sums
-    # the trees in order, one term per tree)
+    # the trees in order, one term per tree; a NaN's sign aside, which
+    # assert_array_equal does not compare)
     for width in (1, 2, 8):
         groups = np.full((-(-m // width), width), -1, dtype=np.int64)
         groups.ravel()[:m] = rng.permutation(m)
@@ -238,3 +239,49 @@ def test_vector_lanes_equal_scalar_multiply_then_add(width):
     assert coef == tuple(src[3:])
     np.testing.assert_array_equal(buf, expected)
     np.testing.assert_array_equal(src, src_before)
+
+
+def test_group_batches_give_the_same_bits(monkeypatch):
+    """Groups are processed in batches that bound their coefficients' memory: a tiny
+    budget (batches of 16 groups) changes nothing."""
+    rng = np.random.default_rng(5)
+    n_leaves = [7] * 6
+    offsets = np.concatenate([[0], np.cumsum(n_leaves)]).astype(np.int64)
+    leaves = _random_forest_leaves(rng, 50, n_leaves)
+    q_leaves = _random_forest_leaves(rng, 300, n_leaves)
+    values = rng.normal(size=leaves.shape)
+    q_values = rng.normal(size=q_leaves.shape)
+    tiles = _leaves.tiled(leaves, offsets, values, tile=16)
+    whole = np.empty((300, 50))
+    _leaves.tiled_product(q_leaves, q_values, offsets, *tiles, 50, 16, whole)
+    calls = []
+    kernel = _leaves._grouped_product
+    monkeypatch.setattr(_leaves, "GROUP_MEMORY", 1)
+    monkeypatch.setattr(_leaves, "_grouped_product", lambda *a: calls.append(1) or kernel(*a))
+    batched = np.empty((300, 50))
+    _leaves.tiled_product(q_leaves, q_values, offsets, *tiles, 50, 16, batched)
+    assert len(calls) == 3  # 38 groups of 8, 16 per batch
+    np.testing.assert_array_equal(batched, whole)
+    np.testing.assert_allclose(
+        whole, _dense_product(q_leaves, q_values, leaves, values), rtol=1e-13, atol=1e-13
+    )
+
+
+def test_vector_lanes_refuse_what_they_cannot_address():
+    """The intrinsics address memory directly: strided or read-only buffers are refused
+    at compile time, and unsigned starts of any width index from the array's start."""
+    a = np.arange(20.0)
+    with pytest.raises(numba.core.errors.TypingError):
+        _lanes_update(a[::2], 0, a, 0, 1.0, (0.0,) * 2)
+    with pytest.raises(numba.core.errors.TypingError):
+        _lanes_update(a, 0, a[::2], 0, 1.0, (0.0,) * 2)
+    readonly = np.zeros(4)
+    readonly.flags.writeable = False
+    with pytest.raises(numba.core.errors.TypingError):
+        _lanes_update(readonly, 0, a, 0, 1.0, (0.0,) * 2)
+    big = np.zeros(40010)
+    src = np.arange(40010.0)
+    coef = _lanes_update(big, np.uint16(40000), src, np.uint16(40002), 2.0, (0.0,) * 4)
+    assert coef == (40002.0, 40003.0, 40004.0, 40005.0)
+    np.testing.assert_array_equal(big[40000:40004], 2.0 * src[40002:40006])
+    assert np.count_nonzero(big) == 4

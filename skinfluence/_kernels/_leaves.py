@@ -76,6 +76,7 @@ def leaf_gather_sum(leaves, offsets, per_leaf, D):
 TILE = 1024  # training rows per tile: a group's buffer is TILE x GROUP floats (64 KiB)
 GROUP = 8  # queries computed together: one vector operation per (training row, leaf)
 GROUP_WINDOW = 64  # at most this many candidates searched for each group's members
+GROUP_MEMORY = 16 * 2**20  # bytes of group coefficients held at once
 
 
 def tiled(leaves, offsets, values, tile=TILE):
@@ -159,7 +160,9 @@ def tiled_product(q_leaves, q_values, offsets, ptr, local, d_tiled, finite, n, t
     each distinct leaf of its members once and updates all members with one vector
     operation: the members in that leaf add their value times the row's entry, the
     others add zero. Every entry is summed over trees in tree order whatever the
-    grouping and the number of threads, so the result is the same bit for bit.
+    grouping and the number of threads, so the result is the same bit for bit (up to
+    the sign of a NaN: IEEE addition does not fix which operand's NaN it returns).
+    Besides ``out``, it holds at most ``GROUP_MEMORY`` bytes of group coefficients.
     """
     q_leaves = np.ascontiguousarray(q_leaves, dtype=np.int32)
     q_values = np.ascontiguousarray(q_values, dtype=np.float64)
@@ -167,22 +170,27 @@ def tiled_product(q_leaves, q_values, offsets, ptr, local, d_tiled, finite, n, t
     # the search costs O(window T) per query: worth it where the product is large
     window = min(GROUP_WINDOW, max(8, n // 1024))
     groups = group_queries(q_leaves, width, window)
-    gptr, gleaf, gvec = group_leaves(q_leaves, q_values, groups)
-    _grouped_product(
-        groups,
-        gptr,
-        gleaf,
-        gvec,
-        (0.0,) * width,
-        offsets,
-        ptr,
-        local,
-        d_tiled,
-        finite,
-        n,
-        tile,
-        out,
-    )
+    # a group's coefficients take at most T x width x width floats: batches of groups
+    # keep them within GROUP_MEMORY bytes (each group is independent of the others)
+    step = max(16, GROUP_MEMORY // (8 * width * width * max(q_leaves.shape[1], 1)))
+    for g0 in range(0, len(groups), step):
+        batch = groups[g0 : g0 + step]
+        gptr, gleaf, gvec = group_leaves(q_leaves, q_values, batch)
+        _grouped_product(
+            batch,
+            gptr,
+            gleaf,
+            gvec,
+            (0.0,) * width,
+            offsets,
+            ptr,
+            local,
+            d_tiled,
+            finite,
+            n,
+            tile,
+            out,
+        )
     return out
 
 
@@ -295,6 +303,8 @@ def _grouped_product(
     lane, to the members in its leaf only: ``0 * inf`` would be NaN.
     """
     n_groups, width = groups.shape
+    if len(like) != width:
+        raise ValueError("like must have one entry per group member")
     n_trees = offsets.shape[0] - 1
     n_tiles = ptr.shape[0]
     # enough items for the threads when there are few tiles
@@ -345,7 +355,7 @@ def _copy_out(buf, members, out, lo, hi):
     stride over a cache line each.
     """
     width = members.shape[0]
-    if width == 8 and members[7] >= 0:
+    if width == 8 and members.min() >= 0:
         r0 = out[members[0], lo:hi]
         r1 = out[members[1], lo:hi]
         r2 = out[members[2], lo:hi]
