@@ -1,10 +1,22 @@
 """Root pytest configuration: hypothesis profiles, numba warm-up, doctest setup."""
 
 import os
+import tempfile
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+# Each pytest-xdist worker compiles the numba kernels into its own cache directory: two
+# processes writing the same cache entries at once can corrupt them (numba issues #4807,
+# #10128). Set before numba is first imported (xdist names the worker before it loads
+# this file); an explicit NUMBA_CACHE_DIR is left alone.
+if os.environ.get("PYTEST_XDIST_WORKER") and "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(
+        tempfile.gettempdir(),
+        f"skinfluence-numba-{os.getuid()}",
+        os.environ["PYTEST_XDIST_WORKER"],
+    )
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "dev",
