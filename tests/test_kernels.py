@@ -26,6 +26,16 @@ def _random_forest_leaves(rng, n, n_leaves):
     return np.ascontiguousarray(np.stack(cols, axis=1).astype(np.int32))
 
 
+def _random_product(rng, n, m, n_leaves):
+    """``(offsets, leaves, q_leaves, values, q_values)`` of a random product problem."""
+    offsets = np.concatenate([[0], np.cumsum(n_leaves)]).astype(np.int64)
+    leaves = _random_forest_leaves(rng, n, n_leaves)
+    q_leaves = _random_forest_leaves(rng, m, n_leaves)
+    values = rng.normal(size=leaves.shape)
+    q_values = rng.normal(size=q_leaves.shape)
+    return offsets, leaves, q_leaves, values, q_values
+
+
 def _dense_product(q_leaves, q_values, leaves, values):
     """``out[e, i] = sum_t [leaf_t(e) == leaf_t(i)] q_values[e, t] values[i, t]``."""
     out = np.zeros((len(q_leaves), len(leaves)))
@@ -55,11 +65,7 @@ def _warm_numba():
 )
 def test_tiled_product_equals_dense_mask(seed, n, m, n_leaves, tile):
     rng = np.random.default_rng(seed)
-    offsets = np.concatenate([[0], np.cumsum(n_leaves)]).astype(np.int64)
-    leaves = _random_forest_leaves(rng, n, n_leaves)
-    q_leaves = _random_forest_leaves(rng, m, n_leaves)
-    values = rng.normal(size=(n, len(n_leaves)))
-    q_values = rng.normal(size=(m, len(n_leaves)))
+    offsets, leaves, q_leaves, values, q_values = _random_product(rng, n, m, n_leaves)
     q_values[rng.random(q_values.shape) < 0.2] = 0.0  # skipped trees
     leaves_before, values_before = leaves.copy(), values.copy()
     q_before = q_leaves.copy(), q_values.copy()
@@ -144,11 +150,7 @@ def test_group_leaves_lists_each_members_leaf_once(seed, m, width):
 def test_tiled_product_does_not_depend_on_the_number_of_threads():
     rng = np.random.default_rng(1)
     n_leaves = [31] * 20
-    offsets = np.concatenate([[0], np.cumsum(n_leaves)]).astype(np.int64)
-    leaves = _random_forest_leaves(rng, 3000, n_leaves)
-    q_leaves = _random_forest_leaves(rng, 37, n_leaves)
-    values = rng.normal(size=leaves.shape)
-    q_values = rng.normal(size=q_leaves.shape)
+    offsets, leaves, q_leaves, values, q_values = _random_product(rng, 3000, 37, n_leaves)
     outs = []
     before = numba.get_num_threads()
     try:
@@ -246,11 +248,7 @@ def test_group_batches_give_the_same_bits(monkeypatch):
     budget (batches of 16 groups) changes nothing."""
     rng = np.random.default_rng(5)
     n_leaves = [7] * 6
-    offsets = np.concatenate([[0], np.cumsum(n_leaves)]).astype(np.int64)
-    leaves = _random_forest_leaves(rng, 50, n_leaves)
-    q_leaves = _random_forest_leaves(rng, 300, n_leaves)
-    values = rng.normal(size=leaves.shape)
-    q_values = rng.normal(size=q_leaves.shape)
+    offsets, leaves, q_leaves, values, q_values = _random_product(rng, 50, 300, n_leaves)
     tiles = _leaves.tiled(leaves, offsets, values, tile=16)
     whole = np.empty((300, 50))
     _leaves.tiled_product(q_leaves, q_values, offsets, *tiles, 50, 16, whole)
