@@ -29,31 +29,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
+from _common import N_LEAVES, N_TREES, peak_growth_mb, timed, timed_all, train_and_queries
 
-N_TREES, N_LEAVES, N_QUERIES = 100, 31, 1000
+N_QUERIES = 1000
 
 
 def make(n_train, seed=0):
-    import lightgbm as lgb
-
-    rng = np.random.default_rng(seed)
-    n = n_train + N_QUERIES
-    X = rng.normal(size=(n, 10))
-    logit = X[:, 0] - X[:, 1] * X[:, 2] + 0.5 * np.sin(3 * X[:, 3]) + 0.5 * rng.normal(size=n)
-    y = (logit > 0).astype(int)
-    model = lgb.LGBMClassifier(
-        n_estimators=N_TREES,
-        num_leaves=N_LEAVES,
-        learning_rate=0.1,
-        min_child_samples=5,
-        verbose=-1,
-        random_state=0,
-    )
-    model.fit(X[:n_train], y[:n_train])
-    return X[:n_train], y[:n_train], X[n_train:], y[n_train:], model
+    return train_and_queries(n_train, N_QUERIES, seed)
 
 
 def dense_reference(exp, Xq, yq):
@@ -69,34 +53,6 @@ def dense_reference(exp, Xq, yq):
     return out
 
 
-def rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def peak_growth_mb(fn):
-    """Peak resident-set growth (MiB) while ``fn`` runs, sampled every millisecond."""
-    import threading
-
-    base = rss_mb()
-    peak = [base]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_mb())
-            done.wait(0.001)
-
-    th = threading.Thread(target=sample)
-    th.start()
-    try:
-        fn()
-    finally:
-        done.set()
-        th.join()
-    return max(peak[0], rss_mb()) - base
-
-
 def measure_memory(n_train, step):
     """Run in a subprocess: peak RSS growth (MiB) of one step."""
     from skinfluence import BoostIn
@@ -110,23 +66,6 @@ def measure_memory(n_train, step):
     if step == "transform":
         return peak_growth_mb(lambda: exp.transform(Xq, yq))
     return peak_growth_mb(exp.self_influence)
-
-
-def timed(fn, repeat=1):
-    best, _, out = timed_all(fn, repeat)
-    return best, out
-
-
-def timed_all(fn, repeat):
-    """Best and median of ``repeat`` runs (the previous result is freed before each run,
-    so every run allocates its output afresh), and the last result."""
-    times, out = [], None
-    for _ in range(repeat):
-        out = None
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), float(np.median(times)), out
 
 
 def run(n_train, dense_queries):

@@ -10,9 +10,9 @@ only, no LeafRefit / self-influence at 10,000.
 """
 
 import argparse
-import time
 
 import numpy as np
+from _common import timed
 
 from skinfluence._leaf_influence import LeafInfluence, LeafRefit
 
@@ -27,12 +27,6 @@ def data(n, d=10, seed=0):
     X = rng.normal(size=(n, d))
     z = X[:, 0] + 0.5 * X[:, 1] ** 2 - X[:, 2] + X[:, 3] * X[:, 4] + 0.5 * rng.normal(size=n)
     return X, (z > np.median(z)).astype(int)
-
-
-def timed(fn):
-    t = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t, out
 
 
 def warm_up():

@@ -20,27 +20,12 @@ import os
 import time
 
 import numpy as np
-
-N_TREES, N_LEAVES = 100, 31
+from _common import N_TREES, lightgbm_model, synthetic_binary
 
 
 def make(n_train, seed=0):
-    import lightgbm as lgb
-
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_train, 10))
-    logit = X[:, 0] - X[:, 1] * X[:, 2] + 0.5 * np.sin(3 * X[:, 3]) + 0.5 * rng.normal(size=n_train)
-    y = (logit > 0).astype(int)
-    model = lgb.LGBMClassifier(
-        n_estimators=N_TREES,
-        num_leaves=N_LEAVES,
-        learning_rate=0.1,
-        min_child_samples=5,
-        verbose=-1,
-        random_state=0,
-        n_jobs=1,
-    )
-    return X, y, model.fit(X, y)
+    X, y = synthetic_binary(n_train, seed)
+    return X, y, lightgbm_model(n_jobs=1).fit(X, y)
 
 
 def run(X, y, model, n_jobs=None):

@@ -20,34 +20,15 @@ every millisecond), measured in a fresh subprocess per (n_train, step).
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import time
 
 import numpy as np
-
-N_TREES, N_LEAVES = 100, 31
+from _common import N_LEAVES, N_TREES, peak_growth_mb, timed, train_and_queries
 
 
 def make(n_train, n_query, seed=0):
-    import lightgbm as lgb
-
-    rng = np.random.default_rng(seed)
-    n = n_train + n_query
-    X = rng.normal(size=(n, 10))
-    logit = X[:, 0] - X[:, 1] * X[:, 2] + 0.5 * np.sin(3 * X[:, 3]) + 0.5 * rng.normal(size=n)
-    y = (logit > 0).astype(int)
-    model = lgb.LGBMClassifier(
-        n_estimators=N_TREES,
-        num_leaves=N_LEAVES,
-        learning_rate=0.1,
-        min_child_samples=5,
-        verbose=-1,
-        random_state=0,
-    )
-    model.fit(X[:n_train], y[:n_train])
-    return X[:n_train], y[:n_train], X[n_train:], y[n_train:], model
+    return train_and_queries(n_train, n_query, seed)
 
 
 # ------------------------------------------------------------------ dense baseline
@@ -113,34 +94,6 @@ class DenseTREX:
 
 
 # ------------------------------------------------------------------ measurement
-def rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def peak_growth_mb(fn):
-    """Peak resident-set growth (MiB) while ``fn`` runs, sampled every millisecond."""
-    import threading
-
-    base = rss_mb()
-    peak = [base]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_mb())
-            done.wait(0.001)
-
-    th = threading.Thread(target=sample)
-    th.start()
-    try:
-        fn()
-    finally:
-        done.set()
-        th.join()
-    return max(peak[0], rss_mb()) - base
-
-
 def measure_memory(n_train, step, n_query):
     from skinfluence._trex import TREX
 
@@ -152,15 +105,6 @@ def measure_memory(n_train, step, n_query):
     exp = TREX(model).fit(X, y)
     exp.transform(Xq[:5], yq[:5])
     return peak_growth_mb(lambda: exp.transform(Xq, yq))
-
-
-def timed(fn, repeat=1):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def run(n_train, n_query, dense_queries):
