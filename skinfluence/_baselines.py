@@ -1,5 +1,5 @@
 """Trivial baselines of the paper's evaluations: random, same-target random (RandomSL),
-minority and training loss (Brophy et al., JMLR 2023, spec section 7).
+minority and training loss (Brophy et al., JMLR 2023, :ref:`methods-baselines`).
 
 Reproducibility. Every random value is a fixed function of ``random_state``, the
 query row's content and the training row's content: a counter-based generator

@@ -156,7 +156,7 @@ class LeafInfluence(_LeafBase):
     leaf value is re-fitted as a Newton step with the tree structure fixed: the
     derivative of every leaf value with respect to the row's weight, propagated through
     all later trees through the other rows' gradients and hessians, chained with the
-    query's loss gradient at the final model (METHODS.md section 4.4)::
+    query's loss gradient at the final model (:ref:`methods-leaf-influence`)::
 
         I(i, e) = -w_i * sum_k dL(y_e, F(x_e))/dF_k * dF_k(x_e)/dw_i.
 
@@ -198,7 +198,7 @@ class LeafInfluence(_LeafBase):
         Number of training rows.
     derivatives_ : ndarray of shape (n_train, n_trees) or None
         With ``update_set=0``: ``D[i, t]``, the derivative of ``i``'s leaf of tree ``t``
-        with respect to ``w_i`` (section 4.3). ``None`` otherwise.
+        with respect to ``w_i`` (:ref:`methods-leaf-influence-single-point`). ``None`` otherwise.
     n_features_in_ : int
     feature_names_in_ : ndarray
 
@@ -406,7 +406,7 @@ class LeafRefit(_LeafBase):
     The exact effect of removing training row ``i`` when every split and the bias are
     kept and every leaf is re-fitted, tree by tree, as a Newton step on the rows
     without ``i``, with gradients at each row's re-trained scores **before** that tree
-    (METHODS.md section 4.5)::
+    (:ref:`methods-leaf-refit`)::
 
         I(i, e) = L(y_e, F'^{(-i)}(x_e)) - L(y_e, F(x_e)).
 

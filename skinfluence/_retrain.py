@@ -1,4 +1,4 @@
-"""Retraining-based influence: LOO, SubSample and DataShapley (METHODS.md section 6).
+"""Retraining-based influence: LOO, SubSample and DataShapley (:ref:`methods-retraining`).
 
 All three refit ``clone(model)`` (same hyperparameters, same seed) on modified training
 sets and measure the loss of each query from the refit model's own ``predict_proba``
@@ -108,7 +108,7 @@ def _losses(model, X, y, objective, classes):
 
 
 def _uninformed_loss(objective, classes):
-    """Loss before the first valid model (METHODS.md 6.3): 0, ln 2 or ln K."""
+    """Loss before the first valid model (:ref:`methods-data-shapley`): 0, ln 2 or ln K."""
     if objective in ("binary", "multiclass"):
         return float(np.log(max(2, len(classes))))
     return 0.0
@@ -604,7 +604,7 @@ class SubSample(_RetrainInfluence):
     accumulators per query block.
 
     Reference deviation: the reference divided every value by the number of queries and
-    stopped after five fits (METHODS.md 13.3).
+    stopped after five fits (:ref:`methods-reference-deviations`).
 
     References
     ----------
@@ -768,8 +768,8 @@ class DataShapley(_RetrainInfluence):
     uses the seed ``random_state + t``.
 
     Because the queries are not known at ``fit``, the convergence rule runs at ``fit``
-    on the self-influence vector (the marginal of each row on its own loss, METHODS.md
-    9): permutations run in batches of ``check_every``; after each batch the error is
+    on the self-influence vector (the marginal of each row on its own loss, see the
+    Methods page): permutations run in batches of ``check_every``; after each batch the error is
     the largest, over the running means of the batch, of the mean over rows of
     ``|v_i - v_i^last| / (|v_i^last| + 1e-12)``; it stops when the error is below
     ``tol`` or after ``max_iter`` permutations (``ConvergenceWarning``). Every query
@@ -827,7 +827,7 @@ class DataShapley(_RetrainInfluence):
     (``"auto"`` keeps them only when ``max_iter * ceil(trunc_frac * N)`` models fit in
     1 GiB).
 
-    Deviation: METHODS.md 6.3 freezes each query column by its own convergence; here
+    Deviation: the reference implementation freezes each query column by its own convergence; here
     the number of permutations is fixed at ``fit`` (queries are unknown then), which
     keeps query rows independent and the results reproducible; use
     :meth:`transform_with_stderr` to see the precision of each value.

@@ -1,7 +1,7 @@
 """Similarity estimators: TreeSim, LeafSim and InputSim (Brophy et al., JMLR 2023).
 
 The influence of training row ``i`` on query ``e`` is a similarity times a sign
-(spec section 5.2): classification ``+1`` when the labels agree, else ``-1``;
+(:ref:`methods-similarity-sign`): classification ``+1`` when the labels agree, else ``-1``;
 regression, with ``p`` the model's prediction at the query, ``+1`` when the training
 target lies on the other side of ``p`` than the query's target (when the model
 over-predicts, smaller targets are helpful).
@@ -19,7 +19,7 @@ _MEASURES = {"dot_prod": 0, "cosine": 1, "euclidean": 2}
 
 
 class _SignRuleMixin:
-    """The sign rule of spec 5.2, shared by the similarity estimators."""
+    """The sign rule of :ref:`methods-similarity-sign`, shared by the similarity estimators."""
 
     def _fit_labels(self, leaves, y_enc):
         ens = self.ensemble_

@@ -17,7 +17,7 @@ from .base import BaseInfluence
 
 __all__ = ["TREX"]
 
-#: kernel codes of spec section 5.1: tree outputs, leaf kernels, path kernels
+#: kernel codes of :ref:`methods-trex-kernels`: tree outputs, leaf kernels, path kernels
 KERNELS = ("to_", "lp_", "lpw", "lo_", "low", "fp_", "fpw", "fo_", "fow")
 _LEAF_KERNELS = ("lp_", "lpw", "lo_", "low")
 _PATH_KERNELS = ("fp_", "fpw", "fo_", "fow")
@@ -32,14 +32,14 @@ def _inverse(counts):
 
 
 class _TreeKernel:
-    """The tree-kernel feature map ``phi`` of one ensemble (spec section 5.1, step 1).
+    """The tree-kernel feature map ``phi`` of one ensemble (:ref:`methods-trex-kernels`).
 
     Every flat leaf ``j`` owns a short list of ``(column, value)`` entries (CSR
     ``entry_indptr``, ``entry_cols``, ``entry_vals``): one entry for the tree-output and
     leaf kernels, the ancestors plus the leaf for the path kernels. A row's feature
     vector concatenates the entries of the leaves it reaches, so ``phi`` is sparse with
     one (leaf kernels, ``to_``) or ``depth + 1`` (path kernels) nonzeros per tree.
-    Weights use the routing counts of the training rows (unweighted, spec 2.5); a
+    Weights use the routing counts of the training rows (unweighted); a
     leaf or node no training row reaches gets weight 0.
 
     Columns: ``to_``: one per tree. Leaf kernels: one per flat leaf. Path kernels: per
@@ -191,7 +191,7 @@ class _KernelFeaturesMixin:
 
 
 def _surrogate_targets(ens, leaves, y_enc, target):
-    """Targets ``(n, K)`` of the surrogate (spec 5.1 step 2)."""
+    """Targets ``(n, K)`` of the surrogate (:ref:`methods-trex-surrogate`)."""
     n, K = len(leaves), ens.n_outputs
     if target == "actual":
         if ens.objective == "multiclass":

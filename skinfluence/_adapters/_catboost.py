@@ -1,7 +1,7 @@
 """CatBoost adapter: ``CatBoostClassifier`` / ``CatBoostRegressor`` / ``CatBoost`` ->
 :class:`~skinfluence._ensemble.TreeEnsemble`.
 
-Facts used (METHODS.md §11.3, checked numerically with CatBoost 1.2.10):
+Facts used (:doc:`models`, 'CatBoost'; checked numerically with CatBoost 1.2.10):
 
 * routing by ``calc_leaf_indexes``; leaf values by ``get_leaf_values`` (shrinkage
   included; MultiClass leaves interleave the K class values, ``(l, k)`` at ``l*K + k``,

@@ -1,7 +1,7 @@
 """LightGBM adapter: ``LGBMClassifier``, ``LGBMRegressor`` or ``lightgbm.Booster`` ->
 :class:`~skinfluence._ensemble.TreeEnsemble`.
 
-Model facts recovered here (``spec/METHODS.md`` §11.1):
+Model facts recovered here (:doc:`models`, 'LightGBM'):
 
 * routing by ``Booster.predict(X, pred_leaf=True)``, the raw score by
   ``raw_score=True``, both over the same ``num_iteration`` (the best iteration after
@@ -765,7 +765,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
 def _recover_first_rate(
     booster, n_iter, X, y_idx, sample_weight, objective, K, bias, values, leaf_offsets, l2, columns
 ):
-    """First-round learning rate as the common ratio stored / Newton step (§11.1)."""
+    """First-round learning rate as the common ratio stored / Newton step (:doc:`models`)."""
     if X is None or y_idx is None:
         return None
     leaves = booster.predict(_to_lgb_input(X), pred_leaf=True, num_iteration=1)

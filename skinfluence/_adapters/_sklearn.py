@@ -1,14 +1,14 @@
 """scikit-learn adapter: GradientBoosting, HistGradientBoosting, RandomForest, ExtraTrees.
 
-* ``GradientBoostingClassifier`` / ``GradientBoostingRegressor`` (METHODS.md §11.4):
+* ``GradientBoostingClassifier`` / ``GradientBoostingRegressor`` (:doc:`models`):
   routing by ``apply``, leaf values ``tree_.value * learning_rate``, bias from ``init_``
   through the loss link, lambda = 0, multiclass factor c = K / (K - 1).
-* ``HistGradientBoostingClassifier`` / ``HistGradientBoostingRegressor`` (§11.5): no
+* ``HistGradientBoostingClassifier`` / ``HistGradientBoostingRegressor`` (:doc:`models`): no
   public ``apply``; the private predictor node arrays are flattened and traversed by a
   numba kernel (:func:`skinfluence._kernels._hgb.hgb_apply`) after the model's own input
   preprocessing; leaf values are stored shrunk, bias ``_baseline_prediction``,
   lambda = ``l2_regularization``, c = 1.
-* ``RandomForest*`` / ``ExtraTrees*`` (§11.6): tree type ``"rf"``, routing by
+* ``RandomForest*`` / ``ExtraTrees*`` (:doc:`models`): tree type ``"rf"``, routing by
   ``apply``, leaf values the node mean (regression) or class fractions (one tree per
   class and forest tree for multiclass, sharing the routing).
 

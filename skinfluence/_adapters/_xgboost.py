@@ -1,7 +1,7 @@
 """XGBoost adapter: ``XGBClassifier``, ``XGBRegressor`` or ``xgboost.Booster`` ->
 :class:`~skinfluence._ensemble.TreeEnsemble`.
 
-Everything is read from the trained booster itself (METHODS.md §11.2): the trees and
+Everything is read from the trained booster itself (:doc:`models`, 'XGBoost'): the trees and
 leaf values from the JSON model (``save_raw("json")``), the bias and the effective
 training parameters from the saved config (``save_config()``), the routing and the raw
 margins from ``Booster.predict`` over the same iteration range (the best iteration after

@@ -1,4 +1,4 @@
-"""Kernels of LeafInfluence and LeafRefit (METHODS.md sections 4.3-4.5).
+"""Kernels of LeafInfluence and LeafRefit (:ref:`methods-leaf-influence` and the next section).
 
 Conventions (as in ``_trees`` and ``_leaves``):
 
@@ -54,7 +54,7 @@ def _select_top_leaves(J, K, leaf_col, L, n_top, selected, sums):
 
 @njit
 def single_point(leaves, offsets, coef, A, wQ, K):
-    """``D[i, t] = dv_{t, leaf_t(i)} / dw_i`` with the update set ``{i}`` (section 4.3).
+    """``D[i, t] = dv_{t, leaf_t(i)} / dw_i`` with the update set ``{i}`` (Methods, single point).
 
     O(n T); returns ``D`` of shape ``(n, T)``.
     """
@@ -79,7 +79,7 @@ def single_point(leaves, offsets, coef, A, wQ, K):
 def forward_block(
     rows, leaves, leaves_T, offsets, indptr, order, coef, A, wQ, wQ_sorted, K, n_top, gfin_self
 ):
-    """Forward mode for a block of removed rows (section 4.4, algorithm 2).
+    """Forward mode for a block of removed rows (:ref:`methods-leaf-influence-algorithms`).
 
     For removed row ``i = rows[p]`` propagates ``J = dF / dw_i`` (``K x n``) through the
     trees with update set ``n_top`` (-1: all rows, 0: ``{i}``, k: ``{i}`` and the rows of
@@ -155,7 +155,7 @@ def forward_block(
 
 @njit_parallel
 def reverse_sweep(Gq, offsets, indptr, order, coef, A_sorted, wQ_sorted, K, n, n_chunks):
-    """Adjoint sweep (section 4.4, algorithm 1) for ``r`` query objectives at once.
+    """Adjoint sweep (:ref:`methods-leaf-influence-algorithms`) for ``r`` query objectives at once.
 
     ``Gq`` is ``(n_leaves_total, r)``: per leaf, the summed final loss gradients (column
     of the tree) of the queries in that leaf. Returns ``score`` of shape ``(n, r)``,
@@ -280,7 +280,7 @@ def refit_block(
     c,
     n_top,
 ):
-    """Fixed-structure Newton refit without each removed row (section 4.5).
+    """Fixed-structure Newton refit without each removed row (:ref:`methods-leaf-refit`).
 
     ``F_before`` is ``(n, T)``: for tree ``t = (b, k)``, ``F_before[j, b*K + m]`` is row
     ``j``'s stored raw score column ``m`` before round ``b``; ``g``, ``h`` ``(n, T)`` the

@@ -6,7 +6,7 @@ training rows) and writes only its own row, so results do not depend on the numb
 threads. Objective codes are those of :mod:`skinfluence._kernels._trees` (0 squared
 error, 1 binary log-loss, 2 multiclass softmax, 3 label-free regression value).
 Probabilities are clipped to ``[1e-5, 1 - 1e-5]`` before the log, as in
-:func:`skinfluence._losses.loss` (spec section 2.3).
+:func:`skinfluence._losses.loss` (:ref:`methods-losses`).
 """
 
 import numpy as np
@@ -210,7 +210,7 @@ def input_similarity(Xq, Xt, measure, big, out):
 
 @njit_parallel
 def apply_sign(out, y_train, y_query, p_query, rule):
-    """Multiply ``out`` (m, n) in place by the sign rule of spec section 5.2.
+    """Multiply ``out`` (m, n) in place by the sign rule of :ref:`methods-similarity-sign`.
 
     ``rule`` 0 classification: +1 if ``y_i == y_e`` else -1. Rule 1 regression with
     label: ``sigma_e = +1 if p_e >= y_e``, ``sigma_i = +1 if y_i >= p_e``, +1 when they

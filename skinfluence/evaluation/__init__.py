@@ -9,10 +9,10 @@ tidy result: a pandas DataFrame when pandas is installed (scalar summaries in
 Sign convention: positive influence = helpful (removing the row raises the loss);
 rankings by descending influence edit the most helpful rows first.
 
-* single query (METHODS.md 12.3): :func:`single_query_curve` (``edit="remove"``,
+* single query (:ref:`methods-eval-single`): :func:`single_query_curve` (``edit="remove"``,
   ``"relabel"``, ``"poison"``, ``"targeted"``) and :func:`counterfactual`;
-* sets (12.4): :func:`set_curve` and :func:`noise_detection`;
-* measures (12.5): :func:`linear_datamodeling_score` (with cached
+* sets (:ref:`methods-eval-set`): :func:`set_curve` and :func:`noise_detection`;
+* measures (:ref:`methods-eval-measures`): :func:`linear_datamodeling_score` (with cached
   :func:`subset_outputs`) and :func:`loo_correlation` (with cached :func:`loo_deltas`).
 """
 

@@ -4,7 +4,7 @@ Every protocol refits ``clone(model)`` (same hyperparameters and seed, the model
 thread count set to 1) on an edited copy of the training set and measures the loss of
 query rows from the refit model's ``predict_proba`` (classification, probabilities
 clipped to ``[1e-5, 1 - 1e-5]``) or ``predict`` (regression, ``0.5 (y - y_hat)**2``),
-as in METHODS.md section 12. Refits go through :class:`joblib.Parallel`.
+as in :ref:`methods-evaluation`. Refits go through :class:`joblib.Parallel`.
 """
 
 import numbers

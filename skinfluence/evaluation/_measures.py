@@ -1,4 +1,4 @@
-"""Measures from the field (METHODS.md 12.5): the linear datamodeling score (LDS) and
+"""Measures from the field (:ref:`methods-eval-measures`): the linear datamodeling score (LDS) and
 the leave-one-out correlation. Their refits do not depend on the influence method and
 are computed once (``subset_outputs``, ``loo_deltas``) and reused for every method."""
 
@@ -354,7 +354,7 @@ def loo_correlation(
     """Correlation of an influence method with actual leave-one-out retraining.
 
     For each query ``e``, the correlation over sampled training rows ``i`` of
-    ``I(i, e)`` with ``L_e(without i) - L_e(full)`` (METHODS.md 12.5). With the
+    ``I(i, e)`` with ``L_e(without i) - L_e(full)`` (:ref:`methods-eval-loo`). With the
     package's sign (positive = helpful = removing raises the loss) a faithful method
     correlates positively.
 

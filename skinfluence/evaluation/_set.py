@@ -1,4 +1,4 @@
-"""Set protocols (METHODS.md 12.4): remove / relabel / poison by global influence on a
+"""Set protocols (:ref:`methods-eval-set`): remove / relabel / poison by global influence on a
 validation set, and noisy-label detection."""
 
 import numpy as np
@@ -110,7 +110,7 @@ def set_curve(
     verbose=0,
 ):
     """Edit the training rows most helpful to a validation set, refit, and record the
-    held-out loss (METHODS.md 12.4).
+    held-out loss (:ref:`methods-eval-set`).
 
     Rows are ranked by **descending** global influence ``sum_{v in V} I(i, v)`` on a
     validation set ``V``; for each fraction ``f`` the top ``floor(f * n_train)`` rows
@@ -249,7 +249,7 @@ def noise_detection(
     n_jobs=None,
     verbose=0,
 ):
-    """Flip labels, rank the training rows, check and fix the top ones (METHODS.md 12.4).
+    """Flip labels, rank the training rows, check and fix the top ones (:ref:`methods-eval-noise`).
 
     ``floor(noise_fraction * n_train)`` distinct rows (drawn **without** replacement)
     get corrupted labels (binary: flipped; multiclass: a random different class;

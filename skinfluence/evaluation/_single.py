@@ -1,4 +1,4 @@
-"""Single-query protocols (METHODS.md 12.3): remove, relabel, poison, targeted edit and
+"""Single-query protocols (:ref:`methods-eval-single`): remove, relabel, poison, targeted edit and
 counterfactual, each query independently."""
 
 import numpy as np
@@ -85,7 +85,7 @@ def single_query_curve(
     For each query ``e`` independently, training rows are ranked by **descending**
     influence ``I(., e)`` (most helpful first) and, for each fraction ``f``, the top
     ``floor(f * n_train)`` rows are edited, ``clone(estimator)`` is refit on the edited
-    set, and the loss of ``e`` is recorded (METHODS.md 12.3). A better method raises the
+    set, and the loss of ``e`` is recorded (:ref:`methods-eval-single`). A better method raises the
     loss more.
 
     Parameters
@@ -258,7 +258,7 @@ def counterfactual(
     multiclass: the second most probable class; regression: the training quartile on
     the other side of the median), refit and stop when the predicted label flips (for
     regression: when the prediction crosses the median), up to
-    ``max_fraction * n_train`` rows. Lower is better (METHODS.md 12.3).
+    ``max_fraction * n_train`` rows. Lower is better (:ref:`methods-eval-single`).
 
     Parameters
     ----------
