@@ -8,6 +8,10 @@ the class index for classification. Derivatives are with respect to the raw scor
 ``f``; probabilities are clipped to ``[PROBA_CLIP, 1 - PROBA_CLIP]`` before the log of
 a loss (never in a gradient). :mod:`skinfluence._objectives` holds the same formulas
 for whole arrays in numpy.
+
+numba's cache tracks the source file of each cached function only: after editing this
+module, clear the caches of the kernels that use it (``_trees``, ``_similarity``,
+``_leaf_influence``; or set ``SKINFLUENCE_NUMBA_CACHE=0``) or they keep the old code.
 """
 
 import numpy as np
