@@ -18,8 +18,8 @@ import numbers
 import numpy as np
 
 from ._kernels import _similarity as _ksim
-from ._losses import PROBA_CLIP
-from ._losses import loss as _model_loss
+from ._objectives import clipped_true_proba, squared_loss
+from ._objectives import loss as _model_loss
 from .base import BaseInfluence
 
 __all__ = ["LossInfluence", "MinorityInfluence", "RandomInfluence", "TargetInfluence"]
@@ -387,11 +387,10 @@ class LossInfluence(BaseInfluence):
         if ens.tree_type != "rf":
             self.training_loss_ = _model_loss(ens.objective, y, raw)
         elif ens.objective == "squared_error":
-            self.training_loss_ = 0.5 * (y - raw[:, 0]) ** 2
+            self.training_loss_ = squared_loss(y, raw[:, 0])
         else:  # forests predict probabilities
             P = np.column_stack([1 - raw[:, 0], raw[:, 0]]) if ens.objective == "binary" else raw
-            p = np.clip(P[np.arange(len(y)), y.astype(np.intp)], PROBA_CLIP, 1 - PROBA_CLIP)
-            self.training_loss_ = -np.log(p)
+            self.training_loss_ = -np.log(clipped_true_proba(P, y.astype(np.intp)))
 
     def _query_arrays(self, X, leaves, y_enc, objective):
         raise NotImplementedError(

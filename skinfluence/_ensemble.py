@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._kernels import _trees
-from ._losses import OBJECTIVE_CODE, OBJECTIVES
+from ._objectives import OBJECTIVE_CODE, OBJECTIVES
 
 
 class ReconstructionError(ValueError):

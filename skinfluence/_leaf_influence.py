@@ -8,7 +8,7 @@ from scipy.special import log_softmax
 
 from ._kernels import _leaf_influence as _li
 from ._kernels import _leaves, _trees
-from ._losses import gradient
+from ._objectives import gradient
 from .base import BaseInfluence, _numba_threads, _progress
 
 __all__ = ["LeafInfluence", "LeafRefit"]

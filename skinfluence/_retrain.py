@@ -18,13 +18,16 @@ import pickle
 import warnings
 
 import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import _safe_indexing, check_random_state, get_tags
+from sklearn.utils import _safe_indexing, get_tags
 from threadpoolctl import threadpool_limits
 
-from ._losses import PROBA_CLIP
+from ._objectives import model_loss as _losses
+from ._objectives import uninformed_loss as _uninformed_loss
+from ._parallel import base_seed as _base_seed
+from ._parallel import split_batches
 from .base import BaseInfluence, _fit_model, _progress
 
 __all__ = ["LOO", "DataShapley", "SubSample"]
@@ -83,35 +86,6 @@ def _refit_template(model):
             stacklevel=4,
         )
     return template
-
-
-def _losses(model, X, y, objective, classes):
-    """Per-row loss of a fitted model (``model=None``: the uninformed model)."""
-    n = len(y)
-    if model is None:
-        return np.full(n, _uninformed_loss(objective, classes))
-    if objective in ("binary", "multiclass"):
-        P = np.asarray(model.predict_proba(X), dtype=np.float64)
-        pos = {c: j for j, c in enumerate(np.asarray(model.classes_).tolist())}
-        yi = np.asarray(y).astype(np.intp)
-        p = np.zeros(n)  # a class the refit never saw has probability 0 (then clipped)
-        for k, c in enumerate(classes.tolist()):
-            j = pos.get(c)
-            if j is not None:
-                sel = yi == k
-                p[sel] = P[sel, j]
-        return -np.log(np.clip(p, PROBA_CLIP, 1 - PROBA_CLIP))
-    pred = np.asarray(model.predict(X), dtype=np.float64).reshape(n, -1)[:, 0]
-    if objective == "value":
-        return -pred
-    return 0.5 * (np.asarray(y, dtype=np.float64) - pred) ** 2
-
-
-def _uninformed_loss(objective, classes):
-    """Loss before the first valid model (:ref:`methods-data-shapley`): 0, ln 2 or ln K."""
-    if objective in ("binary", "multiclass"):
-        return float(np.log(max(2, len(classes))))
-    return 0.0
 
 
 def _reduce(L, how):
@@ -260,15 +234,6 @@ def _eval_models_batch(models, Xq, yq, qobj, reduce, classes):
         return [_reduce(_losses(m, Xq, yq, qobj, classes), reduce) for m in models]
 
 
-def _batches(items, n_jobs):
-    """Split tasks into a few batches per worker (the result order is the task order)."""
-    items = list(items)
-    n_batches = max(1, min(len(items), 4 * max(1, effective_n_jobs(n_jobs))))
-    return [
-        b.tolist() for b in np.array_split(np.asarray(items, dtype=np.int64), n_batches) if len(b)
-    ]
-
-
 # ------------------------------------------------------------------------ base class
 class _Queries:
     """The queries of one call, evaluated lazily: refits happen once per call."""
@@ -348,7 +313,7 @@ class _RetrainInfluence(BaseInfluence):
 
     def _run(self, func, spec, tasks, Xq=None, yq=None, desc="refits"):
         """Dispatch ``func`` over batches of tasks; yields the results in task order."""
-        batches = _batches(tasks, self.n_jobs)
+        batches = split_batches(list(tasks), self.n_jobs)
         # the same objects in every call: scattered / memory-mapped once per Parallel call
         X, y, w, y_enc, template = self._X, self._y_fit, self._w, self._y_enc, self._template
         gen = Parallel(n_jobs=self.n_jobs, return_as="generator")(
@@ -360,8 +325,7 @@ class _RetrainInfluence(BaseInfluence):
     def _eval_models(self, models, Xq, yq, objective, reduce):
         """Losses of the kept models on queries, in threads (no model is shipped)."""
         n = len(models)
-        parts = np.array_split(np.arange(n), max(1, min(n, 4 * effective_n_jobs(self.n_jobs))))
-        batches = [[models[i] for i in p] for p in parts if len(p)]
+        batches = split_batches(models, self.n_jobs)
         res = Parallel(n_jobs=self.n_jobs, backend="threading")(
             delayed(_eval_models_batch)(b, Xq, yq, objective, reduce, self._classes)
             for b in batches
@@ -397,12 +361,6 @@ def _check_int(name, value, low):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
-
-
-def _base_seed(random_state):
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return int(random_state)
-    return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
 _SHARED_PARAMS = """    keep_models : bool or "auto", default="auto"

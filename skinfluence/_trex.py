@@ -472,7 +472,7 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
         return {"leaves": leaves, "f": f, "y": y, "objective": objective}
 
     def _influence_block(self, q):
-        from ._losses import OBJECTIVE_CODE
+        from ._objectives import OBJECTIVE_CODE
 
         kv = self._kernel.gram(q["leaves"])
         _ksim.representer_loss_change(

@@ -321,7 +321,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     def _predicted_labels(self, leaves):
         """The model's predicted class indices for routed rows."""
-        from ._losses import predict_from_raw
+        from ._objectives import predict_from_raw
 
         ens = self.ensemble_
         raw = ens.raw_from_leaves(leaves)

@@ -16,7 +16,7 @@ from skinfluence._baselines import (
     RandomInfluence,
     TargetInfluence,
 )
-from skinfluence._losses import loss
+from skinfluence._objectives import loss
 
 from .models import make_data, make_model
 from .test_contract import EXPECTED_FAILURES

@@ -1,4 +1,5 @@
-"""The leaf co-occurrence kernels against plain numpy, on random leaf assignments.
+"""The leaf co-occurrence kernels and the kernels' objective helpers against plain numpy,
+on random leaf assignments and raw scores.
 
 The estimators call the tiled product with the production tile size (1,024 rows),
 larger than every training set of the other tests; here small tiles exercise many tiles,
@@ -13,7 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from skinfluence import _objectives
 from skinfluence._kernels import _leaves
+from skinfluence._kernels import _objectives as _kobj
 from skinfluence._kernels._lanes import add_scaled_lanes, load_lanes
 
 
@@ -283,3 +286,72 @@ def test_vector_lanes_refuse_what_they_cannot_address():
     assert coef == (40002.0, 40003.0, 40004.0, 40005.0)
     np.testing.assert_array_equal(big[40000:40004], 2.0 * src[40002:40006])
     assert np.count_nonzero(big) == 4
+
+
+# ------------------------------------------------------------------ objective helpers
+def _raw_scores(rng, objective, n):
+    """Raw scores ``(n, K)`` and labels; a few rows far out so that clipping acts."""
+    K = 3 if objective == "multiclass" else 1
+    F = rng.normal(scale=3.0, size=(n, K))
+    F[:4] *= 40.0
+    if objective in ("binary", "multiclass"):
+        y = rng.integers(max(K, 2), size=n).astype(np.float64)
+    else:
+        y = rng.normal(size=n)
+    return F, y
+
+
+def test_sigmoid_and_softmax_equal_numpy():
+    z = np.concatenate([np.linspace(-800.0, 800.0, 41), [0.0, -1e-300, 1e-300]])
+    ref = 1.0 / (1.0 + np.exp(-z.astype(np.longdouble)))
+    got = np.array([_kobj.sigmoid(v) for v in z])
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, ref.astype(np.float64), rtol=1e-15, atol=0)
+    rng = np.random.default_rng(1)
+    for f in [rng.normal(size=4), np.array([1000.0, -1000.0, 0.0]), np.array([2.5])]:
+        out = np.empty_like(f)
+        _kobj.softmax_into(f, out)
+        e = np.exp(f - f.max())
+        np.testing.assert_allclose(out, e / e.sum(), rtol=1e-15, atol=1e-300)
+
+
+@pytest.mark.parametrize("objective", ["squared_error", "binary", "multiclass", "value"])
+def test_row_loss_equals_the_numpy_loss(objective):
+    """The kernels' per-row loss is the numpy loss (clipped probabilities included)."""
+    rng = np.random.default_rng(2)
+    F, y = _raw_scores(rng, objective, 40)
+    code = _objectives.OBJECTIVE_CODE[objective]
+    got = np.array([_kobj.row_loss(code, y[i], F[i]) for i in range(len(y))])
+    np.testing.assert_allclose(got, _objectives.loss(objective, y, F), rtol=1e-13, atol=1e-15)
+    if objective in ("binary", "multiclass"):
+        assert got.max() <= -np.log(_kobj.PROBA_CLIP) * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("objective", ["squared_error", "binary", "multiclass", "value"])
+def test_grad_hess_row_equals_numpy(objective):
+    """``g`` is the numpy gradient; ``h`` and ``kappa`` follow the plain formulas
+    (``c`` scales the multiclass hessian); an ``out`` of length 2 gets ``g``, ``h`` only."""
+    rng = np.random.default_rng(3)
+    F, y = _raw_scores(rng, objective, 30)
+    n, K = F.shape
+    c = 0.5 if objective == "multiclass" else 1.0
+    code = _objectives.OBJECTIVE_CODE[objective]
+    got = np.empty((n, K, 3))
+    for i in range(n):
+        p_buf = np.empty(K)
+        _kobj.softmax_into(F[i], p_buf)
+        for k in range(K):
+            _kobj.grad_hess_row(code, y[i], F[i], k, c, p_buf, got[i, k])
+            short = np.full(2, np.nan)
+            _kobj.grad_hess_row(code, y[i], F[i], k, c, p_buf, short)
+            np.testing.assert_array_equal(short, got[i, k, :2])
+    if objective in ("binary", "multiclass"):
+        p = _objectives.proba_from_raw(objective, F)[:, -K:]
+        h_ref, kap_ref = c * p * (1 - p), c * p * (1 - p) * (1 - 2 * p)
+    else:
+        h_ref = np.full((n, K), 1.0 if objective == "squared_error" else 0.0)
+        kap_ref = np.zeros((n, K))
+    g_ref = _objectives.gradient(objective, y, F)
+    np.testing.assert_allclose(got[:, :, 0], g_ref, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(got[:, :, 1], h_ref, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got[:, :, 2], kap_ref, rtol=1e-12, atol=1e-15)

@@ -12,7 +12,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-from skinfluence._losses import loss
+from skinfluence._objectives import loss
 from skinfluence._trex import KERNELS, TREX
 
 from .models import make_data, make_model

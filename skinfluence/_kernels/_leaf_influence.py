@@ -20,10 +20,7 @@ runs its inner sums sequentially, so results do not depend on the number of thre
 import numpy as np
 
 from ._jit import njit, njit_parallel, prange
-
-SQUARED_ERROR = 0
-BINARY = 1
-MULTICLASS = 2
+from ._objectives import MULTICLASS, grad_hess_row, softmax_into
 
 
 @njit
@@ -222,40 +219,6 @@ def gather_leaf_sums(q_flat, X, K):
     return out
 
 
-@njit
-def _grad_hess(objective, y, f, k, c, p_buf, out):
-    if objective == SQUARED_ERROR:
-        out[0] = f[k] - y
-        out[1] = 1.0
-    elif objective == BINARY:
-        z = f[k]
-        if z >= 0:
-            p = 1.0 / (1.0 + np.exp(-z))
-        else:
-            ez = np.exp(z)
-            p = ez / (1.0 + ez)
-        out[0] = p - y
-        out[1] = p * (1.0 - p)
-    else:
-        p = p_buf[k]
-        out[0] = p - (1.0 if int(y) == k else 0.0)
-        out[1] = c * p * (1.0 - p)
-
-
-@njit
-def _softmax(f, out):
-    m = f[0]
-    for k in range(1, f.shape[0]):
-        if f[k] > m:
-            m = f[k]
-    s = 0.0
-    for k in range(f.shape[0]):
-        out[k] = np.exp(f[k] - m)
-        s += out[k]
-    for k in range(f.shape[0]):
-        out[k] /= s
-
-
 @njit_parallel
 def refit_block(
     rows,
@@ -321,10 +284,10 @@ def refit_block(
                 for m in range(K):
                     f[m] = F_before[j, b * K + m] + delta[m, j]
                 if objective == MULTICLASS:
-                    _softmax(f, pb)
+                    softmax_into(f, pb)
                 for m in range(K):
                     t = b * K + m
-                    _grad_hess(objective, y[j], f, m, c, pb, out)
+                    grad_hess_row(objective, y[j], f, m, c, pb, out)
                     dg[m, j] = w[j] * (out[0] - g[j, t])
                     dh[m, j] = w[j] * (out[1] - h[j, t])
             for k in range(K):

@@ -3,59 +3,14 @@ and of the randomised baselines.
 
 Conventions: every parallel loop runs over independent output rows (query rows or
 training rows) and writes only its own row, so results do not depend on the number of
-threads. Objective codes are those of :mod:`skinfluence._kernels._trees` (0 squared
-error, 1 binary log-loss, 2 multiclass softmax, 3 label-free regression value).
-Probabilities are clipped to ``[1e-5, 1 - 1e-5]`` before the log, as in
-:func:`skinfluence._losses.loss` (:ref:`methods-losses`).
+threads. Objective codes and the per-row loss (probabilities clipped before the log)
+are those of :mod:`skinfluence._kernels._objectives`.
 """
 
 import numpy as np
 
 from ._jit import njit, njit_parallel, prange
-
-_CLIP = 1e-5
-
-
-# --------------------------------------------------------------------------- losses
-@njit
-def _sigmoid(z):
-    if z >= 0:
-        return 1.0 / (1.0 + np.exp(-z))
-    e = np.exp(z)
-    return e / (1.0 + e)
-
-
-@njit
-def _clip(p):
-    if p < _CLIP:
-        return _CLIP
-    if p > 1.0 - _CLIP:
-        return 1.0 - _CLIP
-    return p
-
-
-@njit
-def _loss(objective, y, f):
-    """Loss of one row at raw score ``f`` (K,), the formulas of ``_losses.loss``."""
-    if objective == 0:
-        d = y - f[0]
-        return 0.5 * d * d
-    if objective == 3:
-        return -f[0]
-    if objective == 1:
-        p = _clip(_sigmoid(f[0]))
-        if y == 1.0:
-            return -np.log(p)
-        return -np.log1p(-p)
-    m = f[0]
-    for k in range(1, f.shape[0]):
-        if f[k] > m:
-            m = f[k]
-    s = 0.0
-    for k in range(f.shape[0]):
-        s += np.exp(f[k] - m)
-    p = _clip(np.exp(f[int(y)] - m) / s)
-    return -np.log(p)
+from ._objectives import VALUE, row_loss
 
 
 @njit_parallel
@@ -71,16 +26,16 @@ def representer_loss_change(kv, alpha, f_query, y_query, objective, out):
     for e in prange(m):
         fe = f_query[e]
         ye = y_query[e]
-        base = _loss(objective, ye, fe)
+        base = row_loss(objective, ye, fe)
         buf = np.empty(K)
         for i in range(n):
             k = kv[e, i]
-            if objective == 3:
+            if objective == VALUE:
                 out[e, i] = alpha[i, 0] * k
                 continue
             for c in range(K):
                 buf[c] = fe[c] - alpha[i, c] * k
-            out[e, i] = _loss(objective, ye, buf) - base
+            out[e, i] = row_loss(objective, ye, buf) - base
 
 
 @njit_parallel
@@ -93,10 +48,12 @@ def representer_self_change(kdiag, alpha, f_train, y_train, objective):
         buf = np.empty(K)
         for c in range(K):
             buf[c] = f_train[i, c] - alpha[i, c] * kdiag[i]
-        if objective == 3:
+        if objective == VALUE:
             out[i] = alpha[i, 0] * kdiag[i]
         else:
-            out[i] = _loss(objective, y_train[i], buf) - _loss(objective, y_train[i], f_train[i])
+            out[i] = row_loss(objective, y_train[i], buf) - row_loss(
+                objective, y_train[i], f_train[i]
+            )
     return out
 
 

@@ -6,8 +6,8 @@ Conventions (shared by every kernel of this module):
 * ``offsets``: ``(T + 1,)`` int64, flat leaf index of ``(t, l)`` is ``offsets[t] + l``;
 * trees are in round-major, class-inner order: tree ``t`` is round ``t // K``,
   raw-score column ``t % K``;
-* ``objective``: 0 squared error, 1 binary log-loss, 2 multiclass softmax,
-  3 "value" (label-free regression query: psi(F) = -F, g = -1, h = 0).
+* ``objective``: a code of :mod:`skinfluence._kernels._objectives` (0 squared error,
+  1 binary log-loss, 2 multiclass softmax, 3 "value": psi(F) = -F, g = -1, h = 0).
 
 All loops that run in parallel write only to their own row (or their own tree), so the
 results do not depend on the number of threads.
@@ -15,57 +15,8 @@ results do not depend on the number of threads.
 
 import numpy as np
 
-from ._jit import njit, njit_parallel, prange
-
-SQUARED_ERROR = 0
-BINARY = 1
-MULTICLASS = 2
-VALUE = 3
-
-
-@njit
-def _sigmoid(z):
-    if z >= 0:
-        return 1.0 / (1.0 + np.exp(-z))
-    e = np.exp(z)
-    return e / (1.0 + e)
-
-
-@njit
-def _softmax_into(f, out):
-    m = f[0]
-    for k in range(1, f.shape[0]):
-        if f[k] > m:
-            m = f[k]
-    s = 0.0
-    for k in range(f.shape[0]):
-        out[k] = np.exp(f[k] - m)
-        s += out[k]
-    for k in range(f.shape[0]):
-        out[k] /= s
-
-
-@njit
-def _grad_hess_row(objective, y, f, k, c, p_buf, out):
-    """Write g, h, kappa of column ``k`` at raw score ``f`` into ``out[0:3]``."""
-    if objective == SQUARED_ERROR:
-        out[0] = f[k] - y
-        out[1] = 1.0
-        out[2] = 0.0
-    elif objective == BINARY:
-        p = _sigmoid(f[k])
-        out[0] = p - y
-        out[1] = p * (1.0 - p)
-        out[2] = p * (1.0 - p) * (1.0 - 2.0 * p)
-    elif objective == MULTICLASS:
-        p = p_buf[k]
-        out[0] = p - (1.0 if int(y) == k else 0.0)
-        out[1] = c * p * (1.0 - p)
-        out[2] = c * p * (1.0 - p) * (1.0 - 2.0 * p)
-    else:
-        out[0] = -1.0
-        out[1] = 0.0
-        out[2] = 0.0
+from ._jit import njit_parallel, prange
+from ._objectives import MULTICLASS, grad_hess_row, softmax_into
 
 
 @njit_parallel
@@ -92,10 +43,10 @@ def replay(leaves, offsets, values, bias, n_outputs, objective, c, y, want_kappa
         out = np.empty(3)
         for b in range(n_rounds):
             if objective == MULTICLASS:
-                _softmax_into(f, p)
+                softmax_into(f, p)
             for k in range(K):
                 t = b * K + k
-                _grad_hess_row(objective, y[i], f, k, c, p, out)
+                grad_hess_row(objective, y[i], f, k, c, p, out)
                 g[i, t] = out[0]
                 h[i, t] = out[1]
                 if want_kappa:

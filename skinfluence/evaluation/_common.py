@@ -7,18 +7,17 @@ clipped to ``[1e-5, 1 - 1e-5]``) or ``predict`` (regression, ``0.5 (y - y_hat)**
 as in :ref:`methods-evaluation`. Refits go through :class:`joblib.Parallel`.
 """
 
-import numbers
-
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone, is_classifier, is_regressor
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing
 from sklearn.utils.multiclass import type_of_target
 from threadpoolctl import threadpool_limits
 
-PROBA_CLIP = 1e-5
-from .._retrain import _refit_template  # noqa: E402  (one refit policy everywhere)
-from ..base import _progress  # noqa: E402
+from .._objectives import clipped_true_proba, model_prediction, model_proba, squared_loss
+from .._parallel import split_batches
+from .._retrain import _refit_template  # one refit policy everywhere
+from ..base import _progress
 
 
 # ------------------------------------------------------------------------- results
@@ -80,17 +79,6 @@ class _Scorer:
         self.task = task
         self.classes = None if classes is None else np.asarray(classes)
 
-    def _proba(self, model, X):
-        P = np.asarray(model.predict_proba(X), dtype=np.float64)
-        model_classes = np.asarray(_final(model).classes_)
-        if self.classes is not None and not np.array_equal(model_classes, self.classes):
-            # a refit that lost a class: align the columns to the full label set
-            full = np.zeros((len(P), len(self.classes)))
-            pos = np.searchsorted(self.classes, model_classes)
-            full[:, pos] = P
-            P = full
-        return P
-
     def evaluate(self, model, X, y):
         """Dict of per-row ``loss``, ``prediction`` (label or value), ``proba_true`` and
         the full ``proba`` matrix (classification)."""
@@ -99,11 +87,11 @@ class _Scorer:
 
     def _evaluate(self, model, X, y):
         if self.task == "regression":
-            pred = np.asarray(model.predict(X), dtype=np.float64).ravel()
-            return {"loss": 0.5 * (np.asarray(y, dtype=np.float64) - pred) ** 2, "prediction": pred}
-        P = self._proba(model, X)
-        idx = np.searchsorted(self.classes, np.asarray(y))
-        p = np.clip(P[np.arange(len(P)), idx], PROBA_CLIP, 1 - PROBA_CLIP)
+            pred = model_prediction(model, X)
+            return {"loss": squared_loss(y, pred), "prediction": pred}
+        # a refit that lost a class has probability 0 for it
+        P = model_proba(model, X, self.classes)
+        p = clipped_true_proba(P, np.searchsorted(self.classes, np.asarray(y)))
         return {
             "loss": -np.log(p),
             "prediction": self.classes[np.argmax(P, axis=1)],
@@ -251,12 +239,6 @@ def _check_fractions(fractions, name="fractions", high=1.0):
     return f
 
 
-def _seed(random_state):
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return int(random_state)
-    return int(check_random_state(random_state).randint(0, 2**31 - 1))
-
-
 def _prepare(estimator, X, y):
     """Template, task, class list, scorer and the refit of the full training set."""
     y = np.asarray(y)
@@ -298,10 +280,7 @@ def _run(template, X, y, scorer, Xe, ye, jobs, n_jobs, verbose, desc, mean_row=N
         mean_row = _mean_row(X)
     if not jobs:
         return []
-    n_workers = max(1, _effective(n_jobs))
-    n_batches = min(len(jobs), 4 * n_workers) if n_workers > 1 else min(len(jobs), 50)
-    parts = np.array_split(np.arange(len(jobs)), n_batches)
-    batches = [[jobs[i] for i in p] for p in parts if len(p)]
+    batches = split_batches(jobs, n_jobs, n_serial=50)  # serial: a finer progress bar
     gen = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_fit_eval_batch)(template, X, y, mean_row, scorer, Xe, ye, b) for b in batches
     )
@@ -309,9 +288,3 @@ def _run(template, X, y, scorer, Xe, ye, jobs, n_jobs, verbose, desc, mean_row=N
     for part in _progress(gen, len(batches), verbose, desc):
         out.extend(part)
     return out
-
-
-def _effective(n_jobs):
-    from joblib import effective_n_jobs
-
-    return effective_n_jobs(n_jobs)

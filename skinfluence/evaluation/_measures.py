@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
+from skinfluence._parallel import base_seed
 from skinfluence.evaluation._common import (
     _fit,
     _fitted_explainer,
     _is_explainer,
     _prepare,
     _run,
-    _seed,
     _to_result,
 )
 
@@ -126,7 +126,7 @@ def subset_outputs(
         raise ValueError(f"output={output!r} needs a classifier; use output='loss'")
     n = X_train.shape[0]
     size = max(1, int(round(subset_fraction * n)))
-    rng = np.random.default_rng(_seed(random_state))
+    rng = np.random.default_rng(base_seed(random_state))
     masks = np.zeros((int(n_subsets), n), dtype=bool)
     jobs = []
     for j in range(int(n_subsets)):
@@ -322,7 +322,7 @@ def loo_deltas(
     template, task, classes, scorer, y = _prepare(estimator, X_train, y_train)
     n = X_train.shape[0]
     if rows is None:
-        rng = np.random.default_rng(_seed(random_state))
+        rng = np.random.default_rng(base_seed(random_state))
         rows = np.arange(n) if n <= n_rows else np.sort(rng.choice(n, n_rows, replace=False))
     rows = np.asarray(rows, dtype=np.int64)
     yq = np.asarray(y_query)

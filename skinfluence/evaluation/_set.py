@@ -4,6 +4,7 @@ validation set, and noisy-label detection."""
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from skinfluence._parallel import base_seed
 from skinfluence.evaluation._common import (
     _check_fractions,
     _descending,
@@ -14,7 +15,6 @@ from skinfluence.evaluation._common import (
     _prepare,
     _random_labels,
     _run,
-    _seed,
     _to_result,
 )
 
@@ -165,7 +165,7 @@ def set_curve(
         raise ValueError(f"edit must be one of {_EDITS}, got {edit!r}")
     fractions = _check_fractions(fractions)
     template, task, classes, scorer, y = _prepare(estimator, X_train, y_train)
-    seed = _seed(random_state)
+    seed = base_seed(random_state)
     if validation is None:
         X_val, y_val, X_held, y_held = split_validation(
             X_test, y_test, validation_size=validation_size, task=task, random_state=seed
@@ -306,7 +306,7 @@ def noise_detection(
     fractions = _check_fractions(fractions)
     noise_fraction = float(_check_fractions(noise_fraction, "noise_fraction")[0])
     template, task, classes, scorer, y = _prepare(estimator, X_train, y_train)
-    seed = _seed(random_state)
+    seed = base_seed(random_state)
     if validation is None:
         X_val, y_val, X_held, y_held = split_validation(
             X_test, y_test, validation_size=validation_size, task=task, random_state=seed

@@ -7,6 +7,7 @@ from sklearn.base import clone
 from sklearn.utils import _safe_indexing
 from threadpoolctl import threadpool_limits
 
+from skinfluence._parallel import base_seed, split_batches
 from skinfluence.evaluation._common import (
     _adversarial_labels,
     _apply_edit,
@@ -20,7 +21,6 @@ from skinfluence.evaluation._common import (
     _progress,
     _random_labels,
     _run,
-    _seed,
     _to_result,
 )
 
@@ -157,7 +157,7 @@ def single_query_curve(
     full = _fit(template, X_train, y)
     base = scorer.evaluate(full, X_query, yq)
     R = _query_rankings(influence, ranking, full, X_train, y, X_query, yq, need)
-    seed = _seed(random_state)
+    seed = base_seed(random_state)
     if edit == "targeted":
         adv = _adversarial_labels(task, classes, yq, base.get("proba"), y)
     mean_row = _mean_row(X_train) if edit == "poison" else None
@@ -316,14 +316,10 @@ def counterfactual(
         for e in range(m)
         if correct[e]
     ]
-    n_workers = 1 if n_jobs in (None, 1) else len(jobs)
-    batches = np.array_split(np.arange(len(jobs)), max(1, min(len(jobs), 4 * n_workers)))
+    batches = split_batches(jobs, n_jobs)
     gen = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_counterfactual_worker)(
-            template, X_train, y, X_query, task, median, [jobs[i] for i in b]
-        )
+        delayed(_counterfactual_worker)(template, X_train, y, X_query, task, median, b)
         for b in batches
-        if len(b)
     )
     found = []
     for part in _progress(gen, len(batches), verbose, "counterfactual"):
