@@ -39,7 +39,6 @@ def _loss_change(objective, y, F, dF):
 class _LeafBase(BaseInfluence):
     """Shared parameters and precomputation of LeafInfluence and LeafRefit."""
 
-    _needs_leaf_model = True
     _accepts_forests = False
 
     def __init__(
@@ -80,28 +79,22 @@ class _LeafBase(BaseInfluence):
         ):
             raise ValueError(f"block_size must be 'auto' or a positive integer, got {bs!r}")
 
-    def _budget(self):
-        budget = float(self.chunk_memory_mb) * 2**20
-        if not budget > 0:
-            raise ValueError(f"chunk_memory_mb must be positive, got {self.chunk_memory_mb}")
-        return budget
-
-    def _chunk_rows(self):
+    def _query_row_bytes(self):
         # the query block holds (m, K, r) score changes and their losses besides the
         # (m, n_train) output
         K = self.ensemble_.n_outputs
-        return max(1, int(self._budget() // (8 * max(1, self.n_train_) * (3 * K + 3))))
+        return 8 * max(1, self.n_train_) * (3 * K + 3)
 
     def _row_block(self):
         """Removed rows per forward block: ``block_size`` or from the memory budget."""
         n = self.n_train_
         if self.block_size != "auto":
             return int(min(self.block_size, n))
-        n_total = self.ensemble_.n_leaves_total
-        return int(min(n, max(1, self._budget() // (8 * (n_total + 3 * self.ensemble_.n_outputs)))))
+        per_row = 8 * (self.ensemble_.n_leaves_total + 3 * self.ensemble_.n_outputs)
+        return int(min(n, max(1, self._memory_budget() // per_row)))
 
     def _fits_cache(self):
-        return 8.0 * self.n_train_ * self.ensemble_.n_leaves_total <= self._budget()
+        return 8.0 * self.n_train_ * self.ensemble_.n_leaves_total <= self._memory_budget()
 
     def _row_blocks(self, desc):
         n = self.n_train_
@@ -145,7 +138,6 @@ class _LeafBase(BaseInfluence):
             "F": F,
             "y": (np.zeros(len(leaves)) if y_enc is None else np.asarray(y_enc, dtype=np.float64)),
             "gfin": np.ascontiguousarray(gradient(objective, y_enc, F)),
-            "objective": objective,
         }
 
 
@@ -352,7 +344,7 @@ class LeafInfluence(_LeafBase):
         # the single-point product writes into the transform's output (no block memory)
         return getattr(self, "_u", None) == 0
 
-    def _influence_block(self, q, out=None):
+    def _influence_block(self, q, context, out=None):
         u = self._u
         m = len(q["flat"])
         if u == -1:
@@ -377,7 +369,7 @@ class LeafInfluence(_LeafBase):
             out[:, rows] = -self._w[rows] * np.einsum("ekr,ek->er", dF, q["gfin"])
         return out
 
-    def _global_from_queries(self, q, m):
+    def _global_from_queries(self, q, m, context):
         u = self._u
         if u == -1:
             return self._reverse(self._leaf_gradients(q, total=True))[:, 0]
@@ -560,12 +552,12 @@ class LeafRefit(_LeafBase):
             for rows, dv, _ in self._refit_blocks():
                 yield rows, dv
 
-    def _influence_block(self, q):
+    def _influence_block(self, q, context):
         out = np.empty((len(q["flat"]), self.n_train_))
         K = self.ensemble_.n_outputs
         for rows, dv in self._dv_blocks():
             dF = _li.gather_leaf_sums(q["flat"], dv, K)
-            out[:, rows] = _loss_change(q["objective"], q["y"], q["F"], dF)
+            out[:, rows] = _loss_change(context, q["y"], q["F"], dF)
         return out
 
     def _self_influence(self):

@@ -188,9 +188,9 @@ def test_direct_transform_runs_one_block_unless_verbose(binary, monkeypatch):
     calls = []
     original = BoostIn._influence_block
 
-    def counting(self, q, out=None):
+    def counting(self, q, context, out=None):
         calls.append(len(q["leaves"]))
-        return original(self, q, out=out)
+        return original(self, q, context, out=out)
 
     monkeypatch.setattr(BoostIn, "_influence_block", counting)
     whole = BoostIn(model, chunk_memory_mb=0.001).fit(X, y).transform(X[:20], y[:20])
