@@ -194,7 +194,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     _fills_out = False
     #: layout of the fitted state; bumped when it changes, so that an explainer pickled
     #: with another layout is refused with a clear message instead of failing later
-    _STATE_FORMAT = 3
+    _STATE_FORMAT = 4
 
     def __getstate__(self):
         state = super().__getstate__()
