@@ -206,6 +206,25 @@ def test_direct_transform_runs_one_block_unless_verbose(binary, monkeypatch):
     assert len(calls) > 1 and sum(calls) == 20
 
 
+def test_a_missing_hook_is_named(binary):
+    """A subclass that leaves out a hook of the contract gets an error naming it."""
+    from skinfluence.base import BaseInfluence
+
+    class Incomplete(BaseInfluence):
+        def _fit_influence(self, X, leaves, y_enc, sample_weight):
+            pass
+
+        def _query_arrays(self, X, leaves, y_enc, objective):
+            return {"leaves": leaves}
+
+    X, y, model = binary
+    exp = Incomplete(model).fit(X, y)
+    with pytest.raises(NotImplementedError, match="Incomplete .* hook _influence_block"):
+        exp.transform(X[:3])
+    with pytest.raises(NotImplementedError, match="hook _self_influence"):
+        exp.self_influence()
+
+
 @pytest.mark.parametrize("lib", ["sklearn_gb", "sklearn_hgb", "lightgbm", "xgboost", "catboost"])
 def test_fitted_explainer_pickles(lib):
     import pickle
