@@ -157,7 +157,7 @@ class RandomInfluence(_RandomBaseline):
 
     _salt = 0x52414E44
 
-    def _influence_block(self, q):
+    def _influence_block(self, q, context):
         return self._draws(q["keys"], True)
 
     def _self_influence(self):
@@ -224,7 +224,7 @@ class TargetInfluence(_RandomBaseline):
 
     _salt = 0x54415247
 
-    def _influence_block(self, q):
+    def _influence_block(self, q, context):
         yt, ye = self._y_train, q["y"]
         if self.ensemble_.objective != "squared_error":
             u = self._draws(q["keys"], False)
@@ -313,7 +313,7 @@ class MinorityInfluence(_RandomBaseline):
             self._offset = dist
             self._scale = float(dist.std())
 
-    def _influence_block(self, q):
+    def _influence_block(self, q, context):
         if self.ensemble_.objective != "squared_error":
             return self._draws(q["keys"], False) + self._offset[None, :]
         return self._offset[None, :] + self._scale * self._draws(q["keys"], True)

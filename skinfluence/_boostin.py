@@ -106,7 +106,6 @@ class BoostIn(BaseInfluence):
     (1, 3)
     """
 
-    _needs_leaf_model = True
     _accepts_forests = False
     _fills_out = True
 
@@ -169,7 +168,7 @@ class BoostIn(BaseInfluence):
         g, _, _, _ = self.ensemble_.replay(leaves, y_enc, objective=objective)
         return {"leaves": leaves, "grad": g}
 
-    def _influence_block(self, q, out=None):
+    def _influence_block(self, q, context, out=None):
         if out is None:
             out = np.empty((len(q["leaves"]), self.n_train_))
         _leaves.tiled_product(
@@ -186,7 +185,7 @@ class BoostIn(BaseInfluence):
     def _self_influence(self):
         return self._self.copy()
 
-    def _global_from_queries(self, q, m):
+    def _global_from_queries(self, q, m, context):
         ens = self.ensemble_
         Gq = _trees.leaf_sums(q["leaves"], ens.leaf_offsets, np.ascontiguousarray(q["grad"]))
         return _leaves.leaf_gather_sum(self._train_leaves, ens.leaf_offsets, Gq, self.derivatives_)

@@ -2,12 +2,14 @@
 gradient-boosted trees (Sharchilev et al. 2018, as adapted by Brophy et al., JMLR 2023)."""
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import log_softmax
 
 from ._kernels import _leaf_influence as _li
 from ._kernels import _leaves, _trees
+from ._leaf_update_sets import update_set_for
 from ._objectives import gradient
 from .base import BaseInfluence, _numba_threads, _progress
 
@@ -36,10 +38,29 @@ def _loss_change(objective, y, F, dF):
     return new - old
 
 
+class _Replay(NamedTuple):
+    """The training replayed on the stored trees (``_LeafBase._fit_common``)."""
+
+    #: ``(n_train,)`` sample weights (ones without) and encoded labels
+    weights: np.ndarray
+    labels: np.ndarray
+    #: ``(n_train, n_trees)`` gradients, hessians and third derivatives at the scores
+    #: before each tree's round
+    gradients: np.ndarray
+    hessians: np.ndarray
+    kappa: np.ndarray
+    #: ``(n_train, K)`` final raw scores
+    final_scores: np.ndarray
+    #: ``(n_leaves_total,)`` weighted gradient and hessian sums of each leaf
+    gradient_sums: np.ndarray
+    hessian_sums: np.ndarray
+    #: ``(n_leaves_total,)`` ``-eta_t / (H_j + lambda_j)``, 0 where no derivative
+    coef: np.ndarray
+
+
 class _LeafBase(BaseInfluence):
     """Shared parameters and precomputation of LeafInfluence and LeafRefit."""
 
-    _needs_leaf_model = True
     _accepts_forests = False
 
     def __init__(
@@ -80,28 +101,22 @@ class _LeafBase(BaseInfluence):
         ):
             raise ValueError(f"block_size must be 'auto' or a positive integer, got {bs!r}")
 
-    def _budget(self):
-        budget = float(self.chunk_memory_mb) * 2**20
-        if not budget > 0:
-            raise ValueError(f"chunk_memory_mb must be positive, got {self.chunk_memory_mb}")
-        return budget
-
-    def _chunk_rows(self):
+    def _query_row_bytes(self):
         # the query block holds (m, K, r) score changes and their losses besides the
         # (m, n_train) output
         K = self.ensemble_.n_outputs
-        return max(1, int(self._budget() // (8 * max(1, self.n_train_) * (3 * K + 3))))
+        return 8 * max(1, self.n_train_) * (3 * K + 3)
 
     def _row_block(self):
         """Removed rows per forward block: ``block_size`` or from the memory budget."""
         n = self.n_train_
         if self.block_size != "auto":
             return int(min(self.block_size, n))
-        n_total = self.ensemble_.n_leaves_total
-        return int(min(n, max(1, self._budget() // (8 * (n_total + 3 * self.ensemble_.n_outputs)))))
+        per_row = 8 * (self.ensemble_.n_leaves_total + 3 * self.ensemble_.n_outputs)
+        return int(min(n, max(1, self._memory_budget() // per_row)))
 
     def _fits_cache(self):
-        return 8.0 * self.n_train_ * self.ensemble_.n_leaves_total <= self._budget()
+        return 8.0 * self.n_train_ * self.ensemble_.n_leaves_total <= self._memory_budget()
 
     def _row_blocks(self, desc):
         n = self.n_train_
@@ -112,6 +127,8 @@ class _LeafBase(BaseInfluence):
 
     # ------------------------------------------------------------------ fit
     def _fit_common(self, leaves, y_enc, sample_weight):
+        """Check the leaf model, replay the training and group the rows by leaf (sets
+        ``_train``); returns the :class:`_Replay`."""
         self._validate_params_leaf()
         self._check_leaf_model(
             leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol
@@ -127,15 +144,12 @@ class _LeafBase(BaseInfluence):
         live = (beta > 0) & ~np.repeat(ens.constant_tree, ens.n_leaves)
         coef = np.zeros_like(beta)
         coef[live] = -eta[live] / beta[live]
-        self._w = w
-        self._leaves = leaves
-        self._y = np.ascontiguousarray(y_enc, dtype=np.float64)
-        self._g, self._h, self._kap, self._final = g, h, kap, final
-        self._G, self._H, self._coef = G, H, coef
-        self._indptr, self._order = _leaves.group_by_leaf(leaves, ens.leaf_offsets)
-        self._leaves_T = np.ascontiguousarray(leaves.T)  # one contiguous row per tree
-        self._tree_col = ens.tree_column
-        self._gfin_train = np.ascontiguousarray(gradient(ens.objective, y_enc, final))
+        indptr, order = _leaves.group_by_leaf(leaves, ens.leaf_offsets)
+        self._train = _li.TrainLeaves(
+            leaves, np.ascontiguousarray(leaves.T), ens.leaf_offsets, indptr, order, ens.n_outputs
+        )
+        labels = np.ascontiguousarray(y_enc, dtype=np.float64)
+        return _Replay(w, labels, g, h, kap, final, G, H, coef)
 
     def _query_arrays(self, X, leaves, y_enc, objective):
         ens = self.ensemble_
@@ -145,7 +159,6 @@ class _LeafBase(BaseInfluence):
             "F": F,
             "y": (np.zeros(len(leaves)) if y_enc is None else np.asarray(y_enc, dtype=np.float64)),
             "gfin": np.ascontiguousarray(gradient(objective, y_enc, F)),
-            "objective": objective,
         }
 
 
@@ -258,146 +271,36 @@ class LeafInfluence(_LeafBase):
     """
 
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
-        self._fit_common(leaves, y_enc, sample_weight)
+        replay = self._fit_common(leaves, y_enc, sample_weight)
         ens = self.ensemble_
         vbar = ens.unshrunk_values[ens.flat_leaves(leaves)]
-        A = np.ascontiguousarray(self._g + vbar * self._h)
-        wQ = np.ascontiguousarray(self._w[:, None] * (self._h + vbar * self._kap))
-        n = len(leaves)
-        self.derivatives_ = None
-        self._D = None
-        self._self = None
-        self._tiles = None
-        # the update set of this fit: queries follow it even if the parameter changes
-        u = self._u = int(self.update_set)
-        self._A = self._wQ = self._A_sorted = self._wQ_sorted = None
-        if u != 0:  # the reverse sweep and the forward mode read these
-            self._A, self._wQ = A, wQ
-            self._A_sorted = _leaves.sort_by_leaf(A, self._order, n)
-            self._wQ_sorted = _leaves.sort_by_leaf(wQ, self._order, n)
-        with _numba_threads(self.n_jobs):
-            if u == 0:
-                D = _li.single_point(leaves, ens.leaf_offsets, self._coef, A, wQ, ens.n_outputs)
-                self.derivatives_ = D
-                removal = -self._w[:, None] * D
-                self._tiles = _leaves.tiled(leaves, ens.leaf_offsets, removal)
-                self._self = (self._gfin_train[:, self._tree_col] * removal).sum(axis=1)
-            elif u >= 1 and self._fits_cache():
-                D = np.empty((n, ens.n_leaves_total))
-                self._self = np.empty(n)
-                for rows, Db, sd in self._forward_blocks():
-                    D[rows] = Db
-                    self._self[rows] = -self._w[rows] * sd
-                self._D = D
-
-    def _forward_blocks(self, desc="forward mode"):
-        ens = self.ensemble_
-        for rows in self._row_blocks(desc):
-            D, sd = _li.forward_block(
-                rows,
-                self._leaves,
-                self._leaves_T,
-                ens.leaf_offsets,
-                self._indptr,
-                self._order,
-                self._coef,
-                self._A,
-                self._wQ,
-                self._wQ_sorted,
-                ens.n_outputs,
-                self._u,
-                np.ascontiguousarray(self._gfin_train[rows]),
-            )
-            yield rows, D, sd
-
-    def _D_blocks(self):
-        if self._D is not None:
-            yield np.arange(self.n_train_), self._D
-        else:
-            for rows, D, _ in self._forward_blocks():
-                yield rows, D
-
-    def _leaf_gradients(self, q, total=False):
-        """Per-leaf final query gradients: ``(n_leaves_total, m)`` or summed ``(.., 1)``."""
-        ens = self.ensemble_
-        flat, gq = q["flat"], q["gfin"][:, self._tree_col]
-        if total:
-            return np.bincount(flat.ravel(), weights=gq.ravel(), minlength=ens.n_leaves_total)[
-                :, None
-            ]
-        m = len(flat)
-        Gq = np.zeros((ens.n_leaves_total, m))
-        Gq[flat, np.arange(m)[:, None]] = gq
-        return Gq
-
-    def _reverse(self, Gq):
-        import numba
-
-        score = _li.reverse_sweep(
-            np.ascontiguousarray(Gq),
-            self.ensemble_.leaf_offsets,
-            self._indptr,
-            self._order,
-            self._coef,
-            self._A_sorted,
-            self._wQ_sorted,
-            self.ensemble_.n_outputs,
-            self.n_train_,
-            numba.get_num_threads(),
+        source = np.ascontiguousarray(replay.gradients + vbar * replay.hessians)
+        propagation = np.ascontiguousarray(
+            replay.weights[:, None] * (replay.hessians + vbar * replay.kappa)
         )
-        return -self._w[:, None] * score
+        final_gradients = np.ascontiguousarray(gradient(ens.objective, y_enc, replay.final_scores))
+        # the update set of this fit: queries follow it even if the parameter changes
+        self._update = update_set_for(
+            int(self.update_set), ens, self._train, replay.weights, final_gradients
+        )
+        with _numba_threads(self.n_jobs):
+            self._update.fit(replay.coef, source, propagation, self._row_blocks, self._fits_cache)
+        self.derivatives_ = getattr(self._update, "derivatives", None)
 
     @property
     def _fills_out(self):
         # the single-point product writes into the transform's output (no block memory)
-        return getattr(self, "_u", None) == 0
+        update = getattr(self, "_update", None)
+        return update is not None and update.fills_out
 
-    def _influence_block(self, q, out=None):
-        u = self._u
-        m = len(q["flat"])
-        if u == -1:
-            return np.ascontiguousarray(self._reverse(self._leaf_gradients(q)).T)
-        if u == 0:
-            if out is None:
-                out = np.empty((m, self.n_train_))
-            _leaves.tiled_product(
-                (q["flat"] - self.ensemble_.leaf_offsets[:-1]).astype(np.int32),
-                np.ascontiguousarray(q["gfin"][:, self._tree_col]),
-                self.ensemble_.leaf_offsets,
-                *self._tiles,
-                self.n_train_,
-                _leaves.TILE,
-                out,
-            )
-            return out
-        out = np.empty((m, self.n_train_))
-        K = self.ensemble_.n_outputs
-        for rows, D in self._D_blocks():
-            dF = _li.gather_leaf_sums(q["flat"], D, K)
-            out[:, rows] = -self._w[rows] * np.einsum("ekr,ek->er", dF, q["gfin"])
-        return out
+    def _influence_block(self, q, context, out=None):
+        return self._update.influence_block(q, out, self._row_blocks)
 
-    def _global_from_queries(self, q, m):
-        u = self._u
-        if u == -1:
-            return self._reverse(self._leaf_gradients(q, total=True))[:, 0]
-        Gq = self._leaf_gradients(q, total=True)[:, 0]
-        if u == 0:
-            return -self._w * _leaves.leaf_gather_sum(
-                self._leaves, self.ensemble_.leaf_offsets, Gq, self.derivatives_
-            )
-        total = np.empty(self.n_train_)
-        for rows, D in self._D_blocks():
-            total[rows] = -self._w[rows] * (D @ Gq)
-        return total
+    def _global_from_queries(self, q, m, context):
+        return self._update.global_influence(q, self._row_blocks)
 
     def _self_influence(self):
-        if self._self is not None:
-            return self._self.copy()
-        out = np.empty(self.n_train_)
-        for rows, _, sd in self._forward_blocks("self-influence"):
-            out[rows] = -self._w[rows] * sd
-        return out
+        return self._update.self_influence(self._row_blocks)
 
 
 class LeafRefit(_LeafBase):
@@ -502,75 +405,71 @@ class LeafRefit(_LeafBase):
     """
 
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
-        self._fit_common(leaves, y_enc, sample_weight)
+        replay = self._fit_common(leaves, y_enc, sample_weight)
         ens = self.ensemble_
         n, K = len(leaves), ens.n_outputs
         vals = ens.leaf_values[ens.flat_leaves(leaves)].reshape(n, ens.n_rounds, K)
         before = np.cumsum(vals, axis=1) - vals + ens.bias[None, None, :]
-        self._F_before = np.ascontiguousarray(before.reshape(n, -1))
-        self._dv = None
-        self._self = None
+        self._refit = _li.RefitInputs(
+            np.ascontiguousarray(before.reshape(n, -1)),
+            replay.gradients,
+            replay.hessians,
+            replay.weights,
+            replay.labels,
+            replay.gradient_sums,
+            replay.hessian_sums,
+            ens.l2,
+            ens.leaf_values,
+            ens.learning_rates,
+            ens.constant_tree,
+            ens.objective_code,
+            float(ens.multiclass_factor),
+        )
+        self._final_scores = replay.final_scores
+        # the update set of this fit: queries follow it even if the parameter changes
+        self._n_top = int(self.update_set)
+        self._leaf_changes = None
+        self._self_values = None
         if self._fits_cache():
-            dv = np.empty((n, ens.n_leaves_total))
-            self._self = np.empty(n)
+            leaf_changes = np.empty((n, ens.n_leaves_total))
+            self._self_values = np.empty(n)
             with _numba_threads(self.n_jobs):
                 for rows, d, ds in self._refit_blocks():
-                    dv[rows] = d
-                    self._self[rows] = self._self_from(rows, ds)
-            self._dv = dv
+                    leaf_changes[rows] = d
+                    self._self_values[rows] = self._self_from(rows, ds)
+            self._leaf_changes = leaf_changes
 
     def _self_from(self, rows, dself):
-        ens = self.ensemble_
-        return _loss_change(ens.objective, self._y[rows], self._final[rows], dself[:, :, None])[
-            :, 0
-        ]
+        labels = self._refit.labels[rows]
+        change = _loss_change(
+            self.ensemble_.objective, labels, self._final_scores[rows], dself[:, :, None]
+        )
+        return change[:, 0]
 
     def _refit_blocks(self, desc="refit"):
-        ens = self.ensemble_
+        """``(rows, leaf changes, own score changes)`` of each block of removed rows."""
         for rows in self._row_blocks(desc):
-            dv, dself = _li.refit_block(
-                rows,
-                self._leaves,
-                self._leaves_T,
-                ens.leaf_offsets,
-                self._indptr,
-                self._order,
-                self._F_before,
-                self._g,
-                self._h,
-                self._w,
-                self._y,
-                self._G,
-                self._H,
-                ens.l2,
-                ens.leaf_values,
-                ens.learning_rates,
-                ens.constant_tree,
-                ens.n_outputs,
-                ens.objective_code,
-                float(ens.multiclass_factor),
-                int(self.update_set),
-            )
+            dv, dself = _li.refit_block(rows, self._train, self._refit, self._n_top)
             yield rows, dv, dself
 
-    def _dv_blocks(self):
-        if self._dv is not None:
-            yield np.arange(self.n_train_), self._dv
+    def _leaf_change_blocks(self):
+        if self._leaf_changes is not None:
+            yield np.arange(self.n_train_), self._leaf_changes
         else:
             for rows, dv, _ in self._refit_blocks():
                 yield rows, dv
 
-    def _influence_block(self, q):
+    def _influence_block(self, q, context):
         out = np.empty((len(q["flat"]), self.n_train_))
         K = self.ensemble_.n_outputs
-        for rows, dv in self._dv_blocks():
+        for rows, dv in self._leaf_change_blocks():
             dF = _li.gather_leaf_sums(q["flat"], dv, K)
-            out[:, rows] = _loss_change(q["objective"], q["y"], q["F"], dF)
+            out[:, rows] = _loss_change(context, q["y"], q["F"], dF)
         return out
 
     def _self_influence(self):
-        if self._self is not None:
-            return self._self.copy()
+        if self._self_values is not None:
+            return self._self_values.copy()
         out = np.empty(self.n_train_)
         for rows, _, dself in self._refit_blocks("self-influence"):
             out[rows] = self._self_from(rows, dself)

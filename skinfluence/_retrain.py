@@ -236,13 +236,30 @@ def _eval_models_batch(models, Xq, yq, qobj, reduce, classes):
 
 # ------------------------------------------------------------------------ base class
 class _Queries:
-    """The queries of one call, evaluated lazily: refits happen once per call."""
+    """The queries of one call (the context of the retraining methods' hooks).
+
+    The influence matrix is evaluated lazily: without kept models every query of the
+    call is answered by one round of refits, whatever the blocks; with kept models each
+    block costs predictions only.
+
+    Parameters
+    ----------
+    owner : _RetrainInfluence
+        The fitted explainer, whose ``_query_matrix`` computes the values.
+    X : array-like of shape (m, n_features)
+        The queries as given (validated).
+    y : ndarray of shape (m,)
+        Their encoded labels (zeros for label-free regression).
+    objective : str
+        The query objective (``"value"``: the predicted value).
+    """
 
     def __init__(self, owner, X, y, objective):
         self.owner, self.X, self.y, self.objective = owner, X, y, objective
         self._matrix = None
 
     def block(self, rows):
+        """The ``(len(rows), n_train)`` influence of the queries ``rows``."""
         if self.owner.models_ is not None:  # predictions only, block by block
             return self.owner._query_matrix(
                 _safe_indexing(self.X, rows), self.y[rows], self.objective
@@ -252,11 +269,21 @@ class _Queries:
         return self._matrix[rows]
 
     def total(self):
+        """The ``(n_train,)`` influence summed over all queries of the call."""
         return self.owner._query_matrix(self.X, self.y, self.objective, reduce="sum")[0]
 
 
 class _RetrainInfluence(BaseInfluence):
-    """Shared machinery of the retraining methods (not public)."""
+    """Shared machinery of the retraining methods (not public).
+
+    A subclass implements ``_fit_influence`` (setting ``_self``, the self-influence,
+    and ``models_``, the kept models or ``None``) and
+    ``_query_matrix(self, Xq, yq, objective, reduce="rows") -> ndarray``: the
+    ``(m, n_train)`` influence on the queries, or with ``reduce="sum"`` its
+    ``(1, n_train)`` column sums. The query hooks of :class:`BaseInfluence` pass the
+    queries as a :class:`_Queries` context, with the query row indices as the only
+    per-query array.
+    """
 
     _accepts_forests = True
 
@@ -333,15 +360,17 @@ class _RetrainInfluence(BaseInfluence):
         return np.array([r for part in res for r in part]).reshape(n, -1)
 
     def _query_arrays(self, X, leaves, y_enc, objective):
-        m = X.shape[0]
-        y = np.zeros(m) if y_enc is None else np.asarray(y_enc, dtype=np.float64)
-        return {"rows": np.arange(m), "ctx": _Queries(self, X, y, objective)}
+        return {"rows": np.arange(X.shape[0])}
 
-    def _influence_block(self, q):
-        return q["ctx"].block(q["rows"])
+    def _query_context(self, X, y_enc, objective):
+        y = np.zeros(X.shape[0]) if y_enc is None else np.asarray(y_enc, dtype=np.float64)
+        return _Queries(self, X, y, objective)
 
-    def _global_from_queries(self, q, m):
-        return q["ctx"].total()
+    def _influence_block(self, q, context):
+        return context.block(q["rows"])
+
+    def _global_from_queries(self, q, m, context):
+        return context.total()
 
     def _self_influence(self):
         return self._self.copy()
@@ -946,9 +975,8 @@ class DataShapley(_RetrainInfluence):
         stderr : ndarray of shape (n_query, n_train)
             Standard error of each value over the ``n_permutations_`` permutations.
         """
-        q, _ = self._prepare(X, y)
-        ctx = q["ctx"]
-        S, Q = self._sums(ctx.X, ctx.y, ctx.objective, "rows")
+        _, queries, _ = self._prepare(X, y)
+        S, Q = self._sums(queries.X, queries.y, queries.objective, "rows")
         T = self.n_permutations_
         dt = self._out_dtype()
         return (S / T).astype(dt, copy=False), self._stderr(S, Q, T).astype(dt, copy=False)

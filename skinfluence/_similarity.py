@@ -31,14 +31,21 @@ class _SignRuleMixin:
         ens = self.ensemble_
         m = len(leaves)
         if ens.objective != "squared_error":
-            return {"y": np.ascontiguousarray(y_enc, dtype=np.float64), "p": np.zeros(m), "rule": 0}
+            return {"y": np.ascontiguousarray(y_enc, dtype=np.float64), "p": np.zeros(m)}
         p = np.ascontiguousarray(ens.raw_from_leaves(leaves)[:, 0])
         if objective == "value":
-            return {"y": np.zeros(m), "p": p, "rule": 2}
-        return {"y": np.ascontiguousarray(y_enc, dtype=np.float64), "p": p, "rule": 1}
+            return {"y": np.zeros(m), "p": p}
+        return {"y": np.ascontiguousarray(y_enc, dtype=np.float64), "p": p}
 
-    def _apply_sign(self, out, q):
-        _ksim.apply_sign(out, self._y_train, q["y"], q["p"], q["rule"])
+    def _query_context(self, X, y_enc, objective):
+        """The sign rule of the call: 0 labels agree, 1 targets around the
+        prediction, 2 label-free regression (the prediction itself)."""
+        if self.ensemble_.objective != "squared_error":
+            return 0
+        return 2 if objective == "value" else 1
+
+    def _apply_sign(self, out, q, rule):
+        _ksim.apply_sign(out, self._y_train, q["y"], q["p"], rule)
         return out
 
     def _self_sign(self):
@@ -79,7 +86,7 @@ class _TreeSimilarity(_KernelFeaturesMixin, _SignRuleMixin, BaseInfluence):
         q.update(self._sign_arrays(leaves, y_enc, objective))
         return q
 
-    def _influence_block(self, q):
+    def _influence_block(self, q, context):
         kv = self._kernel.gram(q["leaves"])
         _ksim.from_gram(
             kv,
@@ -89,7 +96,7 @@ class _TreeSimilarity(_KernelFeaturesMixin, _SignRuleMixin, BaseInfluence):
             self._big(),
             kv,
         )
-        return self._apply_sign(kv, q)
+        return self._apply_sign(kv, q, context)
 
     def _self_influence(self):
         sq = self._kernel.train_sq_norms
@@ -103,9 +110,9 @@ class _TreeSimilarity(_KernelFeaturesMixin, _SignRuleMixin, BaseInfluence):
             sim = np.full(self.n_train_, self._big())
         return sim * self._self_sign()
 
-    def _global_from_queries(self, q, m):
+    def _global_from_queries(self, q, m, context):
         if not self._fast_global:
-            return super()._global_from_queries(q, m)
+            return super()._global_from_queries(q, m, context)
         ens = self.ensemble_
         coef = self._kernel.leaf_coef
         return _ksim.leaf_class_global(
@@ -412,10 +419,10 @@ class InputSim(_SignRuleMixin, BaseInfluence):
         q.update(self._sign_arrays(leaves, y_enc, objective))
         return q
 
-    def _influence_block(self, q):
+    def _influence_block(self, q, context):
         out = np.empty((len(q["X"]), self.n_train_))
         _ksim.input_similarity(q["X"], self._X_train, _MEASURES[self.measure], self._big(), out)
-        return self._apply_sign(out, q)
+        return self._apply_sign(out, q, context)
 
     def _self_influence(self):
         sq = np.einsum("ij,ij->i", self._X_train, self._X_train)

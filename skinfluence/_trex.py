@@ -469,14 +469,14 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
         m = len(leaves)
         f = np.ascontiguousarray(self._kernel.features(leaves) @ self._w_rep)
         y = np.zeros(m) if y_enc is None else np.ascontiguousarray(y_enc, dtype=np.float64)
-        return {"leaves": leaves, "f": f, "y": y, "objective": objective}
+        return {"leaves": leaves, "f": f, "y": y}
 
-    def _influence_block(self, q):
+    def _influence_block(self, q, context):
         from ._objectives import OBJECTIVE_CODE
 
         kv = self._kernel.gram(q["leaves"])
         _ksim.representer_loss_change(
-            kv, self.representer_weights_, q["f"], q["y"], OBJECTIVE_CODE[q["objective"]], kv
+            kv, self.representer_weights_, q["f"], q["y"], OBJECTIVE_CODE[context], kv
         )
         return kv
 

@@ -1,16 +1,40 @@
 """BaseInfluence: the contract every influence estimator shares.
 
-A subclass implements a few hooks:
+A subclass implements these hooks (the base raises ``NotImplementedError`` naming the
+hook for each one a subclass leaves out):
 
-* ``_fit_influence(self, X, leaves, y_enc, sample_weight)``: precompute whatever the
-  queries need (the base has already validated the data, resolved and fitted the model,
-  built ``self.ensemble_`` and checked its reconstruction);
-* ``_query_arrays(self, X, leaves, y_enc, objective)``: per-query arrays (every array's
-  first axis is the query axis), computed once for all queries;
-* ``_influence_block(self, q)``: the ``(m, n_train)`` influence of a block of queries,
-  given the per-query arrays sliced to the block;
-* optionally ``_self_influence(self)`` and ``_global_from_queries(self, q)`` when the
-  method has a faster way than the generic diagonal / column sums.
+* ``_fit_influence(self, X, leaves, y_enc, sample_weight) -> None``: precompute
+  whatever the queries need. The base has already validated the data, resolved and
+  fitted the model, built ``self.ensemble_``, checked its reconstruction and set
+  ``n_train_``; ``leaves`` is the ``(n_train, n_trees)`` leaf ids of ``X``, ``y_enc``
+  the encoded labels (class indices as floats, or regression targets) and
+  ``sample_weight`` ``None`` or ``(n_train,)`` floats.
+* ``_query_arrays(self, X, leaves, y_enc, objective) -> dict[str, ndarray]``: the
+  per-query arrays of one call, computed once for all its queries. Every value is an
+  array whose first axis is the query axis: the base slices them into blocks of rows.
+  ``y_enc`` is ``None`` for unlabelled regression queries; ``objective`` is the query
+  objective, the model's objective or ``"value"`` (influence on the predicted value).
+* ``_query_context(self, X, y_enc, objective) -> object``: what the queries of one
+  call share that is not a per-row array (it is not sliced). The base returns
+  ``objective``; a method that needs more overrides it.
+* ``_influence_block(self, q, context, out=None) -> ndarray``: the ``(m, n_train)``
+  influence of a block of ``m`` queries, given the per-query arrays ``q`` sliced to
+  the block and the call's ``context``. A method with ``_fills_out = True`` is given
+  ``out``, a float64 ``(m, n_train)`` slice of the output, to write into and return.
+* ``_self_influence(self) -> ndarray``: the ``(n_train,)`` influence of each training
+  row on its own loss.
+
+and may override
+
+* ``_global_from_queries(self, q, m, context) -> ndarray``: the ``(n_train,)``
+  influence summed over the ``m`` queries of ``q`` (the base sums the blocks of
+  ``_influence_block``);
+* ``_query_row_bytes(self) -> int``: the memory one query row of a block needs (the
+  base: two float64 rows of ``n_train``), from which ``chunk_memory_mb`` sets the
+  block size.
+
+Class attributes: ``_accepts_forests`` (whether random forests are explained) and
+``_fills_out`` (whether ``_influence_block`` writes into ``out``).
 
 The base handles input validation (numpy, pandas, polars), model resolution (fitted,
 frozen, Booster, Pipeline, or unfitted-and-cloned), label encoding, chunking under a
@@ -133,7 +157,7 @@ def _progress(iterable, total, verbose, desc):
 
 
 def _slice_rows(q, start, stop):
-    return {k: (v[start:stop] if isinstance(v, np.ndarray) and v.ndim else v) for k, v in q.items()}
+    return {k: v[start:stop] for k, v in q.items()}
 
 
 class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -164,16 +188,13 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Show a progress bar (needs ``tqdm``) over query blocks.
     """
 
-    _influence_prefix = None
-    #: whether the method needs the single-Newton-step leaf model
-    _needs_leaf_model = False
     #: whether the method accepts random forests
     _accepts_forests = True
-    #: whether ``_influence_block(q, out=...)`` can write into a float64 output slice
+    #: whether ``_influence_block(q, context, out=...)`` can write into a float64 output slice
     _fills_out = False
     #: layout of the fitted state; bumped when it changes, so that an explainer pickled
     #: with another layout is refused with a clear message instead of failing later
-    _STATE_FORMAT = 3
+    _STATE_FORMAT = 4
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -365,13 +386,22 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 y_enc, objective = self._predicted_labels(leaves), ens.objective
         else:
             y_enc, objective = self._round_labels(self._encode_y(y)), ens.objective
-        return self._query_arrays(X, leaves, y_enc, objective), m
+        q = self._query_arrays(X, leaves, y_enc, objective)
+        return q, self._query_context(X, y_enc, objective), m
 
-    def _chunk_rows(self):
+    def _memory_budget(self):
+        """``chunk_memory_mb`` in bytes (checked)."""
         budget = float(self.chunk_memory_mb) * 2**20
         if not budget > 0:
             raise ValueError(f"chunk_memory_mb must be positive, got {self.chunk_memory_mb}")
-        return max(1, int(budget // (8 * max(1, self.n_train_) * 2)))
+        return budget
+
+    def _query_row_bytes(self):
+        """Memory of one query row of a block: the block and its copy."""
+        return 8 * max(1, self.n_train_) * 2
+
+    def _chunk_rows(self):
+        return max(1, int(self._memory_budget() // self._query_row_bytes()))
 
     def _blocks(self, q, m, desc, whole=False):
         step = self._chunk_rows()
@@ -407,7 +437,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             loss.
         """
         dt = self._out_dtype()
-        q, m = self._prepare(X, y)
+        q, context, m = self._prepare(X, y)
         out = np.empty((m, self.n_train_), dtype=dt)
         # an estimator that writes its blocks into ``out`` needs no block memory: one
         # block then, unless a progress bar is asked for
@@ -415,9 +445,9 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         with _numba_threads(self.n_jobs):
             for a, b, blk in self._blocks(q, m, "influence", whole=direct and not self.verbose):
                 if direct:
-                    self._influence_block(blk, out=out[a:b])  # no block copy
+                    self._influence_block(blk, context, out=out[a:b])  # no block copy
                 else:
-                    out[a:b] = self._influence_block(blk)
+                    out[a:b] = self._influence_block(blk, context)
         return out
 
     def fit_transform(self, X, y=None, sample_weight=None):
@@ -443,16 +473,10 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         -------
         influence : ndarray of shape (n_train,)
         """
-        q, m = self._prepare(X, y)
+        q, context, m = self._prepare(X, y)
         with _numba_threads(self.n_jobs):
-            out = self._global_from_queries(q, m)
+            out = self._global_from_queries(q, m, context)
         return np.asarray(out, dtype=self._out_dtype())
-
-    def _global_from_queries(self, q, m):
-        total = np.zeros(self.n_train_)
-        for _, _, blk in self._blocks(q, m, "global influence"):
-            total += self._influence_block(blk).sum(axis=0)
-        return total
 
     def top_k(self, X, y=None, k=10, kind="helpful"):
         """The ``k`` most helpful (or harmful) training rows of each query.
@@ -474,14 +498,14 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError(f"kind must be 'helpful' or 'harmful', got {kind!r}")
         if not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        q, m = self._prepare(X, y)
+        q, context, m = self._prepare(X, y)
         k = min(int(k), self.n_train_)
         idx = np.empty((m, k), dtype=np.int64)
         val = np.empty((m, k), dtype=self._out_dtype())
         sign = -1.0 if kind == "helpful" else 1.0
         with _numba_threads(self.n_jobs):
             for a, b, blk in self._blocks(q, m, "top-k"):
-                M = sign * self._influence_block(blk)
+                M = sign * self._influence_block(blk, context)
                 part = (
                     np.argpartition(M, k - 1, axis=1)[:, :k]
                     if k < M.shape[1]
@@ -518,15 +542,34 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return tags
 
     # ------------------------------------------------------------------- hooks
-    def _fit_influence(self, X, leaves, y_enc, sample_weight):  # pragma: no cover
-        raise NotImplementedError
+    def _missing_hook(self, name):
+        return NotImplementedError(
+            f"{type(self).__name__} does not implement the hook {name} of BaseInfluence"
+        )
 
-    def _query_arrays(self, X, leaves, y_enc, objective):  # pragma: no cover
-        raise NotImplementedError
+    def _fit_influence(self, X, leaves, y_enc, sample_weight):
+        """Precompute what the queries need (see the module docstring)."""
+        raise self._missing_hook("_fit_influence")
 
-    def _influence_block(self, q):  # pragma: no cover
-        raise NotImplementedError
+    def _query_arrays(self, X, leaves, y_enc, objective):
+        """Per-query arrays of one call: ``dict[str, ndarray]``, first axis the queries."""
+        raise self._missing_hook("_query_arrays")
+
+    def _query_context(self, X, y_enc, objective):
+        """What one call's queries share besides their arrays: here the query objective."""
+        return objective
+
+    def _influence_block(self, q, context, out=None):
+        """The ``(m, n_train)`` influence of a block of ``m`` queries."""
+        raise self._missing_hook("_influence_block")
 
     def _self_influence(self):
-        """Generic fallback: the diagonal, row by row (methods override it)."""
-        raise NotImplementedError(f"{type(self).__name__} has no self-influence")
+        """The ``(n_train,)`` influence of each training row on its own loss."""
+        raise self._missing_hook("_self_influence")
+
+    def _global_from_queries(self, q, m, context):
+        """The ``(n_train,)`` influence summed over the ``m`` queries of ``q``."""
+        total = np.zeros(self.n_train_)
+        for _, _, blk in self._blocks(q, m, "global influence"):
+            total += self._influence_block(blk, context).sum(axis=0)
+        return total

@@ -13,6 +13,7 @@ Two estimators share one cleaning procedure:
 """
 
 import numbers
+from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
@@ -104,6 +105,24 @@ def _with_y_like(y_orig, values):
 
 
 # ------------------------------------------------------------------- shared base
+class _Cleaned(NamedTuple):
+    """What :meth:`_BaseInfluenceCleaning._clean` hands to ``fit`` / ``fit_resample``."""
+
+    #: the validated training data, labels and weights
+    X: Any
+    y: np.ndarray
+    sample_weight: Any
+    #: indices of the rows kept, ascending
+    kept: np.ndarray
+    #: the labels after the action (relabelled rows changed), one per input row
+    y_new: np.ndarray
+    #: the model fitted on all rows when nothing changed and criterion ``"self"``
+    #: fitted it on all rows (the caller need not refit), else ``None``
+    reusable_model: Any
+    #: the unfitted model that was fitted (for the final fit)
+    template: Any
+
+
 class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
     """Parameters and the cleaning procedure shared by the cleaner and the sampler."""
 
@@ -234,11 +253,8 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
 
     # -------------------------------------------------------------- cleaning
     def _clean(self, X, y, sample_weight):
-        """Score, select and act. Returns ``(kept, y_new, reusable_model)``.
-
-        ``reusable_model`` is the model fitted on all rows when nothing changed and it
-        was fitted on all rows (criterion ``"self"``), so the caller need not refit.
-        """
+        """Score, select and act; sets the fitted attributes. Returns a
+        :class:`_Cleaned`."""
         self._check_params()
         X, y, sample_weight = self._validate_input(X, y, sample_weight)
         n = X.shape[0]
@@ -274,7 +290,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             self.relabeled_to_ = y_new[changed]
         self.kept_indices_ = kept
         reusable = full_model if (len(kept) == n and len(changed) == 0) else None
-        return X, y, sample_weight, kept, y_new, reusable, template
+        return _Cleaned(X, y, sample_weight, kept, y_new, reusable, template)
 
     def _score(self, X, y, sample_weight, template, folds, bar):
         """Influence of every row (NaN where unscored), OOF predictions if computed."""
@@ -567,12 +583,15 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         -------
         self : object
         """
-        X, y, sample_weight, kept, y_new, reusable, template = self._clean(X, y, sample_weight)
-        if reusable is not None:
-            self.estimator_ = reusable
+        res = self._clean(X, y, sample_weight)
+        if res.reusable_model is not None:
+            self.estimator_ = res.reusable_model
         else:
-            sw = None if sample_weight is None else sample_weight[kept]
-            self.estimator_ = _fit_model(clone(template), _take(X, kept), y_new[kept], sw)
+            kept = res.kept
+            sw = None if res.sample_weight is None else res.sample_weight[kept]
+            self.estimator_ = _fit_model(
+                clone(res.template), _take(res.X, kept), res.y_new[kept], sw
+            )
         return self
 
     @property
@@ -744,9 +763,9 @@ relabeled_from_, relabeled_to_, influence_, harm_, method_
         return self
 
     def _fit(self, X, y):
-        X_val, _, _, kept, y_new, _, _ = self._clean(X, y, None)
-        self.sample_indices_ = kept
-        return X_val, kept, y_new
+        res = self._clean(X, y, None)
+        self.sample_indices_ = res.kept
+        return res.X, res.kept, res.y_new
 
     def fit_resample(self, X, y):
         """Clean ``(X, y)``: the kept rows, with their (possibly relabelled) targets.

@@ -188,9 +188,9 @@ def test_direct_transform_runs_one_block_unless_verbose(binary, monkeypatch):
     calls = []
     original = BoostIn._influence_block
 
-    def counting(self, q, out=None):
+    def counting(self, q, context, out=None):
         calls.append(len(q["leaves"]))
-        return original(self, q, out=out)
+        return original(self, q, context, out=out)
 
     monkeypatch.setattr(BoostIn, "_influence_block", counting)
     whole = BoostIn(model, chunk_memory_mb=0.001).fit(X, y).transform(X[:20], y[:20])
@@ -204,6 +204,25 @@ def test_direct_transform_runs_one_block_unless_verbose(binary, monkeypatch):
     # float32 output: blocks are computed in float64 and copied, under the budget
     BoostIn(model, chunk_memory_mb=0.001, dtype=np.float32).fit(X, y).transform(X[:20])
     assert len(calls) > 1 and sum(calls) == 20
+
+
+def test_a_missing_hook_is_named(binary):
+    """A subclass that leaves out a hook of the contract gets an error naming it."""
+    from skinfluence.base import BaseInfluence
+
+    class Incomplete(BaseInfluence):
+        def _fit_influence(self, X, leaves, y_enc, sample_weight):
+            pass
+
+        def _query_arrays(self, X, leaves, y_enc, objective):
+            return {"leaves": leaves}
+
+    X, y, model = binary
+    exp = Incomplete(model).fit(X, y)
+    with pytest.raises(NotImplementedError, match="Incomplete .* hook _influence_block"):
+        exp.transform(X[:3])
+    with pytest.raises(NotImplementedError, match="hook _self_influence"):
+        exp.self_influence()
 
 
 @pytest.mark.parametrize("lib", ["sklearn_gb", "sklearn_hgb", "lightgbm", "xgboost", "catboost"])

@@ -367,7 +367,7 @@ def test_queries_follow_the_update_set_of_the_fit():
     X, y, w, model, Xq, yq = fitted("lightgbm", "binary")
     exp = LeafInfluence(model, update_set=0).fit(X, y)
     M = exp.transform(Xq, yq)
-    assert exp._A_sorted is None and exp._wQ_sorted is None
+    assert exp._update.fills_out and not hasattr(exp._update, "terms")
     exp.set_params(update_set=-1)
     np.testing.assert_array_equal(exp.transform(Xq, yq), M)
     np.testing.assert_array_equal(

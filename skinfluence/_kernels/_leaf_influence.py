@@ -1,26 +1,90 @@
 """Kernels of LeafInfluence and LeafRefit (:ref:`methods-leaf-influence` and the next section).
 
-Conventions (as in ``_trees`` and ``_leaves``):
+The kernels take their inputs bundled in named tuples (numba compiles them as
+heterogeneous tuples, and caches them):
 
-* ``leaves``: ``(n, T)`` int32 local leaf ids; ``offsets``: ``(T + 1,)`` int64, the flat
-  index of leaf ``l`` of tree ``t`` is ``offsets[t] + l``; tree ``t`` is round ``t // K``,
-  raw-score column ``t % K``;
-* ``indptr`` / ``order``: the training rows of each flat leaf (CSR of
-  ``_leaves.group_by_leaf``); an array ``X_sorted`` of length ``n * T`` holds a
-  per-(row, tree) quantity in the same order (``_leaves.sort_by_leaf``);
-* ``coef[j] = -eta_t / (H_j + lambda_j)`` per flat leaf, 0 for constant trees and
-  leaves with a non-positive denominator (they carry no derivative);
-* ``A[i, t] = g_i + vbar h_i`` (source term) and ``wQ[i, t] = w_i (h_i + vbar kappa_i)``
-  (propagation term), gradients at the scores before the tree's round.
+* :class:`TrainLeaves`, the training rows' leaves (as in ``_trees`` and ``_leaves``):
+  ``leaves`` ``(n, T)`` int32 local leaf ids; ``offsets`` ``(T + 1,)`` int64, the flat
+  index of leaf ``l`` of tree ``t`` is ``offsets[t] + l``; tree ``t`` is round
+  ``t // K``, raw-score column ``t % K`` (``K = n_outputs``); ``indptr`` / ``order``:
+  the training rows of each flat leaf (CSR of ``_leaves.group_by_leaf``); an array
+  ``*_sorted`` of length ``n * T`` holds a per-(row, tree) quantity in the same order
+  (``_leaves.sort_by_leaf``);
+* :class:`DerivativeTerms`, the terms of the leaf derivatives: ``coef[j] = -eta_t /
+  (H_j + lambda_j)`` per flat leaf, 0 for constant trees and leaves with a
+  non-positive denominator (they carry no derivative); ``source[i, t] = g_i + vbar
+  h_i`` and ``propagation[i, t] = w_i (h_i + vbar kappa_i)``, gradients at the scores
+  before the tree's round;
+* :class:`RefitInputs`, the stored trajectory that the fixed-structure refit replays.
 
 Every parallel loop owns its output (a removed row, or a block of query columns) and
 runs its inner sums sequentially, so results do not depend on the number of threads.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._jit import njit, njit_parallel, prange
 from ._objectives import MULTICLASS, grad_hess_row, softmax_into
+
+
+class TrainLeaves(NamedTuple):
+    """The training rows' leaves, and the rows of each leaf."""
+
+    #: ``(n, T)`` int32 local leaf ids
+    leaves: np.ndarray
+    #: ``(T, n)``: ``leaves.T``, contiguous (one row per tree)
+    leaves_by_tree: np.ndarray
+    #: ``(T + 1,)`` int64 first flat leaf index of each tree
+    offsets: np.ndarray
+    #: ``(n_leaves_total + 1,)`` CSR pointers into ``order``
+    indptr: np.ndarray
+    #: ``(n * T,)`` training rows sorted by flat leaf
+    order: np.ndarray
+    #: ``K``, raw-score columns (trees per round)
+    n_outputs: int
+
+
+class DerivativeTerms(NamedTuple):
+    """The per-leaf and per-(row, tree) terms of the leaf derivatives."""
+
+    #: ``(n_leaves_total,)`` ``-eta_t / (H_j + lambda_j)``, 0 where no derivative
+    coef: np.ndarray
+    #: ``(n, T)`` source term ``g + vbar h``
+    source: np.ndarray
+    #: ``(n, T)`` propagation term ``w (h + vbar kappa)``
+    propagation: np.ndarray
+    #: ``(n * T,)`` ``source`` in leaf order (empty when unused)
+    source_sorted: np.ndarray
+    #: ``(n * T,)`` ``propagation`` in leaf order (empty when unused)
+    propagation_sorted: np.ndarray
+
+
+class RefitInputs(NamedTuple):
+    """The stored trajectory the fixed-structure refit replays."""
+
+    #: ``(n, T)``: for tree ``t = (b, k)``, ``scores_before[j, b*K + m]`` is row ``j``'s
+    #: stored raw score column ``m`` before round ``b``
+    scores_before: np.ndarray
+    #: ``(n, T)`` stored-trajectory gradients and hessians
+    gradients: np.ndarray
+    hessians: np.ndarray
+    #: ``(n,)`` sample weights and encoded labels
+    weights: np.ndarray
+    labels: np.ndarray
+    #: ``(n_leaves_total,)`` weighted per-leaf gradient and hessian sums
+    gradient_sums: np.ndarray
+    hessian_sums: np.ndarray
+    #: ``(n_leaves_total,)`` L2 regularisation and stored value of each leaf
+    l2: np.ndarray
+    leaf_values: np.ndarray
+    #: ``(T,)`` learning rate and constant flag of each tree
+    learning_rates: np.ndarray
+    constant_tree: np.ndarray
+    #: objective code and multiclass hessian factor
+    objective: int
+    multiclass_factor: float
 
 
 @njit
@@ -50,11 +114,13 @@ def _select_top_leaves(J, K, leaf_col, L, n_top, selected, sums):
 
 
 @njit
-def single_point(leaves, offsets, coef, A, wQ, K):
+def single_point(train, terms):
     """``D[i, t] = dv_{t, leaf_t(i)} / dw_i`` with the update set ``{i}`` (Methods, single point).
 
     O(n T); returns ``D`` of shape ``(n, T)``.
     """
+    leaves, offsets, K = train.leaves, train.offsets, train.n_outputs
+    coef, A, wQ = terms.coef, terms.source, terms.propagation
     n, n_trees = leaves.shape
     D = np.zeros((n, n_trees))
     jv = np.zeros(K)
@@ -73,9 +139,7 @@ def single_point(leaves, offsets, coef, A, wQ, K):
 
 
 @njit_parallel
-def forward_block(
-    rows, leaves, leaves_T, offsets, indptr, order, coef, A, wQ, wQ_sorted, K, n_top, gfin_self
-):
+def forward_block(rows, train, terms, n_top, gfin_self):
     """Forward mode for a block of removed rows (:ref:`methods-leaf-influence-algorithms`).
 
     For removed row ``i = rows[p]`` propagates ``J = dF / dw_i`` (``K x n``) through the
@@ -86,6 +150,9 @@ def forward_block(
     ``self_dot[p] = sum_k gfin_self[p, k] * J[k, i]`` at the end (``dF(x_i)/dw_i`` read
     on i's own leaves, projected on i's final loss gradient).
     """
+    leaves, leaves_T, offsets = train.leaves, train.leaves_by_tree, train.offsets
+    indptr, order, K = train.indptr, train.order, train.n_outputs
+    coef, A, wQ, wQ_sorted = terms.coef, terms.source, terms.propagation, terms.propagation_sorted
     n, n_trees = leaves.shape
     r = rows.shape[0]
     n_total = offsets[n_trees]
@@ -151,7 +218,7 @@ def forward_block(
 
 
 @njit_parallel
-def reverse_sweep(Gq, offsets, indptr, order, coef, A_sorted, wQ_sorted, K, n, n_chunks):
+def reverse_sweep(Gq, train, terms, n_chunks):
     """Adjoint sweep (:ref:`methods-leaf-influence-algorithms`) for ``r`` query objectives at once.
 
     ``Gq`` is ``(n_leaves_total, r)``: per leaf, the summed final loss gradients (column
@@ -159,6 +226,9 @@ def reverse_sweep(Gq, offsets, indptr, order, coef, A_sorted, wQ_sorted, K, n, n
     ``score[i, c] = dPsi_c / dw_i``. Parallel over blocks of query columns; every column
     is computed by the same sequence of operations whatever the blocking.
     """
+    offsets, indptr, order, K = train.offsets, train.indptr, train.order, train.n_outputs
+    coef, A_sorted, wQ_sorted = terms.coef, terms.source_sorted, terms.propagation_sorted
+    n = train.leaves.shape[0]
     n_trees = offsets.shape[0] - 1
     r = Gq.shape[1]
     score = np.zeros((n, r))
@@ -219,45 +289,151 @@ def gather_leaf_sums(q_flat, X, K):
     return out
 
 
+class _RefitScratch(NamedTuple):
+    """The working arrays of one removed row's refit."""
+
+    #: ``(K, n)`` change of every row's raw score so far
+    score_change: np.ndarray
+    #: ``(K, n)`` change against the float64 Newton steps (top-k selection only)
+    selection_change: np.ndarray
+    #: ``(K, n)`` weighted change of every row's gradient and hessian this round
+    gradient_change: np.ndarray
+    hessian_change: np.ndarray
+    #: ``(n,)`` rows whose score has changed
+    changed: np.ndarray
+    #: ``(max_L,)`` the top-k leaves of the tree and their summed changes
+    selected: np.ndarray
+    leaf_sums: np.ndarray
+    #: ``(K,)`` scores and softmax of one row, ``(2,)`` its gradient and hessian
+    scores: np.ndarray
+    proba: np.ndarray
+    grad_hess: np.ndarray
+
+
+@njit
+def _refit_scratch(K, n, max_L, n_top):
+    return _RefitScratch(
+        np.zeros((K, n)),
+        np.zeros((K, n)) if n_top > 0 else np.zeros((K, 0)),
+        np.zeros((K, n)),
+        np.zeros((K, n)),
+        np.zeros(n, dtype=np.bool_),
+        np.zeros(max_L, dtype=np.bool_),
+        np.zeros(max_L),
+        np.empty(K),
+        np.empty(K),
+        np.empty(2),
+    )
+
+
+@njit
+def _refit_gradients(b, K, refit, s):
+    """Gradient and hessian changes of the changed rows at their re-trained scores
+    before round ``b`` (once per round)."""
+    F_before, g, h, w, y = (
+        refit.scores_before,
+        refit.gradients,
+        refit.hessians,
+        refit.weights,
+        refit.labels,
+    )
+    objective, c = refit.objective, refit.multiclass_factor
+    delta, dg, dh = s.score_change, s.gradient_change, s.hessian_change
+    f, pb, out = s.scores, s.proba, s.grad_hess
+    for j in range(F_before.shape[0]):
+        if not s.changed[j]:
+            continue
+        for m in range(K):
+            f[m] = F_before[j, b * K + m] + delta[m, j]
+        if objective == MULTICLASS:
+            softmax_into(f, pb)
+        for m in range(K):
+            t = b * K + m
+            grad_hess_row(objective, y[j], f, m, c, pb, out)
+            dg[m, j] = w[j] * (out[0] - g[j, t])
+            dh[m, j] = w[j] * (out[1] - h[j, t])
+
+
+@njit
+def _refit_tree(t, i, train, refit, n_top, s, dvp):
+    """Refit the leaves of tree ``t`` without row ``i``: writes the leaf changes into
+    ``dvp``, moves the scores of the rows of the leaves that changed and returns the
+    change of ``i``'s own leaf."""
+    indptr, order, k = train.indptr, train.order, t % train.n_outputs
+    G, H, l2, values = refit.gradient_sums, refit.hessian_sums, refit.l2, refit.leaf_values
+    g, h, w, eta = refit.gradients, refit.hessians, refit.weights, refit.learning_rates
+    delta, sel, selected = s.score_change, s.selection_change, s.selected
+    o = train.offsets[t]
+    L = train.offsets[t + 1] - o
+    li = train.leaves[i, t]
+    own = 0.0
+    if n_top > 0:
+        _select_top_leaves(
+            sel, train.n_outputs, train.leaves_by_tree[t], L, n_top, selected, s.leaf_sums
+        )
+    for l in range(L):
+        j = o + l
+        full = n_top < 0 or (n_top > 0 and selected[l])
+        Gp = G[j]
+        Hp = H[j]
+        if full:
+            for pos in range(indptr[j], indptr[j + 1]):
+                row = order[pos]
+                if row != i:
+                    Gp += s.gradient_change[k, row]
+                    Hp += s.hessian_change[k, row]
+        if l == li:
+            Gp -= w[i] * g[i, t]
+            Hp -= w[i] * h[i, t]
+        den = Hp + l2[j]
+        # a leaf left without rows and without regularisation: v' = 0
+        vnew = -eta[t] * Gp / den if den != 0.0 else 0.0
+        d = vnew - values[j]
+        dvp[j] = d
+        if l == li:
+            own = d
+        if full and d != 0.0:
+            # the top-k selection reads the change against the float64 Newton
+            # step of the unperturbed leaf: a leaf whose rows did not change
+            # moves by exactly 0 there, so the rounding gap to the library's
+            # stored value (~1e-8 for float32 libraries) cannot decide ties
+            ds = 0.0
+            if n_top > 0:
+                den0 = H[j] + l2[j]
+                v0 = -eta[t] * G[j] / den0 if den0 != 0.0 else values[j]
+                ds = vnew - v0
+                # changes at rounding level (noise carried through the
+                # gradients of rows whose score moved by rounding only) are
+                # not changes: they must not break ties either
+                if abs(ds) <= 1e-10 * max(abs(vnew), abs(v0)):
+                    ds = 0.0
+            for pos in range(indptr[j], indptr[j + 1]):
+                row = order[pos]
+                if row != i:
+                    delta[k, row] += d
+                    s.changed[row] = True
+                    if n_top > 0:
+                        sel[k, row] += ds
+    return own
+
+
 @njit_parallel
-def refit_block(
-    rows,
-    leaves,
-    leaves_T,
-    offsets,
-    indptr,
-    order,
-    F_before,
-    g,
-    h,
-    w,
-    y,
-    G,
-    H,
-    l2,
-    values,
-    eta,
-    constant,
-    K,
-    objective,
-    c,
-    n_top,
-):
+def refit_block(rows, train, refit, n_top):
     """Fixed-structure Newton refit without each removed row (:ref:`methods-leaf-refit`).
 
-    ``F_before`` is ``(n, T)``: for tree ``t = (b, k)``, ``F_before[j, b*K + m]`` is row
-    ``j``'s stored raw score column ``m`` before round ``b``; ``g``, ``h`` ``(n, T)`` the
-    stored-trajectory gradients; ``G``, ``H`` the weighted per-leaf sums; ``values`` the
-    stored leaf values. Parallel over removed rows.
+    ``train`` holds the training rows' leaves, ``refit`` the stored trajectory
+    (:class:`RefitInputs`); ``n_top`` is the update set (-1: all rows, 0: the removed
+    row's own leaves, k: also the rows of the top-k leaves). Parallel over removed
+    rows.
 
     Returns ``dv`` ``(r, n_leaves_total)``, ``dv[p, j] = v'_j - v_j`` of the refit without
     ``rows[p]``, and ``dself`` ``(r, K)``, the change of the removed row's own raw score.
     """
-    n, n_trees = leaves.shape
+    offsets, K = train.offsets, train.n_outputs
+    n, n_trees = train.leaves.shape
     r = rows.shape[0]
-    n_total = offsets[n_trees]
     n_rounds = n_trees // K
-    dv = np.zeros((r, n_total))
+    dv = np.zeros((r, offsets[n_trees]))
     dself = np.zeros((r, K))
     max_L = 1
     for t in range(n_trees):
@@ -265,81 +441,11 @@ def refit_block(
             max_L = offsets[t + 1] - offsets[t]
     for p in prange(r):
         i = rows[p]
-        delta = np.zeros((K, n))
-        sel = np.zeros((K, n)) if n_top > 0 else np.zeros((K, 0))
-        dg = np.zeros((K, n))
-        dh = np.zeros((K, n))
-        changed = np.zeros(n, dtype=np.bool_)
-        selected = np.zeros(max_L, dtype=np.bool_)
-        sums = np.zeros(max_L)
-        f = np.empty(K)
-        pb = np.empty(K)
-        out = np.empty(2)
-        dvp = dv[p]
+        s = _refit_scratch(K, n, max_L, n_top)
         for b in range(n_rounds):
-            # gradients at the re-trained scores before the round (once per round)
-            for j in range(n):
-                if not changed[j]:
-                    continue
-                for m in range(K):
-                    f[m] = F_before[j, b * K + m] + delta[m, j]
-                if objective == MULTICLASS:
-                    softmax_into(f, pb)
-                for m in range(K):
-                    t = b * K + m
-                    grad_hess_row(objective, y[j], f, m, c, pb, out)
-                    dg[m, j] = w[j] * (out[0] - g[j, t])
-                    dh[m, j] = w[j] * (out[1] - h[j, t])
+            _refit_gradients(b, K, refit, s)
             for k in range(K):
                 t = b * K + k
-                if constant[t]:
-                    continue
-                o = offsets[t]
-                L = offsets[t + 1] - o
-                li = leaves[i, t]
-                if n_top > 0:
-                    _select_top_leaves(sel, K, leaves_T[t], L, n_top, selected, sums)
-                for l in range(L):
-                    j = o + l
-                    full = n_top < 0 or (n_top > 0 and selected[l])
-                    Gp = G[j]
-                    Hp = H[j]
-                    if full:
-                        for pos in range(indptr[j], indptr[j + 1]):
-                            row = order[pos]
-                            if row != i:
-                                Gp += dg[k, row]
-                                Hp += dh[k, row]
-                    if l == li:
-                        Gp -= w[i] * g[i, t]
-                        Hp -= w[i] * h[i, t]
-                    den = Hp + l2[j]
-                    # a leaf left without rows and without regularisation: v' = 0
-                    vnew = -eta[t] * Gp / den if den != 0.0 else 0.0
-                    d = vnew - values[j]
-                    dvp[j] = d
-                    if l == li:
-                        dself[p, k] += d
-                    if full and d != 0.0:
-                        # the top-k selection reads the change against the float64 Newton
-                        # step of the unperturbed leaf: a leaf whose rows did not change
-                        # moves by exactly 0 there, so the rounding gap to the library's
-                        # stored value (~1e-8 for float32 libraries) cannot decide ties
-                        ds = 0.0
-                        if n_top > 0:
-                            den0 = H[j] + l2[j]
-                            v0 = -eta[t] * G[j] / den0 if den0 != 0.0 else values[j]
-                            ds = vnew - v0
-                            # changes at rounding level (noise carried through the
-                            # gradients of rows whose score moved by rounding only) are
-                            # not changes: they must not break ties either
-                            if abs(ds) <= 1e-10 * max(abs(vnew), abs(v0)):
-                                ds = 0.0
-                        for pos in range(indptr[j], indptr[j + 1]):
-                            row = order[pos]
-                            if row != i:
-                                delta[k, row] += d
-                                changed[row] = True
-                                if n_top > 0:
-                                    sel[k, row] += ds
+                if not refit.constant_tree[t]:
+                    dself[p, k] += _refit_tree(t, i, train, refit, n_top, s, dv[p])
     return dv, dself

@@ -1,0 +1,238 @@
+"""The update sets of LeafInfluence: one strategy object per algorithm.
+
+``LeafInfluence(update_set=...)`` picks one of these at ``fit`` and hands its queries
+to it:
+
+* :class:`AllPoints` (``-1``): every row follows the removal; queries run the reverse
+  (adjoint) sweep, self-influence the forward mode;
+* :class:`SinglePoint` (``0``): only the removed row's own leaves move; the
+  derivatives are ``(n_train, n_trees)`` and queries are a sparse leaf co-occurrence
+  product;
+* :class:`TopLeaves` (``k >= 1``): the removed row and the rows of the ``k`` leaves of
+  each tree that moved most; the forward mode for every row, its derivatives kept when
+  they fit in the memory budget.
+
+Every strategy is built from the fitted ensemble, the training leaves
+(:class:`~skinfluence._kernels._leaf_influence.TrainLeaves`), the sample weights and
+the training rows' final loss gradients; ``fit`` takes the derivative terms. The query
+methods take ``row_blocks(desc)``, the explainer's iterator over blocks of removed rows
+(its block size and progress bar follow the explainer's parameters at call time).
+"""
+
+import numba
+import numpy as np
+
+from ._kernels import _leaf_influence as _li
+from ._kernels import _leaves
+
+__all__ = ["AllPoints", "SinglePoint", "TopLeaves", "update_set_for"]
+
+
+class _UpdateSet:
+    """Shared state and helpers of the update-set strategies.
+
+    Parameters
+    ----------
+    ensemble : TreeEnsemble
+    train : TrainLeaves
+    weights : ndarray of shape (n_train,)
+    final_gradients : ndarray of shape (n_train, K)
+        Loss gradients of the training rows at the final model.
+    """
+
+    #: whether ``influence_block`` writes into the output slice it is given
+    fills_out = False
+
+    def __init__(self, ensemble, train, weights, final_gradients):
+        self.ensemble = ensemble
+        self.train = train
+        self.weights = weights
+        self.final_gradients = final_gradients
+
+    @property
+    def n_train(self):
+        return len(self.weights)
+
+    def leaf_gradients(self, q, total=False):
+        """Per-leaf final query gradients: ``(n_leaves_total, m)`` or summed ``(.., 1)``."""
+        ens = self.ensemble
+        flat, gq = q["flat"], q["gfin"][:, ens.tree_column]
+        if total:
+            return np.bincount(flat.ravel(), weights=gq.ravel(), minlength=ens.n_leaves_total)[
+                :, None
+            ]
+        m = len(flat)
+        Gq = np.zeros((ens.n_leaves_total, m))
+        Gq[flat, np.arange(m)[:, None]] = gq
+        return Gq
+
+    def fit(self, coef, source, propagation, row_blocks, fits_cache):  # pragma: no cover
+        """Precompute from the derivative terms (see :class:`DerivativeTerms`);
+        ``fits_cache()`` tells whether ``n_train x n_leaves_total`` floats fit in the
+        memory budget."""
+        raise NotImplementedError
+
+    def influence_block(self, q, out, row_blocks):  # pragma: no cover
+        """The ``(m, n_train)`` influence of a block of queries."""
+        raise NotImplementedError
+
+    def global_influence(self, q, row_blocks):  # pragma: no cover
+        """The ``(n_train,)`` influence summed over the queries ``q``."""
+        raise NotImplementedError
+
+    def self_influence(self, row_blocks):  # pragma: no cover
+        """The ``(n_train,)`` self-influence."""
+        raise NotImplementedError
+
+
+class _ForwardMode(_UpdateSet):
+    """Update sets that propagate a removal through the trees row by row."""
+
+    #: the update set of the forward kernel (-1: all rows, k: top-k leaves)
+    n_top = -1
+
+    def _terms(self, coef, source, propagation):
+        n = self.n_train
+        order = self.train.order
+        self.terms = _li.DerivativeTerms(
+            coef,
+            source,
+            propagation,
+            _leaves.sort_by_leaf(source, order, n),
+            _leaves.sort_by_leaf(propagation, order, n),
+        )
+
+    def forward_blocks(self, row_blocks, desc="forward mode"):
+        """``(rows, D, self_dot)`` of each block of removed rows (``forward_block``)."""
+        for rows in row_blocks(desc):
+            D, self_dot = _li.forward_block(
+                rows,
+                self.train,
+                self.terms,
+                self.n_top,
+                np.ascontiguousarray(self.final_gradients[rows]),
+            )
+            yield rows, D, self_dot
+
+    def self_influence(self, row_blocks):
+        out = np.empty(self.n_train)
+        for rows, _, self_dot in self.forward_blocks(row_blocks, "self-influence"):
+            out[rows] = -self.weights[rows] * self_dot
+        return out
+
+
+class AllPoints(_ForwardMode):
+    """``update_set=-1``: the exact derivative; reverse sweep for the queries."""
+
+    def fit(self, coef, source, propagation, row_blocks, fits_cache):
+        self._terms(coef, source, propagation)
+
+    def _reverse(self, Gq):
+        score = _li.reverse_sweep(
+            np.ascontiguousarray(Gq), self.train, self.terms, numba.get_num_threads()
+        )
+        return -self.weights[:, None] * score
+
+    def influence_block(self, q, out, row_blocks):
+        return np.ascontiguousarray(self._reverse(self.leaf_gradients(q)).T)
+
+    def global_influence(self, q, row_blocks):
+        return self._reverse(self.leaf_gradients(q, total=True))[:, 0]
+
+
+class TopLeaves(_ForwardMode):
+    """``update_set=k >= 1``: the forward mode for every row; derivatives of all leaves
+    kept (``leaf_derivatives``, ``(n_train, n_leaves_total)``) when they fit."""
+
+    def __init__(self, ensemble, train, weights, final_gradients, n_top):
+        super().__init__(ensemble, train, weights, final_gradients)
+        self.n_top = n_top
+
+    def fit(self, coef, source, propagation, row_blocks, fits_cache):
+        self._terms(coef, source, propagation)
+        self.leaf_derivatives = self.self_values = None
+        if fits_cache():
+            D = np.empty((self.n_train, self.ensemble.n_leaves_total))
+            self.self_values = np.empty(self.n_train)
+            for rows, Db, self_dot in self.forward_blocks(row_blocks):
+                D[rows] = Db
+                self.self_values[rows] = -self.weights[rows] * self_dot
+            self.leaf_derivatives = D
+
+    def _derivative_blocks(self, row_blocks):
+        if self.leaf_derivatives is not None:
+            yield np.arange(self.n_train), self.leaf_derivatives
+        else:
+            for rows, D, _ in self.forward_blocks(row_blocks):
+                yield rows, D
+
+    def influence_block(self, q, out, row_blocks):
+        out = np.empty((len(q["flat"]), self.n_train))
+        K = self.ensemble.n_outputs
+        for rows, D in self._derivative_blocks(row_blocks):
+            dF = _li.gather_leaf_sums(q["flat"], D, K)
+            out[:, rows] = -self.weights[rows] * np.einsum("ekr,ek->er", dF, q["gfin"])
+        return out
+
+    def global_influence(self, q, row_blocks):
+        Gq = self.leaf_gradients(q, total=True)[:, 0]
+        total = np.empty(self.n_train)
+        for rows, D in self._derivative_blocks(row_blocks):
+            total[rows] = -self.weights[rows] * (D @ Gq)
+        return total
+
+    def self_influence(self, row_blocks):
+        if self.self_values is not None:
+            return self.self_values.copy()
+        return super().self_influence(row_blocks)
+
+
+class SinglePoint(_UpdateSet):
+    """``update_set=0``: only the removed row's own leaves move. Keeps the derivatives
+    (``derivatives``, ``(n_train, n_trees)``) in the tiled layout of the queries'
+    product, and the self-influence; no leaf-ordered copies."""
+
+    fills_out = True
+
+    def fit(self, coef, source, propagation, row_blocks, fits_cache):
+        empty = np.empty(0)
+        terms = _li.DerivativeTerms(coef, source, propagation, empty, empty)
+        D = _li.single_point(self.train, terms)
+        self.derivatives = D
+        removal = -self.weights[:, None] * D
+        self.tiles = _leaves.tiled(self.train.leaves, self.ensemble.leaf_offsets, removal)
+        tree_column = self.ensemble.tree_column
+        self.self_values = (self.final_gradients[:, tree_column] * removal).sum(axis=1)
+
+    def influence_block(self, q, out, row_blocks):
+        ens = self.ensemble
+        if out is None:
+            out = np.empty((len(q["flat"]), self.n_train))
+        _leaves.tiled_product(
+            (q["flat"] - ens.leaf_offsets[:-1]).astype(np.int32),
+            np.ascontiguousarray(q["gfin"][:, ens.tree_column]),
+            ens.leaf_offsets,
+            *self.tiles,
+            self.n_train,
+            _leaves.TILE,
+            out,
+        )
+        return out
+
+    def global_influence(self, q, row_blocks):
+        Gq = self.leaf_gradients(q, total=True)[:, 0]
+        return -self.weights * _leaves.leaf_gather_sum(
+            self.train.leaves, self.ensemble.leaf_offsets, Gq, self.derivatives
+        )
+
+    def self_influence(self, row_blocks):
+        return self.self_values.copy()
+
+
+def update_set_for(update_set, ensemble, train, weights, final_gradients):
+    """The strategy of ``update_set`` (-1, 0 or k >= 1), not yet fitted."""
+    if update_set == -1:
+        return AllPoints(ensemble, train, weights, final_gradients)
+    if update_set == 0:
+        return SinglePoint(ensemble, train, weights, final_gradients)
+    return TopLeaves(ensemble, train, weights, final_gradients, update_set)
