@@ -24,6 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from threadpoolctl import threadpool_limits
 
+from ._adapters import refit_template as _refit_template
 from ._losses import PROBA_CLIP
 from .base import BaseInfluence, _fit_model, _progress
 
@@ -32,57 +33,6 @@ __all__ = ["LOO", "DataShapley", "SubSample"]
 #: ``keep_models="auto"`` keeps the refit models when their estimated pickled size is
 #: at most this many bytes
 MODEL_MEMORY_BUDGET = 1 << 30
-
-_THREAD_PARAMS = ("n_jobs", "nthread", "nthreads", "num_threads", "num_thread", "thread_count")
-
-
-# --------------------------------------------------------------------------- models
-_WRAPPERS = {
-    "lightgbm": "LGBMClassifier / LGBMRegressor",
-    "xgboost": "XGBClassifier / XGBRegressor",
-}
-
-
-def _refit_template(model):
-    """An unfitted copy of ``model`` to refit: same hyperparameters and seed, one thread.
-
-    ``FrozenEstimator`` is unwrapped (a frozen model cannot be refit); in a ``Pipeline``
-    the final model is replaced by its refit template and the other steps are cloned as
-    usual (so they are refit on each subset too, unless frozen).
-    """
-    from sklearn.frozen import FrozenEstimator
-    from sklearn.pipeline import Pipeline
-
-    if isinstance(model, FrozenEstimator):
-        return _refit_template(model.estimator)
-    if isinstance(model, Pipeline):
-        pipe = clone(model)
-        name, last = model.steps[-1]
-        pipe.steps[-1] = (name, _refit_template(last))
-        return pipe
-    root = type(model).__module__.split(".")[0]
-    if type(model).__name__ == "Booster" and root in ("lightgbm", "xgboost"):
-        raise TypeError(
-            f"a raw {root}.Booster cannot be cloned and refit with its hyperparameters; "
-            f"pass the scikit-learn wrapper ({_WRAPPERS[root]}) instead"
-        )
-    template = clone(model)
-    params = template.get_params(deep=False)
-    if root == "catboost":
-        template.set_params(thread_count=1)
-    else:
-        single = {k: 1 for k in _THREAD_PARAMS if k in params}
-        if single:
-            template.set_params(**single)
-    if root == "sklearn" and "random_state" in params and params["random_state"] is None:
-        warnings.warn(
-            f"{type(model).__name__} has random_state=None: its refits draw different "
-            "random numbers and the retraining influence mixes in that noise and is not "
-            "reproducible; set random_state to an int",
-            UserWarning,
-            stacklevel=4,
-        )
-    return template
 
 
 def _losses(model, X, y, objective, classes):
@@ -388,7 +338,7 @@ class _RetrainInfluence(BaseInfluence):
             # refits feed X to the model itself: NaN only where the model takes it
             try:
                 tags.input_tags.allow_nan = get_tags(self.estimator).input_tags.allow_nan
-            except Exception:  # a raw Booster has no tags (and is refused at fit)
+            except Exception:  # a model without tags (refused at fit if it cannot refit)
                 pass
         return tags
 

@@ -20,11 +20,10 @@ import os
 import tempfile
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
 
 from ._base import UnsupportedModelError, import_optional, paths_to_csr
 
-__all__ = ["to_ensemble", "SUPPORTED_LOSSES"]
+__all__ = ["to_ensemble", "is_fitted", "refit_template", "SUPPORTED_LOSSES"]
 
 #: CatBoost loss -> skinfluence objective
 SUPPORTED_LOSSES = {
@@ -41,6 +40,24 @@ _MULTICLASS_BREAK = (
     "the similarity methods or the retraining methods, or a LightGBM / XGBoost / "
     "scikit-learn multiclass model"
 )
+
+
+# ----------------------------------------------------------------------------- hooks
+def is_fitted(model):
+    """Whether a CatBoost model is fitted."""
+    cb = import_optional("catboost")
+    if isinstance(model, cb.CatBoost):
+        return bool(model.is_fitted())
+    return True  # to_ensemble refuses any other object
+
+
+def refit_template(model):
+    """Unfitted copy with ``thread_count=1`` (CatBoost lists only the parameters set)."""
+    from sklearn.base import clone
+
+    template = clone(model)
+    template.set_params(thread_count=1)
+    return template
 
 
 def to_ensemble(model, X=None, y=None, sample_weight=None):
@@ -64,8 +81,6 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
 
     Raises
     ------
-    sklearn.exceptions.NotFittedError
-        If the model is not fitted.
     UnsupportedModelError
         If the model is not a CatBoost model or its loss is not supported.
 
@@ -84,11 +99,6 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
             "accepts CatBoostClassifier, CatBoostRegressor and CatBoost"
         )
     name = type(model).__name__
-    if not model.is_fitted():
-        raise NotFittedError(
-            f"this {name} is not fitted: call fit on it first, or pass it unfitted to "
-            "an influence estimator so that its fit trains it"
-        )
     params = model.get_all_params()
     loss_spec = str(params.get("loss_function", ""))
     loss = loss_spec.split(":")[0]

@@ -26,9 +26,9 @@ import re
 import numpy as np
 
 from .._ensemble import TreeEnsemble
-from ._base import UnsupportedModelError, import_optional, remap_leaves
+from ._base import UnsupportedModelError, import_optional, one_thread_clone, remap_leaves
 
-__all__ = ["to_ensemble"]
+__all__ = ["to_ensemble", "is_fitted", "refit_template"]
 
 #: LightGBM's kEpsilon (below it an initial score is treated as zero)
 _K_EPSILON = 1e-15
@@ -87,9 +87,30 @@ _DEFAULTS = {
 }
 
 
+# ----------------------------------------------------------------------------- hooks
+def is_fitted(model):
+    """Whether a LightGBM model is fitted (a ``Booster`` always is)."""
+    lgb = import_optional("lightgbm")
+    if not isinstance(model, lgb.LGBMModel):
+        return True  # a Booster is trained; to_ensemble refuses any other object
+    fitted = getattr(model, "__sklearn_is_fitted__", lambda: False)()
+    return bool(fitted) and getattr(model, "_Booster", None) is not None
+
+
+def refit_template(model):
+    """Unfitted copy with one thread; a raw ``Booster`` cannot be refit."""
+    lgb = import_optional("lightgbm")
+    if isinstance(model, lgb.Booster):
+        raise TypeError(
+            "a raw lightgbm.Booster cannot be cloned and refit with its hyperparameters; "
+            "pass the scikit-learn wrapper (LGBMClassifier / LGBMRegressor) instead"
+        )
+    return one_thread_clone(model)
+
+
 # --------------------------------------------------------------------------- helpers
 def _booster_of(model):
-    """Return ``(booster, wrapper_or_None)``, raising NotFittedError when unfitted."""
+    """Return ``(booster, wrapper_or_None)`` of a fitted model."""
     lgb = import_optional("lightgbm")
     if isinstance(model, lgb.Booster):
         return model, None
@@ -98,14 +119,6 @@ def _booster_of(model):
             raise UnsupportedModelError(
                 "LGBMRanker (learning to rank) is not supported; supported LightGBM "
                 "models: LGBMClassifier, LGBMRegressor, lightgbm.Booster"
-            )
-        fitted = getattr(model, "__sklearn_is_fitted__", lambda: False)()
-        if not fitted or getattr(model, "_Booster", None) is None:
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(
-                f"this {type(model).__name__} is not fitted yet: call fit on it first, "
-                "or pass it unfitted to an influence estimator so that fit trains it"
             )
         return model.booster_, model
     raise UnsupportedModelError(
@@ -524,8 +537,6 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
 
     Raises
     ------
-    sklearn.exceptions.NotFittedError
-        For an unfitted wrapper.
     UnsupportedModelError
         For an unsupported objective or boosting mode (``rf``, ``linear_tree``).
     """

@@ -5,8 +5,8 @@
   through the loss link, lambda = 0, multiclass factor c = K / (K - 1).
 * ``HistGradientBoostingClassifier`` / ``HistGradientBoostingRegressor`` (§11.5): no
   public ``apply``; the private predictor node arrays are flattened and traversed by a
-  numba kernel (:func:`skinfluence._kernels._hgb.hgb_apply`) after the model's own input
-  preprocessing; leaf values are stored shrunk, bias ``_baseline_prediction``,
+  numba kernel (:func:`skinfluence._adapters._sklearn_routing.hgb_apply`) after the
+  model's own input preprocessing; leaf values are stored shrunk, bias ``_baseline_prediction``,
   lambda = ``l2_regularization``, c = 1.
 * ``RandomForest*`` / ``ExtraTrees*`` (§11.6): tree type ``"rf"``, routing by
   ``apply``, leaf values the node mean (regression) or class fractions (one tree per
@@ -16,16 +16,23 @@ The router and raw predictors are small picklable callables holding the model (n
 copy of the training data). Neither the model nor the caller's X is modified.
 """
 
+import warnings
+
 import numpy as np
 import sklearn
-from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from .._ensemble import TreeEnsemble
-from .._kernels._hgb import hgb_apply
-from ._base import UnsupportedModelError, leaf_map, paths_to_csr, remap_leaves
+from ._base import (
+    UnsupportedModelError,
+    leaf_map,
+    one_thread_clone,
+    paths_to_csr,
+    remap_leaves,
+)
+from ._sklearn_routing import hgb_apply
 
-__all__ = ["to_ensemble", "SUPPORTED_SKLEARN"]
+__all__ = ["to_ensemble", "is_fitted", "refit_template", "default_model", "SUPPORTED_SKLEARN"]
 
 SUPPORTED_SKLEARN = (
     "GradientBoostingClassifier, GradientBoostingRegressor (losses squared_error, "
@@ -83,8 +90,6 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     ------
     UnsupportedModelError
         For another model class, a multi-output model, or an unsupported loss.
-    sklearn.exceptions.NotFittedError
-        For an unfitted model.
 
     Examples
     --------
@@ -125,18 +130,55 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
             f"scikit-learn models of type {type(model).__name__} are not supported. "
             f"Supported scikit-learn models: {SUPPORTED_SKLEARN}."
         )
-    _check_fitted(model)
     return builder(model, X)
 
 
-def _check_fitted(model):
+# ----------------------------------------------------------------------------- hooks
+def is_fitted(model):
+    """Whether a scikit-learn model is fitted (``check_is_fitted``)."""
     try:
         check_is_fitted(model)
-    except NotFittedError as exc:
-        raise NotFittedError(
-            f"the {type(model).__name__} is not fitted: fit it first, or pass it "
-            "unfitted to an influence estimator so that its fit trains it"
-        ) from exc
+    except Exception:  # NotFittedError or TypeError for non-estimators
+        return False
+    return True
+
+
+def refit_template(model):
+    """Unfitted copy with one thread; warns when ``random_state`` is None."""
+    params = model.get_params(deep=False)
+    if "random_state" in params and params["random_state"] is None:
+        warnings.warn(
+            f"{type(model).__name__} has random_state=None: its refits draw different "
+            "random numbers and the retraining influence mixes in that noise and is not "
+            "reproducible; set random_state to an int",
+            UserWarning,
+            stacklevel=5,
+        )
+    return one_thread_clone(model)
+
+
+def default_model(regression, n_rows):
+    """A small HistGradientBoosting model for regression or classification.
+
+    Leaves hold at least ``min(20, n_rows // 10)`` rows (at least 1): scikit-learn's 20
+    from 200 rows on. With 20 on a few dozen rows no tree could split, and a tree
+    that never splits predicts 0 whatever its rows: there would be nothing to explain.
+    """
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+    )
+
+    common = {
+        "max_iter": 50,
+        "max_leaf_nodes": 15,
+        "min_samples_leaf": max(1, min(20, n_rows // 10)),
+        "early_stopping": False,
+        "random_state": 0,
+    }
+    if regression:
+        return HistGradientBoostingRegressor(**common)
+    return HistGradientBoostingClassifier(**common)
 
 
 # ---------------------------------------------------------------- picklable callables

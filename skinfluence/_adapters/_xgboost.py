@@ -11,18 +11,18 @@ early stopping).
 import json
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
 
 from .._ensemble import TreeEnsemble
 from ._base import (
     UnsupportedModelError,
     import_optional,
     leaf_map,
+    one_thread_clone,
     paths_to_csr,
     remap_leaves,
 )
 
-__all__ = ["to_ensemble", "SUPPORTED_OBJECTIVES"]
+__all__ = ["to_ensemble", "is_fitted", "refit_template", "SUPPORTED_OBJECTIVES"]
 
 #: XGBoost objective -> skinfluence objective
 SUPPORTED_OBJECTIVES = {
@@ -35,6 +35,26 @@ SUPPORTED_OBJECTIVES = {
 
 #: XGBoost's softmax objective takes the Newton step with h = 2 p (1 - p)
 _MULTICLASS_FACTOR = 2.0
+
+
+# ----------------------------------------------------------------------------- hooks
+def is_fitted(model):
+    """Whether an XGBoost model is fitted (a ``Booster`` always is)."""
+    xgb = import_optional("xgboost")
+    if isinstance(model, xgb.XGBModel):
+        return getattr(model, "_Booster", None) is not None
+    return True  # a Booster is trained; to_ensemble refuses any other object
+
+
+def refit_template(model):
+    """Unfitted copy with one thread; a raw ``Booster`` cannot be refit."""
+    xgb = import_optional("xgboost")
+    if isinstance(model, xgb.Booster):
+        raise TypeError(
+            "a raw xgboost.Booster cannot be cloned and refit with its hyperparameters; "
+            "pass the scikit-learn wrapper (XGBClassifier / XGBRegressor) instead"
+        )
+    return one_thread_clone(model)
 
 
 def _f32(value):
@@ -53,12 +73,6 @@ def _resolve(model, xgb):
     if isinstance(model, xgb.Booster):
         return model, None
     if isinstance(model, (xgb.XGBClassifier, xgb.XGBRegressor)):
-        if getattr(model, "_Booster", None) is None:
-            raise NotFittedError(
-                f"this {type(model).__name__} is not fitted yet: call fit (or "
-                "load_model) before computing influences, or pass the unfitted model "
-                "to an influence estimator so that its fit trains it"
-            )
         return model.get_booster(), model
     raise UnsupportedModelError(
         f"XGBoost models of type {type(model).__name__} are not supported; supported: "
@@ -330,8 +344,6 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
 
     Raises
     ------
-    sklearn.exceptions.NotFittedError
-        For an unfitted ``XGBClassifier`` / ``XGBRegressor``.
     UnsupportedModelError
         For ``gblinear``, an objective other than ``reg:squarederror``,
         ``binary:logistic``, ``binary:logitraw``, ``multi:softprob`` and
