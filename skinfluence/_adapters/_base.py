@@ -100,3 +100,18 @@ def one_thread_clone(model):
     if single:
         template.set_params(**single)
     return template
+
+
+def wrapper_clone(model, raw_type, wrappers):
+    """:func:`one_thread_clone` of a scikit-learn wrapper; refuse a raw trained model.
+
+    A raw model of type ``raw_type`` (e.g. a library's booster) holds trees but not the
+    hyperparameters to train it again; ``wrappers`` names the classes to pass instead.
+    """
+    if isinstance(model, raw_type):
+        library = raw_type.__module__.split(".")[0]
+        raise TypeError(
+            f"a raw {library}.{raw_type.__name__} cannot be cloned and refit with its "
+            f"hyperparameters; pass the scikit-learn wrapper ({wrappers}) instead"
+        )
+    return one_thread_clone(model)

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._ensemble import TreeEnsemble
-from ._base import UnsupportedModelError, import_optional, one_thread_clone, remap_leaves
+from ._base import UnsupportedModelError, import_optional, remap_leaves, wrapper_clone
 
 __all__ = ["to_ensemble", "is_fitted", "refit_template"]
 
@@ -102,12 +102,7 @@ def is_fitted(model):
 def refit_template(model):
     """Unfitted copy with one thread; a raw ``Booster`` cannot be refit."""
     lgb = import_optional("lightgbm")
-    if isinstance(model, lgb.Booster):
-        raise TypeError(
-            "a raw lightgbm.Booster cannot be cloned and refit with its hyperparameters; "
-            "pass the scikit-learn wrapper (LGBMClassifier / LGBMRegressor) instead"
-        )
-    return one_thread_clone(model)
+    return wrapper_clone(model, lgb.Booster, "LGBMClassifier / LGBMRegressor")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -18,9 +18,9 @@ from ._base import (
     UnsupportedModelError,
     import_optional,
     leaf_map,
-    one_thread_clone,
     paths_to_csr,
     remap_leaves,
+    wrapper_clone,
 )
 
 __all__ = ["to_ensemble", "is_fitted", "refit_template", "SUPPORTED_OBJECTIVES"]
@@ -49,13 +49,7 @@ def is_fitted(model):
 
 def refit_template(model):
     """Unfitted copy with one thread; a raw ``Booster`` cannot be refit."""
-    xgb = import_optional("xgboost")
-    if isinstance(model, xgb.Booster):
-        raise TypeError(
-            "a raw xgboost.Booster cannot be cloned and refit with its hyperparameters; "
-            "pass the scikit-learn wrapper (XGBClassifier / XGBRegressor) instead"
-        )
-    return one_thread_clone(model)
+    return wrapper_clone(model, import_optional("xgboost").Booster, "XGBClassifier / XGBRegressor")
 
 
 def _f32(value):
