@@ -13,7 +13,7 @@ A subclass implements a few hooks:
   method has a faster way than the generic diagonal / column sums.
 
 The base handles input validation (numpy, pandas, polars), model resolution (fitted,
-frozen, Booster, Pipeline, or unfitted-and-cloned), label encoding, chunking under a
+frozen, raw trained model, Pipeline, or unfitted-and-cloned), label encoding, chunking under a
 memory budget, ``n_jobs`` for the numba kernels, progress bars, ``top_k``,
 ``global_influence`` and output names.
 """
