@@ -24,10 +24,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import _safe_indexing, get_tags
 from threadpoolctl import threadpool_limits
 
-from ._objectives import model_loss as _losses
-from ._objectives import uninformed_loss as _uninformed_loss
-from ._parallel import base_seed as _base_seed
-from ._parallel import split_batches
+from ._adapters import refit_template
+from ._objectives import model_loss, uninformed_loss
+from ._parallel import base_seed, split_batches
 from .base import BaseInfluence, _fit_model, _progress
 
 __all__ = ["LOO", "DataShapley", "SubSample"]
@@ -35,57 +34,6 @@ __all__ = ["LOO", "DataShapley", "SubSample"]
 #: ``keep_models="auto"`` keeps the refit models when their estimated pickled size is
 #: at most this many bytes
 MODEL_MEMORY_BUDGET = 1 << 30
-
-_THREAD_PARAMS = ("n_jobs", "nthread", "nthreads", "num_threads", "num_thread", "thread_count")
-
-
-# --------------------------------------------------------------------------- models
-_WRAPPERS = {
-    "lightgbm": "LGBMClassifier / LGBMRegressor",
-    "xgboost": "XGBClassifier / XGBRegressor",
-}
-
-
-def _refit_template(model):
-    """An unfitted copy of ``model`` to refit: same hyperparameters and seed, one thread.
-
-    ``FrozenEstimator`` is unwrapped (a frozen model cannot be refit); in a ``Pipeline``
-    the final model is replaced by its refit template and the other steps are cloned as
-    usual (so they are refit on each subset too, unless frozen).
-    """
-    from sklearn.frozen import FrozenEstimator
-    from sklearn.pipeline import Pipeline
-
-    if isinstance(model, FrozenEstimator):
-        return _refit_template(model.estimator)
-    if isinstance(model, Pipeline):
-        pipe = clone(model)
-        name, last = model.steps[-1]
-        pipe.steps[-1] = (name, _refit_template(last))
-        return pipe
-    root = type(model).__module__.split(".")[0]
-    if type(model).__name__ == "Booster" and root in ("lightgbm", "xgboost"):
-        raise TypeError(
-            f"a raw {root}.Booster cannot be cloned and refit with its hyperparameters; "
-            f"pass the scikit-learn wrapper ({_WRAPPERS[root]}) instead"
-        )
-    template = clone(model)
-    params = template.get_params(deep=False)
-    if root == "catboost":
-        template.set_params(thread_count=1)
-    else:
-        single = {k: 1 for k in _THREAD_PARAMS if k in params}
-        if single:
-            template.set_params(**single)
-    if root == "sklearn" and "random_state" in params and params["random_state"] is None:
-        warnings.warn(
-            f"{type(model).__name__} has random_state=None: its refits draw different "
-            "random numbers and the retraining influence mixes in that noise and is not "
-            "reproducible; set random_state to an int",
-            UserWarning,
-            stacklevel=4,
-        )
-    return template
 
 
 def _reduce(L, how):
@@ -126,15 +74,15 @@ def _refit_batch(template, X, y, w, y_enc, Xq, yq, spec, tasks):
                     None if w is None else w[rows],
                 )
                 if spec["train_eval"] == "dropped":
-                    res["train"] = _losses(
+                    res["train"] = model_loss(
                         model, _safe_indexing(X, [task]), y_enc[[task]], obj, classes
                     )
                 elif spec["train_eval"] == "all":
-                    res["train"] = _losses(model, X, y_enc, obj, classes)
+                    res["train"] = model_loss(model, X, y_enc, obj, classes)
                 if "train" in res:
                     _check_finite(res["train"], "training")
                 if Xq is not None:
-                    Lq = _losses(model, Xq, yq, spec["query_objective"], classes)
+                    Lq = model_loss(model, Xq, yq, spec["query_objective"], classes)
                     _check_finite(Lq, "query")
                     res["query"] = _reduce(Lq, spec["query_reduce"])
                 if spec["keep"]:
@@ -162,7 +110,7 @@ def _tmc_batch(template, X, y, w, y_enc, Xq, yq, spec, iterations):
     """
     n, P, K = spec["n"], spec["n_prefix"], spec["n_classes"]
     obj, classes, qobj = spec["objective"], spec["classes"], spec.get("query_objective")
-    L0 = _uninformed_loss(obj, classes)
+    L0 = uninformed_loss(obj, classes)
     out = []
     with threadpool_limits(limits=1):
         for it in iterations:
@@ -171,7 +119,7 @@ def _tmc_batch(template, X, y, w, y_enc, Xq, yq, spec, iterations):
             self_marg = np.zeros(P) if spec["self"] else None
             q_loss = None
             if Xq is not None:
-                q0 = _reduce(_losses(None, Xq, yq, qobj, classes), spec["query_reduce"])
+                q0 = _reduce(model_loss(None, Xq, yq, qobj, classes), spec["query_reduce"])
                 q_loss = np.empty((P + 1, len(q0)))
                 q_loss[0] = q0
             models = [] if spec["keep"] else None
@@ -194,12 +142,14 @@ def _tmc_batch(template, X, y, w, y_enc, Xq, yq, spec, iterations):
                         )
                         if self_marg is not None:
                             pair = perm[k - 1 : k + 1]
-                            Ls = _losses(model, _safe_indexing(X, pair), y_enc[pair], obj, classes)
+                            Ls = model_loss(
+                                model, _safe_indexing(X, pair), y_enc[pair], obj, classes
+                            )
                             _check_finite(Ls, "training")
                             self_marg[k - 1] = prev_next - Ls[0]
                             prev_next = Ls[1] if len(Ls) > 1 else L0
                         if q_loss is not None:
-                            Lq = _losses(model, Xq, yq, qobj, classes)
+                            Lq = model_loss(model, Xq, yq, qobj, classes)
                             _check_finite(Lq, "query")
                             q_loss[k] = _reduce(Lq, spec["query_reduce"])
                     except Exception as exc:
@@ -221,17 +171,19 @@ def _tmc_batch(template, X, y, w, y_enc, Xq, yq, spec, iterations):
 
 def _tmc_from_models(models, perm, Xq, yq, qobj, reduce, classes):
     """Query marginals of one permutation from its kept prefix models."""
-    q0 = _reduce(_losses(None, Xq, yq, qobj, classes), reduce)
+    q0 = _reduce(model_loss(None, Xq, yq, qobj, classes), reduce)
     q_loss = np.empty((len(models) + 1, len(q0)))
     q_loss[0] = q0
     for k, model in enumerate(models, start=1):
-        q_loss[k] = q0 if model is None else _reduce(_losses(model, Xq, yq, qobj, classes), reduce)
+        q_loss[k] = (
+            q0 if model is None else _reduce(model_loss(model, Xq, yq, qobj, classes), reduce)
+        )
     return q_loss[:-1] - q_loss[1:]
 
 
 def _eval_models_batch(models, Xq, yq, qobj, reduce, classes):
     with threadpool_limits(limits=1):
-        return [_reduce(_losses(m, Xq, yq, qobj, classes), reduce) for m in models]
+        return [_reduce(model_loss(m, Xq, yq, qobj, classes), reduce) for m in models]
 
 
 # ------------------------------------------------------------------------ base class
@@ -304,7 +256,7 @@ class _RetrainInfluence(BaseInfluence):
 
     # ----------------------------------------------------------------- helpers
     def _setup(self, X, y_enc, sample_weight):
-        self._template = _refit_template(self.estimator_)
+        self._template = refit_template(self.estimator_)
         ens = self.ensemble_
         self._objective = ens.objective
         self._classes = getattr(self, "classes_", None)
@@ -381,7 +333,7 @@ class _RetrainInfluence(BaseInfluence):
             # refits feed X to the model itself: NaN only where the model takes it
             try:
                 tags.input_tags.allow_nan = get_tags(self.estimator).input_tags.allow_nan
-            except Exception:  # a raw Booster has no tags (and is refused at fit)
+            except Exception:  # a model without tags (refused at fit if it cannot refit)
                 pass
         return tags
 
@@ -497,7 +449,7 @@ class LOO(_RetrainInfluence):
             raise ValueError(f"LOO needs at least 2 training rows, got n_samples={n}")
         keep = self._decide_keep(n)
         spec = self._spec(kind="drop", train_eval="dropped", keep=keep)
-        base = _losses(self.estimator_, X, self._y_enc, self._objective, self._classes)
+        base = model_loss(self.estimator_, X, self._y_enc, self._objective, self._classes)
         own = np.empty(n)
         models = [] if keep else None
         for res in self._run(_refit_batch, spec, range(n), desc="LOO refits"):
@@ -514,7 +466,7 @@ class LOO(_RetrainInfluence):
         self.n_refits_ = n
 
     def _query_matrix(self, Xq, yq, objective, reduce="rows"):
-        base = _reduce(_losses(self.estimator_, Xq, yq, objective, self._classes), reduce)
+        base = _reduce(model_loss(self.estimator_, Xq, yq, objective, self._classes), reduce)
         if self.models_ is not None:
             L = self._eval_models(self.models_, Xq, yq, objective, reduce)
         else:
@@ -652,7 +604,7 @@ class SubSample(_RetrainInfluence):
             raise ValueError(
                 f"sub_frac={self.sub_frac} puts no row in a subset of n_samples={n} rows"
             )
-        seed = _base_seed(self.random_state)
+        seed = base_seed(self.random_state)
         keep = self._decide_keep(n_iter)
         self._sub_spec = self._spec(kind="subset", size=size, keep=keep)
         spec = dict(self._sub_spec, train_eval="all")
@@ -883,7 +835,7 @@ class DataShapley(_RetrainInfluence):
         n = self.n_train_
         P = min(n, int(np.ceil(self.trunc_frac * n)))
         keep = self._decide_keep(max_iter * P)
-        self._tmc_spec = self._spec(n_prefix=P, seed=_base_seed(self.random_state), keep=keep)
+        self._tmc_spec = self._spec(n_prefix=P, seed=base_seed(self.random_state), keep=keep)
         spec = dict(self._tmc_spec, self=True)
         S, Q = np.zeros(n), np.zeros(n)
         models = [] if keep else None

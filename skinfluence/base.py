@@ -37,7 +37,7 @@ Class attributes: ``_accepts_forests`` (whether random forests are explained) an
 ``_fills_out`` (whether ``_influence_block`` writes into ``out``).
 
 The base handles input validation (numpy, pandas, polars), model resolution (fitted,
-frozen, Booster, Pipeline, or unfitted-and-cloned), label encoding, chunking under a
+frozen, raw trained model, Pipeline, or unfitted-and-cloned), label encoding, chunking under a
 memory budget, ``n_jobs`` for the numba kernels, progress bars, ``top_k``,
 ``global_influence`` and output names.
 """
@@ -54,7 +54,6 @@ from sklearn.base import (
     TransformerMixin,
     clone,
 )
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_array,
@@ -63,7 +62,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._adapters import to_ensemble, unwrap_model
+from ._adapters import default_model, is_fitted, to_ensemble
 from ._ensemble import TrainingDataMismatchError
 
 __all__ = ["BaseInfluence"]
@@ -76,46 +75,6 @@ def _is_dataframe(X):
 
 def _n_rows(X):
     return X.shape[0]
-
-
-def _is_fitted(model):
-    """Whether a model (possibly wrapped) is already fitted."""
-    final, _ = unwrap_model(model)
-    mod = type(final).__module__.split(".")[0]
-    if type(final).__name__ == "Booster" and mod in ("lightgbm", "xgboost"):
-        return True
-    if mod == "catboost" and hasattr(final, "is_fitted"):
-        return bool(final.is_fitted())
-    try:
-        check_is_fitted(model)
-    except Exception:  # NotFittedError or TypeError for non-estimators
-        return False
-    return True
-
-
-def _default_model(y):
-    """A small HistGradientBoosting model for the task of ``y``.
-
-    Leaves hold at least ``min(20, n // 10)`` rows (at least 1): scikit-learn's 20
-    from 200 rows on. With 20 on a few dozen rows no tree could split, and a tree
-    that never splits predicts 0 whatever its rows: there would be nothing to explain.
-    """
-    from sklearn.ensemble import (
-        HistGradientBoostingClassifier,
-        HistGradientBoostingRegressor,
-    )
-
-    kind = type_of_target(y)
-    common = {
-        "max_iter": 50,
-        "max_leaf_nodes": 15,
-        "min_samples_leaf": max(1, min(20, len(y) // 10)),
-        "early_stopping": False,
-        "random_state": 0,
-    }
-    if kind in ("continuous", "continuous-multioutput"):
-        return HistGradientBoostingRegressor(**common)
-    return HistGradientBoostingClassifier(**common)
 
 
 def _fit_model(model, X, y, sample_weight):
@@ -268,8 +227,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _resolve_estimator(self, X, y, sample_weight):
         est = self.estimator
         if est is None:
-            est = _default_model(y)
-        if _is_fitted(est):
+            est = default_model(y)
+        if is_fitted(est):
             return est, False
         return _fit_model(clone(est), X, y, sample_weight), True
 
@@ -336,7 +295,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return self
 
     def _round_labels(self, y_enc):
-        """Labels in the precision the library trained with (CatBoost: float32)."""
+        """Labels in the precision the library trained with (``ensemble_.label_dtype``)."""
         dt = self.ensemble_.label_dtype
         return y_enc if dt is None else y_enc.astype(dt).astype(np.float64)
 

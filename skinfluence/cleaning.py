@@ -29,7 +29,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .base import _default_model, _fit_model, _is_dataframe
+from ._adapters import default_model, default_model_has
+from .base import _fit_model, _is_dataframe
 
 __all__ = ["InfluenceCleaner", "InfluenceSampler"]
 
@@ -72,14 +73,7 @@ def _estimator_has(attr):
             getattr(self.estimator_, attr)
             return True
         if self.estimator is None:
-            from sklearn.ensemble import (
-                HistGradientBoostingClassifier,
-                HistGradientBoostingRegressor,
-            )
-
-            return hasattr(HistGradientBoostingClassifier, attr) or hasattr(
-                HistGradientBoostingRegressor, attr
-            )
+            return default_model_has(attr)
         getattr(self.estimator, attr)
         return True
 
@@ -179,7 +173,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
                 f"estimator must be a model that can be fitted again (an unfitted or "
                 f"fitted scikit-learn-style estimator); got {type(est).__name__}. Pass "
                 "the model's class with its parameters instead of a frozen model or a "
-                "raw Booster"
+                "library's raw trained-model object"
             )
 
     def _validate_input(self, X, y, sample_weight):
@@ -224,7 +218,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
 
     def _template(self, y):
         est = self.estimator
-        return _default_model(y) if est is None else est
+        return default_model(y) if est is None else est
 
     def _splitter(self, is_clf, y):
         if isinstance(self.cv, numbers.Integral) and not isinstance(self.cv, bool):

@@ -523,7 +523,7 @@ def test_unfitted_model_raises_not_fitted():
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError, match="not fitted"):
-        to_ensemble(lgb.LGBMClassifier())
+        skinfluence.to_ensemble(lgb.LGBMClassifier())
     with pytest.raises(NotFittedError):
         skinfluence.to_ensemble(lgb.LGBMRegressor())
 

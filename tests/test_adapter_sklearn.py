@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 import skinfluence
 from skinfluence import LeafModelError, ReconstructionError, UnsupportedModelError
-from skinfluence._kernels._hgb import hgb_apply
+from skinfluence._adapters._sklearn_routing import hgb_apply
 from skinfluence.datasets import load_dataset
 
 pd = pytest.importorskip("pandas")

@@ -470,7 +470,7 @@ def test_unfitted_model_raises_not_fitted(cls):
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError, match="not fitted"):
-        to_ensemble(getattr(xgb, cls)())
+        skinfluence.to_ensemble(getattr(xgb, cls)())
     with pytest.raises(NotFittedError):
         skinfluence.to_ensemble(getattr(xgb, cls)())
 

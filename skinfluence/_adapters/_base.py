@@ -84,3 +84,34 @@ def paths_to_csr(per_tree_leaf_paths, per_tree_n_internal):
     indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
     return indptr, nodes, node_offsets
+
+
+#: names under which the supported libraries take their thread count
+_THREAD_PARAMS = ("n_jobs", "nthread", "nthreads", "num_threads", "num_thread", "thread_count")
+
+
+def one_thread_clone(model):
+    """``clone(model)`` with every thread-count parameter it has set to 1."""
+    from sklearn.base import clone
+
+    template = clone(model)
+    params = template.get_params(deep=False)
+    single = {k: 1 for k in _THREAD_PARAMS if k in params}
+    if single:
+        template.set_params(**single)
+    return template
+
+
+def wrapper_clone(model, raw_type, wrappers):
+    """:func:`one_thread_clone` of a scikit-learn wrapper; refuse a raw trained model.
+
+    A raw model of type ``raw_type`` (e.g. a library's booster) holds trees but not the
+    hyperparameters to train it again; ``wrappers`` names the classes to pass instead.
+    """
+    if isinstance(model, raw_type):
+        library = raw_type.__module__.split(".")[0]
+        raise TypeError(
+            f"a raw {library}.{raw_type.__name__} cannot be cloned and refit with its "
+            f"hyperparameters; pass the scikit-learn wrapper ({wrappers}) instead"
+        )
+    return one_thread_clone(model)

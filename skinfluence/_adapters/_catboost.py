@@ -20,11 +20,10 @@ import os
 import tempfile
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
 
 from ._base import UnsupportedModelError, import_optional, paths_to_csr
 
-__all__ = ["to_ensemble", "SUPPORTED_LOSSES"]
+__all__ = ["to_ensemble", "is_fitted", "refit_template", "SUPPORTED_LOSSES"]
 
 #: CatBoost loss -> skinfluence objective
 SUPPORTED_LOSSES = {
@@ -41,6 +40,24 @@ _MULTICLASS_BREAK = (
     "the similarity methods or the retraining methods, or a LightGBM / XGBoost / "
     "scikit-learn multiclass model"
 )
+
+
+# ----------------------------------------------------------------------------- hooks
+def is_fitted(model):
+    """Whether a CatBoost model is fitted."""
+    cb = import_optional("catboost")
+    if isinstance(model, cb.CatBoost):
+        return bool(model.is_fitted())
+    return True  # to_ensemble refuses any other object
+
+
+def refit_template(model):
+    """Unfitted copy with ``thread_count=1`` (CatBoost lists only the parameters set)."""
+    from sklearn.base import clone
+
+    template = clone(model)
+    template.set_params(thread_count=1)
+    return template
 
 
 def to_ensemble(model, X=None, y=None, sample_weight=None):
@@ -64,8 +81,6 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
 
     Raises
     ------
-    sklearn.exceptions.NotFittedError
-        If the model is not fitted.
     UnsupportedModelError
         If the model is not a CatBoost model or its loss is not supported.
 
@@ -83,23 +98,64 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
             f"{type(model).__name__} is not a CatBoost model; the CatBoost adapter "
             "accepts CatBoostClassifier, CatBoostRegressor and CatBoost"
         )
-    name = type(model).__name__
-    if not model.is_fitted():
-        raise NotFittedError(
-            f"this {name} is not fitted: call fit on it first, or pass it unfitted to "
-            "an influence estimator so that its fit trains it"
-        )
     params = model.get_all_params()
+    loss, objective = _loss_of(model, params)
+    counts, raw_values, K = _leaf_layout(model, objective, loss)
+    scale, bias = _scale_and_bias(model, K)
+    leaf_offsets, leaf_values = _per_column_leaves(counts, raw_values, K, scale)
+    l2_leaf_reg, weight_scale = float(params.get("l2_leaf_reg", 3.0)), _mean_weight(sample_weight)
+    info = _model_json(model)
+    structure = _structure(info, counts, raw_values, K, model) if info is not None else None
+    router, raw_predictor, staged = _predictors(model, K, params)
+    path_indptr, path_nodes, node_offsets = _paths(structure, K)
+    leaf_stats = _leaf_stats(model, structure, K, leaf_offsets)
+    from .._ensemble import TreeEnsemble
+
+    return TreeEnsemble(
+        library="catboost",
+        library_version=str(getattr(cb, "__version__", "unknown")),
+        model_name=type(model).__name__,
+        objective=objective,
+        tree_type="gbdt",
+        n_outputs=K,
+        leaf_offsets=leaf_offsets,
+        leaf_values=leaf_values,
+        learning_rates=np.full(len(leaf_offsets) - 1, float(params["learning_rate"])),
+        bias=bias,
+        l2=l2_leaf_reg * weight_scale,
+        router=router,
+        raw_predictor=raw_predictor,
+        multiclass_factor=1.0,
+        classes=_classes(model, objective, K),
+        n_features_in=_n_features_in(model),
+        leaf_stats=leaf_stats,
+        leaf_stats_kind="weight" if leaf_stats is not None else None,
+        breaking_settings=tuple(_breaking_settings(model, params, loss, scale, info)),
+        path_indptr=path_indptr,
+        path_nodes=path_nodes,
+        node_offsets=node_offsets,
+        staged_raw_predictor=staged,
+        label_dtype=np.float32,
+        notes=_notes(scale, l2_leaf_reg, weight_scale, structure, K),
+    )
+
+
+def _loss_of(model, params):
+    """The CatBoost loss name and its skinfluence objective, or refuse the loss."""
     loss_spec = str(params.get("loss_function", ""))
     loss = loss_spec.split(":")[0]
     if loss not in SUPPORTED_LOSSES:
         raise UnsupportedModelError(
-            f"{name} was trained with loss_function={loss_spec!r}, which skinfluence "
-            f"does not support; supported CatBoost losses: {', '.join(SUPPORTED_LOSSES)}"
+            f"{type(model).__name__} was trained with loss_function={loss_spec!r}, which "
+            "skinfluence does not support; supported CatBoost losses: "
+            f"{', '.join(SUPPORTED_LOSSES)}"
         )
-    objective = SUPPORTED_LOSSES[loss]
+    return loss, SUPPORTED_LOSSES[loss]
 
-    n_rounds = int(model.tree_count_)
+
+def _leaf_layout(model, objective, loss):
+    """Leaves per CatBoost tree, all leaf values, and the values per leaf K."""
+    name = type(model).__name__
     counts = np.asarray(model.get_tree_leaf_counts(), dtype=np.int64).reshape(-1)
     raw_values = np.asarray(model.get_leaf_values(), dtype=np.float64).reshape(-1)
     total = int(counts.sum())
@@ -113,44 +169,50 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         raise UnsupportedModelError(
             f"{name}: loss {loss} but {K} value(s) per leaf; this model layout is not supported"
         )
+    return counts, raw_values, K
 
+
+def _scale_and_bias(model, K):
+    """``get_scale_and_bias()`` with the bias as one value per column."""
     scale, bias = model.get_scale_and_bias()
-    scale = float(scale)
     bias = np.atleast_1d(np.asarray(bias, dtype=np.float64)).reshape(-1)
     if bias.size == 1 and K > 1:
         bias = np.full(K, bias[0])
     if bias.size != K:
-        raise UnsupportedModelError(f"{name}: bias of size {bias.size} for {K} column(s)")
-
-    # K trees per CatBoost tree, round-major, class-inner; leaf values times the scale
-    n_leaves = np.repeat(counts, K)
-    leaf_offsets = np.zeros(n_rounds * K + 1, dtype=np.int64)
-    leaf_offsets[1:] = np.cumsum(n_leaves)
-    starts = np.concatenate([[0], np.cumsum(counts * K)])
-    leaf_values = (
-        np.concatenate(
-            [
-                raw_values[starts[b] : starts[b + 1]].reshape(counts[b], K).T.ravel()
-                for b in range(n_rounds)
-            ]
+        raise UnsupportedModelError(
+            f"{type(model).__name__}: bias of size {bias.size} for {K} column(s)"
         )
-        * scale
-        if n_rounds
-        else np.zeros(0)
-    )
+    return float(scale), bias
 
-    eta = float(params["learning_rate"])
-    l2_leaf_reg = float(params.get("l2_leaf_reg", 3.0))
-    if sample_weight is not None:
-        sw = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-        weight_scale = float(sw.mean()) if sw.size else 1.0
-    else:
-        weight_scale = 1.0
-    l2 = l2_leaf_reg * weight_scale
 
-    info = _model_json(model)
-    structure = _structure(info, counts, raw_values, K, model) if info is not None else None
+def _per_column_leaves(counts, raw_values, K, scale):
+    """K trees per CatBoost tree, round-major, class-inner; leaf values times the scale.
 
+    Returns ``(leaf_offsets, leaf_values)``.
+    """
+    n_rounds = len(counts)
+    leaf_offsets = np.zeros(n_rounds * K + 1, dtype=np.int64)
+    leaf_offsets[1:] = np.cumsum(np.repeat(counts, K))
+    if not n_rounds:
+        return leaf_offsets, np.zeros(0)
+    starts = np.concatenate([[0], np.cumsum(counts * K)])
+    per_class = [
+        raw_values[starts[b] : starts[b + 1]].reshape(counts[b], K).T.ravel()
+        for b in range(n_rounds)
+    ]
+    return leaf_offsets, np.concatenate(per_class) * scale
+
+
+def _mean_weight(sample_weight):
+    """The mean sample weight, by which CatBoost scales ``l2_leaf_reg`` (1 without)."""
+    if sample_weight is None:
+        return 1.0
+    sw = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    return float(sw.mean()) if sw.size else 1.0
+
+
+def _leaf_stats(model, structure, K, leaf_offsets):
+    """Sum of the sample weights per leaf (None when unavailable)."""
     leaf_stats = None
     if K == 1:
         try:
@@ -158,39 +220,42 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         except Exception:  # pragma: no cover - depends on the CatBoost version
             leaf_stats = None
     if leaf_stats is None and structure is not None:
-        leaf_stats = (
-            np.concatenate([np.tile(w, K) for w in structure["weights"]])
-            if n_rounds
-            else np.zeros(0)
-        )
+        tiled = [np.tile(w, K) for w in structure["weights"]]
+        leaf_stats = np.concatenate(tiled) if len(leaf_offsets) > 1 else np.zeros(0)
     if leaf_stats is not None and leaf_stats.shape != (leaf_offsets[-1],):
         leaf_stats = None
+    return leaf_stats
 
-    breaking = _breaking_settings(model, params, loss, scale, info)
 
-    classes = None
-    if objective != "squared_error":
-        classes = getattr(model, "classes_", None)
-        classes = None if classes is None or len(classes) == 0 else np.asarray(classes)
-        if classes is None:
-            classes = np.arange(max(K, 2))
+def _classes(model, objective, K):
+    """The model's classes (class indices when it lists none); None for regression."""
+    if objective == "squared_error":
+        return None
+    classes = getattr(model, "classes_", None)
+    classes = None if classes is None or len(classes) == 0 else np.asarray(classes)
+    return np.arange(max(K, 2)) if classes is None else classes
+
+
+def _n_features_in(model):
     try:
-        n_features_in = int(model.n_features_in_)
+        return int(model.n_features_in_)
     except Exception:  # pragma: no cover - plain CatBoost objects may lack it
-        n_features_in = None
+        return None
 
-    path_indptr = path_nodes = node_offsets = None
-    if structure is not None:
-        per_tree_paths, per_tree_internal = [], []
-        for paths, n_int in zip(structure["paths"], structure["n_internal"]):
-            per_tree_paths.extend([paths] * K)
-            per_tree_internal.extend([n_int] * K)
-        path_indptr, path_nodes, node_offsets = paths_to_csr(per_tree_paths, per_tree_internal)
 
-    router, raw_predictor, staged = _predictors(model, K, params)
+def _paths(structure, K):
+    """CSR leaf ancestor paths, each CatBoost tree repeated for its K columns."""
+    if structure is None:
+        return None, None, None
+    per_tree_paths, per_tree_internal = [], []
+    for paths, n_int in zip(structure["paths"], structure["n_internal"]):
+        per_tree_paths.extend([paths] * K)
+        per_tree_internal.extend([n_int] * K)
+    return paths_to_csr(per_tree_paths, per_tree_internal)
 
-    from .._ensemble import TreeEnsemble
 
+def _notes(scale, l2_leaf_reg, weight_scale, structure, K):
+    """Where each model fact was read."""
     notes = {
         "bias": f"get_scale_and_bias(); leaf values multiplied by the scale ({scale:g})",
         "learning_rate": "get_all_params()['learning_rate'] (effective value)",
@@ -216,33 +281,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
             "1 (nominal): CatBoost's MultiClass step uses the full K x K hessian, which "
             "no diagonal factor reproduces"
         )
-    return TreeEnsemble(
-        library="catboost",
-        library_version=str(getattr(cb, "__version__", "unknown")),
-        model_name=name,
-        objective=objective,
-        tree_type="gbdt",
-        n_outputs=K,
-        leaf_offsets=leaf_offsets,
-        leaf_values=leaf_values,
-        learning_rates=np.full(n_rounds * K, eta),
-        bias=bias,
-        l2=l2,
-        router=router,
-        raw_predictor=raw_predictor,
-        multiclass_factor=1.0,
-        classes=classes,
-        n_features_in=n_features_in,
-        leaf_stats=leaf_stats,
-        leaf_stats_kind="weight" if leaf_stats is not None else None,
-        breaking_settings=tuple(breaking),
-        path_indptr=path_indptr,
-        path_nodes=path_nodes,
-        node_offsets=node_offsets,
-        staged_raw_predictor=staged,
-        label_dtype=np.float32,
-        notes=notes,
-    )
+    return notes
 
 
 # --------------------------------------------------------------------------- input

@@ -20,15 +20,17 @@ Model facts recovered here (:doc:`models`, 'LightGBM'):
   names), not from wrapper defaults.
 """
 
+import functools
 import math
 import re
+from typing import NamedTuple
 
 import numpy as np
 
 from .._ensemble import TreeEnsemble
-from ._base import UnsupportedModelError, import_optional, remap_leaves
+from ._base import UnsupportedModelError, import_optional, remap_leaves, wrapper_clone
 
-__all__ = ["to_ensemble"]
+__all__ = ["to_ensemble", "is_fitted", "refit_template"]
 
 #: LightGBM's kEpsilon (below it an initial score is treated as zero)
 _K_EPSILON = 1e-15
@@ -87,9 +89,25 @@ _DEFAULTS = {
 }
 
 
+# ----------------------------------------------------------------------------- hooks
+def is_fitted(model):
+    """Whether a LightGBM model is fitted (a ``Booster`` always is)."""
+    lgb = import_optional("lightgbm")
+    if not isinstance(model, lgb.LGBMModel):
+        return True  # a Booster is trained; to_ensemble refuses any other object
+    fitted = getattr(model, "__sklearn_is_fitted__", lambda: False)()
+    return bool(fitted) and getattr(model, "_Booster", None) is not None
+
+
+def refit_template(model):
+    """Unfitted copy with one thread; a raw ``Booster`` cannot be refit."""
+    lgb = import_optional("lightgbm")
+    return wrapper_clone(model, lgb.Booster, "LGBMClassifier / LGBMRegressor")
+
+
 # --------------------------------------------------------------------------- helpers
 def _booster_of(model):
-    """Return ``(booster, wrapper_or_None)``, raising NotFittedError when unfitted."""
+    """Return ``(booster, wrapper_or_None)`` of a fitted model."""
     lgb = import_optional("lightgbm")
     if isinstance(model, lgb.Booster):
         return model, None
@@ -98,14 +116,6 @@ def _booster_of(model):
             raise UnsupportedModelError(
                 "LGBMRanker (learning to rank) is not supported; supported LightGBM "
                 "models: LGBMClassifier, LGBMRegressor, lightgbm.Booster"
-            )
-        fitted = getattr(model, "__sklearn_is_fitted__", lambda: False)()
-        if not fitted or getattr(model, "_Booster", None) is None:
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(
-                f"this {type(model).__name__} is not fitted yet: call fit on it first, "
-                "or pass it unfitted to an influence estimator so that fit trains it"
             )
         return model.booster_, model
     raise UnsupportedModelError(
@@ -499,6 +509,257 @@ def _initial_score(objective, y_idx, sample_weight, K):
 
 
 # --------------------------------------------------------------------------- adapter
+_LINEAR_MESSAGE = (
+    "LightGBM linear_tree=True is not supported: its leaves are linear models, "
+    "not constants. Refit with linear_tree=False."
+)
+
+
+class _Structure(NamedTuple):
+    """Leaf layout, L2 per leaf and ancestor paths of all trees."""
+
+    leaf_offsets: np.ndarray
+    l2: np.ndarray
+    n_cat_leaves: int
+    path_indptr: np.ndarray
+    path_nodes: np.ndarray
+    node_offsets: np.ndarray
+
+
+class _Rates(NamedTuple):
+    """Learning rates: the saved one, per-tree shrinkage and whether it varies."""
+
+    lr: float
+    shrinkage: np.ndarray
+    schedule: bool
+    later: np.ndarray
+    learning_rates: np.ndarray
+
+
+class _Bias(NamedTuple):
+    """The initial score per column and how it was read."""
+
+    values: np.ndarray
+    folded: np.ndarray
+    sources: list
+    cross_checks: list
+    breaking: list
+
+
+class _RootValues:
+    """Root ``internal_value`` of the first trees: the text's 6 digits, and the exact
+    values of the JSON dump, read once when first asked for."""
+
+    def __init__(self, booster, K, text_values):
+        self._booster = booster
+        self._K = K
+        self.text = text_values
+
+    @functools.cached_property
+    def exact(self):
+        return _exact_root_values(self._booster, self._K)
+
+
+def _refuse_boosting(params):
+    """Refuse the random-forest mode and linear trees from the saved parameters."""
+    if params.get("boosting", "gbdt") in ("rf", "random_forest"):
+        raise UnsupportedModelError(
+            "LightGBM boosting='rf' (random forest mode) is not supported: its trees are "
+            "averaged and grown on bagged rows. Use boosting='gbdt', or a scikit-learn "
+            "RandomForest for forest-based influence."
+        )
+    if _as_bool(params, "linear_tree"):
+        raise UnsupportedModelError(_LINEAR_MESSAGE)
+
+
+def _check_trees(trees, n_iter, K):
+    """Refuse linear leaves; check that the text holds ``n_iter`` rounds of K trees."""
+    if trees["is_linear"].any():
+        raise UnsupportedModelError(_LINEAR_MESSAGE)
+    n_trees = len(trees["n_leaves"])
+    if n_trees != n_iter * K:
+        raise RuntimeError(f"the LightGBM model text has {n_trees} trees, expected {n_iter} x {K}")
+
+
+def _structure(header, trees, params):
+    """Leaf offsets, per-leaf L2 (``cat_l2`` added below categorical splits), paths."""
+    # LightGBM: one-vs-rest iff num_bin <= max_cat_to_onehot (num_bin counts the dummy
+    # NaN category -1, which feature_infos lists)
+    max_onehot = _as_float(params, "max_cat_to_onehot")
+    n_features = int(header.get("max_feature_idx", -1)) + 1
+    many_vs_many = _category_counts(header.get("feature_infos", ""), n_features) > max_onehot
+    n_leaves = trees["n_leaves"]
+    cat, path_indptr, path_nodes, node_offsets = _leaf_structure(
+        n_leaves,
+        trees["feature"],
+        trees["decision_type"],
+        trees["left"],
+        trees["right"],
+        many_vs_many,
+    )
+    leaf_offsets = np.zeros(len(n_leaves) + 1, dtype=np.int64)
+    leaf_offsets[1:] = np.cumsum(n_leaves)
+    l2 = np.full(int(leaf_offsets[-1]), _as_float(params, "lambda_l2"))
+    l2[cat] += _as_float(params, "cat_l2")
+    return _Structure(leaf_offsets, l2, int(cat.sum()), path_indptr, path_nodes, node_offsets)
+
+
+def _learning_rates(booster, n_iter, K, trees, params):
+    """Per-tree learning rates as far as the model stores them (first round: see
+    :func:`_first_round_rate`)."""
+    constant = trees["n_leaves"] == 1
+    lr = _as_float(params, "learning_rate")
+    shrinkage = _shrinkage(booster, n_iter, K, trees["shrinkage"], lr)
+    later = shrinkage[K:][~constant[K:]]
+    schedule = later.size > 0 and not np.allclose(later, lr, rtol=1e-9, atol=0)
+    learning_rates = shrinkage.copy()
+    # one-leaf trees after the first round keep shrinkage 1 (no step is taken)
+    learning_rates[K:][constant[K:]] = lr
+    return _Rates(lr, shrinkage, schedule, later, learning_rates)
+
+
+def _holds_initial_score(k, rates, bfa, F0_data):
+    """Whether the first tree of column ``k`` (not a one-leaf tree) holds F_0."""
+    if rates.lr != 1.0 or rates.schedule:
+        return bool(rates.shrinkage[k] == 1.0 and rates.lr != 1.0)
+    return bool(bfa and (F0_data is None or abs(F0_data[k]) > _K_EPSILON))
+
+
+def _cross_check(k, F0, roots, class_weighted):
+    """Compare F_0 recomputed from y with the first tree's root value.
+
+    Returns ``(note, breaking_message)``, each None when the values agree.
+    """
+    tol = 1e-5 * max(1.0, abs(F0))
+    # the text's 6 digits (relative error <= 5e-6) settle a clear pass; anything
+    # else is decided on the exact value, as the JSON dump gives it
+    if not (abs(F0 - roots.text[k]) <= 0.25 * tol):
+        root = roots.exact[k]
+    else:
+        root = roots.text[k]
+    if abs(F0 - root) <= tol:
+        return None, None
+    note = f"column {k}: F_0 from y {F0:.8g}, root internal_value {root:.8g}"
+    if class_weighted:
+        return note, None
+    return note, (
+        f"initial score of column {k}: recomputed from the y and "
+        f"sample_weight given ({F0:.7g}) but the model's first "
+        f"tree shows {root:.7g}: pass the exact training "
+        "labels and sample weights (class weights as per-row weights)"
+    )
+
+
+def _read_bias(booster, trees, leaf_offsets, params, objective, K, rates, F0_data):
+    """F_0 per column: folded into the first tree, recomputed from ``y`` when given."""
+    constant = trees["n_leaves"] == 1
+    bfa = _as_bool(params, "boost_from_average")
+    class_weighted = objective == "binary" and (
+        _as_bool(params, "is_unbalance") or _as_float(params, "scale_pos_weight") != 1.0
+    )
+    roots = _RootValues(booster, K, trees["root_internal"])
+    out = _Bias(np.zeros(K), np.zeros(K, dtype=bool), [], [], [])
+    for k in range(min(K, len(constant))):
+        if constant[k]:
+            # a first tree that cannot split stores the initial score itself
+            out.values[k] = trees["values"][leaf_offsets[k]]
+            out.folded[k] = True
+            out.sources.append("one-leaf first tree (exact)")
+            continue
+        out.folded[k] = _holds_initial_score(k, rates, bfa, F0_data)
+        if not out.folded[k]:
+            out.sources.append("no initial score (first tree keeps its shrinkage)")
+            if bfa and F0_data is not None and abs(F0_data[k]) > 1e-10:
+                out.breaking.append(
+                    "boost_from_average=True but no initial score was folded into the "
+                    f"first tree of column {k}: the model was probably trained with an "
+                    "init_score, which the model does not store; refit without "
+                    "init_score"
+                )
+        elif F0_data is not None:
+            out.values[k] = F0_data[k]
+            out.sources.append("recomputed from y and sample_weight")
+            note, message = _cross_check(k, F0_data[k], roots, class_weighted)
+            out.cross_checks.extend([note] if note else [])
+            out.breaking.extend([message] if message else [])
+        else:
+            out.values[k] = roots.exact[k]
+            out.sources.append(
+                "root internal_value of the first tree (6 significant digits; pass y "
+                "to recompute it exactly)"
+            )
+    return out
+
+
+def _first_round_rate(booster, n_iter, data, objective, K, need, ctx):
+    """The first round's learning rate, and a breaking message when it is unknown.
+
+    A first tree holding F_0 shows shrinkage 1, so under a learning-rate schedule the
+    rate of the first round (columns ``need``) is not stored. ``data`` is
+    ``(X, y_idx, sample_weight)``; ``ctx`` is ``(rates, bias, values, structure)``
+    after the bias was subtracted from ``values``. Returns ``(rate, recovered,
+    message)``: ``recovered`` tells whether the schedule made a recovery necessary.
+    """
+    X, y_idx, sample_weight = data
+    rates, bias, values, structure = ctx
+    if not (need and rates.schedule):
+        return rates.lr, False, None
+    rate = _recover_first_rate(
+        booster,
+        n_iter,
+        X,
+        y_idx,
+        sample_weight,
+        objective,
+        K,
+        bias.values,
+        values,
+        structure.leaf_offsets,
+        structure.l2,
+        need,
+    )
+    if rate is not None:
+        return rate, True, None
+    return (
+        float(rates.later[0]),
+        True,
+        "learning-rate schedule (e.g. reset_parameter): the first round's "
+        "learning rate is not stored in the model and could not be recovered; "
+        "pass the training X and y, or use a constant learning_rate",
+    )
+
+
+def _unfold_first_round(booster, n_iter, data, objective, K, ctx):
+    """Subtract F_0 from the first trees holding it and set their learning rate.
+
+    ``ctx`` is ``(trees, structure, rates, bias)``; ``trees["values"]`` and
+    ``rates.learning_rates`` are changed in place. Returns ``(first_lr, message)``:
+    the recovered first-round rate (None when no schedule needed it) and a breaking
+    message when it could not be recovered.
+    """
+    trees, structure, rates, bias = ctx
+    values, offsets = trees["values"], structure.leaf_offsets
+    folded = np.flatnonzero(bias.folded)
+    for k in folded:
+        values[offsets[k] : offsets[k + 1]] -= bias.values[k]
+    constant = trees["n_leaves"] == 1
+    need = [k for k in folded if not constant[k]]
+    first_lr, recovered, message = _first_round_rate(
+        booster, n_iter, data, objective, K, need, (rates, bias, values, structure)
+    )
+    rates.learning_rates[folded] = first_lr
+    return (first_lr if recovered else None), message
+
+
+def _read_model(model):
+    """Booster, wrapper, rounds used, best iteration, model text and saved parameters."""
+    booster, wrapper = _booster_of(model)
+    best = int(getattr(booster, "best_iteration", 0) or 0)
+    n_iter = best if best > 0 else int(booster.current_iteration())
+    text = booster.model_to_string(num_iteration=n_iter)
+    return booster, wrapper, n_iter, best, text, _saved_params(booster, text)
+
+
 def to_ensemble(model, X=None, y=None, sample_weight=None):
     """Build the :class:`~skinfluence._ensemble.TreeEnsemble` of a LightGBM model.
 
@@ -524,189 +785,29 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
 
     Raises
     ------
-    sklearn.exceptions.NotFittedError
-        For an unfitted wrapper.
     UnsupportedModelError
         For an unsupported objective or boosting mode (``rf``, ``linear_tree``).
     """
     lgb = import_optional("lightgbm")
-    booster, wrapper = _booster_of(model)
-    best = int(getattr(booster, "best_iteration", 0) or 0)
-    n_iter = best if best > 0 else int(booster.current_iteration())
-    text = booster.model_to_string(num_iteration=n_iter)
-    params = _saved_params(booster, text)
-
-    boosting = params.get("boosting", "gbdt")
-    if boosting in ("rf", "random_forest"):
-        raise UnsupportedModelError(
-            "LightGBM boosting='rf' (random forest mode) is not supported: its trees are "
-            "averaged and grown on bagged rows. Use boosting='gbdt', or a scikit-learn "
-            "RandomForest for forest-based influence."
-        )
-    linear_message = (
-        "LightGBM linear_tree=True is not supported: its leaves are linear models, "
-        "not constants. Refit with linear_tree=False."
-    )
-    if _as_bool(params, "linear_tree"):
-        raise UnsupportedModelError(linear_message)
-
+    booster, wrapper, n_iter, best, text, params = _read_model(model)
+    _refuse_boosting(params)
     header, trees = _parse_trees(text)
     objective, K, obj_flags = _parse_objective(header, params)
-    if trees["is_linear"].any():
-        raise UnsupportedModelError(linear_message)
-    n_leaves = trees["n_leaves"]
-    n_trees = len(n_leaves)
-    if n_trees != n_iter * K:
-        raise RuntimeError(f"the LightGBM model text has {n_trees} trees, expected {n_iter} x {K}")
-
-    # ------------------------------------------------------------ tree structure
-    # LightGBM: one-vs-rest iff num_bin <= max_cat_to_onehot (num_bin counts the dummy
-    # NaN category -1, which feature_infos lists)
-    max_onehot = _as_float(params, "max_cat_to_onehot")
-    n_features = int(header.get("max_feature_idx", -1)) + 1
-    many_vs_many = _category_counts(header.get("feature_infos", ""), n_features) > max_onehot
-    cat, path_indptr, path_nodes, node_offsets = _leaf_structure(
-        n_leaves,
-        trees["feature"],
-        trees["decision_type"],
-        trees["left"],
-        trees["right"],
-        many_vs_many,
-    )
-    leaf_offsets = np.zeros(n_trees + 1, dtype=np.int64)
-    leaf_offsets[1:] = np.cumsum(n_leaves)
-    values = trees["values"]
-    counts = trees["counts"]
-    l2 = np.full(int(leaf_offsets[-1]), _as_float(params, "lambda_l2"))
-    l2[cat] += _as_float(params, "cat_l2")
-    n_cat_leaves = int(cat.sum())
-    constant = n_leaves == 1
-
-    # ------------------------------------------------------------ learning rates
-    lr = _as_float(params, "learning_rate")
-    shrinkage = _shrinkage(booster, n_iter, K, trees["shrinkage"], lr)
-    notes = {"num_iteration": n_iter, "best_iteration": best}
-    breaking = []
-    later = shrinkage[K:][~constant[K:]]
-    schedule = later.size > 0 and not np.allclose(later, lr, rtol=1e-9, atol=0)
-    learning_rates = shrinkage.copy()
-    # one-leaf trees after the first round keep shrinkage 1 (no step is taken)
-    learning_rates[K:][constant[K:]] = lr
-
+    _check_trees(trees, n_iter, K)
+    structure = _structure(header, trees, params)
+    rates = _learning_rates(booster, n_iter, K, trees, params)
     classes = None
     if wrapper is not None and hasattr(wrapper, "classes_"):
         classes = np.asarray(wrapper.classes_)
-    n_features_in = (
-        int(wrapper.n_features_in_) if wrapper is not None else int(booster.num_feature())
+    y_idx = None if y is None else _encode_labels(y, objective, classes, K)
+    F0_data = None if y is None else _initial_score(objective, y_idx, sample_weight, K)
+    bias = _read_bias(booster, trees, structure.leaf_offsets, params, objective, K, rates, F0_data)
+    first_lr, first_message = _unfold_first_round(
+        booster, n_iter, (X, y_idx, sample_weight), objective, K, (trees, structure, rates, bias)
     )
-
-    # ------------------------------------------------------------ bias F_0
-    bfa = _as_bool(params, "boost_from_average")
-    class_weighted = objective == "binary" and (
-        _as_bool(params, "is_unbalance") or _as_float(params, "scale_pos_weight") != 1.0
-    )
-    F0_data = None
-    y_idx = None
-    if y is not None:
-        y_idx = _encode_labels(y, objective, classes, K)
-        F0_data = _initial_score(objective, y_idx, sample_weight, K)
-    bias = np.zeros(K)
-    folded = np.zeros(K, dtype=bool)
-    root_text = trees["root_internal"]
-    exact = []
-
-    def exact_roots():
-        if not exact:
-            exact.append(_exact_root_values(booster, K))
-        return exact[0]
-
-    sources = []
-    for k in range(min(K, n_trees)):
-        if constant[k]:
-            # a first tree that cannot split stores the initial score itself
-            bias[k] = values[leaf_offsets[k]]
-            folded[k] = True
-            sources.append("one-leaf first tree (exact)")
-            continue
-        if lr != 1.0 or schedule:
-            folded[k] = shrinkage[k] == 1.0 and lr != 1.0
-        else:
-            folded[k] = bfa and (F0_data is None or abs(F0_data[k]) > _K_EPSILON)
-        if not folded[k]:
-            sources.append("no initial score (first tree keeps its shrinkage)")
-            if bfa and F0_data is not None and abs(F0_data[k]) > 1e-10:
-                breaking.append(
-                    "boost_from_average=True but no initial score was folded into the "
-                    f"first tree of column {k}: the model was probably trained with an "
-                    "init_score, which the model does not store; refit without "
-                    "init_score"
-                )
-            continue
-        if F0_data is not None:
-            bias[k] = F0_data[k]
-            sources.append("recomputed from y and sample_weight")
-            tol = 1e-5 * max(1.0, abs(F0_data[k]))
-            # the text's 6 digits (relative error <= 5e-6) settle a clear pass; anything
-            # else is decided on the exact value, as the JSON dump gives it
-            if not (abs(F0_data[k] - root_text[k]) <= 0.25 * tol):
-                root_internal = exact_roots()
-            else:
-                root_internal = root_text
-            gap = abs(F0_data[k] - root_internal[k])
-            if not (gap <= tol):
-                notes.setdefault("bias_cross_check", []).append(
-                    f"column {k}: F_0 from y {F0_data[k]:.8g}, root internal_value "
-                    f"{root_internal[k]:.8g}"
-                )
-                if not class_weighted:
-                    breaking.append(
-                        f"initial score of column {k}: recomputed from the y and "
-                        f"sample_weight given ({F0_data[k]:.7g}) but the model's first "
-                        f"tree shows {root_internal[k]:.7g}: pass the exact training "
-                        "labels and sample weights (class weights as per-row weights)"
-                    )
-        else:
-            bias[k] = exact_roots()[k]
-            sources.append(
-                "root internal_value of the first tree (6 significant digits; pass y "
-                "to recompute it exactly)"
-            )
-    notes["bias_source"] = sources
-    for k in range(min(K, n_trees)):
-        if folded[k]:
-            values[leaf_offsets[k] : leaf_offsets[k + 1]] -= bias[k]
-
-    # first-round learning rate: not stored when a bias was folded (shrinkage shows 1)
-    need = [k for k in range(min(K, n_trees)) if folded[k] and not constant[k]]
-    first_lr = lr
-    if need and schedule:
-        first_lr = _recover_first_rate(
-            booster,
-            n_iter,
-            X,
-            y_idx,
-            sample_weight,
-            objective,
-            K,
-            bias,
-            values,
-            leaf_offsets,
-            l2,
-            need,
-        )
-        if first_lr is None:
-            first_lr = float(later[0])
-            breaking.append(
-                "learning-rate schedule (e.g. reset_parameter): the first round's "
-                "learning rate is not stored in the model and could not be recovered; "
-                "pass the training X and y, or use a constant learning_rate"
-            )
-        notes["first_round_learning_rate"] = first_lr
-    for k in range(min(K, n_trees)):
-        if folded[k] or constant[k]:
-            learning_rates[k] = first_lr
-
-    # ------------------------------------------------------------ breaking settings
+    values, learning_rates = trees["values"], rates.learning_rates
+    constant = trees["n_leaves"] == 1
+    notes = _notes(n_iter, best, bias, first_lr, structure.n_cat_leaves)
     breaking = (
         _breaking_settings(
             params,
@@ -716,20 +817,14 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
             sample_weight,
             values,
             learning_rates,
-            n_leaves,
+            trees["n_leaves"],
             constant,
         )
-        + breaking
+        + bias.breaking
+        + ([first_message] if first_message else [])
     )
-    if n_cat_leaves:
-        notes["cat_l2_leaves"] = n_cat_leaves
-
-    # ------------------------------------------------------------ callables
     # leaves are numbered as pred_leaf numbers them: no remapping
     calls = _BoosterCalls(booster, n_iter, None)
-    router, raw_predictor = calls.leaf_ids, calls.raw
-    staged_raw_predictor = calls.staged_raw
-
     return TreeEnsemble(
         library="lightgbm",
         library_version=str(lgb.__version__),
@@ -737,29 +832,44 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         objective=objective,
         tree_type="gbdt",
         n_outputs=K,
-        leaf_offsets=leaf_offsets,
+        leaf_offsets=structure.leaf_offsets,
         leaf_values=values,
         learning_rates=learning_rates,
-        bias=bias,
-        l2=l2,
-        router=router,
-        raw_predictor=raw_predictor,
+        bias=bias.values,
+        l2=structure.l2,
+        router=calls.leaf_ids,
+        raw_predictor=calls.raw,
         l1=_as_float(params, "lambda_l1"),
         max_delta_step=_as_float(params, "max_delta_step"),
         multiclass_factor=K / (K - 1.0) if objective == "multiclass" else 1.0,
         constant_tree=constant,
         classes=classes,
-        n_features_in=n_features_in,
-        leaf_stats=counts,
+        n_features_in=(
+            int(wrapper.n_features_in_) if wrapper is not None else int(booster.num_feature())
+        ),
+        leaf_stats=trees["counts"],
         leaf_stats_kind="count",
         breaking_settings=tuple(breaking),
-        path_indptr=path_indptr,
-        path_nodes=path_nodes,
-        node_offsets=node_offsets,
-        staged_raw_predictor=staged_raw_predictor,
+        path_indptr=structure.path_indptr,
+        path_nodes=structure.path_nodes,
+        node_offsets=structure.node_offsets,
+        staged_raw_predictor=calls.staged_raw,
         reconstruction_tol=(1e-6, 1e-6),
         notes=notes,
     )
+
+
+def _notes(n_iter, best, bias, first_lr, n_cat_leaves):
+    """The ensemble's notes: rounds, where F_0 came from, recovered rates."""
+    notes = {"num_iteration": n_iter, "best_iteration": best}
+    if bias.cross_checks:
+        notes["bias_cross_check"] = bias.cross_checks
+    notes["bias_source"] = bias.sources
+    if first_lr is not None:
+        notes["first_round_learning_rate"] = first_lr
+    if n_cat_leaves:
+        notes["cat_l2_leaves"] = n_cat_leaves
+    return notes
 
 
 def _recover_first_rate(
@@ -809,6 +919,15 @@ def _breaking_settings(
     params, objective, obj_flags, wrapper, sample_weight, values, learning_rates, n_leaves, constant
 ):
     """Human-readable list of the detected settings that break the leaf model."""
+    return (
+        _sampling_breaks(params)
+        + _leaf_value_breaks(params, values, learning_rates, n_leaves, constant)
+        + _weighting_breaks(params, objective, obj_flags, wrapper, sample_weight)
+    )
+
+
+def _sampling_breaks(params):
+    """Boosting modes and row sampling: leaves not fitted on all rows as one step."""
     out = []
     boosting = params.get("boosting", "gbdt")
     if boosting == "dart":
@@ -828,6 +947,12 @@ def _breaking_settings(
                     f"{name}={frac:g} with bagging_freq={freq:g} (row "
                     f"subsampling): refit with {name}=1.0 or bagging_freq=0"
                 )
+    return out
+
+
+def _leaf_value_breaks(params, values, learning_rates, n_leaves, constant):
+    """Settings that move leaf values away from the Newton step."""
+    out = []
     l1 = _as_float(params, "lambda_l1")
     if l1 > 0:
         out.append(
@@ -861,6 +986,12 @@ def _breaking_settings(
         out.append(
             "use_quantized_grad=True (quantized gradients): refit with use_quantized_grad=False"
         )
+    return out
+
+
+def _weighting_breaks(params, objective, obj_flags, wrapper, sample_weight):
+    """Class weights and target transforms the leaf model does not see."""
+    out = []
     if objective == "binary":
         if _as_bool(params, "is_unbalance"):
             out.append(

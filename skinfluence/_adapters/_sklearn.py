@@ -5,8 +5,8 @@
   through the loss link, lambda = 0, multiclass factor c = K / (K - 1).
 * ``HistGradientBoostingClassifier`` / ``HistGradientBoostingRegressor`` (:doc:`models`): no
   public ``apply``; the private predictor node arrays are flattened and traversed by a
-  numba kernel (:func:`skinfluence._kernels._hgb.hgb_apply`) after the model's own input
-  preprocessing; leaf values are stored shrunk, bias ``_baseline_prediction``,
+  numba kernel (:func:`skinfluence._adapters._sklearn_routing.hgb_apply`) after the
+  model's own input preprocessing; leaf values are stored shrunk, bias ``_baseline_prediction``,
   lambda = ``l2_regularization``, c = 1.
 * ``RandomForest*`` / ``ExtraTrees*`` (:doc:`models`): tree type ``"rf"``, routing by
   ``apply``, leaf values the node mean (regression) or class fractions (one tree per
@@ -16,16 +16,23 @@ The router and raw predictors are small picklable callables holding the model (n
 copy of the training data). Neither the model nor the caller's X is modified.
 """
 
+import warnings
+
 import numpy as np
 import sklearn
-from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from .._ensemble import TreeEnsemble
-from .._kernels._hgb import hgb_apply
-from ._base import UnsupportedModelError, leaf_map, paths_to_csr, remap_leaves
+from ._base import (
+    UnsupportedModelError,
+    leaf_map,
+    one_thread_clone,
+    paths_to_csr,
+    remap_leaves,
+)
+from ._sklearn_routing import hgb_apply
 
-__all__ = ["to_ensemble", "SUPPORTED_SKLEARN"]
+__all__ = ["to_ensemble", "is_fitted", "refit_template", "default_model", "SUPPORTED_SKLEARN"]
 
 SUPPORTED_SKLEARN = (
     "GradientBoostingClassifier, GradientBoostingRegressor (losses squared_error, "
@@ -83,8 +90,6 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     ------
     UnsupportedModelError
         For another model class, a multi-output model, or an unsupported loss.
-    sklearn.exceptions.NotFittedError
-        For an unfitted model.
 
     Examples
     --------
@@ -125,18 +130,55 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
             f"scikit-learn models of type {type(model).__name__} are not supported. "
             f"Supported scikit-learn models: {SUPPORTED_SKLEARN}."
         )
-    _check_fitted(model)
     return builder(model, X)
 
 
-def _check_fitted(model):
+# ----------------------------------------------------------------------------- hooks
+def is_fitted(model):
+    """Whether a scikit-learn model is fitted (``check_is_fitted``)."""
     try:
         check_is_fitted(model)
-    except NotFittedError as exc:
-        raise NotFittedError(
-            f"the {type(model).__name__} is not fitted: fit it first, or pass it "
-            "unfitted to an influence estimator so that its fit trains it"
-        ) from exc
+    except Exception:  # NotFittedError or TypeError for non-estimators
+        return False
+    return True
+
+
+def refit_template(model):
+    """Unfitted copy with one thread; warns when ``random_state`` is None."""
+    params = model.get_params(deep=False)
+    if "random_state" in params and params["random_state"] is None:
+        warnings.warn(
+            f"{type(model).__name__} has random_state=None: its refits draw different "
+            "random numbers and the retraining influence mixes in that noise and is not "
+            "reproducible; set random_state to an int",
+            UserWarning,
+            stacklevel=5,
+        )
+    return one_thread_clone(model)
+
+
+def default_model(regression, n_rows):
+    """A small HistGradientBoosting model for regression or classification.
+
+    Leaves hold at least ``min(20, n_rows // 10)`` rows (at least 1): scikit-learn's 20
+    from 200 rows on. With 20 on a few dozen rows no tree could split, and a tree
+    that never splits predicts 0 whatever its rows: there would be nothing to explain.
+    """
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+    )
+
+    common = {
+        "max_iter": 50,
+        "max_leaf_nodes": 15,
+        "min_samples_leaf": max(1, min(20, n_rows // 10)),
+        "early_stopping": False,
+        "random_state": 0,
+    }
+    if regression:
+        return HistGradientBoostingRegressor(**common)
+    return HistGradientBoostingClassifier(**common)
 
 
 # ---------------------------------------------------------------- picklable callables
@@ -458,10 +500,29 @@ def _hgb_guard(model):
         )
 
 
-def _from_hist_gradient_boosting(model, X):
+#: flattened node arrays of the HistGradientBoosting routing kernel and their dtypes
+_HGB_NODE_ARRAYS = {
+    "left": np.int64,
+    "right": np.int64,
+    "feature": np.int64,
+    "threshold": np.float64,
+    "missing_left": np.uint8,
+    "is_leaf": np.uint8,
+    "is_cat": np.uint8,
+    "bitset_row": np.int64,
+    "leaf_index": np.int32,
+}
+
+
+def _flat(parts, dtype):
+    """Concatenate per-tree arrays into one contiguous array of ``dtype``."""
+    return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
+
+
+def _hgb_loss(model):
+    """``(objective, loss, K)`` of a HistGradientBoosting model, or refuse its loss."""
     from sklearn.base import is_classifier
 
-    _hgb_guard(model)
     classifier = is_classifier(model)
     loss = model.loss if isinstance(model.loss, str) else type(model.loss).__name__
     loss = _HGB_LOSS_ALIASES.get(loss, loss)
@@ -473,96 +534,91 @@ def _from_hist_gradient_boosting(model, X):
             "values, poisson and gamma use a log link that skinfluence does not "
             "model); refit with a supported loss"
         )
-    K = int(model.n_trees_per_iteration_)
     if classifier:
         objective = "binary" if len(model.classes_) == 2 else "multiclass"
     else:
         objective = "squared_error"
+    return objective, loss, int(model.n_trees_per_iteration_)
 
-    (
-        tree_offsets,
-        left,
-        right,
-        feature,
-        threshold,
-        missing_left,
-        is_leaf,
-        is_cat,
-        bitset_row,
-        leaf_index,
-        bitsets,
-        values,
-        counts,
-        paths,
-        n_internal,
-        n_leaves,
-    ) = ([0], [], [], [], [], [], [], [], [], [], [], [], [], [], [], [])
-    n_nodes = n_splits = 0
+
+def _hgb_tree(pred, n_nodes, n_splits):
+    """One predictor tree: its node arrays (node and bitset rows shifted by the nodes
+    and splits of the trees before it), left-category bitsets, leaves and paths."""
+    nodes = pred.nodes
+    leafy = nodes["is_leaf"].astype(bool)
+    leaf_nodes, paths, n_internal = _tree_paths(
+        nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), leafy
+    )
+    loc = np.full(len(nodes), -1, dtype=np.int32)
+    loc[leaf_nodes] = np.arange(len(leaf_nodes), dtype=np.int32)
+    node_arrays = {
+        "left": nodes["left"].astype(np.int64) + n_nodes,
+        "right": nodes["right"].astype(np.int64) + n_nodes,
+        "feature": nodes["feature_idx"].astype(np.int64),
+        "threshold": nodes["num_threshold"].astype(np.float64),
+        "missing_left": nodes["missing_go_to_left"].astype(np.uint8),
+        "is_leaf": leafy.astype(np.uint8),
+        "is_cat": nodes["is_categorical"].astype(np.uint8),
+        "bitset_row": nodes["bitset_idx"].astype(np.int64) + n_splits,
+        "leaf_index": loc,
+    }
+    bitsets = np.asarray(pred.raw_left_cat_bitsets, dtype=np.uint32).reshape(-1, 8)
+    leaves = (
+        nodes["value"][leaf_nodes].astype(np.float64),
+        nodes["count"][leaf_nodes].astype(np.float64),
+    )
+    return node_arrays, bitsets, leaves, paths, n_internal
+
+
+def _hgb_flatten(model, K):
+    """All predictor trees as one set of routing arrays, plus leaf values and counts.
+
+    Returns ``(arrays, values, counts, paths, n_internal, n_leaves)``; ``arrays`` holds
+    the inputs of :func:`~skinfluence._adapters._sklearn_routing.hgb_apply`.
+    """
+    parts = {name: [] for name in _HGB_NODE_ARRAYS}
+    bitsets, values, counts, paths, n_internal, n_leaves = [], [], [], [], [], []
+    tree_offsets = [0]
+    n_splits = 0
     for predictors in model._predictors:
         if len(predictors) != K:  # pragma: no cover - defensive
             raise RuntimeError("a boosting round does not hold one tree per column")
         for pred in predictors:
-            nodes = pred.nodes
-            leafy = nodes["is_leaf"].astype(bool)
-            leaf_nodes, tpaths, ni = _tree_paths(
-                nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), leafy
-            )
-            loc = np.full(len(nodes), -1, dtype=np.int32)
-            loc[leaf_nodes] = np.arange(len(leaf_nodes), dtype=np.int32)
-            left.append(nodes["left"].astype(np.int64) + n_nodes)
-            right.append(nodes["right"].astype(np.int64) + n_nodes)
-            feature.append(nodes["feature_idx"].astype(np.int64))
-            threshold.append(nodes["num_threshold"].astype(np.float64))
-            missing_left.append(nodes["missing_go_to_left"].astype(np.uint8))
-            is_leaf.append(leafy.astype(np.uint8))
-            is_cat.append(nodes["is_categorical"].astype(np.uint8))
-            bitset_row.append(nodes["bitset_idx"].astype(np.int64) + n_splits)
-            leaf_index.append(loc)
-            raw_bits = np.asarray(pred.raw_left_cat_bitsets, dtype=np.uint32)
-            raw_bits = raw_bits.reshape(-1, 8)
-            bitsets.append(raw_bits)
-            values.append(nodes["value"][leaf_nodes].astype(np.float64))
-            counts.append(nodes["count"][leaf_nodes].astype(np.float64))
+            node_arrays, bits, (v, c), tpaths, ni = _hgb_tree(pred, tree_offsets[-1], n_splits)
+            for name, a in node_arrays.items():
+                parts[name].append(a)
+            bitsets.append(bits)
+            values.append(v)
+            counts.append(c)
             paths.append(tpaths)
             n_internal.append(ni)
-            n_leaves.append(len(leaf_nodes))
-            n_nodes += len(nodes)
-            n_splits += len(raw_bits)
-            tree_offsets.append(n_nodes)
-
+            n_leaves.append(len(v))
+            n_splits += len(bits)
+            tree_offsets.append(tree_offsets[-1] + len(pred.nodes))
     known, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
-    n_features = int(np.asarray(model._bin_mapper.is_categorical_).size)
-
-    def cat(parts, dtype):
-        return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
-
     arrays = {
-        "n_features": n_features,
+        "n_features": int(np.asarray(model._bin_mapper.is_categorical_).size),
         "tree_offsets": np.asarray(tree_offsets, dtype=np.int64),
-        "left": cat(left, np.int64),
-        "right": cat(right, np.int64),
-        "feature": cat(feature, np.int64),
-        "threshold": cat(threshold, np.float64),
-        "missing_left": cat(missing_left, np.uint8),
-        "is_leaf": cat(is_leaf, np.uint8),
-        "is_cat": cat(is_cat, np.uint8),
-        "bitset_row": cat(bitset_row, np.int64),
-        "leaf_index": cat(leaf_index, np.int32),
+        **{name: _flat(parts[name], dtype) for name, dtype in _HGB_NODE_ARRAYS.items()},
         "left_bitsets": np.ascontiguousarray(
             np.concatenate(bitsets) if bitsets else np.zeros((0, 8)), dtype=np.uint32
         ).reshape(-1, 8),
         "known_bitsets": np.ascontiguousarray(known, dtype=np.uint32).reshape(-1, 8),
         "cat_map": np.ascontiguousarray(f_idx_map, dtype=np.int64),
     }
-    path_indptr, path_nodes, node_offsets = paths_to_csr(paths, n_internal)
+    return arrays, _flat(values, np.float64), _flat(counts, np.float64), paths, n_internal, n_leaves
 
+
+def _from_hist_gradient_boosting(model, X):
+    _hgb_guard(model)
+    objective, loss, K = _hgb_loss(model)
+    arrays, values, counts, paths, n_internal, n_leaves = _hgb_flatten(model, K)
+    path_indptr, path_nodes, node_offsets = paths_to_csr(paths, n_internal)
     baseline = np.asarray(model._baseline_prediction, dtype=np.float64).ravel()
     bias = np.full(K, baseline[0]) if baseline.size == 1 else baseline
-
-    breaking = _hgb_breaking_settings(model)
+    classifier = objective != "squared_error"
     method = "decision_function" if classifier else "predict"
     staged = "staged_decision_function" if classifier else "staged_predict"
-    T = len(n_leaves)
     return TreeEnsemble(
         library="sklearn",
         library_version=sklearn.__version__,
@@ -571,8 +627,8 @@ def _from_hist_gradient_boosting(model, X):
         tree_type="gbdt",
         n_outputs=K,
         leaf_offsets=_offsets(n_leaves),
-        leaf_values=cat(values, np.float64),
-        learning_rates=np.full(T, float(model.learning_rate)),
+        leaf_values=values,
+        learning_rates=np.full(len(n_leaves), float(model.learning_rate)),
         bias=bias,
         l2=float(model.l2_regularization),
         router=_HGBRouter(model, arrays),
@@ -583,9 +639,9 @@ def _from_hist_gradient_boosting(model, X):
         constant_tree=np.asarray(n_leaves) == 1,
         classes=_classes_of(model),
         n_features_in=int(model.n_features_in_),
-        leaf_stats=cat(counts, np.float64),
+        leaf_stats=counts,
         leaf_stats_kind="count",
-        breaking_settings=tuple(breaking),
+        breaking_settings=tuple(_hgb_breaking_settings(model)),
         path_indptr=path_indptr,
         path_nodes=path_nodes,
         node_offsets=node_offsets,

@@ -9,9 +9,9 @@ early stopping).
 """
 
 import json
+from typing import NamedTuple
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
 
 from .._ensemble import TreeEnsemble
 from ._base import (
@@ -20,9 +20,10 @@ from ._base import (
     leaf_map,
     paths_to_csr,
     remap_leaves,
+    wrapper_clone,
 )
 
-__all__ = ["to_ensemble", "SUPPORTED_OBJECTIVES"]
+__all__ = ["to_ensemble", "is_fitted", "refit_template", "SUPPORTED_OBJECTIVES"]
 
 #: XGBoost objective -> skinfluence objective
 SUPPORTED_OBJECTIVES = {
@@ -35,6 +36,20 @@ SUPPORTED_OBJECTIVES = {
 
 #: XGBoost's softmax objective takes the Newton step with h = 2 p (1 - p)
 _MULTICLASS_FACTOR = 2.0
+
+
+# ----------------------------------------------------------------------------- hooks
+def is_fitted(model):
+    """Whether an XGBoost model is fitted (a ``Booster`` always is)."""
+    xgb = import_optional("xgboost")
+    if isinstance(model, xgb.XGBModel):
+        return getattr(model, "_Booster", None) is not None
+    return True  # a Booster is trained; to_ensemble refuses any other object
+
+
+def refit_template(model):
+    """Unfitted copy with one thread; a raw ``Booster`` cannot be refit."""
+    return wrapper_clone(model, import_optional("xgboost").Booster, "XGBClassifier / XGBRegressor")
 
 
 def _f32(value):
@@ -53,12 +68,6 @@ def _resolve(model, xgb):
     if isinstance(model, xgb.Booster):
         return model, None
     if isinstance(model, (xgb.XGBClassifier, xgb.XGBRegressor)):
-        if getattr(model, "_Booster", None) is None:
-            raise NotFittedError(
-                f"this {type(model).__name__} is not fitted yet: call fit (or "
-                "load_model) before computing influences, or pass the unfitted model "
-                "to an influence estimator so that its fit trains it"
-            )
         return model.get_booster(), model
     raise UnsupportedModelError(
         f"XGBoost models of type {type(model).__name__} are not supported; supported: "
@@ -330,8 +339,6 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
 
     Raises
     ------
-    sklearn.exceptions.NotFittedError
-        For an unfitted ``XGBClassifier`` / ``XGBRegressor``.
     UnsupportedModelError
         For ``gblinear``, an objective other than ``reg:squarederror``,
         ``binary:logistic``, ``binary:logitraw``, ``multi:softprob`` and
@@ -358,28 +365,87 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     booster_name, gb, tree_gb = _tree_train_param(cfg)
     xgb_objective = _objective(cfg)
     objective = SUPPORTED_OBJECTIVES[xgb_objective]
-    lmp = cfg["learner_model_param"]
+    K = _n_outputs(cfg["learner_model_param"], objective)
+    tp = tree_gb["tree_train_param"]
+    bias = _bias(cfg, xgb_objective, K)
+    model_json, weight_drop = _trees_json(booster, booster_name)
+    rounds = _rounds(booster, model_json, tree_gb, K)
+    order, n_parallel = _tree_order(model_json, rounds["n_trees_used"], rounds["n_rounds"], K)
+    trees = _read_trees(model_json["trees"], order, tp, weight_drop)
+    breaking = _breaking_settings(
+        booster_name,
+        gb,
+        tp,
+        cfg["objective"],
+        n_parallel,
+        trees.leaf_values,
+        np.repeat(trees.learning_rates, trees.leaf_counts),
+    )
+    identity = np.array_equal(order, np.arange(len(order)))
+    missing, nthread, classes, n_features_in = _wrapper_facts(wrapper, booster)
+    predictor = _XGBoostPredictor(
+        booster,
+        rounds["n_rounds"],
+        K,
+        missing,
+        nthread,
+        None if identity else order,
+        trees.maps,
+        n_parallel,
+        bias,
+    )
+    return TreeEnsemble(
+        library="xgboost",
+        library_version=str(xgb.__version__),
+        model_name=type(model).__name__,
+        objective=objective,
+        tree_type="gbdt",
+        n_outputs=K,
+        leaf_offsets=trees.leaf_offsets,
+        leaf_values=trees.leaf_values,
+        learning_rates=trees.learning_rates,
+        bias=bias,
+        l2=_f32(tp.get("lambda", tp.get("reg_lambda", 1))),
+        router=predictor.leaves,
+        raw_predictor=predictor.raw,
+        l1=_f32(tp.get("alpha", tp.get("reg_alpha", 0))),
+        max_delta_step=_f32(tp.get("max_delta_step", 0)),
+        multiclass_factor=_MULTICLASS_FACTOR if objective == "multiclass" else 1.0,
+        constant_tree=trees.constant,
+        classes=classes,
+        n_features_in=n_features_in,
+        leaf_stats=trees.leaf_stats,
+        leaf_stats_kind="hessian",
+        breaking_settings=breaking,
+        path_indptr=trees.path_indptr,
+        path_nodes=trees.path_nodes,
+        node_offsets=trees.node_offsets,
+        staged_raw_predictor=predictor.staged_raw if n_parallel == 1 else None,
+        reconstruction_tol=(1e-5, 1e-5),
+        notes=_notes(cfg, xgb_objective, booster_name, rounds, n_parallel, identity),
+    )
+
+
+def _n_outputs(lmp, objective):
+    """Trees per round (classes of a multiclass model, else 1); refuse multi-target."""
     if int(lmp.get("num_target", "1")) > 1:
         raise UnsupportedModelError(
             f"multi-target models (num_target={lmp['num_target']}) are not supported"
         )
-    K = max(int(lmp.get("num_class", "0")), 1) if objective == "multiclass" else 1
-    tp = tree_gb["tree_train_param"]
-    eta = _f32(tp.get("eta", tp.get("learning_rate", 0.3)))
-    lam = _f32(tp.get("lambda", tp.get("reg_lambda", 1)))
-    alpha = _f32(tp.get("alpha", tp.get("reg_alpha", 0)))
-    mds = _f32(tp.get("max_delta_step", 0))
-    mcw = _f32(tp.get("min_child_weight", 1))
-    bias = _bias(cfg, xgb_objective, K)
+    return max(int(lmp.get("num_class", "0")), 1) if objective == "multiclass" else 1
 
+
+def _trees_json(booster, booster_name):
+    """The trees of the JSON model and dart's per-tree ``weight_drop`` (None for gbtree)."""
     model_json = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]
     if booster_name == "dart":
         weight_drop = np.asarray(model_json["weight_drop"], dtype=np.float64)
-        model_json = model_json["gbtree"]["model"]
-    else:
-        weight_drop = None
-        model_json = model_json["model"]
+        return model_json["gbtree"]["model"], weight_drop
+    return model_json["model"], None
 
+
+def _rounds(booster, model_json, tree_gb, K):
+    """Rounds the model predicts with (``best_iteration + 1`` after early stopping)."""
     n_rounds_total = booster.num_boosted_rounds()
     best = booster.attr("best_iteration")
     n_rounds = n_rounds_total if best is None else min(int(best) + 1, n_rounds_total)
@@ -389,9 +455,33 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         if indptr is not None
         else n_rounds * K * int(tree_gb["gbtree_model_param"]["num_parallel_tree"])
     )
-    order, n_parallel = _tree_order(model_json, n_trees_used, n_rounds, K)
-    trees = model_json["trees"]
+    return {
+        "n_rounds": n_rounds,
+        "n_rounds_total": n_rounds_total,
+        "best_iteration": None if best is None else int(best),
+        "n_trees_used": n_trees_used,
+    }
 
+
+class _Trees(NamedTuple):
+    """The ensemble's trees in ensemble order, as flat arrays."""
+
+    maps: list
+    leaf_counts: list
+    leaf_offsets: np.ndarray
+    leaf_values: np.ndarray
+    learning_rates: np.ndarray
+    leaf_stats: np.ndarray
+    constant: np.ndarray
+    path_indptr: np.ndarray
+    path_nodes: np.ndarray
+    node_offsets: np.ndarray
+
+
+def _read_trees(trees, order, tp, weight_drop):
+    """Leaves, values (dart: times ``weight_drop``), hessians and paths of each tree."""
+    eta = _f32(tp.get("eta", tp.get("learning_rate", 0.3)))
+    mcw = _f32(tp.get("min_child_weight", 1))
     maps, leaf_counts, values, stats, paths, n_internal = [], [], [], [], [], []
     constant, lr = [], []
     for t in order:
@@ -414,89 +504,50 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         # XGBoost's leaf weight is 0 when the node's hessian is below min_child_weight;
         # only a one-leaf tree (root never split) can end up there
         constant.append(len(leaves) == 1 and v[0] == 0.0 and float(hess[0]) < mcw)
-
     leaf_offsets = np.zeros(len(order) + 1, dtype=np.int64)
     leaf_offsets[1:] = np.cumsum(leaf_counts)
-    leaf_values = np.concatenate(values) if values else np.zeros(0)
-    learning_rates = np.asarray(lr, dtype=np.float64)
-    path_indptr, path_nodes, node_offsets = paths_to_csr(paths, n_internal)
-
-    breaking = _breaking_settings(
-        booster_name,
-        gb,
-        tp,
-        cfg["objective"],
-        n_parallel,
-        leaf_values,
-        np.repeat(learning_rates, leaf_counts),
-    )
-    identity = np.array_equal(order, np.arange(len(order)))
-    if wrapper is not None:
-        missing = wrapper.missing
-        nthread = wrapper.n_jobs
-        classes = np.asarray(wrapper.classes_) if hasattr(wrapper, "classes_") else None
-        n_features_in = int(getattr(wrapper, "n_features_in_", booster.num_features()))
-    else:
-        missing, nthread, classes = np.nan, None, None
-        n_features_in = int(booster.num_features())
-    predictor = _XGBoostPredictor(
-        booster,
-        n_rounds,
-        K,
-        missing,
-        nthread,
-        None if identity else order,
+    return _Trees(
         maps,
-        n_parallel,
-        bias,
+        leaf_counts,
+        leaf_offsets,
+        np.concatenate(values) if values else np.zeros(0),
+        np.asarray(lr, dtype=np.float64),
+        np.concatenate(stats) if stats else np.zeros(0),
+        np.asarray(constant, dtype=bool),
+        *paths_to_csr(paths, n_internal),
     )
-    return TreeEnsemble(
-        library="xgboost",
-        library_version=str(xgb.__version__),
-        model_name=type(model).__name__,
-        objective=objective,
-        tree_type="gbdt",
-        n_outputs=K,
-        leaf_offsets=leaf_offsets,
-        leaf_values=leaf_values,
-        learning_rates=learning_rates,
-        bias=bias,
-        l2=lam,
-        router=predictor.leaves,
-        raw_predictor=predictor.raw,
-        l1=alpha,
-        max_delta_step=mds,
-        multiclass_factor=_MULTICLASS_FACTOR if objective == "multiclass" else 1.0,
-        constant_tree=np.asarray(constant, dtype=bool),
-        classes=classes,
-        n_features_in=n_features_in,
-        leaf_stats=np.concatenate(stats) if stats else np.zeros(0),
-        leaf_stats_kind="hessian",
-        breaking_settings=breaking,
-        path_indptr=path_indptr,
-        path_nodes=path_nodes,
-        node_offsets=node_offsets,
-        staged_raw_predictor=predictor.staged_raw if n_parallel == 1 else None,
-        reconstruction_tol=(1e-5, 1e-5),
-        notes={
-            "xgboost_objective": xgb_objective,
-            "booster": booster_name,
-            "bias": (
-                f"saved config base_score {lmp['base_score']}"
-                + (
-                    " (probability, converted to its logit)"
-                    if xgb_objective == "binary:logistic"
-                    else " (margin)"
-                )
-            ),
-            "n_rounds": n_rounds,
-            "n_rounds_total": n_rounds_total,
-            "best_iteration": None if best is None else int(best),
-            "parallel_trees": n_parallel,
-            "tree_order": "as stored" if identity else "reordered by tree_info",
-            "learning_rate": (
-                "saved eta for every tree (a learning-rate schedule is not recorded by "
-                "XGBoost and would fail the leaf-model check)"
-            ),
-        },
-    )
+
+
+def _wrapper_facts(wrapper, booster):
+    """``(missing, nthread, classes, n_features_in)`` from the wrapper, if any."""
+    if wrapper is None:
+        return np.nan, None, None, int(booster.num_features())
+    classes = np.asarray(wrapper.classes_) if hasattr(wrapper, "classes_") else None
+    n_features_in = int(getattr(wrapper, "n_features_in_", booster.num_features()))
+    return wrapper.missing, wrapper.n_jobs, classes, n_features_in
+
+
+def _notes(cfg, xgb_objective, booster_name, rounds, n_parallel, identity):
+    """Where each model fact was read."""
+    base_score = cfg["learner_model_param"]["base_score"]
+    return {
+        "xgboost_objective": xgb_objective,
+        "booster": booster_name,
+        "bias": (
+            f"saved config base_score {base_score}"
+            + (
+                " (probability, converted to its logit)"
+                if xgb_objective == "binary:logistic"
+                else " (margin)"
+            )
+        ),
+        "n_rounds": rounds["n_rounds"],
+        "n_rounds_total": rounds["n_rounds_total"],
+        "best_iteration": rounds["best_iteration"],
+        "parallel_trees": n_parallel,
+        "tree_order": "as stored" if identity else "reordered by tree_info",
+        "learning_rate": (
+            "saved eta for every tree (a learning-rate schedule is not recorded by "
+            "XGBoost and would fail the leaf-model check)"
+        ),
+    }

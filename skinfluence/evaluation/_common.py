@@ -14,9 +14,9 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.multiclass import type_of_target
 from threadpoolctl import threadpool_limits
 
+from .._adapters import refit_template  # one refit policy everywhere
 from .._objectives import clipped_true_proba, model_prediction, model_proba, squared_loss
 from .._parallel import split_batches
-from .._retrain import _refit_template  # one refit policy everywhere
 from ..base import _progress
 
 
@@ -244,7 +244,7 @@ def _prepare(estimator, X, y):
     y = np.asarray(y)
     if len(y) != X.shape[0]:
         raise ValueError(f"y has {len(y)} entries but X has {X.shape[0]} rows")
-    template = _refit_template(estimator)
+    template = refit_template(estimator)
     task = _task(template, y)
     classes = None if task == "regression" else np.unique(y)
     return template, task, classes, _Scorer(task, classes), y

@@ -22,7 +22,7 @@ bitset does not contain; a known category goes left iff it is in the split's bit
 
 import numpy as np
 
-from ._jit import njit, njit_parallel, prange
+from .._kernels._jit import njit, njit_parallel, prange
 
 
 @njit
