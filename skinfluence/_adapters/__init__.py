@@ -23,7 +23,12 @@ import importlib
 
 from sklearn.exceptions import NotFittedError
 
-from ._base import UnsupportedModelError, import_optional, one_thread_clone
+from ._base import (
+    UnsupportedModelError,
+    estimator_is_fitted,
+    import_optional,
+    one_thread_clone,
+)
 
 __all__ = [
     "to_ensemble",
@@ -167,13 +172,7 @@ def is_fitted(model):
     library = library_of(final)
     if library is not None:
         return bool(_hooks(library).is_fitted(final))
-    from sklearn.utils.validation import check_is_fitted
-
-    try:
-        check_is_fitted(model)
-    except Exception:  # NotFittedError or TypeError for non-estimators
-        return False
-    return True
+    return estimator_is_fitted(model)
 
 
 def refit_template(model):

@@ -115,3 +115,14 @@ def wrapper_clone(model, raw_type, wrappers):
             f"hyperparameters; pass the scikit-learn wrapper ({wrappers}) instead"
         )
     return one_thread_clone(model)
+
+
+def estimator_is_fitted(model):
+    """Whether a scikit-learn-style estimator is fitted (``check_is_fitted``)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except Exception:  # NotFittedError or TypeError for non-estimators
+        return False
+    return True

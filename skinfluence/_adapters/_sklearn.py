@@ -20,11 +20,11 @@ import warnings
 
 import numpy as np
 import sklearn
-from sklearn.utils.validation import check_is_fitted
 
 from .._ensemble import TreeEnsemble
 from ._base import (
     UnsupportedModelError,
+    estimator_is_fitted,
     leaf_map,
     one_thread_clone,
     paths_to_csr,
@@ -134,13 +134,8 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
 
 
 # ----------------------------------------------------------------------------- hooks
-def is_fitted(model):
-    """Whether a scikit-learn model is fitted (``check_is_fitted``)."""
-    try:
-        check_is_fitted(model)
-    except Exception:  # NotFittedError or TypeError for non-estimators
-        return False
-    return True
+#: whether a scikit-learn model is fitted (``check_is_fitted``)
+is_fitted = estimator_is_fitted
 
 
 def refit_template(model):
