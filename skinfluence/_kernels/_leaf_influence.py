@@ -88,6 +88,16 @@ class RefitInputs(NamedTuple):
 
 
 @njit
+def _max_leaves(offsets):
+    """The largest number of leaves of one tree (at least 1)."""
+    max_L = 1
+    for t in range(offsets.shape[0] - 1):
+        if offsets[t + 1] - offsets[t] > max_L:
+            max_L = offsets[t + 1] - offsets[t]
+    return max_L
+
+
+@njit
 def _select_top_leaves(J, K, leaf_col, L, n_top, selected, sums):
     """Mark the ``n_top`` leaves of a tree with the largest
     ``sum_{j in leaf} sum_c |J[c, j]|`` (ties toward the lower leaf id; sums within a
@@ -158,10 +168,7 @@ def forward_block(rows, train, terms, n_top, gfin_self):
     n_total = offsets[n_trees]
     D = np.zeros((r, n_total))
     self_dot = np.zeros(r)
-    max_L = 1
-    for t in range(n_trees):
-        if offsets[t + 1] - offsets[t] > max_L:
-            max_L = offsets[t + 1] - offsets[t]
+    max_L = _max_leaves(offsets)
     for p in prange(r):
         i = rows[p]
         J = np.zeros((K, n))
@@ -435,10 +442,7 @@ def refit_block(rows, train, refit, n_top):
     n_rounds = n_trees // K
     dv = np.zeros((r, offsets[n_trees]))
     dself = np.zeros((r, K))
-    max_L = 1
-    for t in range(n_trees):
-        if offsets[t + 1] - offsets[t] > max_L:
-            max_L = offsets[t + 1] - offsets[t]
+    max_L = _max_leaves(offsets)
     for p in prange(r):
         i = rows[p]
         s = _refit_scratch(K, n, max_L, n_top)
