@@ -10,7 +10,6 @@ from scipy.special import expit, log_softmax, softmax
 from sklearn.base import clone
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 try:  # public names once exported
     from skinfluence import LeafInfluence, LeafRefit
@@ -446,40 +445,7 @@ def test_rows_are_independent(rows, case, est):
     )
 
 
-# ------------------------------------------------------- sklearn and errors
-EXPECTED_FAILURES = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "the output has one column per training row: duplicating a row adds a column, "
-        "so weight 2 and a duplicated row cannot give the same matrix"
-    ),
-}
-# check_transformer_general and check_transformer_data_not_an_array compare
-# fit_transform(X, y) (the loss at the true labels) with fit(X, y).transform(X) (the
-# model's own predictions, DESIGN.md 1). They pass: on their two separated blobs the
-# model predicts every true label, so both explain the same losses.
-
-
-def _small():
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    # the common checks pass integer targets: a small classifier keeps them fast; small
-    # leaves let its trees split on the checks' few dozen rows (an unsplit tree is
-    # constant, and every influence would be zero)
-    return HistGradientBoostingClassifier(
-        max_iter=4, max_leaf_nodes=4, min_samples_leaf=2, early_stopping=False, random_state=0
-    )
-
-
-@parametrize_with_checks(
-    [LeafInfluence(_small()), LeafRefit(_small(), update_set=2)],
-    expected_failed_checks=lambda est: EXPECTED_FAILURES,
-    xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="openmp"):  # tiny fits: threads only cost
-        check(estimator)
+# ------------------------------------------------------------------ errors
 
 
 @pytest.mark.filterwarnings("ignore:.*per-leaf counts differ:UserWarning")

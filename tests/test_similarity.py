@@ -6,13 +6,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from skinfluence._similarity import InputSim, LeafSim, TreeSim
 
 from .models import make_data, make_model
-from .test_contract import EXPECTED_FAILURES
 from .test_trex import dense_features
 
 _CACHE = {}
@@ -219,13 +217,3 @@ def test_rows_are_independent(rows, case):
     X, y, model, exp, Xq, yq = fitted(cls, lib, objective, **dict(params))
     rows = np.asarray(rows)
     np.testing.assert_array_equal(exp.transform(Xq[rows], yq[rows]), exp.transform(Xq, yq)[rows])
-
-
-@parametrize_with_checks(
-    [TreeSim(), LeafSim(), InputSim()],
-    expected_failed_checks=lambda est: EXPECTED_FAILURES,
-    xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    with threadpool_limits(1):
-        check(estimator)

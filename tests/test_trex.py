@@ -9,14 +9,12 @@ from scipy.special import expit, softmax
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from skinfluence._losses import loss
 from skinfluence._trex import KERNELS, TREX
 
 from .models import make_data, make_model
-from .test_contract import EXPECTED_FAILURES
 
 _CACHE = {}
 
@@ -330,10 +328,3 @@ def test_results_do_not_depend_on_threads():
     one = TREX(model, n_jobs=1).fit(X, y)
     np.testing.assert_array_equal(one.transform(Xq, yq), exp.transform(Xq, yq))
     np.testing.assert_array_equal(one.self_influence(), exp.self_influence())
-
-
-@parametrize_with_checks(
-    [TREX()], expected_failed_checks=lambda est: EXPECTED_FAILURES, xfail_strict=True
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
