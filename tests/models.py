@@ -51,16 +51,53 @@ def make_model(lib, objective, n_estimators=8, learning_rate=0.3, **extra):
     )
 
 
-def hgb_classifier(max_iter=10, **params):
-    """A HistGradientBoostingClassifier of scikit-learn's default shape."""
-    return _make_model("sklearn_hgb", "binary", n_estimators=max_iter, learning_rate=None, **params)
-
-
-def hgb_regressor(max_iter=30, **params):
-    """A HistGradientBoostingRegressor of scikit-learn's default shape."""
+def hgb_classifier(max_iter=10, learning_rate=None, **params):
+    """A HistGradientBoostingClassifier, scikit-learn's defaults unless given."""
     return _make_model(
-        "sklearn_hgb", "regression", n_estimators=max_iter, learning_rate=None, **params
+        "sklearn_hgb", "binary", n_estimators=max_iter, learning_rate=learning_rate, **params
     )
+
+
+def hgb_regressor(max_iter=30, learning_rate=None, **params):
+    """A HistGradientBoostingRegressor, scikit-learn's defaults unless given."""
+    return _make_model(
+        "sklearn_hgb", "regression", n_estimators=max_iter, learning_rate=learning_rate, **params
+    )
+
+
+def forest(objective):
+    """A small unfitted random forest for ``objective``."""
+    task = "regression" if objective == "squared_error" else "binary"
+    return _make_model("sklearn_rf", task, n_estimators=6, max_depth=4)
+
+
+_MODELS = {}
+_EXPLAINERS = {}
+
+
+def fitted_model(lib, objective):
+    """The model of ``lib`` (or ``"forest"``) fitted on ``make_data(objective, n=150,
+    seed=1)``, trained once per test process."""
+    if (lib, objective) not in _MODELS:
+        X, y = make_data(objective, n=150, seed=1)
+        model = forest(objective) if lib == "forest" else make_model(lib, objective)
+        _MODELS[lib, objective] = model.fit(X, y)
+    return _MODELS[lib, objective]
+
+
+def fitted_explainer(cls, lib, objective, **params):
+    """(X, y, model, explainer, X_query, y_query): ``cls(**params)`` fitted on the
+    training data of :func:`fitted_model`, 25 query rows; cached per test process.
+
+    The arrays are shared between tests: do not write into them.
+    """
+    key = (cls, lib, objective, tuple(sorted(params.items())))
+    if key not in _EXPLAINERS:
+        X, y = make_data(objective, n=150, seed=1)
+        Xq, yq = make_data(objective, n=25, seed=2)
+        model = fitted_model(lib, objective)
+        _EXPLAINERS[key] = (X, y, model, cls(model, **params).fit(X, y), Xq, yq)
+    return _EXPLAINERS[key]
 
 
 def gradient_cases():

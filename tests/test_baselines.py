@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 from scipy import stats
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
-from threadpoolctl import threadpool_limits
 
 from skinfluence._baselines import (
     LossInfluence,
@@ -18,16 +17,14 @@ from skinfluence._baselines import (
 from skinfluence._losses import loss
 
 from .models import make_data, make_model
+from .reference import assert_top_k
 
 _CACHE = {}
 BIG = np.finfo(np.float64).max
 RANDOM = (RandomInfluence, TargetInfluence, MinorityInfluence)
 
 
-@pytest.fixture(autouse=True)
-def _single_threaded_models():
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data(objective):
@@ -103,10 +100,7 @@ def test_self_global_topk_consistent(cls, objective):
     np.testing.assert_array_equal(np.diag(exp.transform(X, y_fit)), exp.self_influence())
     M = exp.transform(Xq, yq)
     np.testing.assert_allclose(exp.global_influence(Xq, yq), M.sum(0), rtol=1e-12)
-    idx, val = exp.top_k(Xq, yq, k=4)
-    for r in range(len(Xq)):
-        order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:4]
-        np.testing.assert_array_equal(idx[r], order)
+    assert_top_k(exp, Xq, yq, M, k=4)
 
 
 def test_loss_baseline():

@@ -3,11 +3,9 @@
 import numpy as np
 import pytest
 from sklearn.base import clone, is_classifier, is_regressor
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, KFold, train_test_split
-from threadpoolctl import threadpool_limits
 
 from skinfluence import BoostIn
 from skinfluence.cleaning import InfluenceCleaner, InfluenceSampler
@@ -15,12 +13,8 @@ from skinfluence.datasets import load_dataset
 
 from .models import hgb_classifier, hgb_regressor, make_data, make_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the models are tiny: OpenMP threads only add overhead (and contention)
-    with threadpool_limits(1):
-        yield
+# the models are tiny: OpenMP threads only add overhead (and contention)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------- evidence
@@ -42,9 +36,7 @@ def noisy_spam():
 
 def _overfitting_model():
     # a model flexible enough to memorise wrong labels (the case cleaning is for)
-    return HistGradientBoostingClassifier(
-        max_iter=100, max_leaf_nodes=31, learning_rate=0.3, early_stopping=False, random_state=0
-    )
+    return hgb_classifier(max_iter=100, max_leaf_nodes=31, learning_rate=0.3)
 
 
 def _other_methods():
