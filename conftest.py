@@ -52,3 +52,14 @@ def _one_thread_per_library():
 
     with threadpool_limits(limits=1):
         yield
+
+
+@pytest.fixture
+def one_thread():
+    """One OpenMP/BLAS thread during a test, for the pools of libraries first loaded
+    after the session started (the limit above covers only those loaded then). Test
+    modules of tiny models use it: ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield

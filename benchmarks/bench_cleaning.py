@@ -30,7 +30,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.preprocessing import LabelEncoder
 from threadpoolctl import threadpool_limits
 
-from skinfluence import BoostIn
+from skinfluence import BoostIn, testing
 from skinfluence.cleaning import InfluenceCleaner
 from skinfluence.datasets import DATASETS, load_dataset
 
@@ -62,75 +62,24 @@ def methods(quick):
     return out
 
 
+# each library's tree shape: about 31 leaves
+_SHAPE = {
+    "sklearn_hgb": {"max_leaf_nodes": 31},
+    "lightgbm": {"num_leaves": 31, "min_child_samples": 5},
+    "xgboost": {"max_depth": 5, "tree_method": "hist"},
+    "catboost": {"depth": 5},
+}
+
+
 def make_model(lib, task, n_estimators):
-    clf = task != "regression"
-    common_lr = 0.3
-    if lib == "sklearn_hgb":
-        from sklearn.ensemble import (
-            HistGradientBoostingClassifier,
-            HistGradientBoostingRegressor,
-        )
-
-        cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(
-            max_iter=n_estimators,
-            max_leaf_nodes=31,
-            learning_rate=common_lr,
-            early_stopping=False,
-            random_state=0,
-            categorical_features="from_dtype",
-        )
-    if lib == "lightgbm":
-        import lightgbm as lgb
-
-        cls = lgb.LGBMClassifier if clf else lgb.LGBMRegressor
-        return cls(
-            n_estimators=n_estimators,
-            num_leaves=31,
-            learning_rate=common_lr,
-            min_child_samples=5,
-            verbose=-1,
-            n_jobs=1,
-            random_state=0,
-        )
-    if lib == "xgboost":
-        import xgboost as xgb
-
-        cls = xgb.XGBClassifier if clf else xgb.XGBRegressor
-        return cls(
-            n_estimators=n_estimators,
-            max_depth=5,
-            learning_rate=common_lr,
-            tree_method="hist",
-            enable_categorical=True,
-            n_jobs=1,
-            random_state=0,
-        )
-    if lib == "catboost":
-        import catboost as cb
-
-        common = {
-            "iterations": n_estimators,
-            "depth": 5,
-            "learning_rate": common_lr,
-            "leaf_estimation_iterations": 1,
-            "leaf_estimation_method": "Newton",
-            "thread_count": 1,
-            "verbose": 0,
-            "allow_writing_files": False,
-            "random_seed": 0,
-        }
-        if not clf:
-            return cb.CatBoostRegressor(**common)
-        loss = "Logloss" if task == "binary" else "MultiClass"
-        return cb.CatBoostClassifier(loss_function=loss, **common)
-    raise ValueError(lib)
-
-
-def installed(lib):
-    if lib.startswith("sklearn"):
-        return True
-    return importlib.util.find_spec(lib) is not None
+    # CatBoost gets the categorical columns as numeric codes (see noisy_split)
+    return testing.make_model(
+        lib,
+        task,
+        n_estimators=n_estimators,
+        categorical=lib != "catboost",
+        **_SHAPE[lib],
+    )
 
 
 def noisy_split(name, lib, n_train, n_test, seed=0):
@@ -166,7 +115,7 @@ def run(args):
     rows = []
     n_train, n_test, n_est = (400, 1000, 50) if args.quick else (1500, 2000, 100)
     datasets = args.datasets or list(DATASETS)
-    libs = [lib for lib in (args.libraries or LIBRARIES) if installed(lib)]
+    libs = [lib for lib in (args.libraries or LIBRARIES) if lib in testing.available_libraries()]
     header = (
         f"{'data':9s} {'library':12s} {'method':14s} {'before':>7s} {'after':>7s} "
         f"{'gain':>7s} {'frac':>5s} {'prec@20':>7s} {'sec':>6s}"

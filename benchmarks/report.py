@@ -47,6 +47,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from skinfluence import evaluation as ev  # noqa: E402
+from skinfluence import testing  # noqa: E402
 
 MODES = {
     # n_train cap, queries, trees, protocols
@@ -196,76 +197,20 @@ def load(name, n_rows, seed=1):
     return Xtr, ytr, Xte, yte, task
 
 
+# each library's tree shape: about 15 leaves
+_SHAPE = {
+    "sklearn_hgb": {"max_leaf_nodes": 15, "min_samples_leaf": 5},
+    "lightgbm": {"num_leaves": 15, "min_child_samples": 5},
+    "xgboost": {"max_depth": 4, "tree_method": "hist"},
+    "catboost": {"depth": 4},
+}
+
+
 def make_model(lib, task, n_trees):
     """Small single-threaded models whose leaves are single Newton steps."""
-    clf = task != "regression"
-    if lib == "sklearn_hgb":
-        from sklearn.ensemble import (
-            HistGradientBoostingClassifier,
-            HistGradientBoostingRegressor,
-        )
-
-        cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(
-            max_iter=n_trees,
-            learning_rate=0.1,
-            max_leaf_nodes=15,
-            min_samples_leaf=5,
-            early_stopping=False,
-            random_state=1,
-        )
-    if lib == "lightgbm":
-        import lightgbm as lgb
-
-        cls = lgb.LGBMClassifier if clf else lgb.LGBMRegressor
-        return cls(
-            n_estimators=n_trees,
-            learning_rate=0.1,
-            num_leaves=15,
-            min_child_samples=5,
-            verbose=-1,
-            n_jobs=1,
-            random_state=1,
-        )
-    if lib == "xgboost":
-        import xgboost as xgb
-
-        cls = xgb.XGBClassifier if clf else xgb.XGBRegressor
-        return cls(
-            n_estimators=n_trees,
-            learning_rate=0.1,
-            max_depth=4,
-            tree_method="hist",
-            n_jobs=1,
-            random_state=1,
-        )
-    if lib == "catboost":
-        import catboost as cb
-
-        if clf:
-            return cb.CatBoostClassifier(
-                iterations=n_trees,
-                learning_rate=0.1,
-                depth=4,
-                loss_function="Logloss" if task == "binary" else "MultiClass",
-                leaf_estimation_iterations=1,
-                leaf_estimation_method="Newton",
-                thread_count=1,
-                verbose=0,
-                allow_writing_files=False,
-                random_seed=1,
-            )
-        return cb.CatBoostRegressor(
-            iterations=n_trees,
-            learning_rate=0.1,
-            depth=4,
-            leaf_estimation_iterations=1,
-            thread_count=1,
-            verbose=0,
-            allow_writing_files=False,
-            random_seed=1,
-        )
-    raise ValueError(lib)
+    return testing.make_model(
+        lib, task, n_estimators=n_trees, learning_rate=0.1, random_state=1, **_SHAPE[lib]
+    )
 
 
 # ---------------------------------------------------------------------- protocols

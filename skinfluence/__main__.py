@@ -14,68 +14,32 @@ import numpy as np
 
 from . import BoostIn
 from .datasets import DATASETS, load_dataset
+from .testing import make_model
 
 LIBRARIES = ("sklearn", "lightgbm", "xgboost", "catboost")
 
 
+# the demo's library keys and tree shapes (about 31 leaves)
+_MODELS = {
+    "sklearn": ("sklearn_hgb", {"max_leaf_nodes": 31}),
+    "lightgbm": ("lightgbm", {"num_leaves": 31}),
+    "xgboost": ("xgboost", {"max_depth": 5, "tree_method": "hist"}),
+    "catboost": ("catboost", {"depth": 5}),
+}
+
+
 def _model(library, task, seed, n_trees):
-    clf = task != "regression"
-    if library == "sklearn":
-        from sklearn.ensemble import (
-            HistGradientBoostingClassifier,
-            HistGradientBoostingRegressor,
-        )
-
-        cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(
-            max_iter=n_trees,
-            learning_rate=0.1,
-            max_leaf_nodes=31,
-            early_stopping=False,
-            categorical_features="from_dtype",
-            random_state=seed,
-        )
-    if library == "lightgbm":
-        import lightgbm as lgb
-
-        cls = lgb.LGBMClassifier if clf else lgb.LGBMRegressor
-        return cls(
-            n_estimators=n_trees, learning_rate=0.1, num_leaves=31, verbose=-1, random_state=seed
-        )
-    if library == "xgboost":
-        import xgboost as xgb
-
-        cls = xgb.XGBClassifier if clf else xgb.XGBRegressor
-        return cls(
-            n_estimators=n_trees,
-            learning_rate=0.1,
-            max_depth=5,
-            tree_method="hist",
-            enable_categorical=True,
-            random_state=seed,
-        )
-    import catboost as cb
-
-    if clf:
-        return cb.CatBoostClassifier(
-            iterations=n_trees,
-            learning_rate=0.1,
-            depth=5,
-            leaf_estimation_iterations=1,
-            one_hot_max_size=255,
-            verbose=0,
-            allow_writing_files=False,
-            random_seed=seed,
-            loss_function="Logloss",
-        )
-    return cb.CatBoostRegressor(
-        iterations=n_trees,
+    """The demo's unfitted model: the library's own thread count, categorical columns."""
+    key, shape = _MODELS[library]
+    return make_model(
+        key,
+        task,
+        n_estimators=n_trees,
         learning_rate=0.1,
-        depth=5,
-        one_hot_max_size=255,
-        verbose=0,
-        allow_writing_files=False,
-        random_seed=seed,
+        random_state=seed,
+        n_jobs=None,
+        categorical=True,
+        **shape,
     )
 
 
@@ -126,7 +90,7 @@ def _describe_row(X, y, i):
     return f"row {i:5d}  y={y[i]!s:>8}  {vals}{' ...' if X.shape[1] > 6 else ''}"
 
 
-def main(argv=None):
+def _parser():
     p = argparse.ArgumentParser(
         prog="python -m skinfluence",
         description=__doc__,
@@ -148,14 +112,14 @@ def main(argv=None):
     p.add_argument(
         "--quick", action="store_true", help="at most 1,000 rows and 30 trees (a smoke run)"
     )
-    args = p.parse_args(argv)
-    if args.csv and not args.target:
-        p.error("--csv needs --target")
+    return p
+
+
+def _split(args):
+    """The data set (subsampled with --quick), split 75/25: Xtr, Xte, ytr, yte, task, name."""
     from sklearn.model_selection import train_test_split
 
-    t0 = time.perf_counter()
     X, y, task, name = _load(args)
-    n_trees = 30 if args.quick else 100
     if args.quick:
         keep = np.random.default_rng(args.seed).permutation(len(y))[:1000]
         X, y = X.iloc[np.sort(keep)].reset_index(drop=True), y[np.sort(keep)]
@@ -165,13 +129,11 @@ def main(argv=None):
     Xtr, Xte, ytr, yte = train_test_split(
         X, y, test_size=0.25, random_state=args.seed, stratify=strat
     )
-    Xtr, Xte = Xtr.reset_index(drop=True), Xte.reset_index(drop=True)
-    print(
-        f"== {name}: {task}, {len(Xtr)} training rows, {X.shape[1]} features; model: {args.library}"
-    )
-    model, Xtr_m = _fit(_model(args.library, task, args.seed, n_trees), args.library, Xtr, ytr)
-    Xte_m = _model_input(args.library, Xte)[0]
-    exp = BoostIn(model, derivative=args.derivative, verbose=1).fit(Xtr_m, ytr)
+    return Xtr.reset_index(drop=True), Xte.reset_index(drop=True), ytr, yte, task, name
+
+
+def _explain(exp, model, Xtr, ytr, Xte_m, yte, n_queries):
+    """Print the reconstruction gap, the held-out score and the top rows of a few queries."""
     ens = exp.ensemble_
     gap = np.abs(ens.raw_from_leaves(ens.leaf_ids(Xte_m)) - ens.raw_predict(Xte_m)).max()
     print(
@@ -179,8 +141,7 @@ def main(argv=None):
         f"test rows to {gap:.1e}; every leaf is a Newton step on the training rows."
     )
     print(f"Score on held-out rows: {model.score(Xte_m, yte):.4f}")
-
-    for q in range(min(args.queries, len(Xte))):
+    for q in range(min(n_queries, len(Xte_m))):
         pred = model.predict(Xte_m.iloc[[q]])[0]
         print(f"\n-- test row {q}: true {yte[q]!s}, predicted {pred!s}")
         for kind in ("helpful", "harmful"):
@@ -189,25 +150,31 @@ def main(argv=None):
             for i, v in zip(idx[0], val[0]):
                 print(f"     {v:+.3e}  {_describe_row(Xtr, ytr, i)}")
 
-    if task == "regression" or args.noise <= 0:
-        print(f"\nDone in {time.perf_counter() - t0:.1f} s.")
-        return 0
-    rng = np.random.default_rng(args.seed)
-    n_flip = int(args.noise * len(ytr))
-    flip = rng.choice(len(ytr), n_flip, replace=False)
-    classes = np.unique(ytr)
-    noisy = ytr.copy()
+
+def _flip_labels(y, noise, seed):
+    """A copy of ``y`` with a fraction ``noise`` of its labels set to another class."""
+    rng = np.random.default_rng(seed)
+    flip = rng.choice(len(y), int(noise * len(y)), replace=False)
+    classes = np.unique(y)
+    noisy = y.copy()
     for i in flip:
-        noisy[i] = rng.choice(classes[classes != ytr[i]])
-    noisy_model, _ = _fit(_model(args.library, task, args.seed, n_trees), args.library, Xtr, noisy)
+        noisy[i] = rng.choice(classes[classes != y[i]])
+    flipped = np.zeros(len(y), bool)
+    flipped[flip] = True
+    return noisy, flipped
+
+
+def _find_flipped(args, fit, Xtr, Xtr_m, ytr, Xte_m, yte):
+    """Flip some labels, rank the rows by self-influence, retrain without the top ones."""
+    noisy, flipped = _flip_labels(ytr, args.noise, args.seed)
+    n_flip = int(flipped.sum())
+    noisy_model, _ = fit(Xtr, noisy)
     noisy_exp = BoostIn(noisy_model, derivative=args.derivative).fit(Xtr_m, noisy)
     ranking = np.argsort(-noisy_exp.self_influence(), kind="stable")
     print(
         f"\n== Flipped {n_flip} training labels ({args.noise:.0%}). Rows ranked by "
         "BoostIn self-influence:"
     )
-    flipped = np.zeros(len(ytr), bool)
-    flipped[flip] = True
     for frac in (0.05, 0.1, 0.2):
         k = int(frac * len(ytr))
         print(
@@ -216,14 +183,33 @@ def main(argv=None):
         )
     k = n_flip
     keep = np.sort(ranking[k:])
-    cleaned, _ = _fit(
-        _model(args.library, task, args.seed, n_trees),
-        args.library,
-        Xtr.iloc[keep].reset_index(drop=True),
-        noisy[keep],
-    )
+    cleaned, _ = fit(Xtr.iloc[keep].reset_index(drop=True), noisy[keep])
     print(f"   held-out score trained on noisy labels:        {noisy_model.score(Xte_m, yte):.4f}")
     print(f"   after removing the {k} top-ranked rows:        {cleaned.score(Xte_m, yte):.4f}")
+
+
+def main(argv=None):
+    p = _parser()
+    args = p.parse_args(argv)
+    if args.csv and not args.target:
+        p.error("--csv needs --target")
+    t0 = time.perf_counter()
+    Xtr, Xte, ytr, yte, task, name = _split(args)
+    n_trees = 30 if args.quick else 100
+    print(
+        f"== {name}: {task}, {len(Xtr)} training rows, {Xtr.shape[1]} features; "
+        f"model: {args.library}"
+    )
+
+    def fit(X, y):
+        return _fit(_model(args.library, task, args.seed, n_trees), args.library, X, y)
+
+    model, Xtr_m = fit(Xtr, ytr)
+    Xte_m = _model_input(args.library, Xte)[0]
+    exp = BoostIn(model, derivative=args.derivative, verbose=1).fit(Xtr_m, ytr)
+    _explain(exp, model, Xtr, ytr, Xte_m, yte, args.queries)
+    if task != "regression" and args.noise > 0:
+        _find_flipped(args, fit, Xtr, Xtr_m, ytr, Xte_m, yte)
     print(f"\nDone in {time.perf_counter() - t0:.1f} s.")
     return 0
 

@@ -87,3 +87,20 @@ def boostin_matrix(
         mask = train_leaves == query_leaves[e][None, :]
         out[e] = (mask * delta * gq[e][None, :]).sum(axis=1)
     return out
+
+
+def encode_labels(exp, y):
+    """Labels as the fitted explainer ``exp`` encodes them: floats, or class indices."""
+    if exp.ensemble_.objective == "squared_error":
+        return np.asarray(y, float)
+    return np.searchsorted(exp.classes_, y).astype(float)
+
+
+def assert_top_k(exp, Xq, yq, M, k):
+    """``exp.top_k`` gives each query's k largest entries of its row of ``M``
+    (ties: lower training index first)."""
+    idx, val = exp.top_k(Xq, yq, k=k)
+    for r in range(len(Xq)):
+        order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:k]
+        np.testing.assert_array_equal(idx[r], order)
+        np.testing.assert_allclose(val[r], M[r, order])

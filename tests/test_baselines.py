@@ -7,8 +7,6 @@ from hypothesis import strategies as st
 from scipy import stats
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils.estimator_checks import parametrize_with_checks
-from threadpoolctl import threadpool_limits
 
 from skinfluence._baselines import (
     LossInfluence,
@@ -19,17 +17,14 @@ from skinfluence._baselines import (
 from skinfluence._objectives import loss
 
 from .models import make_data, make_model
-from .test_contract import EXPECTED_FAILURES
+from .reference import assert_top_k
 
 _CACHE = {}
 BIG = np.finfo(np.float64).max
 RANDOM = (RandomInfluence, TargetInfluence, MinorityInfluence)
 
 
-@pytest.fixture(autouse=True)
-def _single_threaded_models():
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data(objective):
@@ -105,10 +100,7 @@ def test_self_global_topk_consistent(cls, objective):
     np.testing.assert_array_equal(np.diag(exp.transform(X, y_fit)), exp.self_influence())
     M = exp.transform(Xq, yq)
     np.testing.assert_allclose(exp.global_influence(Xq, yq), M.sum(0), rtol=1e-12)
-    idx, val = exp.top_k(Xq, yq, k=4)
-    for r in range(len(Xq)):
-        order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:4]
-        np.testing.assert_array_equal(idx[r], order)
+    assert_top_k(exp, Xq, yq, M, k=4)
 
 
 def test_loss_baseline():
@@ -169,45 +161,3 @@ def test_rows_are_independent(rows, cls, objective):
     exp = cls(model).fit(X, y)
     rows = np.asarray(rows)
     np.testing.assert_array_equal(exp.transform(Xq[rows], yq[rows]), exp.transform(Xq, yq)[rows])
-
-
-_LOSS_XFAILS = dict.fromkeys(
-    (
-        "check_transformer_general",
-        "check_transformer_data_not_an_array",
-        "check_transformer_preserve_dtypes",
-        "check_methods_subset_invariance",
-        "check_methods_sample_order_invariance",
-        "check_fit_idempotent",
-        "check_estimators_dtypes",
-        "check_dict_unchanged",
-        "check_estimators_pickle",
-        "check_f_contiguous_array_estimator",
-        "check_fit_score_takes_y",
-        "check_pipeline_consistency",
-        "check_dtype_object",
-    ),
-    "LossInfluence has self-influence only: transform raises NotImplementedError",
-)
-_SAME_WITHOUT_LABELS = (RandomInfluence, MinorityInfluence)
-
-
-def _xfails(est):
-    if isinstance(est, LossInfluence):
-        return {**EXPECTED_FAILURES, **_LOSS_XFAILS}
-    if isinstance(est, _SAME_WITHOUT_LABELS):
-        # their values do not depend on the query label, so fit_transform(X, y) and
-        # fit(X, y).transform(X) agree: only the sample-weight check fails
-        name = "check_sample_weight_equivalence_on_dense_data"
-        return {name: EXPECTED_FAILURES[name]}
-    return EXPECTED_FAILURES
-
-
-@parametrize_with_checks(
-    [RandomInfluence(), TargetInfluence(), MinorityInfluence(), LossInfluence()],
-    expected_failed_checks=_xfails,
-    xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    with threadpool_limits(1):
-        check(estimator)

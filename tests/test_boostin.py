@@ -1,5 +1,7 @@
 """BoostIn: kernels against the numpy reference, the derivative forms, properties."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -10,29 +12,15 @@ from sklearn.frozen import FrozenEstimator
 from skinfluence import BoostIn
 
 from . import reference as ref
-from .models import gradient_cases, make_data, make_model
+from .models import fitted_explainer, gradient_cases, make_data, make_model
 
 CASES = gradient_cases()
-_CACHE = {}
-
-
-def fitted(lib, objective, **params):
-    """(X, y, model, explainer, X_query, y_query), cached per module."""
-    key = (lib, objective, tuple(sorted(params.items())))
-    if key not in _CACHE:
-        X, y = make_data(objective, n=150, seed=1)
-        Xq, yq = make_data(objective, n=25, seed=2)
-        model = make_model(lib, objective).fit(X, y)
-        exp = BoostIn(model, **params).fit(X, y)
-        _CACHE[key] = (X, y, model, exp, Xq, yq)
-    return _CACHE[key]
+fitted = partial(fitted_explainer, BoostIn)
 
 
 def _encode(exp, y):
-    """Labels as the explainer sees them (class indices; CatBoost: float32 targets)."""
-    if exp.ensemble_.objective == "squared_error":
-        return exp._round_labels(np.asarray(y, float))
-    return np.searchsorted(exp.classes_, y).astype(float)
+    """Labels as fit holds them (CatBoost: float32 targets)."""
+    return exp._round_labels(ref.encode_labels(exp, y))
 
 
 @pytest.mark.parametrize("derivative", ["published", "exact"])
@@ -68,11 +56,7 @@ def test_self_global_topk_consistent(lib, objective):
     np.testing.assert_allclose(np.diag(full), exp.self_influence(), rtol=1e-10, atol=1e-13)
     M = exp.transform(Xq, yq)
     np.testing.assert_allclose(exp.global_influence(Xq, yq), M.sum(0), rtol=1e-9, atol=1e-12)
-    idx, val = exp.top_k(Xq, yq, k=5)
-    for r in range(len(Xq)):
-        order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:5]
-        np.testing.assert_array_equal(idx[r], order)
-        np.testing.assert_allclose(val[r], M[r, order])
+    ref.assert_top_k(exp, Xq, yq, M, k=5)
     idx_h, val_h = exp.top_k(Xq, yq, k=3, kind="harmful")
     np.testing.assert_allclose(val_h, np.sort(M, axis=1)[:, :3])
 

@@ -3,74 +3,18 @@
 import numpy as np
 import pytest
 from sklearn.base import clone, is_classifier, is_regressor
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-)
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, KFold, train_test_split
-from sklearn.utils.estimator_checks import parametrize_with_checks
-from threadpoolctl import threadpool_limits
 
 from skinfluence import BoostIn
 from skinfluence.cleaning import InfluenceCleaner, InfluenceSampler
 from skinfluence.datasets import load_dataset
 
-from .models import make_data, make_model
+from .models import hgb_classifier, hgb_regressor, make_data, make_model
 
-
-def _hgb_clf(**kw):
-    return HistGradientBoostingClassifier(
-        max_iter=kw.pop("max_iter", 10), early_stopping=False, random_state=0, **kw
-    )
-
-
-def _hgb_reg(**kw):
-    return HistGradientBoostingRegressor(
-        max_iter=kw.pop("max_iter", 30), early_stopping=False, random_state=0, **kw
-    )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the models are tiny: OpenMP threads only add overhead (and contention)
-    with threadpool_limits(1):
-        yield
-
-
-# ------------------------------------------------------------- sklearn's checks
-EXPECTED_FAILURES = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "fraction counts rows: a row repeated twice and a row of weight 2 change the "
-        "number of rows to remove and their ranking, so the cleaned training sets differ"
-    ),
-}
-
-
-def _xfails(est):
-    return EXPECTED_FAILURES if isinstance(est, InfluenceCleaner) else {}
-
-
-@parametrize_with_checks(
-    [
-        InfluenceCleaner(_hgb_clf(max_iter=5), fraction=0.1),
-        InfluenceCleaner(_hgb_reg(), fraction=0.1, criterion="validation", random_state=0),
-        InfluenceCleaner(
-            _hgb_clf(max_iter=5),
-            fraction=0.1,
-            criterion="oof",
-            action="relabel",
-            cv=3,
-            random_state=0,
-        ),
-        InfluenceSampler(_hgb_clf(max_iter=5), fraction=0.1),
-    ],
-    expected_failed_checks=_xfails,
-    xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+# the models are tiny: OpenMP threads only add overhead (and contention)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------- evidence
@@ -92,9 +36,7 @@ def noisy_spam():
 
 def _overfitting_model():
     # a model flexible enough to memorise wrong labels (the case cleaning is for)
-    return HistGradientBoostingClassifier(
-        max_iter=100, max_leaf_nodes=31, learning_rate=0.3, early_stopping=False, random_state=0
-    )
+    return hgb_classifier(max_iter=100, max_leaf_nodes=31, learning_rate=0.3)
 
 
 def _other_methods():
@@ -179,7 +121,7 @@ def test_each_cv_fold_scores_influence_on_its_own_training_part(criterion):
     cv = list(KFold(3, shuffle=True, random_state=0).split(X))
     _RecordingBoostIn.seen = []
     cleaner = InfluenceCleaner(
-        _hgb_clf(), _RecordingBoostIn(), criterion=criterion, cv=3, random_state=0
+        hgb_classifier(), _RecordingBoostIn(), criterion=criterion, cv=3, random_state=0
     )
     search = GridSearchCV(cleaner, {"fraction": [0.0, 0.1]}, cv=cv, refit=False).fit(X, y)
     seen = _RecordingBoostIn.seen
@@ -202,11 +144,11 @@ def test_sampler_in_an_imblearn_pipeline():
 
     X, y = make_data("binary", n=150, seed=2)
     y[:15] = 1 - y[:15]
-    sampler = InfluenceSampler(_hgb_clf(), fraction=0.1)
-    pipe = make_pipeline(sampler, _hgb_clf()).fit(X, y)
+    sampler = InfluenceSampler(hgb_classifier(), fraction=0.1)
+    pipe = make_pipeline(sampler, hgb_classifier()).fit(X, y)
     kept = pipe[0].sample_indices_
     assert len(kept) == 135 and len(pipe[0].removed_indices_) == 15
-    ref = _hgb_clf().fit(X[kept], y[kept])
+    ref = hgb_classifier().fit(X[kept], y[kept])
     # predicting does not resample: every query row gets a prediction
     np.testing.assert_array_equal(pipe.predict(X), ref.predict(X))
     np.testing.assert_allclose(pipe.predict_proba(X[:5]), ref.predict_proba(X[:5]))
@@ -220,7 +162,7 @@ def test_sampler_keeps_pandas_types_and_relabels():
     X, y = make_data("binary", n=100, seed=3)
     df = pd.DataFrame(X, columns=list("abcd"), index=[f"r{i}" for i in range(100)])
     ys = pd.Series(np.where(y == 1, "yes", "no"), index=df.index, name="target")
-    sampler = InfluenceSampler(_hgb_clf(), fraction=0.1)
+    sampler = InfluenceSampler(hgb_classifier(), fraction=0.1)
     Xr, yr = sampler.fit_resample(df, ys)
     assert isinstance(Xr, pd.DataFrame) and isinstance(yr, pd.Series)
     assert list(Xr.index) == list(df.index[sampler.sample_indices_])
@@ -228,7 +170,7 @@ def test_sampler_keeps_pandas_types_and_relabels():
     assert len(Xr) == 90
     np.testing.assert_array_equal(sampler.feature_names_in_, list("abcd"))
 
-    relabel = InfluenceSampler(_hgb_clf(), fraction=0.2, action="relabel", random_state=0)
+    relabel = InfluenceSampler(hgb_classifier(), fraction=0.2, action="relabel", random_state=0)
     Xr, yr = relabel.fit_resample(df, ys)
     assert len(Xr) == 100 and list(yr.index) == list(df.index)
     changed = relabel.relabeled_indices_
@@ -241,7 +183,7 @@ def test_sampler_keeps_pandas_types_and_relabels():
 def test_criteria_and_threshold():
     X, y = make_data("binary", n=120, seed=4)
     val = InfluenceCleaner(
-        _hgb_clf(), criterion="validation", validation_size=0.25, fraction=0.1, random_state=0
+        hgb_classifier(), criterion="validation", validation_size=0.25, fraction=0.1, random_state=0
     ).fit(X, y)
     unscored = np.isnan(val.harm_)
     assert unscored.sum() == 30
@@ -250,30 +192,30 @@ def test_criteria_and_threshold():
     assert val.method_.n_train_ == 90
 
     oof = InfluenceCleaner(
-        _hgb_clf(), criterion="oof", cv=4, fraction=1.0, threshold=0.0, random_state=0
+        hgb_classifier(), criterion="oof", cv=4, fraction=1.0, threshold=0.0, random_state=0
     ).fit(X, y)
     assert np.all(np.isfinite(oof.influence_))
     np.testing.assert_array_equal(np.sort(oof.removed_indices_), np.flatnonzero(oof.influence_ < 0))
 
-    slf = InfluenceCleaner(_hgb_clf(), n_rows=7).fit(X, y)
-    s = BoostIn(_hgb_clf().fit(X, y)).fit(X, y).self_influence()
+    slf = InfluenceCleaner(hgb_classifier(), n_rows=7).fit(X, y)
+    s = BoostIn(hgb_classifier().fit(X, y)).fit(X, y).self_influence()
     np.testing.assert_allclose(slf.influence_, s)
     top = np.argsort(-s, kind="stable")[:7]
     np.testing.assert_array_equal(slf.removed_indices_, top)
     assert np.all(np.diff(slf.harm_[slf.removed_indices_]) <= 0)
-    ref = _hgb_clf().fit(np.delete(X, top, axis=0), np.delete(y, top))
+    ref = hgb_classifier().fit(np.delete(X, top, axis=0), np.delete(y, top))
     np.testing.assert_allclose(slf.predict_proba(X), ref.predict_proba(X))
 
 
 def test_nested_params_clone_tags_and_delegation():
-    cleaner = InfluenceCleaner(_hgb_clf(), BoostIn(derivative="exact"), fraction=0.1)
+    cleaner = InfluenceCleaner(hgb_classifier(), BoostIn(derivative="exact"), fraction=0.1)
     params = cleaner.get_params()
     assert params["method__derivative"] == "exact" and params["estimator__max_iter"] == 10
     cleaner.set_params(method__leaf_scaling="inverse_size", estimator__max_iter=4)
     twin = clone(cleaner)
     assert twin.method.leaf_scaling == "inverse_size" and twin.estimator.max_iter == 4
     assert is_classifier(cleaner) and not is_regressor(cleaner)
-    assert is_regressor(InfluenceCleaner(_hgb_reg()))
+    assert is_regressor(InfluenceCleaner(hgb_regressor()))
     X, y = make_data("multiclass", n=120, seed=5)
     labels = np.array(["a", "b", "c"])[y]
     cleaner.fit(X, labels)
@@ -283,7 +225,7 @@ def test_nested_params_clone_tags_and_delegation():
     assert list(cleaner.classes_) == ["a", "b", "c"]
     assert cleaner.predict_proba(X[:3]).shape == (3, 3)
     assert cleaner.decision_function(X[:3]).shape == (3, 3)
-    assert not hasattr(InfluenceCleaner(_hgb_reg()), "predict_proba")
+    assert not hasattr(InfluenceCleaner(hgb_regressor()), "predict_proba")
     search = GridSearchCV(
         cleaner, {"estimator__max_iter": [3, 5], "method__derivative": ["published", "exact"]}, cv=2
     )
@@ -295,7 +237,7 @@ def test_pandas_categorical_input_and_sample_weight():
     pd = pytest.importorskip("pandas")
     X, y, _ = load_dataset("credit")
     X, y = X.iloc[:400], y[:400]
-    model = _hgb_clf(categorical_features="from_dtype")
+    model = hgb_classifier(categorical_features="from_dtype")
     w = np.random.default_rng(0).uniform(0.5, 2.0, size=len(y))
     cleaner = InfluenceCleaner(model, fraction=0.05).fit(X, y, sample_weight=w)
     assert isinstance(X, pd.DataFrame)
@@ -328,7 +270,7 @@ def test_regression(action):
 
 def test_nothing_selected_reuses_the_scoring_model():
     X, y = make_data("binary", n=80, seed=7)
-    cleaner = InfluenceCleaner(_hgb_clf()).fit(X, y)
+    cleaner = InfluenceCleaner(hgb_classifier()).fit(X, y)
     assert cleaner.estimator_ is cleaner.method_.estimator_
     assert len(cleaner.removed_indices_) == 0 and len(cleaner.kept_indices_) == 80
 
@@ -336,9 +278,9 @@ def test_nothing_selected_reuses_the_scoring_model():
 def test_progress_bar(capsys):
     pytest.importorskip("tqdm")
     X, y = make_data("binary", n=80, seed=8)
-    quiet = InfluenceCleaner(_hgb_clf(), fraction=0.1, criterion="oof", cv=3, random_state=0).fit(
-        X, y
-    )
+    quiet = InfluenceCleaner(
+        hgb_classifier(), fraction=0.1, criterion="oof", cv=3, random_state=0
+    ).fit(X, y)
     loud = clone(quiet).set_params(verbose=1).fit(X, y)
     assert "InfluenceCleaner" in capsys.readouterr().err
     np.testing.assert_array_equal(quiet.removed_indices_, loud.removed_indices_)
@@ -347,24 +289,24 @@ def test_progress_bar(capsys):
 def test_errors_are_clear():
     X, y = make_data("binary", n=60, seed=9)
     with pytest.raises(ValueError, match="fraction"):
-        InfluenceCleaner(_hgb_clf(), fraction=1.5).fit(X, y)
+        InfluenceCleaner(hgb_classifier(), fraction=1.5).fit(X, y)
     with pytest.raises(ValueError, match="criterion"):
-        InfluenceCleaner(_hgb_clf(), criterion="loss").fit(X, y)
+        InfluenceCleaner(hgb_classifier(), criterion="loss").fit(X, y)
     with pytest.raises(ValueError, match="action"):
-        InfluenceCleaner(_hgb_clf(), action="drop").fit(X, y)
+        InfluenceCleaner(hgb_classifier(), action="drop").fit(X, y)
     with pytest.raises(ValueError, match="n_rows"):
-        InfluenceCleaner(_hgb_clf(), n_rows=61).fit(X, y)
+        InfluenceCleaner(hgb_classifier(), n_rows=61).fit(X, y)
     with pytest.raises(ValueError, match="remove all 60 training rows"):
-        InfluenceCleaner(_hgb_clf(), fraction=1.0).fit(X, y)
+        InfluenceCleaner(hgb_classifier(), fraction=1.0).fit(X, y)
     with pytest.raises(ValueError, match="no row of class"):
-        InfluenceCleaner(_hgb_clf(), n_rows=59).fit(X, y)
+        InfluenceCleaner(hgb_classifier(), n_rows=59).fit(X, y)
     with pytest.raises(TypeError, match="fitted again"):
-        InfluenceCleaner(FrozenEstimator(_hgb_clf().fit(X, y))).fit(X, y)
+        InfluenceCleaner(FrozenEstimator(hgb_classifier().fit(X, y))).fit(X, y)
     with pytest.raises(TypeError, match="influence estimator"):
-        InfluenceCleaner(_hgb_clf(), method=_hgb_clf()).fit(X, y)
+        InfluenceCleaner(hgb_classifier(), method=hgb_classifier()).fit(X, y)
     with pytest.raises(ValueError, match="requires y"):
-        InfluenceCleaner(_hgb_clf()).fit(X, None)
+        InfluenceCleaner(hgb_classifier()).fit(X, None)
     with pytest.raises(ValueError, match="entries but X has"):
-        InfluenceCleaner(_hgb_clf()).fit(X, y[:-1])
+        InfluenceCleaner(hgb_classifier()).fit(X, y[:-1])
     with pytest.raises(NotFittedError):
-        InfluenceCleaner(_hgb_clf()).predict(X)
+        InfluenceCleaner(hgb_classifier()).predict(X)

@@ -11,31 +11,10 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skinfluence import BoostIn, LeafModelError, TrainingDataMismatchError
 
 from .models import make_data, make_model
-
-EXPECTED_FAILURES = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "the output has one column per training row: duplicating a row adds a column, "
-        "so weight 2 and a duplicated row cannot give the same matrix"
-    ),
-}
-# check_transformer_general and check_transformer_data_not_an_array compare
-# fit_transform(X, y) (the loss at the true labels) with fit(X, y).transform(X) (the
-# model's own predictions, DESIGN.md 1). They pass: on their two separated blobs the
-# model predicts every true label, so both explain the same losses.
-
-
-def _xfails(est):
-    return EXPECTED_FAILURES
-
-
-@parametrize_with_checks([BoostIn()], expected_failed_checks=_xfails, xfail_strict=True)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ import sys
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin, clone
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from threadpoolctl import threadpool_limits
 
 from skinfluence import BoostIn
 from skinfluence.evaluation import (
@@ -23,40 +21,24 @@ from skinfluence.evaluation import (
 )
 from skinfluence.evaluation._common import _to_result
 
+from .models import hgb_classifier, hgb_regressor
+
 pd = pytest.importorskip("pandas")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: OpenMP pools only cost time (and oversubscribe under xdist)."""
-    with threadpool_limits(limits=1):
-        yield
+# tiny models: OpenMP pools only cost time (and oversubscribe under xdist)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+_SMALL = {"max_iter": 10, "learning_rate": 0.3, "max_leaf_nodes": 8}
 
 
 def hgb_reg(**kw):
-    params = {
-        "max_iter": 10,
-        "learning_rate": 0.3,
-        "min_samples_leaf": 1,
-        "max_leaf_nodes": 8,
-        "early_stopping": False,
-        "random_state": 0,
-    }
-    params.update(kw)
-    return HistGradientBoostingRegressor(**params)
+    return hgb_regressor(**{**_SMALL, "min_samples_leaf": 1, **kw})
 
 
 def hgb_clf(**kw):
-    params = {
-        "max_iter": 10,
-        "learning_rate": 0.3,
-        "min_samples_leaf": 2,
-        "max_leaf_nodes": 8,
-        "early_stopping": False,
-        "random_state": 0,
-    }
-    params.update(kw)
-    return HistGradientBoostingClassifier(**params)
+    return hgb_classifier(**{**_SMALL, "min_samples_leaf": 2, **kw})
 
 
 def outlier_data():

@@ -10,7 +10,6 @@ from scipy.special import expit, log_softmax, softmax
 from sklearn.base import clone
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 try:  # public names once exported
     from skinfluence import LeafInfluence, LeafRefit
@@ -19,6 +18,7 @@ except ImportError:  # pragma: no cover - before the lead adds the exports
 from skinfluence import LeafModelError
 
 from .models import make_data, make_model
+from .reference import assert_top_k, encode_labels, grad_hess
 
 _CACHE = {}
 REMOVED = (0, 7, 33, 71)  # training rows refitted by the brute-force oracle
@@ -36,23 +36,7 @@ def fitted(lib, objective, weighted=False, n=100):
     return _CACHE[key]
 
 
-def _encode(exp, y):
-    if exp.ensemble_.objective == "squared_error":
-        return np.asarray(y, float)
-    return np.searchsorted(exp.classes_, y).astype(float)
-
-
 # ------------------------------------------------------------ plain oracles
-def _grad_hess(objective, y, F, c):
-    if objective == "squared_error":
-        return F - y[:, None], np.ones_like(F)
-    if objective == "binary":
-        p = expit(F)
-        return p - y[:, None], p * (1 - p)
-    p = softmax(F, axis=1)
-    return p - np.eye(F.shape[1])[y.astype(int)], c * p * (1 - p)
-
-
 def _loss(objective, y, F):
     if objective == "squared_error":
         return 0.5 * (y - F[:, 0]) ** 2
@@ -68,7 +52,7 @@ def brute_force_refit(ens, leaves, y, w):
     F = np.tile(ens.bias, (n, 1))
     v = ens.leaf_values.copy()
     for b in range(ens.n_rounds):
-        g, h = _grad_hess(ens.objective, y, F, ens.multiclass_factor)
+        g, h = grad_hess(ens.objective, y, F, ens.multiclass_factor)
         for k in range(K):
             t = b * K + k
             if ens.constant_tree[t]:
@@ -102,7 +86,7 @@ def forward_reference(ens, leaves, y, w, i, update_set):
     vbar = ens.unshrunk_values
     for b in range(ens.n_rounds):
         p = softmax(F, axis=1) if ens.objective == "multiclass" else expit(F)
-        g, h = _grad_hess(ens.objective, y, F, ens.multiclass_factor)
+        g, h = grad_hess(ens.objective, y, F, ens.multiclass_factor)
         if ens.objective == "squared_error":
             kap = np.zeros_like(F)
         else:
@@ -157,7 +141,7 @@ def test_refit_equals_brute_force_refit(lib, objective, weighted):
     exp = LeafRefit(model).fit(X, y, sample_weight=w)
     ens = exp.ensemble_
     tl, ql = ens.leaf_ids(X), ens.leaf_ids(Xq)
-    ye, yqe = _encode(exp, y), _encode(exp, yq)
+    ye, yqe = encode_labels(exp, y), encode_labels(exp, yq)
     w = np.ones(len(X)) if w is None else w
     got = exp.transform(Xq, yq)
     got_self = exp.self_influence()
@@ -217,7 +201,7 @@ def test_influence_equals_finite_difference_of_refit(lib, objective, weighted):
     exp = LeafInfluence(model).fit(X, y, sample_weight=w)
     ens = exp.ensemble_
     tl, ql = ens.leaf_ids(X), ens.leaf_ids(Xq)
-    ye, yqe = _encode(exp, y), _encode(exp, yq)
+    ye, yqe = encode_labels(exp, y), encode_labels(exp, yq)
     w = np.ones(len(X)) if w is None else w
     got = exp.transform(Xq, yq)
     eps = 1e-5
@@ -295,9 +279,9 @@ def test_kernels_equal_forward_reference(lib, objective, update_set):
     exp = LeafInfluence(model, update_set=update_set).fit(X, y, sample_weight=w)
     ens = exp.ensemble_
     tl, ql = ens.leaf_ids(X), ens.leaf_ids(Xq)
-    ye, yqe = _encode(exp, y), _encode(exp, yq)
+    ye, yqe = encode_labels(exp, y), encode_labels(exp, yq)
     F = ens.raw_from_leaves(ql)
-    g, _ = _grad_hess(objective, yqe, F, 1.0)  # final query gradients
+    g, _ = grad_hess(objective, yqe, F, 1.0)  # final query gradients
     got = exp.transform(Xq, yq)
     for i in REMOVED:
         D = forward_reference(ens, tl, ye, w, i, update_set)
@@ -350,10 +334,7 @@ def test_self_global_topk_and_blocks(est, params, lib, objective):
     np.testing.assert_allclose(
         exp.self_influence(), np.diag(exp.fit_transform(X, y)), rtol=1e-10, atol=1e-13
     )
-    idx, val = exp.top_k(Xq, yq, k=4)
-    for r in range(len(Xq)):
-        order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:4]
-        np.testing.assert_array_equal(idx[r], order)
+    assert_top_k(exp, Xq, yq, M, k=4)
     # no cache, small blocks of removed rows and of queries: same numbers
     small = est(model, **params, chunk_memory_mb=0.05, block_size=7).fit(X, y)
     np.testing.assert_allclose(small.transform(Xq, yq), M, rtol=1e-12, atol=1e-15)
@@ -446,40 +427,7 @@ def test_rows_are_independent(rows, case, est):
     )
 
 
-# ------------------------------------------------------- sklearn and errors
-EXPECTED_FAILURES = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "the output has one column per training row: duplicating a row adds a column, "
-        "so weight 2 and a duplicated row cannot give the same matrix"
-    ),
-}
-# check_transformer_general and check_transformer_data_not_an_array compare
-# fit_transform(X, y) (the loss at the true labels) with fit(X, y).transform(X) (the
-# model's own predictions, DESIGN.md 1). They pass: on their two separated blobs the
-# model predicts every true label, so both explain the same losses.
-
-
-def _small():
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    # the common checks pass integer targets: a small classifier keeps them fast; small
-    # leaves let its trees split on the checks' few dozen rows (an unsplit tree is
-    # constant, and every influence would be zero)
-    return HistGradientBoostingClassifier(
-        max_iter=4, max_leaf_nodes=4, min_samples_leaf=2, early_stopping=False, random_state=0
-    )
-
-
-@parametrize_with_checks(
-    [LeafInfluence(_small()), LeafRefit(_small(), update_set=2)],
-    expected_failed_checks=lambda est: EXPECTED_FAILURES,
-    xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="openmp"):  # tiny fits: threads only cost
-        check(estimator)
+# ------------------------------------------------------------------ errors
 
 
 @pytest.mark.filterwarnings("ignore:.*per-leaf counts differ:UserWarning")

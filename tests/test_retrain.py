@@ -14,7 +14,6 @@ from sklearn.ensemble import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skinfluence._retrain import LOO, DataShapley, SubSample
 
@@ -308,38 +307,3 @@ def test_progress_bar(small_problem, capsys):
     got = _results(LOO(model, keep_models=False, verbose=1), X, y, X[:3], y[:3])
     np.testing.assert_array_equal(got[0], seq[0][0])
     assert "LOO refits" in capsys.readouterr().err
-
-
-# ----------------------------------------------------------------- sklearn checks
-EXPECTED_FAILURES = {
-    "check_sample_weight_equivalence_on_dense_data": (
-        "the output has one column per training row: duplicating a row adds a column, "
-        "so weight 2 and a duplicated row cannot give the same matrix"
-    ),
-    # check_transformer_general passes here: the one-stump model predicts the blobs'
-    # labels exactly, so transform(X) (predicted labels) equals fit_transform(X, y)
-}
-
-
-def _xfails(est):
-    return EXPECTED_FAILURES
-
-
-# a tiny model keeps the checks fast (LOO refits once per training row); it rejects NaN,
-# so the estimators' allow_nan tag follows the model's
-_TINY = GradientBoostingClassifier(n_estimators=1, max_depth=1, random_state=0)
-
-
-@parametrize_with_checks(
-    [
-        LOO(_TINY),
-        SubSample(_TINY, n_iter=6, sub_frac=0.5),
-        DataShapley(_TINY, check_every=2, max_iter=2),
-    ],
-    expected_failed_checks=_xfails,
-    xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        check(estimator)

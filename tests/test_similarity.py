@@ -4,46 +4,24 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils.estimator_checks import parametrize_with_checks
-from threadpoolctl import threadpool_limits
 
 from skinfluence._similarity import InputSim, LeafSim, TreeSim
 
-from .models import make_data, make_model
-from .test_contract import EXPECTED_FAILURES
+from .models import fitted_explainer
+from .reference import assert_top_k
 from .test_trex import dense_features
 
-_CACHE = {}
 BIG = np.finfo(np.float64).max
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(autouse=True)
-def _single_threaded_models():
-    with threadpool_limits(1):
-        yield
-
-
-def _model(lib, objective):
-    if lib == "forest":
-        cls = RandomForestRegressor if objective == "squared_error" else RandomForestClassifier
-        return cls(n_estimators=6, max_depth=4, random_state=0)
-    return make_model(lib, objective)
-
-
-def fitted(cls, lib, objective, **params):
-    key = (cls.__name__, lib, objective, tuple(sorted(params.items())))
-    if key not in _CACHE:
-        X, y = make_data(objective, n=150, seed=1)
-        Xq, yq = make_data(objective, n=25, seed=2)
-        Xq[0], yq[0] = X[3], y[3]  # a query that duplicates a training row
-        mkey = (lib, objective)
-        if mkey not in _CACHE:
-            _CACHE[mkey] = _model(lib, objective).fit(X, y)
-        model = _CACHE[mkey]
-        _CACHE[key] = (X, y, model, cls(model, **params).fit(X, y), Xq, yq)
-    return _CACHE[key]
+def fitted_with_twin(cls, lib, objective, **params):
+    """:func:`fitted_explainer` whose first query duplicates training row 3."""
+    X, y, model, exp, Xq, yq = fitted_explainer(cls, lib, objective, **params)
+    Xq, yq = Xq.copy(), yq.copy()
+    Xq[0], yq[0] = X[3], y[3]
+    return X, y, model, exp, Xq, yq
 
 
 def sign_reference(objective, y_train, y_query, p_query):
@@ -87,7 +65,9 @@ TREE_CASES = [
 
 @pytest.mark.parametrize("lib,objective,kernel,measure", TREE_CASES)
 def test_treesim_matches_dense_reference(lib, objective, kernel, measure):
-    X, y, model, exp, Xq, yq = fitted(TreeSim, lib, objective, kernel=kernel, measure=measure)
+    X, y, model, exp, Xq, yq = fitted_with_twin(
+        TreeSim, lib, objective, kernel=kernel, measure=measure
+    )
     A, B = dense_features(model, X, Xq, kernel), dense_features(model, X, X, kernel)
     sim = similarity_reference(A, B, measure)
     sign = sign_reference(objective, y, yq, _prediction(model, Xq))
@@ -112,7 +92,7 @@ def test_treesim_matches_dense_reference(lib, objective, kernel, measure):
     ],
 )
 def test_leafsim_is_shared_leaves_over_size_squared(lib, objective):
-    X, y, model, exp, Xq, yq = fitted(LeafSim, lib, objective)
+    X, y, model, exp, Xq, yq = fitted_with_twin(LeafSim, lib, objective)
     ens = exp.ensemble_
     tl, ql = ens.leaf_ids(X), ens.leaf_ids(Xq)
     sim = np.zeros((len(Xq), len(X)))
@@ -138,7 +118,7 @@ def test_leafsim_is_shared_leaves_over_size_squared(lib, objective):
 @pytest.mark.parametrize("measure", ["euclidean", "dot_prod", "cosine"])
 @pytest.mark.parametrize("objective", ["binary", "squared_error"])
 def test_inputsim_matches_dense_reference(objective, measure):
-    X, y, model, exp, Xq, yq = fitted(InputSim, "lightgbm", objective, measure=measure)
+    X, y, model, exp, Xq, yq = fitted_with_twin(InputSim, "lightgbm", objective, measure=measure)
     sim = similarity_reference(Xq, X, measure)
     sign = sign_reference(objective, y, yq, _prediction(model, Xq))
     np.testing.assert_allclose(exp.transform(Xq, yq), sim * sign, rtol=1e-10, atol=1e-12)
@@ -155,7 +135,7 @@ CASES = [
 
 @pytest.mark.parametrize("cls,lib,objective,params", CASES)
 def test_self_global_topk_consistent(cls, lib, objective, params):
-    X, y, model, exp, Xq, yq = fitted(cls, lib, objective, **params)
+    X, y, model, exp, Xq, yq = fitted_with_twin(cls, lib, objective, **params)
     y_fit = exp._y_train if objective == "squared_error" else y
     full = exp.transform(X, y_fit)
     np.testing.assert_allclose(np.diag(full), exp.self_influence(), rtol=1e-12)
@@ -163,22 +143,18 @@ def test_self_global_topk_consistent(cls, lib, objective, params):
     np.testing.assert_allclose(
         exp.global_influence(Xq, yq), M.sum(0), rtol=1e-9, atol=1e-12 * np.abs(M).max()
     )
-    idx, val = exp.top_k(Xq, yq, k=5)
-    for r in range(len(Xq)):
-        order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:5]
-        np.testing.assert_array_equal(idx[r], order)
-        np.testing.assert_allclose(val[r], M[r, order])
+    assert_top_k(exp, Xq, yq, M, k=5)
 
 
 def test_euclidean_self_influence_is_largest_float():
-    X, y, model, exp, Xq, yq = fitted(InputSim, "lightgbm", "binary", measure="euclidean")
+    X, y, model, exp, Xq, yq = fitted_with_twin(InputSim, "lightgbm", "binary", measure="euclidean")
     assert np.all(exp.self_influence() == BIG)
     out = InputSim(model, dtype=np.float32).fit(X, y).transform(Xq[:1], yq[:1])
     assert out[0, 3] == np.finfo(np.float32).max  # finite in the output dtype
 
 
 def test_kernel_symmetry():
-    X, y, model, exp, Xq, yq = fitted(
+    X, y, model, exp, Xq, yq = fitted_with_twin(
         TreeSim, "sklearn_gb", "binary", kernel="fow", measure="dot_prod"
     )
     sim = np.abs(exp.transform(X, y))
@@ -186,7 +162,7 @@ def test_kernel_symmetry():
 
 
 def test_errors_are_clear():
-    X, y, model, *_ = fitted(LeafSim, "lightgbm", "binary")
+    X, y, model, *_ = fitted_with_twin(LeafSim, "lightgbm", "binary")
     with pytest.raises(ValueError, match="measure"):
         TreeSim(model, measure="manhattan").fit(X, y)
     with pytest.raises(ValueError, match="kernel"):
@@ -205,7 +181,7 @@ PROP_CASES = [
 @given(seed=st.integers(0, 2**16), case=st.sampled_from(PROP_CASES))
 def test_permuting_training_rows_permutes_columns(seed, case):
     cls, lib, objective, params = case
-    X, y, model, exp, Xq, yq = fitted(cls, lib, objective, **dict(params))
+    X, y, model, exp, Xq, yq = fitted_with_twin(cls, lib, objective, **dict(params))
     perm = np.random.default_rng(seed).permutation(len(X))
     exp_p = cls(FrozenEstimator(model), **dict(params)).fit(X[perm], y[perm])
     np.testing.assert_allclose(
@@ -216,16 +192,6 @@ def test_permuting_training_rows_permutes_columns(seed, case):
 @given(rows=st.lists(st.integers(0, 24), min_size=1, max_size=8), case=st.sampled_from(PROP_CASES))
 def test_rows_are_independent(rows, case):
     cls, lib, objective, params = case
-    X, y, model, exp, Xq, yq = fitted(cls, lib, objective, **dict(params))
+    X, y, model, exp, Xq, yq = fitted_with_twin(cls, lib, objective, **dict(params))
     rows = np.asarray(rows)
     np.testing.assert_array_equal(exp.transform(Xq[rows], yq[rows]), exp.transform(Xq, yq)[rows])
-
-
-@parametrize_with_checks(
-    [TreeSim(), LeafSim(), InputSim()],
-    expected_failed_checks=lambda est: EXPECTED_FAILURES,
-    xfail_strict=True,
-)
-def test_sklearn_compatible(estimator, check):
-    with threadpool_limits(1):
-        check(estimator)

@@ -13,9 +13,36 @@ from skinfluence.testing import strategies as sfs
 
 
 def test_importing_skinfluence_does_not_import_hypothesis():
-    code = "import sys, skinfluence, skinfluence.cleaning; print('hypothesis' in sys.modules)"
+    code = (
+        "import sys, skinfluence, skinfluence.cleaning, skinfluence.testing, skinfluence.__main__;"
+        "skinfluence.testing.make_model('sklearn_gb', 'binary');"
+        "print('hypothesis' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_testing_exports_the_strategies_on_first_use():
+    import skinfluence.testing as testing
+
+    assert testing.fitted_models is sfs.fitted_models and testing.Dataset is sfs.Dataset
+    assert sfs.available_libraries is testing.available_libraries
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        testing.nope
+
+
+def test_make_model_errors_are_clear(monkeypatch):
+    from skinfluence.testing import make_model
+
+    with pytest.raises(ValueError, match="unknown library 'sklearn_foo'"):
+        make_model("sklearn_foo", "binary")
+    with pytest.raises(ValueError, match="unknown task 'ranking'"):
+        make_model("sklearn_gb", "ranking")
+    with pytest.raises(ValueError, match="sklearn_rf cannot take categorical"):
+        make_model("sklearn_rf", "binary", categorical=True)
+    monkeypatch.setitem(sys.modules, "catboost", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"needs the catboost package \(pip install catboost\)"):
+        make_model("catboost", "binary")
 
 
 def test_available_libraries_lists_installed_ones():

@@ -1,59 +1,24 @@
 """TREX: kernel feature maps against dense numpy, representer reconstruction, the
-influence formula, the shared properties and scikit-learn's checks."""
+influence formula and the shared properties."""
+
+from functools import partial
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.special import expit, softmax
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils.estimator_checks import parametrize_with_checks
-from threadpoolctl import threadpool_limits
 
 from skinfluence._objectives import loss
 from skinfluence._trex import KERNELS, TREX
 
-from .models import make_data, make_model
-from .test_contract import EXPECTED_FAILURES
+from .models import fitted_explainer
+from .reference import assert_top_k, encode_labels
 
-_CACHE = {}
-
-
-@pytest.fixture(autouse=True)
-def _single_threaded_models():
-    """The models' OpenMP pools oversubscribe the 2 CI cores (HistGradientBoosting fits
-    take 15x longer under load); numba threads are not affected."""
-    with threadpool_limits(1):
-        yield
-
-
-def fitted(lib, objective, **params):
-    """(X, y, model, explainer, X_query, y_query), cached per module."""
-    key = (lib, objective, tuple(sorted(params.items())))
-    if key not in _CACHE:
-        X, y = make_data(objective, n=150, seed=1)
-        Xq, yq = make_data(objective, n=25, seed=2)
-        model = (
-            make_model(lib, objective).fit(X, y)
-            if lib != "forest"
-            else _forest(objective).fit(X, y)
-        )
-        exp = TREX(model, **params).fit(X, y)
-        _CACHE[key] = (X, y, model, exp, Xq, yq)
-    return _CACHE[key]
-
-
-def _forest(objective):
-    cls = RandomForestRegressor if objective == "squared_error" else RandomForestClassifier
-    return cls(n_estimators=6, max_depth=4, random_state=0)
-
-
-def _encode(exp, y):
-    if exp.ensemble_.objective == "squared_error":
-        return np.asarray(y, float)
-    return np.searchsorted(exp.classes_, y).astype(float)
+pytestmark = pytest.mark.usefixtures("one_thread")
+fitted = partial(fitted_explainer, TREX)
 
 
 # ------------------------------------------------------------ dense references
@@ -250,7 +215,7 @@ def test_transform_matches_dense_reference(lib, objective, kernel):
     phi_t = exp.kernel_features(X).toarray()
     phi_q = exp.kernel_features(Xq).toarray()
     got = exp.transform(Xq, yq)
-    expected = reference_influence(exp, phi_t, phi_q, _encode(exp, yq), objective)
+    expected = reference_influence(exp, phi_t, phi_q, encode_labels(exp, yq), objective)
     assert got.shape == (len(Xq), len(X)) and got.dtype == np.float64
     np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-12)
     assert np.abs(got).max() > 0
@@ -275,11 +240,7 @@ def test_self_global_topk_consistent(lib, objective, kernel):
     np.testing.assert_allclose(np.diag(full), exp.self_influence(), rtol=1e-9, atol=1e-13)
     M = exp.transform(Xq, yq)
     np.testing.assert_allclose(exp.global_influence(Xq, yq), M.sum(0), rtol=1e-9, atol=1e-12)
-    idx, val = exp.top_k(Xq, yq, k=5)
-    for r in range(len(Xq)):
-        order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:5]
-        np.testing.assert_array_equal(idx[r], order)
-        np.testing.assert_allclose(val[r], M[r, order])
+    assert_top_k(exp, Xq, yq, M, k=5)
 
 
 def test_errors_are_clear():
@@ -330,10 +291,3 @@ def test_results_do_not_depend_on_threads():
     one = TREX(model, n_jobs=1).fit(X, y)
     np.testing.assert_array_equal(one.transform(Xq, yq), exp.transform(Xq, yq))
     np.testing.assert_array_equal(one.self_influence(), exp.self_influence())
-
-
-@parametrize_with_checks(
-    [TREX()], expected_failed_checks=lambda est: EXPECTED_FAILURES, xfail_strict=True
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

@@ -1,21 +1,19 @@
-"""Testing utilities for users of skinfluence: hypothesis strategies.
+"""Testing utilities for users of skinfluence: a model factory and hypothesis strategies.
 
-``skinfluence.testing.strategies`` generates small data sets (regression, binary,
-multiclass; NaN and categorical options) and tiny fitted models of every installed
-library, for property tests of pipelines built on skinfluence. It needs ``hypothesis``;
-``import skinfluence`` does not import this package.
+:func:`make_model` builds a small unfitted model of any supported library whose leaves
+are Newton steps (the tests, the benchmarks and the demo use it). The hypothesis
+strategies of ``skinfluence.testing.strategies`` generate small data sets (regression,
+binary, multiclass; NaN and categorical options) and tiny fitted models of every
+installed library, for property tests of pipelines built on skinfluence; they need
+``hypothesis``, which is imported only when a strategy is first used. ``import
+skinfluence`` does not import this package.
 """
 
-from .strategies import (
-    LIBRARIES,
-    TASKS,
-    Dataset,
-    FittedModel,
-    available_libraries,
-    datasets,
-    fitted_models,
-    models,
-)
+import importlib
+
+from ._models import LIBRARIES, TASKS, available_libraries, make_model
+
+_STRATEGIES = ("Dataset", "FittedModel", "datasets", "fitted_models", "models")
 
 __all__ = [
     "LIBRARIES",
@@ -25,5 +23,13 @@ __all__ = [
     "available_libraries",
     "datasets",
     "fitted_models",
+    "make_model",
     "models",
 ]
+
+
+def __getattr__(name):
+    # the strategies import hypothesis: load them on first use only
+    if name in _STRATEGIES:
+        return getattr(importlib.import_module(".strategies", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

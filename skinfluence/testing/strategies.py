@@ -21,12 +21,13 @@ A property of your own pipeline, checked on tiny models of every installed libra
 >>> test_reconstruction()
 """
 
-import importlib.util
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 from hypothesis import strategies as st
+
+from ._models import LIBRARIES, TASKS, available_libraries, make_model
 
 __all__ = [
     "LIBRARIES",
@@ -39,22 +40,6 @@ __all__ = [
     "models",
 ]
 
-#: Task names: the kinds of target a data set can have.
-TASKS = ("regression", "binary", "multiclass")
-
-#: Library keys understood by :func:`models` and :func:`fitted_models`.
-LIBRARIES = (
-    "sklearn_gb",
-    "sklearn_hgb",
-    "sklearn_rf",
-    "sklearn_et",
-    "lightgbm",
-    "xgboost",
-    "catboost",
-)
-
-_FORESTS = ("sklearn_rf", "sklearn_et")
-_NEEDS = {"lightgbm": "lightgbm", "xgboost": "xgboost", "catboost": "catboost"}
 # libraries whose models take NaN / pandas categorical columns
 _NAN_OK = {"sklearn_hgb", "sklearn_rf", "sklearn_et", "lightgbm", "xgboost", "catboost"}
 _CAT_OK = {"sklearn_hgb", "lightgbm", "xgboost", "catboost"}
@@ -103,35 +88,6 @@ class FittedModel(NamedTuple):
     y: np.ndarray
     task: str
     library: str
-
-
-def available_libraries(forests=True):
-    """The keys of :data:`LIBRARIES` whose package is installed.
-
-    Parameters
-    ----------
-    forests : bool, default=True
-        Include the scikit-learn random forests and extra trees.
-
-    Returns
-    -------
-    libraries : tuple of str
-
-    Examples
-    --------
-    >>> from skinfluence.testing.strategies import available_libraries
-    >>> "sklearn_hgb" in available_libraries()
-    True
-    """
-    out = []
-    for lib in LIBRARIES:
-        if not forests and lib in _FORESTS:
-            continue
-        pkg = _NEEDS.get(lib)
-        if pkg is not None and importlib.util.find_spec(pkg) is None:
-            continue
-        out.append(lib)
-    return tuple(out)
 
 
 def _choice(value, allowed, name):
@@ -263,92 +219,28 @@ def datasets(
     return Dataset(X, y, task, names, with_nan)
 
 
+# each library's tree shape for a drawn depth, besides the depth itself
+_SHAPE = {
+    "sklearn_hgb": {"min_samples_leaf": 3},
+    "lightgbm": {"min_child_samples": 3, "min_data_per_group": 3, "cat_smooth": 1.0},
+    "xgboost": {"tree_method": "hist"},
+}
+
+
 def _estimator(library, task, data, *, n_estimators, depth, learning_rate, seed):
     """An unfitted model of ``library`` for ``task`` suited to ``data``."""
-    clf = task != "regression"
-    cat = bool(data.categorical)
-    if library == "sklearn_gb":
-        from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
-
-        cls = GradientBoostingClassifier if clf else GradientBoostingRegressor
-        return cls(
-            n_estimators=n_estimators,
-            max_depth=depth,
-            learning_rate=learning_rate,
-            random_state=seed,
-        )
-    if library == "sklearn_hgb":
-        from sklearn.ensemble import (
-            HistGradientBoostingClassifier,
-            HistGradientBoostingRegressor,
-        )
-
-        cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(
-            max_iter=n_estimators,
-            max_depth=depth,
-            learning_rate=learning_rate,
-            min_samples_leaf=3,
-            early_stopping=False,
-            random_state=seed,
-            categorical_features="from_dtype" if cat else None,
-        )
-    if library in _FORESTS:
-        from sklearn import ensemble
-
-        kind = "RandomForest" if library == "sklearn_rf" else "ExtraTrees"
-        cls = getattr(ensemble, kind + ("Classifier" if clf else "Regressor"))
-        return cls(n_estimators=n_estimators, max_depth=depth, random_state=seed)
+    shape = {"depth" if library == "catboost" else "max_depth": depth, **_SHAPE.get(library, {})}
     if library == "lightgbm":
-        import lightgbm as lgb
-
-        cls = lgb.LGBMClassifier if clf else lgb.LGBMRegressor
-        return cls(
-            n_estimators=n_estimators,
-            max_depth=depth,
-            num_leaves=2**depth,
-            learning_rate=learning_rate,
-            min_child_samples=3,
-            min_data_per_group=3,
-            cat_smooth=1.0,
-            verbose=-1,
-            n_jobs=1,
-            random_state=seed,
-        )
-    if library == "xgboost":
-        import xgboost as xgb
-
-        cls = xgb.XGBClassifier if clf else xgb.XGBRegressor
-        return cls(
-            n_estimators=n_estimators,
-            max_depth=depth,
-            learning_rate=learning_rate,
-            tree_method="hist",
-            enable_categorical=cat,
-            n_jobs=1,
-            random_state=seed,
-        )
-    if library == "catboost":
-        import catboost as cb
-
-        common = {
-            "iterations": n_estimators,
-            "depth": depth,
-            "learning_rate": learning_rate,
-            "leaf_estimation_iterations": 1,
-            "leaf_estimation_method": "Newton",
-            "thread_count": 1,
-            "verbose": 0,
-            "allow_writing_files": False,
-            "random_seed": seed,
-        }
-        if cat:
-            common.update(cat_features=list(data.categorical), one_hot_max_size=255)
-        if not clf:
-            return cb.CatBoostRegressor(**common)
-        loss = "Logloss" if task == "binary" else "MultiClass"
-        return cb.CatBoostClassifier(loss_function=loss, **common)
-    raise ValueError(f"unknown library {library!r}; choose from {LIBRARIES}")
+        shape["num_leaves"] = 2**depth
+    return make_model(
+        library,
+        task,
+        n_estimators=n_estimators,
+        learning_rate=learning_rate,
+        random_state=seed,
+        categorical=data.categorical,
+        **shape,
+    )
 
 
 def _compatible(library, data):

@@ -1,0 +1,208 @@
+"""One factory of small unfitted models of every supported library.
+
+The tests, the benchmarks, the demo (``python -m skinfluence``) and the hypothesis
+strategies all build their models here, so that what a library needs for its leaves to
+be single Newton steps, its quiet and thread settings and the names of its parameters
+are written once. Optional libraries are imported only when a model of theirs is asked
+for. Needs neither pytest nor hypothesis.
+"""
+
+import importlib
+import importlib.util
+
+__all__ = ["LIBRARIES", "TASKS", "available_libraries", "make_model"]
+
+#: Task names: the kinds of target a data set can have.
+TASKS = ("regression", "binary", "multiclass")
+
+#: Library keys understood by :func:`make_model`.
+LIBRARIES = (
+    "sklearn_gb",
+    "sklearn_hgb",
+    "sklearn_rf",
+    "sklearn_et",
+    "lightgbm",
+    "xgboost",
+    "catboost",
+)
+
+_FORESTS = ("sklearn_rf", "sklearn_et")
+_SKLEARN = "sklearn.ensemble"
+
+# library: (module, regressor class, classifier class)
+_CLASSES = {
+    "sklearn_gb": (_SKLEARN, "GradientBoostingRegressor", "GradientBoostingClassifier"),
+    "sklearn_hgb": (_SKLEARN, "HistGradientBoostingRegressor", "HistGradientBoostingClassifier"),
+    "sklearn_rf": (_SKLEARN, "RandomForestRegressor", "RandomForestClassifier"),
+    "sklearn_et": (_SKLEARN, "ExtraTreesRegressor", "ExtraTreesClassifier"),
+    "lightgbm": ("lightgbm", "LGBMRegressor", "LGBMClassifier"),
+    "xgboost": ("xgboost", "XGBRegressor", "XGBClassifier"),
+    "catboost": ("catboost", "CatBoostRegressor", "CatBoostClassifier"),
+}
+
+# library: names of (number of trees, learning rate, seed, threads); None: no such parameter
+_NAMES = {
+    "sklearn_gb": ("n_estimators", "learning_rate", "random_state", None),
+    "sklearn_hgb": ("max_iter", "learning_rate", "random_state", None),
+    "sklearn_rf": ("n_estimators", None, "random_state", None),
+    "sklearn_et": ("n_estimators", None, "random_state", None),
+    "lightgbm": ("n_estimators", "learning_rate", "random_state", "n_jobs"),
+    "xgboost": ("n_estimators", "learning_rate", "random_state", "n_jobs"),
+    "catboost": ("iterations", "learning_rate", "random_seed", "thread_count"),
+}
+
+# settings every model of the library gets: no early stopping, one Newton step per leaf
+# (CatBoost's default for its gradient losses, written out), no console or file output
+_FIXED = {
+    "sklearn_hgb": {"early_stopping": False},
+    "lightgbm": {"verbose": -1},
+    "catboost": {
+        "leaf_estimation_iterations": 1,
+        "leaf_estimation_method": "Newton",
+        "verbose": 0,
+        "allow_writing_files": False,
+    },
+}
+
+_CATBOOST_LOSS = {"binary": "Logloss", "multiclass": "MultiClass"}
+
+
+def available_libraries(forests=True):
+    """The keys of :data:`LIBRARIES` whose package is installed.
+
+    Parameters
+    ----------
+    forests : bool, default=True
+        Include the scikit-learn random forests and extra trees.
+
+    Returns
+    -------
+    libraries : tuple of str
+
+    Examples
+    --------
+    >>> from skinfluence.testing import available_libraries
+    >>> "sklearn_hgb" in available_libraries()
+    True
+    """
+    out = []
+    for lib in LIBRARIES:
+        if not forests and lib in _FORESTS:
+            continue
+        module = _CLASSES[lib][0]
+        if module != _SKLEARN and importlib.util.find_spec(module) is None:
+            continue
+        out.append(lib)
+    return tuple(out)
+
+
+def _categorical(library, categorical):
+    """The library's settings for data with (or explicitly without) categorical columns."""
+    if categorical is None:
+        return {}
+    on = bool(categorical)
+    if library == "sklearn_hgb":
+        return {"categorical_features": "from_dtype" if on else None}
+    if library == "xgboost":
+        return {"enable_categorical": on}
+    if library == "catboost":
+        if not on:
+            return {}
+        names = {} if categorical is True else {"cat_features": list(categorical)}
+        return {**names, "one_hot_max_size": 255}
+    if on and library != "lightgbm":  # LightGBM reads pandas categories by itself
+        raise ValueError(f"{library} cannot take categorical columns")
+    return {}
+
+
+def _estimator_class(library, classifier):
+    module, regressor, classifier_name = _CLASSES[library]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"a {library} model needs the {module} package (pip install {module})"
+        ) from exc
+    return getattr(mod, classifier_name if classifier else regressor)
+
+
+def make_model(
+    library,
+    task,
+    *,
+    n_estimators=8,
+    learning_rate=0.3,
+    random_state=0,
+    n_jobs=1,
+    categorical=None,
+    **params,
+):
+    """An unfitted model of ``library`` for ``task`` whose leaves are Newton steps.
+
+    The factory sets what every caller needs: the classifier or regressor class, the
+    library's names for the number of trees, learning rate, seed and threads, no early
+    stopping (HistGradientBoosting), one Newton step per leaf and the loss of the task
+    (CatBoost), and no console or file output. The trees' shape (depth, leaves,
+    regularization) is the caller's choice, passed in the library's own names.
+
+    Parameters
+    ----------
+    library : str
+        One of :data:`LIBRARIES`.
+    task : {"regression", "binary", "multiclass"}
+        The kind of target.
+    n_estimators : int, default=8
+        Number of boosting rounds (trees, for the forests).
+    learning_rate : float or None, default=0.3
+        Shrinkage; ``None`` keeps the library's default. Forests have none.
+    random_state : int, default=0
+        Seed of the library's randomness.
+    n_jobs : int or None, default=1
+        Threads of LightGBM, XGBoost and CatBoost; ``None`` keeps the library's
+        default. The scikit-learn models keep theirs (limit OpenMP with threadpoolctl).
+    categorical : bool, sequence of str or None, default=None
+        Whether the data has pandas ``category`` columns: switches on
+        (``True`` or a non-empty sequence of column names) or off (``False`` or
+        empty) HistGradientBoosting's ``categorical_features="from_dtype"``, XGBoost's
+        ``enable_categorical`` and CatBoost's one-hot encoding of up to 255 levels; a
+        sequence also gives CatBoost its ``cat_features``. ``None`` sets nothing.
+        GradientBoosting and the forests take no categorical columns.
+    **params
+        Further keyword arguments of the library's estimator, passed as given (they
+        override the settings above).
+
+    Returns
+    -------
+    estimator
+        Unfitted.
+
+    Raises
+    ------
+    ImportError
+        If the library is not installed.
+    ValueError
+        If the library or the task is unknown, or the library cannot take categorical
+        columns.
+
+    Examples
+    --------
+    >>> from skinfluence.testing import make_model
+    >>> make_model("sklearn_hgb", "binary", max_leaf_nodes=8)
+    HistGradientBoostingClassifier(early_stopping=False, learning_rate=0.3, max_iter=8,
+                                   max_leaf_nodes=8, random_state=0)
+    """
+    if library not in _CLASSES:
+        raise ValueError(f"unknown library {library!r}; choose from {LIBRARIES}")
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
+    classifier = task != "regression"
+    trees, rate, seed, threads = _NAMES[library]
+    kwargs = {trees: n_estimators, seed: random_state, **_FIXED.get(library, {})}
+    if rate is not None and learning_rate is not None:
+        kwargs[rate] = learning_rate
+    if threads is not None and n_jobs is not None:
+        kwargs[threads] = n_jobs
+    if library == "catboost" and classifier:
+        kwargs["loss_function"] = _CATBOOST_LOSS[task]
+    kwargs.update(_categorical(library, categorical), **params)
+    return _estimator_class(library, classifier)(**kwargs)
