@@ -14,23 +14,14 @@ import numpy as np
 
 from . import BoostIn
 from .datasets import DATASETS, load_dataset
-from .testing import make_model
+from .testing import TYPICAL_SHAPES, fit_native, make_model, native_input, native_labels
 
-LIBRARIES = ("sklearn", "lightgbm", "xgboost", "catboost")
-
-
-# the demo's library keys and tree shapes (about 31 leaves)
-_MODELS = {
-    "sklearn": ("sklearn_hgb", {"max_leaf_nodes": 31}),
-    "lightgbm": ("lightgbm", {"num_leaves": 31}),
-    "xgboost": ("xgboost", {"max_depth": 5, "tree_method": "hist"}),
-    "catboost": ("catboost", {"depth": 5}),
-}
+# the demo's choices of library ("sklearn": HistGradientBoosting) -> factory keys
+_LIBRARY_KEYS = {key.split("_")[0]: key for key in TYPICAL_SHAPES}
 
 
-def _model(library, task, seed, n_trees):
+def _model(key, task, seed, n_trees):
     """The demo's unfitted model: the library's own thread count, categorical columns."""
-    key, shape = _MODELS[library]
     return make_model(
         key,
         task,
@@ -39,26 +30,8 @@ def _model(library, task, seed, n_trees):
         random_state=seed,
         n_jobs=None,
         categorical=True,
-        **shape,
+        **TYPICAL_SHAPES[key],
     )
-
-
-def _model_input(library, X):
-    """CatBoost takes categorical columns as strings; the others as pandas categories."""
-    if library != "catboost":
-        return X, []
-    cats = [c for c in X.columns if str(X[c].dtype) == "category"]
-    Xc = X.copy()
-    for c in cats:  # missing categories become their own string
-        Xc[c] = Xc[c].astype(object).where(Xc[c].notna(), "missing").astype(str)
-    return Xc, cats
-
-
-def _fit(model, library, X, y):
-    Xm, cats = _model_input(library, X)
-    if cats:
-        return model.fit(Xm, y, cat_features=cats), Xm
-    return model.fit(Xm, y), Xm
 
 
 def _load(args):
@@ -104,7 +77,7 @@ def _parser():
     )
     p.add_argument("--csv", help="your own CSV file instead of a bundled data set")
     p.add_argument("--target", help="target column of --csv")
-    p.add_argument("--library", default="sklearn", choices=LIBRARIES)
+    p.add_argument("--library", default="sklearn", choices=list(_LIBRARY_KEYS))
     p.add_argument("--derivative", default="published", choices=["published", "exact"])
     p.add_argument("--queries", type=int, default=2, help="test predictions to explain")
     p.add_argument("--noise", type=float, default=0.1, help="fraction of labels to flip")
@@ -123,8 +96,7 @@ def _split(args):
     if args.quick:
         keep = np.random.default_rng(args.seed).permutation(len(y))[:1000]
         X, y = X.iloc[np.sort(keep)].reset_index(drop=True), y[np.sort(keep)]
-    if args.library == "xgboost" and task != "regression":
-        y = np.searchsorted(np.unique(y), y)  # XGBClassifier takes labels 0..K-1 only
+    y = native_labels(_LIBRARY_KEYS[args.library], task, y)
     strat = y if task != "regression" else None
     Xtr, Xte, ytr, yte = train_test_split(
         X, y, test_size=0.25, random_state=args.seed, stratify=strat
@@ -201,11 +173,13 @@ def main(argv=None):
         f"model: {args.library}"
     )
 
+    key = _LIBRARY_KEYS[args.library]
+
     def fit(X, y):
-        return _fit(_model(args.library, task, args.seed, n_trees), args.library, X, y)
+        return fit_native(_model(key, task, args.seed, n_trees), key, X, y)
 
     model, Xtr_m = fit(Xtr, ytr)
-    Xte_m = _model_input(args.library, Xte)[0]
+    Xte_m = native_input(key, Xte)[0]
     exp = BoostIn(model, derivative=args.derivative, verbose=1).fit(Xtr_m, ytr)
     _explain(exp, model, Xtr, ytr, Xte_m, yte, args.queries)
     if task != "regression" and args.noise > 0:

@@ -11,20 +11,33 @@ skinfluence`` does not import this package.
 
 import importlib
 
-from ._models import LIBRARIES, TASKS, available_libraries, make_model
+from ._models import (
+    LIBRARIES,
+    TASKS,
+    TYPICAL_SHAPES,
+    available_libraries,
+    fit_native,
+    make_model,
+    native_input,
+    native_labels,
+)
 
 _STRATEGIES = ("Dataset", "FittedModel", "datasets", "fitted_models", "models")
 
 __all__ = [
     "LIBRARIES",
     "TASKS",
+    "TYPICAL_SHAPES",
     "Dataset",
     "FittedModel",
     "available_libraries",
     "datasets",
+    "fit_native",
     "fitted_models",
     "make_model",
     "models",
+    "native_input",
+    "native_labels",
 ]
 
 

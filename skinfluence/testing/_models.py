@@ -10,7 +10,16 @@ for. Needs neither pytest nor hypothesis.
 import importlib
 import importlib.util
 
-__all__ = ["LIBRARIES", "TASKS", "available_libraries", "make_model"]
+__all__ = [
+    "LIBRARIES",
+    "TASKS",
+    "TYPICAL_SHAPES",
+    "available_libraries",
+    "fit_native",
+    "make_model",
+    "native_input",
+    "native_labels",
+]
 
 #: Task names: the kinds of target a data set can have.
 TASKS = ("regression", "binary", "multiclass")
@@ -25,6 +34,14 @@ LIBRARIES = (
     "xgboost",
     "catboost",
 )
+
+#: A typical tree shape (about 31 leaves) of each boosting library, in its own names.
+TYPICAL_SHAPES = {
+    "sklearn_hgb": {"max_leaf_nodes": 31},
+    "lightgbm": {"num_leaves": 31},
+    "xgboost": {"max_depth": 5, "tree_method": "hist"},
+    "catboost": {"depth": 5},
+}
 
 _FORESTS = ("sklearn_rf", "sklearn_et")
 _SKLEARN = "sklearn.ensemble"
@@ -206,3 +223,38 @@ def make_model(
         kwargs["loss_function"] = _CATBOOST_LOSS[task]
     kwargs.update(_categorical(library, categorical), **params)
     return _estimator_class(library, classifier)(**kwargs)
+
+
+def native_input(library, X):
+    """``X`` (a DataFrame) as ``library`` takes categorical columns, and their names.
+
+    CatBoost takes categorical columns as strings (missing values become the string
+    ``"missing"``) named in ``cat_features``; the other libraries take pandas
+    ``category`` columns as they are (returned unchanged, with no names).
+    """
+    if library != "catboost":
+        return X, []
+    cats = [c for c in X.columns if str(X[c].dtype) == "category"]
+    Xc = X.copy()
+    for c in cats:  # missing categories become their own string
+        Xc[c] = Xc[c].astype(object).where(Xc[c].notna(), "missing").astype(str)
+    return Xc, cats
+
+
+def native_labels(library, task, y):
+    """Class labels as ``library``'s classifier takes them: XGBoost's need ``0..K-1``
+    (the labels' ranks); every other library, and any regression target, as given."""
+    if library == "xgboost" and task != "regression":
+        import numpy as np
+
+        return np.searchsorted(np.unique(y), y)
+    return y
+
+
+def fit_native(model, library, X, y):
+    """Fit ``model`` of ``library`` on the DataFrame ``X`` in the form it takes
+    (:func:`native_input`); returns the fitted model and that form of ``X``."""
+    Xm, cats = native_input(library, X)
+    if cats:
+        return model.fit(Xm, y, cat_features=cats), Xm
+    return model.fit(Xm, y), Xm
