@@ -16,7 +16,7 @@ from . import BoostIn
 from .datasets import DATASETS, load_dataset
 from .testing import TYPICAL_SHAPES, fit_native, make_model, native_input, native_labels
 
-# the demo's choices of library ("sklearn": HistGradientBoosting) -> factory keys
+# the demo's --library choices -> the factory's keys ("sklearn": its histogram model)
 _LIBRARY_KEYS = {key.split("_")[0]: key for key in TYPICAL_SHAPES}
 
 
