@@ -359,7 +359,6 @@ def _from_gradient_boosting(model, X):
             paths.append(tpaths)
             n_internal.append(ni)
     n_leaves = [len(v) for v in values]
-    path_indptr, path_nodes, node_offsets = paths_to_csr(paths, n_internal)
 
     bias, bias_note = _gb_bias(model, X, K)
 
@@ -380,8 +379,33 @@ def _from_gradient_boosting(model, X):
         )
 
     T = n_rounds * K
+    return _boosting_ensemble(
+        model,
+        objective,
+        K,
+        n_leaves,
+        bias,
+        paths_to_csr(paths, n_internal),
+        leaf_values=np.concatenate(values) if values else np.zeros(0),
+        learning_rates=np.full(T, lr),
+        l2=0.0,
+        router=_ApplyRouter(model, maps, validate=True),
+        multiclass_factor=K / (K - 1.0) if objective == "multiclass" else 1.0,
+        leaf_stats=np.concatenate(stats) if stats else np.zeros(0),
+        breaking_settings=tuple(breaking),
+        notes={"bias": bias_note, "loss": loss},
+    )
+
+
+def _boosting_ensemble(model, objective, K, n_leaves, bias, paths, **fields):
+    """The :class:`TreeEnsemble` of a scikit-learn boosting model: what GradientBoosting
+    and HistGradientBoosting share (raw scores from ``decision_function`` or
+    ``predict`` and their staged forms, classes, leaf statistics as row counts), plus
+    the model-specific ``fields``."""
+    classifier = objective != "squared_error"
     method = "decision_function" if classifier else "predict"
     staged = "staged_decision_function" if classifier else "staged_predict"
+    path_indptr, path_nodes, node_offsets = paths
     return TreeEnsemble(
         library="sklearn",
         library_version=sklearn.__version__,
@@ -390,23 +414,16 @@ def _from_gradient_boosting(model, X):
         tree_type="gbdt",
         n_outputs=K,
         leaf_offsets=_offsets(n_leaves),
-        leaf_values=np.concatenate(values) if values else np.zeros(0),
-        learning_rates=np.full(T, lr),
         bias=bias,
-        l2=0.0,
-        router=_ApplyRouter(model, maps, validate=True),
         raw_predictor=_MethodPredictor(model, method),
-        multiclass_factor=K / (K - 1.0) if objective == "multiclass" else 1.0,
         classes=_classes_of(model),
         n_features_in=int(model.n_features_in_),
-        leaf_stats=np.concatenate(stats) if stats else np.zeros(0),
         leaf_stats_kind="count",
-        breaking_settings=tuple(breaking),
         path_indptr=path_indptr,
         path_nodes=path_nodes,
         node_offsets=node_offsets,
         staged_raw_predictor=_StagedPredictor(model, staged, bias),
-        notes={"bias": bias_note, "loss": loss},
+        **fields,
     )
 
 
@@ -608,39 +625,25 @@ def _from_hist_gradient_boosting(model, X):
     _hgb_guard(model)
     objective, loss, K = _hgb_loss(model)
     arrays, values, counts, paths, n_internal, n_leaves = _hgb_flatten(model, K)
-    path_indptr, path_nodes, node_offsets = paths_to_csr(paths, n_internal)
     baseline = np.asarray(model._baseline_prediction, dtype=np.float64).ravel()
     bias = np.full(K, baseline[0]) if baseline.size == 1 else baseline
-    classifier = objective != "squared_error"
-    method = "decision_function" if classifier else "predict"
-    staged = "staged_decision_function" if classifier else "staged_predict"
-    return TreeEnsemble(
-        library="sklearn",
-        library_version=sklearn.__version__,
-        model_name=type(model).__name__,
-        objective=objective,
-        tree_type="gbdt",
-        n_outputs=K,
-        leaf_offsets=_offsets(n_leaves),
+    return _boosting_ensemble(
+        model,
+        objective,
+        K,
+        n_leaves,
+        bias,
+        paths_to_csr(paths, n_internal),
         leaf_values=values,
         learning_rates=np.full(len(n_leaves), float(model.learning_rate)),
-        bias=bias,
         l2=float(model.l2_regularization),
         router=_HGBRouter(model, arrays),
-        raw_predictor=_MethodPredictor(model, method),
         multiclass_factor=1.0,
         # a root the grower never splits keeps its initial value 0 (TreeGrower gives
         # values to children only): no Newton step, no dependence on the rows
         constant_tree=np.asarray(n_leaves) == 1,
-        classes=_classes_of(model),
-        n_features_in=int(model.n_features_in_),
         leaf_stats=counts,
-        leaf_stats_kind="count",
         breaking_settings=tuple(_hgb_breaking_settings(model)),
-        path_indptr=path_indptr,
-        path_nodes=path_nodes,
-        node_offsets=node_offsets,
-        staged_raw_predictor=_StagedPredictor(model, staged, bias),
         notes={
             "bias": "_baseline_prediction",
             "loss": loss,
