@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 import skinfluence
 from skinfluence import LeafModelError, ReconstructionError, UnsupportedModelError
-from skinfluence._adapters._sklearn_routing import hgb_apply
+from skinfluence._adapters._sklearn_routing import HGBNodes, hgb_apply, nodes_of
 from skinfluence.datasets import load_dataset
 
 pd = pytest.importorskip("pandas")
@@ -177,22 +177,7 @@ def _reference_hgb(model, Xp):
 
 def _hgb_kernel(ens, Xp):
     a = ens.router.arrays
-    return hgb_apply(
-        np.ascontiguousarray(Xp, dtype=np.float64),
-        a["tree_offsets"],
-        a["left"],
-        a["right"],
-        a["feature"],
-        a["threshold"],
-        a["missing_left"],
-        a["is_leaf"],
-        a["is_cat"],
-        a["bitset_row"],
-        a["leaf_index"],
-        a["left_bitsets"],
-        a["known_bitsets"],
-        a["cat_map"],
-    )
+    return hgb_apply(np.ascontiguousarray(Xp, dtype=np.float64), nodes_of(a))
 
 
 @settings(max_examples=10, deadline=None)
@@ -253,19 +238,21 @@ def test_hgb_kernel_hand_built_categorical_tree():
     X = np.array([[1.0], [3.0], [0.0], [4.0], [2.9], [5.0], [-1.0], [np.nan], [3.5], [256.0]])
     out = hgb_apply(
         X,
-        np.array([0, 3]),
-        np.array([1, 0, 0]),
-        np.array([2, 0, 0]),
-        np.zeros(3, dtype=np.int64),
-        np.zeros(3),
-        np.zeros(3, dtype=np.uint8),
-        np.array([0, 1, 1], dtype=np.uint8),
-        np.array([1, 0, 0], dtype=np.uint8),
-        np.zeros(3, dtype=np.int64),
-        np.array([-1, 0, 1], dtype=np.int32),
-        left_bits,
-        known,
-        np.zeros(1, dtype=np.int64),
+        HGBNodes(
+            np.array([0, 3]),
+            np.array([1, 0, 0]),
+            np.array([2, 0, 0]),
+            np.zeros(3, dtype=np.int64),
+            np.zeros(3),
+            np.zeros(3, dtype=np.uint8),
+            np.array([0, 1, 1], dtype=np.uint8),
+            np.array([1, 0, 0], dtype=np.uint8),
+            np.zeros(3, dtype=np.int64),
+            np.array([-1, 0, 1], dtype=np.int32),
+            left_bits,
+            known,
+            np.zeros(1, dtype=np.int64),
+        ),
     )
     # 2.9 -> 2 (right), 3.5 -> 3 (left), unknown/negative/NaN/256 -> missing (right)
     np.testing.assert_array_equal(out[:, 0], [0, 0, 1, 1, 1, 1, 1, 1, 0, 1])

@@ -30,7 +30,7 @@ from ._base import (
     paths_to_csr,
     remap_leaves,
 )
-from ._sklearn_routing import hgb_apply
+from ._sklearn_routing import hgb_apply, nodes_of
 
 __all__ = ["to_ensemble", "is_fitted", "refit_template", "default_model", "SUPPORTED_SKLEARN"]
 
@@ -224,22 +224,7 @@ class _HGBRouter:
                 f"the preprocessed input has shape {Xp.shape}, the model expects "
                 f"{a['n_features']} columns"
             )
-        return hgb_apply(
-            Xp,
-            a["tree_offsets"],
-            a["left"],
-            a["right"],
-            a["feature"],
-            a["threshold"],
-            a["missing_left"],
-            a["is_leaf"],
-            a["is_cat"],
-            a["bitset_row"],
-            a["leaf_index"],
-            a["left_bitsets"],
-            a["known_bitsets"],
-            a["cat_map"],
-        )
+        return hgb_apply(Xp, nodes_of(a))
 
 
 class _MethodPredictor:

@@ -20,9 +20,34 @@ negative value, a value of 256 or more and a category that the feature's known-c
 bitset does not contain; a known category goes left iff it is in the split's bitset.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .._kernels._jit import njit, njit_parallel, prange
+
+
+class HGBNodes(NamedTuple):
+    """The flattened node arrays of all trees (described in the module docstring)."""
+
+    tree_offsets: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    missing_left: np.ndarray
+    is_leaf: np.ndarray
+    is_cat: np.ndarray
+    bitset_row: np.ndarray
+    leaf_index: np.ndarray
+    left_bitsets: np.ndarray
+    known_bitsets: np.ndarray
+    cat_map: np.ndarray
+
+
+def nodes_of(arrays):
+    """The :class:`HGBNodes` of a dict holding (at least) an array of each field."""
+    return HGBNodes(*(arrays[name] for name in HGBNodes._fields))
 
 
 @njit
@@ -31,22 +56,11 @@ def _in_bitset(bitsets, row, cat):
 
 
 @njit
-def _leaf_of_row(
-    X,
-    i,
-    root,
-    left,
-    right,
-    feature,
-    threshold,
-    missing_left,
-    is_leaf,
-    is_cat,
-    bitset_row,
-    left_bitsets,
-    known_bitsets,
-    cat_map,
-):
+def _leaf_of_row(X, i, root, nodes):
+    left, right, feature, threshold = nodes.left, nodes.right, nodes.feature, nodes.threshold
+    missing_left, is_leaf, is_cat = nodes.missing_left, nodes.is_leaf, nodes.is_cat
+    bitset_row, left_bitsets = nodes.bitset_row, nodes.left_bitsets
+    known_bitsets, cat_map = nodes.known_bitsets, nodes.cat_map
     node = root
     while not is_leaf[node]:
         x = X[i, feature[node]]
@@ -72,47 +86,17 @@ def _leaf_of_row(
 
 
 @njit_parallel
-def hgb_apply(
-    X,
-    tree_offsets,
-    left,
-    right,
-    feature,
-    threshold,
-    missing_left,
-    is_leaf,
-    is_cat,
-    bitset_row,
-    leaf_index,
-    left_bitsets,
-    known_bitsets,
-    cat_map,
-):
+def hgb_apply(X, nodes):
     """Local leaf index of every row of ``X`` in every tree: ``(n, T)`` int32.
 
     ``X`` is the model's preprocessed input, float64 ``(n, n_features)``. Parallel over
     rows; each row writes only its own output row.
     """
     n = X.shape[0]
-    n_trees = tree_offsets.shape[0] - 1
+    n_trees = nodes.tree_offsets.shape[0] - 1
     out = np.empty((n, n_trees), dtype=np.int32)
     for i in prange(n):
         for t in range(n_trees):
-            node = _leaf_of_row(
-                X,
-                i,
-                tree_offsets[t],
-                left,
-                right,
-                feature,
-                threshold,
-                missing_left,
-                is_leaf,
-                is_cat,
-                bitset_row,
-                left_bitsets,
-                known_bitsets,
-                cat_map,
-            )
-            out[i, t] = leaf_index[node]
+            node = _leaf_of_row(X, i, nodes.tree_offsets[t], nodes)
+            out[i, t] = nodes.leaf_index[node]
     return out
