@@ -373,13 +373,6 @@ class LossInfluence(BaseInfluence):
     (5,)
     """
 
-    def __init__(
-        self, estimator=None, *, dtype=np.float64, chunk_memory_mb=256, n_jobs=None, verbose=0
-    ):
-        super().__init__(
-            estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose
-        )
-
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
         ens = self.ensemble_
         raw = ens.raw_from_leaves(leaves)

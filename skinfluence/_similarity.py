@@ -301,13 +301,6 @@ class LeafSim(_TreeSimilarity):
     (1, 3)
     """
 
-    def __init__(
-        self, estimator=None, *, dtype=np.float64, chunk_memory_mb=256, n_jobs=None, verbose=0
-    ):
-        super().__init__(
-            estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose
-        )
-
     def _kernel_code(self):
         return "lpw"
 

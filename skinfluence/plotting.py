@@ -47,6 +47,15 @@ def _mean_by(x, y):
     return xs, np.array([np.nanmean(y[x == v]) for v in xs])
 
 
+def _labelled(ax, results, xlabel, ylabel):
+    """Set the axis labels, and a legend when the results are named."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if any(k is not None for k in _named(results)):
+        ax.legend()
+    return ax
+
+
 def plot_edit_curve(results, *, metric="loss", ax=None):
     """Mean ``metric`` per edited fraction (single-query or set protocols).
 
@@ -78,11 +87,7 @@ def plot_edit_curve(results, *, metric="loss", ax=None):
         cols = _columns(res)
         x, y = _mean_by(cols["fraction"], np.asarray(cols[metric], dtype=float))
         ax.plot(100 * x, y, marker="o", label=label)
-    ax.set_xlabel("training rows edited (%)")
-    ax.set_ylabel(f"mean {metric}")
-    if any(k is not None for k in _named(results)):
-        ax.legend()
-    return ax
+    return _labelled(ax, results, "training rows edited (%)", f"mean {metric}")
 
 
 def plot_counterfactual(results, *, ax=None):
@@ -118,11 +123,7 @@ def plot_counterfactual(results, *, ax=None):
         grid = np.unique(np.concatenate([[0.0], frac[flipped]]))
         share = [np.mean(flipped & (frac <= g)) if len(frac) else np.nan for g in grid]
         ax.step(100 * grid, share, where="post", label=label)
-    ax.set_xlabel("training rows relabelled (%)")
-    ax.set_ylabel("predictions flipped")
-    if any(k is not None for k in _named(results)):
-        ax.legend()
-    return ax
+    return _labelled(ax, results, "training rows relabelled (%)", "predictions flipped")
 
 
 def plot_noise_detection(results, *, metric="fraction_found", ax=None):
@@ -156,11 +157,7 @@ def plot_noise_detection(results, *, metric="fraction_found", ax=None):
         area = _attrs(res).get("detection_area")
         name = label if label is None or area is None else f"{label} (area {area:.2f})"
         ax.plot(100 * cols["fraction"], cols[metric], marker="o", label=name)
-    ax.set_xlabel("training rows checked (%)")
-    ax.set_ylabel(metric)
-    if any(k is not None for k in _named(results)):
-        ax.legend()
-    return ax
+    return _labelled(ax, results, "training rows checked (%)", metric)
 
 
 def plot_query_scores(results, *, column, ax=None):

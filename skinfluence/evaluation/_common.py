@@ -174,6 +174,19 @@ def _apply_edit(X, y, edit, mean_row):
     return X, y
 
 
+def _edit_job(edit, top, labels, k):
+    """The edit of the first ``k`` rows of ``top``: ``"remove"`` drops them, the others
+    relabel them to ``labels[:k]`` and ``"poison"`` also gives them the training-mean
+    features (see :func:`_apply_edit`)."""
+    idx = top[:k]
+    if edit == "remove":
+        return {"drop": idx}
+    job = {"relabel": (idx, labels[:k])}
+    if edit == "poison":
+        job["poison"] = idx
+    return job
+
+
 def _random_labels(rng, y, task, n, different_from=None):
     """Random labels: uniform over the label set (or over the classes other than
     ``different_from``), or Uniform[min y, max y] for regression."""

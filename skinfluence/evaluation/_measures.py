@@ -174,11 +174,24 @@ def _pearson_columns(a, b):
     return np.where(den > 0, r, np.nan)
 
 
-def _influence_matrix(influence, model, X, y, Xq, yq):
-    if _is_explainer(influence):
-        exp = _fitted_explainer(influence, model, X, y)
-        return exp.transform(Xq, yq)
-    return np.asarray(influence, dtype=np.float64)
+def _influence_matrix(influence, estimator, X_train, y_train, X_query, y_query):
+    """The ``(n_query, n_train)`` influence: given as an array, or computed by an explainer
+    of the model refit on the full training set."""
+    if not _is_explainer(influence):
+        return np.asarray(influence, dtype=np.float64)
+    template, _, _, _, y = _prepare(estimator, X_train, y_train)
+    exp = _fitted_explainer(influence, _fit(template, X_train, y), X_train, y)
+    return exp.transform(X_query, np.asarray(y_query))
+
+
+def _per_query_result(protocol, column, values, **attrs):
+    """One row per query (``query``, ``column``); ``attrs["mean_<column>"]`` is the
+    NaN-ignoring mean over queries."""
+    mean = float(np.nanmean(values)) if np.any(np.isfinite(values)) else np.nan
+    return _to_result(
+        {"query": np.arange(len(values)), column: values},
+        {"protocol": protocol, f"mean_{column}": mean, **attrs},
+    )
 
 
 def linear_datamodeling_score(
@@ -251,13 +264,7 @@ def linear_datamodeling_score(
             n_jobs=n_jobs,
             verbose=verbose,
         )
-    if _is_explainer(influence):
-        template, _, _, _, y = _prepare(estimator, X_train, y_train)
-        M = _influence_matrix(
-            influence, _fit(template, X_train, y), X_train, y, X_query, np.asarray(y_query)
-        )
-    else:
-        M = np.asarray(influence, dtype=np.float64)
+    M = _influence_matrix(influence, estimator, X_train, y_train, X_query, y_query)
     masks = np.asarray(subsets.masks, dtype=np.float64)
     if M.ndim != 2 or M.shape != (subsets.outputs.shape[1], masks.shape[1]):
         raise ValueError(
@@ -267,16 +274,7 @@ def linear_datamodeling_score(
     sign = -1.0 if subsets.output == "loss" else 1.0
     pred = sign * masks @ _unit_scale(M, 1).T  # (n_subsets, n_query)
     lds = _spearman_columns(pred, subsets.outputs)
-    mean = float(np.nanmean(lds)) if np.any(np.isfinite(lds)) else np.nan
-    return _to_result(
-        {"query": np.arange(len(lds)), "lds": lds},
-        {
-            "protocol": "lds",
-            "mean_lds": mean,
-            "output": subsets.output,
-            "n_subsets": masks.shape[0],
-        },
-    )
+    return _per_query_result("lds", "lds", lds, output=subsets.output, n_subsets=masks.shape[0])
 
 
 def loo_deltas(
@@ -400,13 +398,7 @@ def loo_correlation(
             n_jobs=n_jobs,
             verbose=verbose,
         )
-    if _is_explainer(influence):
-        template, _, _, _, y = _prepare(estimator, X_train, y_train)
-        M = _influence_matrix(
-            influence, _fit(template, X_train, y), X_train, y, X_query, np.asarray(y_query)
-        )
-    else:
-        M = np.asarray(influence, dtype=np.float64)
+    M = _influence_matrix(influence, estimator, X_train, y_train, X_query, y_query)
     if M.ndim != 2 or M.shape[0] != deltas.deltas.shape[0]:
         raise ValueError(
             f"influence must have {deltas.deltas.shape[0]} query rows, got shape {M.shape}"
@@ -414,13 +406,6 @@ def loo_correlation(
     a = M[:, deltas.rows].T
     b = deltas.deltas.T
     corr = _spearman_columns(a, b) if method == "spearman" else _pearson_columns(a, b)
-    mean = float(np.nanmean(corr)) if np.any(np.isfinite(corr)) else np.nan
-    return _to_result(
-        {"query": np.arange(len(corr)), "correlation": corr},
-        {
-            "protocol": "loo_correlation",
-            "mean_correlation": mean,
-            "method": method,
-            "n_rows": len(deltas.rows),
-        },
+    return _per_query_result(
+        "loo_correlation", "correlation", corr, method=method, n_rows=len(deltas.rows)
     )

@@ -8,6 +8,7 @@ from skinfluence._parallel import base_seed
 from skinfluence.evaluation._common import (
     _check_fractions,
     _descending,
+    _edit_job,
     _fit,
     _fitted_explainer,
     _is_explainer,
@@ -57,6 +58,17 @@ def split_validation(X_test, y_test, *, validation_size=0.1, task=None, random_s
         X_test, y_test, train_size=validation_size, stratify=strat, random_state=random_state
     )
     return X_val, y_val, X_held, y_held
+
+
+def _validation_and_held_out(X_test, y_test, validation, validation_size, task, seed):
+    """``(X_val, y_val, X_held, y_held)``: the given ``validation`` set and every test
+    row held out, or the test rows split by :func:`split_validation`."""
+    if validation is None:
+        return split_validation(
+            X_test, y_test, validation_size=validation_size, task=task, random_state=seed
+        )
+    X_val, y_val = validation
+    return X_val, y_val, X_test, np.asarray(y_test)
 
 
 def _set_labels(rng, y, task, idx):
@@ -166,12 +178,9 @@ def set_curve(
     fractions = _check_fractions(fractions)
     template, task, classes, scorer, y = _prepare(estimator, X_train, y_train)
     seed = base_seed(random_state)
-    if validation is None:
-        X_val, y_val, X_held, y_held = split_validation(
-            X_test, y_test, validation_size=validation_size, task=task, random_state=seed
-        )
-    else:
-        (X_val, y_val), X_held, y_held = validation, X_test, np.asarray(y_test)
+    X_val, y_val, X_held, y_held = _validation_and_held_out(
+        X_test, y_test, validation, validation_size, task, seed
+    )
     n = X_train.shape[0]
     counts = np.floor(fractions * n + 1e-9).astype(int)
     full = _fit(template, X_train, y)
@@ -181,16 +190,7 @@ def set_curve(
         raise ValueError(f"ranking has {len(R)} rows but the protocol edits up to {need}")
     top = np.asarray(R[:need])
     labels = _set_labels(np.random.default_rng([seed, 1]), y, task, top)
-    jobs = []
-    for k in counts:
-        idx = top[:k]
-        if edit == "remove":
-            job = {"drop": idx}
-        else:
-            job = {"relabel": (idx, labels[:k])}
-            if edit == "poison":
-                job["poison"] = idx
-        jobs.append((job, "metrics"))
+    jobs = [(_edit_job(edit, top, labels, k), "metrics") for k in counts]
     mean_row = _mean_row(X_train) if edit == "poison" else None
     res = _run(
         template,
@@ -307,12 +307,9 @@ def noise_detection(
     noise_fraction = float(_check_fractions(noise_fraction, "noise_fraction")[0])
     template, task, classes, scorer, y = _prepare(estimator, X_train, y_train)
     seed = base_seed(random_state)
-    if validation is None:
-        X_val, y_val, X_held, y_held = split_validation(
-            X_test, y_test, validation_size=validation_size, task=task, random_state=seed
-        )
-    else:
-        (X_val, y_val), X_held, y_held = validation, X_test, np.asarray(y_test)
+    X_val, y_val, X_held, y_held = _validation_and_held_out(
+        X_test, y_test, validation, validation_size, task, seed
+    )
     y_held = np.asarray(y_held)
     n = X_train.shape[0]
     n_noisy = int(np.floor(noise_fraction * n + 1e-9))

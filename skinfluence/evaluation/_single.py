@@ -13,6 +13,7 @@ from skinfluence.evaluation._common import (
     _apply_edit,
     _check_fractions,
     _descending,
+    _edit_job,
     _fit,
     _fitted_explainer,
     _is_explainer,
@@ -165,19 +166,13 @@ def single_query_curve(
     jobs, keys = [], []
     for e in range(m):
         top = np.asarray(R[e, :need])
+        labels = None  # "remove" keeps the labels
         if edit in ("relabel", "poison"):
             labels = _random_labels(np.random.default_rng([seed, e]), y, task, need)
         elif edit == "targeted":
             labels = np.repeat(adv[e : e + 1], need)
         for k in sorted(set(counts.tolist()) - {0}):
-            idx = top[:k]
-            if edit == "remove":
-                job = {"drop": idx}
-            else:
-                job = {"relabel": (idx, labels[:k])}
-                if edit == "poison":
-                    job["poison"] = idx
-            jobs.append((job, [e]))
+            jobs.append((_edit_job(edit, top, labels, k), [e]))
             keys.append((e, k))
     results = _run(
         template,
