@@ -88,13 +88,10 @@ def leaf_sums(leaves, offsets, weights):
     return out
 
 
-@njit_parallel
 def leaf_counts(leaves, offsets, row_weight):
-    """Per-leaf sums of a per-row weight (counts when ``row_weight`` is all ones)."""
-    n, n_trees = leaves.shape
-    out = np.zeros(offsets[n_trees])
-    for t in prange(n_trees):
-        o = offsets[t]
-        for i in range(n):
-            out[o + leaves[i, t]] += row_weight[i]
-    return out
+    """Per-leaf sums of a per-row weight (counts when ``row_weight`` is all ones).
+
+    :func:`leaf_sums` of the weight broadcast over the trees (no ``(n, T)`` copy).
+    """
+    weights = np.broadcast_to(np.asarray(row_weight, dtype=np.float64)[:, None], leaves.shape)
+    return leaf_sums(leaves, offsets, weights)
