@@ -26,12 +26,18 @@ measured in a fresh subprocess per (n_train, step).
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 
 import numpy as np
-from _common import N_LEAVES, N_TREES, peak_growth_mb, timed, timed_all, train_and_queries
+from _common import (
+    N_LEAVES,
+    N_TREES,
+    child_peak_mb,
+    peak_growth_mb,
+    timed,
+    timed_all,
+    train_and_queries,
+)
 
 N_QUERIES = 1000
 
@@ -169,14 +175,7 @@ def main():
     for n in sizes:
         r = run(n, dense_queries=200 if n <= 10000 else 50)
         for step in ("fit", "transform", "self"):
-            out = subprocess.run(
-                [sys.executable, __file__, "--memory-child", str(n), step],
-                capture_output=True,
-                text=True,
-                check=True,
-                env=dict(os.environ),
-            )
-            r[f"peak_{step}_mb"] = json.loads(out.stdout.strip().splitlines()[-1])
+            r[f"peak_{step}_mb"] = child_peak_mb(__file__, n, step)
         rows.append(r)
         print(f"n_train={n}: done", file=sys.stderr)
     print(

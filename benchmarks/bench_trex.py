@@ -20,11 +20,10 @@ every millisecond), measured in a fresh subprocess per (n_train, step).
 
 import argparse
 import json
-import subprocess
 import sys
 
 import numpy as np
-from _common import N_LEAVES, N_TREES, peak_growth_mb, timed, train_and_queries
+from _common import N_LEAVES, N_TREES, child_peak_mb, peak_growth_mb, timed, train_and_queries
 
 
 def make(n_train, n_query, seed=0):
@@ -175,13 +174,7 @@ def main():
     for n in sizes:
         r = run(n, n_query, dense_queries=200 if n <= 10000 else 50)
         for step in ("fit", "dense_fit", "transform"):
-            out = subprocess.run(
-                [sys.executable, __file__, "--memory-child", str(n), step, str(n_query)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            r[f"peak_{step}_mb"] = json.loads(out.stdout.strip().splitlines()[-1])
+            r[f"peak_{step}_mb"] = child_peak_mb(__file__, n, step, n_query)
         rows.append(r)
         print(f"n_train={n}: done", file=sys.stderr)
     print(

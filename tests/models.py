@@ -51,6 +51,25 @@ def make_model(lib, objective, n_estimators=8, learning_rate=0.3, **extra):
     )
 
 
+# an XGBoost objective names its task before the colon; any other (count:poisson,
+# rank:...) is given to the classifier wrapper
+_XGB_TASKS = {"reg": "regression", "multi": "multiclass"}
+
+
+def adapter_model(lib, task, **params):
+    """An unfitted single-threaded model of ``lib`` from the shared factory for the
+    adapter tests, which give the hyperparameters they vary in the library's own names:
+    the library's own learning rate and seed unless given.
+
+    ``task`` is ``"regression"``, ``"binary"``, ``"multiclass"`` or, for XGBoost, an
+    objective string such as ``"binary:logitraw"`` (passed on as ``objective``).
+    """
+    if ":" in task:
+        params["objective"] = task
+        task = _XGB_TASKS.get(task.split(":")[0], "binary")
+    return _make_model(lib, task, **{"learning_rate": None, "random_state": None, **params})
+
+
 def hgb_classifier(max_iter=10, learning_rate=None, **params):
     """A HistGradientBoostingClassifier, scikit-learn's defaults unless given."""
     return _make_model(

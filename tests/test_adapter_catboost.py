@@ -17,21 +17,14 @@ from skinfluence import LeafModelError, UnsupportedModelError  # noqa: E402
 from skinfluence._adapters import _catboost as cbad  # noqa: E402
 from skinfluence.datasets import load_dataset  # noqa: E402
 
+from .reference import class_index  # noqa: E402
+
 BASE = {"verbose": 0, "thread_count": 1, "allow_writing_files": False, "random_seed": 0}
 
 
 def f32(a):
     """Round to float32 as CatBoost stores labels and weights."""
     return np.asarray(a, dtype=np.float32).astype(np.float64)
-
-
-def class_index(ens, y):
-    """Labels as indices into ``ens.classes``."""
-    if ens.classes is None:
-        return f32(y)
-    idx = np.searchsorted(ens.classes, y)
-    assert np.all(ens.classes[idx] == y)
-    return idx.astype(np.float64)
 
 
 def make_data(seed, n, d, task, with_cat=False, n_classes=3):
@@ -65,68 +58,51 @@ def make_data(seed, n, d, task, with_cat=False, n_classes=3):
     n=st.integers(30, 150),
     d=st.integers(1, 4),
     loss=st.sampled_from(["RMSE", "Logloss", "MultiClass"]),
-    depth=st.integers(1, 4),
-    learning_rate=st.floats(0.05, 0.8),
-    l2=st.floats(0.0, 10.0),
-    iterations=st.integers(1, 30),
-    grow_policy=st.sampled_from(["SymmetricTree", "Depthwise", "Lossguide"]),
-    bootstrap=st.sampled_from(["MVS", "Bernoulli", "Bayesian", "No"]),
+    params=st.fixed_dictionaries(
+        {
+            "depth": st.integers(1, 4),
+            "learning_rate": st.floats(0.05, 0.8),
+            "l2_leaf_reg": st.floats(0.0, 10.0),
+            "iterations": st.integers(1, 30),
+            "grow_policy": st.sampled_from(["SymmetricTree", "Depthwise", "Lossguide"]),
+            "bootstrap_type": st.sampled_from(["MVS", "Bernoulli", "Bayesian", "No"]),
+        }
+    ),
     ordered=st.booleans(),
     weighted=st.booleans(),
     with_cat=st.booleans(),
 )
 def test_random_models_reconstruct_and_follow_the_leaf_model(
-    seed,
-    n,
-    d,
-    loss,
-    depth,
-    learning_rate,
-    l2,
-    iterations,
-    grow_policy,
-    bootstrap,
-    ordered,
-    weighted,
-    with_cat,
+    seed, n, d, loss, params, ordered, weighted, with_cat
 ):
     X, y = make_data(seed, n, d, loss, with_cat=with_cat)
-    params = dict(
-        BASE,
-        loss_function=loss,
-        depth=depth,
-        learning_rate=learning_rate,
-        l2_leaf_reg=l2,
-        iterations=iterations,
-        grow_policy=grow_policy,
-        bootstrap_type=bootstrap,
-    )
-    if bootstrap in ("MVS", "Bernoulli"):
-        params["subsample"] = 0.7
-    if grow_policy == "Lossguide":
-        params["max_leaves"] = 2 + seed % 10
-    if ordered and grow_policy == "SymmetricTree":
-        params["boosting_type"] = "Ordered"
+    kwargs = dict(BASE, loss_function=loss, **params)
+    if params["bootstrap_type"] in ("MVS", "Bernoulli"):
+        kwargs["subsample"] = 0.7
+    if params["grow_policy"] == "Lossguide":
+        kwargs["max_leaves"] = 2 + seed % 10
+    if ordered and params["grow_policy"] == "SymmetricTree":
+        kwargs["boosting_type"] = "Ordered"
     if loss == "Logloss":
-        params["leaf_estimation_iterations"] = 1
+        kwargs["leaf_estimation_iterations"] = 1
     if with_cat:
-        params.update(cat_features=[d], one_hot_max_size=255)
+        kwargs.update(cat_features=[d], one_hot_max_size=255)
     w = np.random.default_rng(seed + 1).uniform(0.2, 3.0, n) if weighted else None
     cls = CatBoostRegressor if loss == "RMSE" else CatBoostClassifier
-    model = cls(**params).fit(X, y, sample_weight=w)
+    model = cls(**kwargs).fit(X, y, sample_weight=w)
 
     ens = skinfluence.to_ensemble(model, X, y, w)
     K = 3 if loss == "MultiClass" else 1
     assert ens.n_outputs == K and ens.n_rounds == model.tree_count_
-    assert np.allclose(ens.learning_rates, learning_rate)
+    assert np.allclose(ens.learning_rates, params["learning_rate"])
     mean_w = 1.0 if w is None else f32(w).mean()
-    assert np.allclose(ens.l2, l2 * mean_w, rtol=1e-6)
+    assert np.allclose(ens.l2, params["l2_leaf_reg"] * mean_w, rtol=1e-6)
     leaves = ens.check_reconstruction(X)
     assert leaves.shape == (n, ens.n_trees)
     wf = None if w is None else f32(w)
     assert ens.check_counts(leaves, wf) is None
     _check_paths(ens)
-    y_idx = class_index(ens, y)
+    y_idx = class_index(ens, y, np.float32)
     if loss == "MultiClass":
         with pytest.raises(LeafModelError, match="MultiClass"):
             ens.check_leaf_model(leaves, y_idx, wf)
@@ -240,7 +216,7 @@ def _assert_breaks(model, X, y, match, w=None):
     assert any(match in s for s in ens.breaking_settings)
     leaves = ens.check_reconstruction(X)
     with pytest.raises(LeafModelError, match=match):
-        ens.check_leaf_model(leaves, class_index(ens, y), w)
+        ens.check_leaf_model(leaves, class_index(ens, y, np.float32), w)
     return ens, leaves
 
 
@@ -358,7 +334,7 @@ def test_numpy_pandas_polars_give_the_same_leaves():
     assert np.array_equal(from_pd, from_pl)
     assert np.array_equal(from_pd, ens.leaf_ids(pdf_obj))
     assert ens.n_features_in == 4
-    assert ens.check_leaf_model(from_pd, class_index(ens, y)) == 0.0
+    assert ens.check_leaf_model(from_pd, class_index(ens, y, np.float32)) == 0.0
 
 
 def test_unfitted_model_raises():
@@ -497,6 +473,6 @@ def test_bundled_datasets(name):
     if task == "multiclass":
         assert ens.n_outputs == len(np.unique(y))
         with pytest.raises(LeafModelError):
-            ens.check_leaf_model(leaves, class_index(ens, y))
+            ens.check_leaf_model(leaves, class_index(ens, y, np.float32))
     else:
-        assert ens.check_leaf_model(leaves, class_index(ens, y)) == 0.0
+        assert ens.check_leaf_model(leaves, class_index(ens, y, np.float32)) == 0.0

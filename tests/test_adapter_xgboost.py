@@ -5,6 +5,7 @@ reconstruction check) and, for models trained without breaking settings, every s
 leaf must be one Newton step on the training rows (the leaf-model check).
 """
 
+import functools
 import json
 import pickle
 import re
@@ -21,6 +22,9 @@ import skinfluence  # noqa: E402
 from skinfluence import LeafModelError, UnsupportedModelError  # noqa: E402
 from skinfluence._adapters._xgboost import to_ensemble  # noqa: E402
 from skinfluence.datasets import load_dataset  # noqa: E402
+
+from .models import adapter_model  # noqa: E402
+from .reference import class_index  # noqa: E402
 
 BINARY_OBJECTIVES = ("binary:logistic", "binary:logitraw")
 MULTI_OBJECTIVES = ("multi:softprob", "multi:softmax")
@@ -57,20 +61,8 @@ def make_data(seed, n, p, task, n_classes=3, nan=False, cat=False):
     return X, y
 
 
-def class_index(ens, y):
-    """Labels as class indices in the order of ``ens.classes`` (y itself for
-    regression)."""
-    if ens.objective == "squared_error":
-        return np.asarray(y, dtype=np.float64)
-    if ens.classes is None:  # a raw Booster: labels are the class indices
-        return np.asarray(y, dtype=np.int64)
-    return np.searchsorted(ens.classes, y)
-
-
-def model_for(objective, **params):
-    """An XGBoost wrapper for ``objective`` with deterministic threading."""
-    cls = xgb.XGBRegressor if objective.startswith("reg:") else xgb.XGBClassifier
-    return cls(objective=objective, n_jobs=1, **params)
+# an unfitted XGBoost wrapper for an objective string
+model_for = functools.partial(adapter_model, "xgboost")
 
 
 def assert_ensemble_exact(ens, X, y, sample_weight=None):
@@ -230,20 +222,27 @@ def test_breaking_settings_are_named(setting):
         ens.check_leaf_model(leaves, class_index(ens, y))
 
 
-def test_max_delta_step_that_does_not_bind_passes():
-    X, y = make_data(4, 150, 3, "binary")
-    model = model_for("binary:logistic", n_estimators=5, max_depth=2, max_delta_step=50)
-    ens = to_ensemble(model.fit(X, y))
+def _binary_with_one_setting(seed, n, **params):
+    """Data, the ensemble of a binary:logistic model fitted on it with ``params``, and
+    the one setting that ensemble names."""
+    X, y = make_data(seed, n, 3, "binary")
+    ens = to_ensemble(model_for("binary:logistic", **params).fit(X, y))
     (msg,) = ens.breaking_settings
+    return X, y, ens, msg
+
+
+def test_max_delta_step_that_does_not_bind_passes():
+    X, y, ens, msg = _binary_with_one_setting(
+        4, 150, n_estimators=5, max_depth=2, max_delta_step=50
+    )
     assert "max_delta_step=50" in msg and "0 of" in msg
     assert_ensemble_exact(ens, X, y)
 
 
 def test_scale_pos_weight_is_a_row_weight_on_positives():
-    X, y = make_data(5, 200, 3, "binary")
-    model = model_for("binary:logistic", n_estimators=6, max_depth=3, scale_pos_weight=3)
-    ens = to_ensemble(model.fit(X, y))
-    (msg,) = ens.breaking_settings
+    X, y, ens, msg = _binary_with_one_setting(
+        5, 200, n_estimators=6, max_depth=3, scale_pos_weight=3
+    )
     assert "scale_pos_weight=3" in msg and "sample_weight" in msg
     leaves = ens.check_reconstruction(X)
     with pytest.raises(LeafModelError, match="scale_pos_weight"):
