@@ -42,10 +42,6 @@ from _common import (
 N_QUERIES = 1000
 
 
-def make(n_train, seed=0):
-    return train_and_queries(n_train, N_QUERIES, seed)
-
-
 def dense_reference(exp, Xq, yq):
     """Per query row: dense (n_train, n_trees) mask x derivatives (the reference)."""
     ens = exp.ensemble_
@@ -63,7 +59,7 @@ def measure_memory(n_train, step):
     """Run in a subprocess: peak RSS growth (MiB) of one step."""
     from skinfluence import BoostIn
 
-    X, y, Xq, yq, model = make(n_train)
+    X, y, Xq, yq, model = train_and_queries(n_train, N_QUERIES)
     exp = BoostIn(model)
     if step == "fit":
         return peak_growth_mb(lambda: exp.fit(X, y))
@@ -79,7 +75,7 @@ def run(n_train, dense_queries):
 
     from skinfluence import BoostIn
 
-    X, y, Xq, yq, model = make(n_train)
+    X, y, Xq, yq, model = train_and_queries(n_train, N_QUERIES)
     exp = BoostIn(model)
     t_fit, _ = timed(lambda: exp.fit(X, y))
     exp.transform(Xq[:5], yq[:5])  # numba compilation / cache load
@@ -121,7 +117,7 @@ def interleaved_ratios(n_train, rounds, dense_queries=20):
     so that both see the same machine state: one ratio per round."""
     from skinfluence import BoostIn
 
-    X, y, Xq, yq, model = make(n_train)
+    X, y, Xq, yq, model = train_and_queries(n_train, N_QUERIES)
     exp = BoostIn(model).fit(X, y)
     exp._bench_X = X
     exp.transform(Xq[:5], yq[:5])
@@ -169,7 +165,7 @@ def main():
     # numba compilation (or loading its cache) happens once per process: not in the fits
     from skinfluence import BoostIn
 
-    X, y, Xq, yq, model = make(200)
+    X, y, Xq, yq, model = train_and_queries(200, N_QUERIES)
     BoostIn(model).fit(X, y).transform(Xq[:3], yq[:3])
     rows = []
     for n in sizes:

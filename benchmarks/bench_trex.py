@@ -26,10 +26,6 @@ import numpy as np
 from _common import N_LEAVES, N_TREES, child_peak_mb, peak_growth_mb, timed, train_and_queries
 
 
-def make(n_train, n_query, seed=0):
-    return train_and_queries(n_train, n_query, seed)
-
-
 # ------------------------------------------------------------------ dense baseline
 class DenseTREX:
     """The same surrogate with dense lpw features (float64, n_train x n_leaves)."""
@@ -96,7 +92,7 @@ class DenseTREX:
 def measure_memory(n_train, step, n_query):
     from skinfluence._trex import TREX
 
-    X, y, Xq, yq, model = make(n_train, n_query)
+    X, y, Xq, yq, model = train_and_queries(n_train, n_query)
     if step == "fit":
         return peak_growth_mb(lambda: TREX(model).fit(X, y))
     if step == "dense_fit":
@@ -111,7 +107,7 @@ def run(n_train, n_query, dense_queries):
     from skinfluence._similarity import LeafSim, TreeSim
     from skinfluence._trex import TREX
 
-    X, y, Xq, yq, model = make(n_train, n_query)
+    X, y, Xq, yq, model = train_and_queries(n_train, n_query)
     exp = TREX(model)
     t_fit, _ = timed(lambda: exp.fit(X, y))
     exp.transform(Xq[:5], yq[:5])  # numba cache load

@@ -31,8 +31,13 @@ def make_data(objective, n=120, d=4, seed=0, n_classes=3):
     elif objective == "binary":
         y = (z > np.median(z)).astype(int)
     else:
-        y = np.digitize(z, np.quantile(z, np.linspace(0, 1, n_classes + 1)[1:-1]))
+        y = quantile_classes(z, n_classes)
     return X, y
+
+
+def quantile_classes(z, n_classes):
+    """Class labels ``0..n_classes-1``: the equal-count bins of the signal ``z``."""
+    return np.digitize(z, np.quantile(z, np.linspace(0, 1, n_classes + 1)[1:-1]))
 
 
 def make_model(lib, objective, n_estimators=8, learning_rate=0.3, **extra):

@@ -17,7 +17,7 @@ import skinfluence
 from skinfluence import LeafModelError, UnsupportedModelError
 from skinfluence._adapters._lightgbm import to_ensemble
 
-from .models import adapter_model
+from .models import adapter_model, quantile_classes
 from .reference import class_index
 
 lgb = pytest.importorskip("lightgbm")
@@ -50,7 +50,7 @@ def make_frame(seed, n, d, task, n_classes=3, n_levels=12, nan_frac=0.1):
     elif task == "binary":
         y = np.where(z > np.quantile(z, 0.65), "yes", "no")
     else:
-        y = np.digitize(z, np.quantile(z, np.linspace(0, 1, n_classes + 1)[1:-1]))
+        y = quantile_classes(z, n_classes)
     return X, y
 
 
