@@ -56,9 +56,11 @@ def make_model(lib, objective, n_estimators=8, learning_rate=0.3, **extra):
     )
 
 
-# an XGBoost objective names its task before the colon; any other (count:poisson,
-# rank:...) is given to the classifier wrapper
-_XGB_TASKS = {"reg": "regression", "multi": "multiclass"}
+def xgboost_task(objective):
+    """The task an XGBoost objective string names before its colon (``reg``, ``binary``,
+    ``multi``); any other objective (``"count:poisson"``) counts as binary, as the
+    tests give it to the classifier wrapper."""
+    return {"reg": "regression", "multi": "multiclass"}.get(objective.split(":")[0], "binary")
 
 
 def adapter_model(lib, task, **params):
@@ -71,7 +73,7 @@ def adapter_model(lib, task, **params):
     """
     if ":" in task:
         params["objective"] = task
-        task = _XGB_TASKS.get(task.split(":")[0], "binary")
+        task = xgboost_task(task)
     return _make_model(lib, task, **{"learning_rate": None, "random_state": None, **params})
 
 

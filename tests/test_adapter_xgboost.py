@@ -23,7 +23,7 @@ from skinfluence import LeafModelError, UnsupportedModelError  # noqa: E402
 from skinfluence._adapters._xgboost import to_ensemble  # noqa: E402
 from skinfluence.datasets import load_dataset  # noqa: E402
 
-from .models import adapter_model, quantile_classes  # noqa: E402
+from .models import adapter_model, quantile_classes, xgboost_task  # noqa: E402
 from .reference import class_index  # noqa: E402
 
 BINARY_OBJECTIVES = ("binary:logistic", "binary:logitraw")
@@ -209,8 +209,7 @@ BREAKING = {
 @pytest.mark.parametrize("setting", sorted(BREAKING))
 def test_breaking_settings_are_named(setting):
     objective, params = BREAKING[setting]
-    task = {"reg": "regression", "bin": "binary", "mul": "multiclass"}[objective[:3]]
-    X, y = xgboost_data(3, 200, 3, task)
+    X, y = xgboost_data(3, 200, 3, xgboost_task(objective))
     model = model_for(objective, n_estimators=8, max_depth=3, random_state=0, **params)
     model.fit(X, y)
     ens = to_ensemble(model)
