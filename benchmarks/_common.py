@@ -1,10 +1,14 @@
-"""What the speed and memory benchmarks share: the synthetic task, timing, memory.
+"""What the speed and memory benchmarks share: the synthetic task, timing, memory
+(in this process, and in a fresh child process).
 
 The benchmarks are run as scripts (``python benchmarks/bench_boostin.py``), so this
 module is imported as ``_common`` from their folder.
 """
 
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -87,3 +91,15 @@ def peak_growth_mb(fn):
         done.set()
         th.join()
     return max(peak[0], rss_mb()) - base
+
+
+def child_peak_mb(script, *args):
+    """The peak memory growth (MiB) that ``script`` prints as the last line of its
+    output when run in a fresh process as ``script --memory-child *args``."""
+    out = subprocess.run(
+        [sys.executable, script, "--memory-child", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -26,18 +26,20 @@ measured in a fresh subprocess per (n_train, step).
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 
 import numpy as np
-from _common import N_LEAVES, N_TREES, peak_growth_mb, timed, timed_all, train_and_queries
+from _common import (
+    N_LEAVES,
+    N_TREES,
+    child_peak_mb,
+    peak_growth_mb,
+    timed,
+    timed_all,
+    train_and_queries,
+)
 
 N_QUERIES = 1000
-
-
-def make(n_train, seed=0):
-    return train_and_queries(n_train, N_QUERIES, seed)
 
 
 def dense_reference(exp, Xq, yq):
@@ -57,7 +59,7 @@ def measure_memory(n_train, step):
     """Run in a subprocess: peak RSS growth (MiB) of one step."""
     from skinfluence import BoostIn
 
-    X, y, Xq, yq, model = make(n_train)
+    X, y, Xq, yq, model = train_and_queries(n_train, N_QUERIES)
     exp = BoostIn(model)
     if step == "fit":
         return peak_growth_mb(lambda: exp.fit(X, y))
@@ -73,7 +75,7 @@ def run(n_train, dense_queries):
 
     from skinfluence import BoostIn
 
-    X, y, Xq, yq, model = make(n_train)
+    X, y, Xq, yq, model = train_and_queries(n_train, N_QUERIES)
     exp = BoostIn(model)
     t_fit, _ = timed(lambda: exp.fit(X, y))
     exp.transform(Xq[:5], yq[:5])  # numba compilation / cache load
@@ -115,7 +117,7 @@ def interleaved_ratios(n_train, rounds, dense_queries=20):
     so that both see the same machine state: one ratio per round."""
     from skinfluence import BoostIn
 
-    X, y, Xq, yq, model = make(n_train)
+    X, y, Xq, yq, model = train_and_queries(n_train, N_QUERIES)
     exp = BoostIn(model).fit(X, y)
     exp._bench_X = X
     exp.transform(Xq[:5], yq[:5])
@@ -163,20 +165,13 @@ def main():
     # numba compilation (or loading its cache) happens once per process: not in the fits
     from skinfluence import BoostIn
 
-    X, y, Xq, yq, model = make(200)
+    X, y, Xq, yq, model = train_and_queries(200, N_QUERIES)
     BoostIn(model).fit(X, y).transform(Xq[:3], yq[:3])
     rows = []
     for n in sizes:
         r = run(n, dense_queries=200 if n <= 10000 else 50)
         for step in ("fit", "transform", "self"):
-            out = subprocess.run(
-                [sys.executable, __file__, "--memory-child", str(n), step],
-                capture_output=True,
-                text=True,
-                check=True,
-                env=dict(os.environ),
-            )
-            r[f"peak_{step}_mb"] = json.loads(out.stdout.strip().splitlines()[-1])
+            r[f"peak_{step}_mb"] = child_peak_mb(__file__, n, step)
         rows.append(r)
         print(f"n_train={n}: done", file=sys.stderr)
     print(

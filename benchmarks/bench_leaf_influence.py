@@ -12,7 +12,7 @@ only, no LeafRefit / self-influence at 10,000.
 import argparse
 
 import numpy as np
-from _common import timed
+from _common import lightgbm_model, timed
 
 from skinfluence._leaf_influence import LeafInfluence, LeafRefit
 
@@ -122,19 +122,9 @@ def numpy_forward_reference(ens, leaves, g, h, kap, rows):
 
 
 def bench_lightgbm(quick):
-    import lightgbm as lgb
-
     def model_for(n):
         X, y = data(n)
-        m = lgb.LGBMClassifier(
-            n_estimators=100,
-            num_leaves=31,
-            learning_rate=0.1,
-            min_child_samples=5,
-            verbose=-1,
-            random_state=0,
-        ).fit(X, y)
-        return X, y, m
+        return X, y, lightgbm_model().fit(X, y)
 
     Xq, yq = data(100, seed=1)
     print("\n### LightGBM (100 trees x 31 leaves, binary): 100 queries\n")

@@ -20,15 +20,10 @@ every millisecond), measured in a fresh subprocess per (n_train, step).
 
 import argparse
 import json
-import subprocess
 import sys
 
 import numpy as np
-from _common import N_LEAVES, N_TREES, peak_growth_mb, timed, train_and_queries
-
-
-def make(n_train, n_query, seed=0):
-    return train_and_queries(n_train, n_query, seed)
+from _common import N_LEAVES, N_TREES, child_peak_mb, peak_growth_mb, timed, train_and_queries
 
 
 # ------------------------------------------------------------------ dense baseline
@@ -97,7 +92,7 @@ class DenseTREX:
 def measure_memory(n_train, step, n_query):
     from skinfluence._trex import TREX
 
-    X, y, Xq, yq, model = make(n_train, n_query)
+    X, y, Xq, yq, model = train_and_queries(n_train, n_query)
     if step == "fit":
         return peak_growth_mb(lambda: TREX(model).fit(X, y))
     if step == "dense_fit":
@@ -112,7 +107,7 @@ def run(n_train, n_query, dense_queries):
     from skinfluence._similarity import LeafSim, TreeSim
     from skinfluence._trex import TREX
 
-    X, y, Xq, yq, model = make(n_train, n_query)
+    X, y, Xq, yq, model = train_and_queries(n_train, n_query)
     exp = TREX(model)
     t_fit, _ = timed(lambda: exp.fit(X, y))
     exp.transform(Xq[:5], yq[:5])  # numba cache load
@@ -175,13 +170,7 @@ def main():
     for n in sizes:
         r = run(n, n_query, dense_queries=200 if n <= 10000 else 50)
         for step in ("fit", "dense_fit", "transform"):
-            out = subprocess.run(
-                [sys.executable, __file__, "--memory-child", str(n), step, str(n_query)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            r[f"peak_{step}_mb"] = json.loads(out.stdout.strip().splitlines()[-1])
+            r[f"peak_{step}_mb"] = child_peak_mb(__file__, n, step, n_query)
         rows.append(r)
         print(f"n_train={n}: done", file=sys.stderr)
     print(

@@ -10,8 +10,9 @@ script before and after and comparing the two JSON files::
 Each entry is the SHA-256 of the raw bytes of one output (``transform`` with and
 without query labels, ``self_influence``, ``global_influence``, ``top_k``; the rows an
 ``InfluenceCleaner`` keeps; the evaluation protocols' tables). The models are tiny
-and self-contained here (not the shared factory), so that the script measures the
-same models whatever else changes.
+ones from the shared factory :func:`skinfluence.testing.make_model`, with their
+hyperparameters written out here, trained on the tests' synthetic data
+(``tests.models.make_data``; run from the repository root with ``PYTHONPATH=$PWD``).
 """
 
 import argparse
@@ -27,92 +28,28 @@ LIBRARIES = ("sklearn_gb", "sklearn_hgb", "sklearn_rf", "lightgbm", "xgboost", "
 TASKS = ("squared_error", "binary", "multiclass")
 
 
-def _data(task, n=80, d=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    z = X[:, 0] + 0.5 * X[:, 1] ** 2 - X[:, 2] + 0.3 * rng.normal(size=n)
-    if task == "squared_error":
-        y = 3 * z + 1
-    elif task == "binary":
-        y = (z > np.median(z)).astype(int)
-    else:
-        y = np.digitize(z, np.quantile(z, [1 / 3, 2 / 3]))
-    return X, y
+def _data(task, n=80, seed=0):
+    from tests.models import make_data
+
+    return make_data(task, n=n, seed=seed)
+
+
+# each library's tree shape here (the factory sets trees, rate, seed, threads, quiet)
+_SHAPES = {
+    "sklearn_gb": {"max_depth": 3},
+    "sklearn_hgb": {"max_leaf_nodes": 8, "min_samples_leaf": 5, "l2_regularization": 0.5},
+    "sklearn_rf": {"n_estimators": 5, "max_depth": 3},
+    "lightgbm": {"num_leaves": 8, "min_child_samples": 5, "reg_lambda": 0.5},
+    "xgboost": {"max_depth": 3, "reg_lambda": 0.5},
+    "catboost": {"depth": 3},
+}
 
 
 def _model(lib, task):
-    clf = task != "squared_error"
-    if lib == "sklearn_gb":
-        from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+    from skinfluence.testing import make_model
 
-        cls = GradientBoostingClassifier if clf else GradientBoostingRegressor
-        return cls(n_estimators=6, learning_rate=0.3, max_depth=3, random_state=0)
-    if lib == "sklearn_hgb":
-        from sklearn.ensemble import (
-            HistGradientBoostingClassifier,
-            HistGradientBoostingRegressor,
-        )
-
-        cls = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
-        return cls(
-            max_iter=6,
-            learning_rate=0.3,
-            max_leaf_nodes=8,
-            min_samples_leaf=5,
-            l2_regularization=0.5,
-            early_stopping=False,
-            random_state=0,
-        )
-    if lib == "sklearn_rf":
-        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-
-        cls = RandomForestClassifier if clf else RandomForestRegressor
-        return cls(n_estimators=5, max_depth=3, random_state=0)
-    if lib == "lightgbm":
-        import lightgbm as lgb
-
-        cls = lgb.LGBMClassifier if clf else lgb.LGBMRegressor
-        return cls(
-            n_estimators=6,
-            learning_rate=0.3,
-            num_leaves=8,
-            min_child_samples=5,
-            reg_lambda=0.5,
-            verbose=-1,
-            n_jobs=1,
-            random_state=0,
-        )
-    if lib == "xgboost":
-        import xgboost as xgb
-
-        cls = xgb.XGBClassifier if clf else xgb.XGBRegressor
-        return cls(
-            n_estimators=6,
-            learning_rate=0.3,
-            max_depth=3,
-            reg_lambda=0.5,
-            n_jobs=1,
-            random_state=0,
-        )
-    import catboost as cb
-
-    common = {
-        "iterations": 6,
-        "learning_rate": 0.3,
-        "depth": 3,
-        "thread_count": 1,
-        "verbose": 0,
-        "allow_writing_files": False,
-        "random_seed": 0,
-    }
-    if not clf:
-        return cb.CatBoostRegressor(**common)
-    return cb.CatBoostClassifier(
-        loss_function="Logloss" if task == "binary" else "MultiClass",
-        leaf_estimation_iterations=1,
-        leaf_estimation_method="Newton",
-        **common,
-    )
+    task = "regression" if task == "squared_error" else task
+    return make_model(lib, task, **{"n_estimators": 6, **_SHAPES[lib]})
 
 
 def _methods():

@@ -49,6 +49,24 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from skinfluence import evaluation as ev  # noqa: E402
 from skinfluence import testing  # noqa: E402
 
+#: protocol -> (higher value is better, description)
+PROTOCOLS = {
+    "remove": (True, "single query: remove the top rows; query loss"),
+    "remove_1": (True, "single query: remove the single most helpful row; query loss"),
+    "relabel": (True, "single query: random labels for the top rows; query loss"),
+    "poison": (True, "single query: mean features + random labels; query loss"),
+    "targeted": (True, "single query: adversarial label for the top rows; query loss"),
+    "counterfactual": (False, "single query: share of rows relabelled to flip"),
+    "set_remove": (True, "set: remove top rows by global influence; held-out loss"),
+    "set_relabel": (True, "set: relabel top rows by global influence; held-out loss"),
+    "set_poison": (True, "set: poison top rows by global influence; held-out loss"),
+    "noise": (True, "noisy labels: share of flipped rows found"),
+    "noise_fix": (False, "noisy labels: held-out loss after fixing the checked rows"),
+    "lds": (True, "linear datamodeling score (Spearman)"),
+    "loo_corr": (True, "Pearson correlation with leave-one-out retraining"),
+}
+# every protocol the report can run (the others are read off these runs)
+_ALL_PROTOCOLS = tuple(p for p in PROTOCOLS if p not in ("remove_1", "noise_fix"))
 MODES = {
     # n_train cap, queries, trees, protocols
     "quick": {
@@ -75,18 +93,7 @@ MODES = {
         "lds_subsets": 32,
         "loo_rows": 40,
         "subsample_iter": 300,
-        "protocols": (
-            "remove",
-            "relabel",
-            "poison",
-            "targeted",
-            "counterfactual",
-            "set_remove",
-            "set_relabel",
-            "noise",
-            "lds",
-            "loo_corr",
-        ),
+        "protocols": tuple(p for p in _ALL_PROTOCOLS if p != "set_poison"),
     },
     "full": {
         "n_rows": 2000,
@@ -99,39 +106,11 @@ MODES = {
         "lds_subsets": 100,
         "loo_rows": 100,
         "subsample_iter": 4000,
-        "protocols": (
-            "remove",
-            "relabel",
-            "poison",
-            "targeted",
-            "counterfactual",
-            "set_remove",
-            "set_relabel",
-            "set_poison",
-            "noise",
-            "lds",
-            "loo_corr",
-        ),
+        "protocols": _ALL_PROTOCOLS,
     },
 }
 DATASETS = ("concrete", "diabetes", "credit", "spam", "breast_cancer", "hpc")
 LIBRARIES = ("lightgbm", "xgboost", "catboost", "sklearn_hgb")
-#: protocol -> (higher value is better, description)
-PROTOCOLS = {
-    "remove": (True, "single query: remove the top rows; query loss"),
-    "remove_1": (True, "single query: remove the single most helpful row; query loss"),
-    "relabel": (True, "single query: random labels for the top rows; query loss"),
-    "poison": (True, "single query: mean features + random labels; query loss"),
-    "targeted": (True, "single query: adversarial label for the top rows; query loss"),
-    "counterfactual": (False, "single query: share of rows relabelled to flip"),
-    "set_remove": (True, "set: remove top rows by global influence; held-out loss"),
-    "set_relabel": (True, "set: relabel top rows by global influence; held-out loss"),
-    "set_poison": (True, "set: poison top rows by global influence; held-out loss"),
-    "noise": (True, "noisy labels: share of flipped rows found"),
-    "noise_fix": (False, "noisy labels: held-out loss after fixing the checked rows"),
-    "lds": (True, "linear datamodeling score (Spearman)"),
-    "loo_corr": (True, "Pearson correlation with leave-one-out retraining"),
-}
 #: methods that rank noisy rows by self-influence (the paper's choice); others by
 #: global influence on the validation set, most harmful first
 SELF_RANKED = {"BoostIn", "BoostIn (exact)", "Loss"}
@@ -348,24 +327,26 @@ def run_setting(ds, lib, methods, cfg, log):
                 failures.append((ds, lib, name, f"noise: {type(exc).__name__}: {exc}"[:200]))
                 log(f"    {name}: noise failed: {exc}")
 
+    def score_all(protocol, score, summary):
+        """One number per method: the ``summary`` attribute of ``score(M)``."""
+        for name, (M, _) in infl.items():
+            res = score(M)
+            curves[(protocol, ds, lib, name)] = res
+            if np.isfinite(res.attrs[summary]):
+                rec(protocol, name, 0, res.attrs[summary])
+
     if "lds" in protos and infl:
         cache = ev.subset_outputs(
             model, Xtr, ytr, Xq, yq, n_subsets=cfg["lds_subsets"], random_state=1, n_jobs=nj
         )
-        for name, (M, _) in infl.items():
-            res = ev.linear_datamodeling_score(influence=M, subsets=cache)
-            curves[("lds", ds, lib, name)] = res
-            if np.isfinite(res.attrs["mean_lds"]):
-                rec("lds", name, 0, res.attrs["mean_lds"])
+        lds = lambda M: ev.linear_datamodeling_score(influence=M, subsets=cache)  # noqa: E731
+        score_all("lds", lds, "mean_lds")
     if "loo_corr" in protos and infl:
         deltas = ev.loo_deltas(
             model, Xtr, ytr, Xq, yq, n_rows=cfg["loo_rows"], random_state=1, n_jobs=nj
         )
-        for name, (M, _) in infl.items():
-            res = ev.loo_correlation(influence=M, deltas=deltas)
-            curves[("loo_corr", ds, lib, name)] = res
-            if np.isfinite(res.attrs["mean_correlation"]):
-                rec("loo_corr", name, 0, res.attrs["mean_correlation"])
+        corr = lambda M: ev.loo_correlation(influence=M, deltas=deltas)  # noqa: E731
+        score_all("loo_corr", corr, "mean_correlation")
     return recs, curves, failures, timings
 
 
@@ -391,10 +372,11 @@ def mean_ranks(df, exclude=("Random",)):
                     "n": k,
                 }
             )
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=["protocol", "method", "mean_rank", "ci95", "n"])
 
 
 def beats_random(df):
+    """Share of settings where each method beats Random (no rows without Random)."""
     out = []
     rnd = df[df["method"] == "Random"].set_index(["protocol", "dataset", "library", "checkpoint"])[
         "value"
@@ -409,7 +391,8 @@ def beats_random(df):
         v = g["value"].to_numpy()[ok]
         win = (v > base[ok]) if higher else (v < base[ok])
         out.append({"protocol": proto, "method": m, "beats_random": win.mean()})
-    return pd.DataFrame(out)
+    # the columns even when empty: a run without Random still writes its report
+    return pd.DataFrame(out, columns=["protocol", "method", "beats_random"])
 
 
 def pairwise(df, a, b, protocol):

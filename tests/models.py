@@ -31,8 +31,13 @@ def make_data(objective, n=120, d=4, seed=0, n_classes=3):
     elif objective == "binary":
         y = (z > np.median(z)).astype(int)
     else:
-        y = np.digitize(z, np.quantile(z, np.linspace(0, 1, n_classes + 1)[1:-1]))
+        y = quantile_classes(z, n_classes)
     return X, y
+
+
+def quantile_classes(z, n_classes):
+    """Class labels ``0..n_classes-1``: the equal-count bins of the signal ``z``."""
+    return np.digitize(z, np.quantile(z, np.linspace(0, 1, n_classes + 1)[1:-1]))
 
 
 def make_model(lib, objective, n_estimators=8, learning_rate=0.3, **extra):
@@ -49,6 +54,27 @@ def make_model(lib, objective, n_estimators=8, learning_rate=0.3, **extra):
         learning_rate=learning_rate,
         **{**_TINY[lib], **extra},
     )
+
+
+def xgboost_task(objective):
+    """The task an XGBoost objective string names before its colon (``reg``, ``binary``,
+    ``multi``); any other objective (``"count:poisson"``) counts as binary, as the
+    tests give it to the classifier wrapper."""
+    return {"reg": "regression", "multi": "multiclass"}.get(objective.split(":")[0], "binary")
+
+
+def adapter_model(lib, task, **params):
+    """An unfitted single-threaded model of ``lib`` from the shared factory for the
+    adapter tests, which give the hyperparameters they vary in the library's own names:
+    the library's own learning rate and seed unless given.
+
+    ``task`` is ``"regression"``, ``"binary"``, ``"multiclass"`` or, for XGBoost, an
+    objective string such as ``"binary:logitraw"`` (passed on as ``objective``).
+    """
+    if ":" in task:
+        params["objective"] = task
+        task = xgboost_task(task)
+    return _make_model(lib, task, **{"learning_rate": None, "random_state": None, **params})
 
 
 def hgb_classifier(max_iter=10, learning_rate=None, **params):

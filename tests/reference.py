@@ -104,3 +104,15 @@ def assert_top_k(exp, Xq, yq, M, k):
         order = np.lexsort((np.arange(M.shape[1]), -M[r]))[:k]
         np.testing.assert_array_equal(idx[r], order)
         np.testing.assert_allclose(val[r], M[r, order])
+
+
+def class_index(ens, y, target_dtype=np.float64):
+    """Labels as ``ens.replay`` takes them: class labels as (float) indices into
+    ``ens.classes``; regression targets, and the labels of a model that records no
+    classes (a raw booster: they are class indices already), as floats, rounded through
+    ``target_dtype`` first (CatBoost stores its targets as float32)."""
+    if ens.classes is None:
+        return np.asarray(y, dtype=target_dtype).astype(np.float64)
+    idx = np.searchsorted(ens.classes, y)
+    np.testing.assert_array_equal(ens.classes[idx], y)
+    return idx.astype(np.float64)

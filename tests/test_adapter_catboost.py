@@ -17,6 +17,9 @@ from skinfluence import LeafModelError, UnsupportedModelError  # noqa: E402
 from skinfluence._adapters import _catboost as cbad  # noqa: E402
 from skinfluence.datasets import load_dataset  # noqa: E402
 
+from .models import quantile_classes  # noqa: E402
+from .reference import class_index  # noqa: E402
+
 BASE = {"verbose": 0, "thread_count": 1, "allow_writing_files": False, "random_seed": 0}
 
 
@@ -25,18 +28,9 @@ def f32(a):
     return np.asarray(a, dtype=np.float32).astype(np.float64)
 
 
-def class_index(ens, y):
-    """Labels as indices into ``ens.classes``."""
-    if ens.classes is None:
-        return f32(y)
-    idx = np.searchsorted(ens.classes, y)
-    assert np.all(ens.classes[idx] == y)
-    return idx.astype(np.float64)
-
-
-def make_data(seed, n, d, task, with_cat=False, n_classes=3):
-    """Random numpy data with a NaN column and optionally a string categorical column
-    (as the last column of an object array)."""
+def catboost_data(seed, n, d, task, with_cat=False, n_classes=3):
+    """Random data in CatBoost's form: numpy with a NaN column and optionally a string
+    categorical column (as the last column of an object array)."""
     rng = np.random.default_rng(seed)
     Xf = rng.normal(size=(n, d))
     Xf[rng.random(n) < 0.2, min(1, d - 1)] = np.nan
@@ -54,7 +48,7 @@ def make_data(seed, n, d, task, with_cat=False, n_classes=3):
     elif task == "Logloss":
         y = (signal > 0).astype(int)
     else:
-        y = np.digitize(signal, np.quantile(signal, np.linspace(0, 1, n_classes + 1)[1:-1]))
+        y = quantile_classes(signal, n_classes)
     return X, y
 
 
@@ -65,68 +59,51 @@ def make_data(seed, n, d, task, with_cat=False, n_classes=3):
     n=st.integers(30, 150),
     d=st.integers(1, 4),
     loss=st.sampled_from(["RMSE", "Logloss", "MultiClass"]),
-    depth=st.integers(1, 4),
-    learning_rate=st.floats(0.05, 0.8),
-    l2=st.floats(0.0, 10.0),
-    iterations=st.integers(1, 30),
-    grow_policy=st.sampled_from(["SymmetricTree", "Depthwise", "Lossguide"]),
-    bootstrap=st.sampled_from(["MVS", "Bernoulli", "Bayesian", "No"]),
+    params=st.fixed_dictionaries(
+        {
+            "depth": st.integers(1, 4),
+            "learning_rate": st.floats(0.05, 0.8),
+            "l2_leaf_reg": st.floats(0.0, 10.0),
+            "iterations": st.integers(1, 30),
+            "grow_policy": st.sampled_from(["SymmetricTree", "Depthwise", "Lossguide"]),
+            "bootstrap_type": st.sampled_from(["MVS", "Bernoulli", "Bayesian", "No"]),
+        }
+    ),
     ordered=st.booleans(),
     weighted=st.booleans(),
     with_cat=st.booleans(),
 )
 def test_random_models_reconstruct_and_follow_the_leaf_model(
-    seed,
-    n,
-    d,
-    loss,
-    depth,
-    learning_rate,
-    l2,
-    iterations,
-    grow_policy,
-    bootstrap,
-    ordered,
-    weighted,
-    with_cat,
+    seed, n, d, loss, params, ordered, weighted, with_cat
 ):
-    X, y = make_data(seed, n, d, loss, with_cat=with_cat)
-    params = dict(
-        BASE,
-        loss_function=loss,
-        depth=depth,
-        learning_rate=learning_rate,
-        l2_leaf_reg=l2,
-        iterations=iterations,
-        grow_policy=grow_policy,
-        bootstrap_type=bootstrap,
-    )
-    if bootstrap in ("MVS", "Bernoulli"):
-        params["subsample"] = 0.7
-    if grow_policy == "Lossguide":
-        params["max_leaves"] = 2 + seed % 10
-    if ordered and grow_policy == "SymmetricTree":
-        params["boosting_type"] = "Ordered"
+    X, y = catboost_data(seed, n, d, loss, with_cat=with_cat)
+    kwargs = dict(BASE, loss_function=loss, **params)
+    if params["bootstrap_type"] in ("MVS", "Bernoulli"):
+        kwargs["subsample"] = 0.7
+    if params["grow_policy"] == "Lossguide":
+        kwargs["max_leaves"] = 2 + seed % 10
+    if ordered and params["grow_policy"] == "SymmetricTree":
+        kwargs["boosting_type"] = "Ordered"
     if loss == "Logloss":
-        params["leaf_estimation_iterations"] = 1
+        kwargs["leaf_estimation_iterations"] = 1
     if with_cat:
-        params.update(cat_features=[d], one_hot_max_size=255)
+        kwargs.update(cat_features=[d], one_hot_max_size=255)
     w = np.random.default_rng(seed + 1).uniform(0.2, 3.0, n) if weighted else None
     cls = CatBoostRegressor if loss == "RMSE" else CatBoostClassifier
-    model = cls(**params).fit(X, y, sample_weight=w)
+    model = cls(**kwargs).fit(X, y, sample_weight=w)
 
     ens = skinfluence.to_ensemble(model, X, y, w)
     K = 3 if loss == "MultiClass" else 1
     assert ens.n_outputs == K and ens.n_rounds == model.tree_count_
-    assert np.allclose(ens.learning_rates, learning_rate)
+    assert np.allclose(ens.learning_rates, params["learning_rate"])
     mean_w = 1.0 if w is None else f32(w).mean()
-    assert np.allclose(ens.l2, l2 * mean_w, rtol=1e-6)
+    assert np.allclose(ens.l2, params["l2_leaf_reg"] * mean_w, rtol=1e-6)
     leaves = ens.check_reconstruction(X)
     assert leaves.shape == (n, ens.n_trees)
     wf = None if w is None else f32(w)
     assert ens.check_counts(leaves, wf) is None
     _check_paths(ens)
-    y_idx = class_index(ens, y)
+    y_idx = class_index(ens, y, np.float32)
     if loss == "MultiClass":
         with pytest.raises(LeafModelError, match="MultiClass"):
             ens.check_leaf_model(leaves, y_idx, wf)
@@ -166,7 +143,7 @@ def _check_paths(ens):
 def test_oblivious_leaf_index_is_the_split_bits():
     """Leaf l of an oblivious tree has bit d set iff the row goes right at split d,
     the convention the heap-numbered paths rely on."""
-    X, y = make_data(3, 300, 4, "RMSE")
+    X, y = catboost_data(3, 300, 4, "RMSE")
     X = np.nan_to_num(X)
     model = CatBoostRegressor(iterations=5, depth=4, **BASE).fit(X, y)
     info = cbad._model_json(model)
@@ -182,7 +159,7 @@ def test_oblivious_leaf_index_is_the_split_bits():
 
 @pytest.mark.parametrize("grow_policy", ["Depthwise", "Lossguide"])
 def test_nonsymmetric_json_paths_match_catboost_node_arrays(grow_policy):
-    X, y = make_data(5, 400, 4, "RMSE")
+    X, y = catboost_data(5, 400, 4, "RMSE")
     model = CatBoostRegressor(
         iterations=8,
         depth=5,
@@ -203,7 +180,7 @@ def test_nonsymmetric_json_paths_match_catboost_node_arrays(grow_policy):
 
 
 def test_one_leaf_trees():
-    X, y = make_data(2, 100, 2, "RMSE")
+    X, y = catboost_data(2, 100, 2, "RMSE")
     model = CatBoostRegressor(
         iterations=3, grow_policy="Lossguide", min_data_in_leaf=80, **BASE
     ).fit(X, y)
@@ -215,7 +192,7 @@ def test_one_leaf_trees():
 
 
 def test_multiclass_layout_and_bias():
-    X, y = make_data(4, 300, 3, "MultiClass", n_classes=4)
+    X, y = catboost_data(4, 300, 3, "MultiClass", n_classes=4)
     model = CatBoostClassifier(iterations=6, depth=3, loss_function="MultiClass", **BASE).fit(X, y)
     ens = skinfluence.to_ensemble(model)
     assert ens.n_outputs == 4 and ens.n_trees == 24
@@ -231,7 +208,7 @@ def test_multiclass_layout_and_bias():
 
 # ---------------------------------------------------------- breaking settings
 def _binary(n=300, seed=0):
-    X, y = make_data(seed, n, 3, "Logloss")
+    X, y = catboost_data(seed, n, 3, "Logloss")
     return X, y
 
 
@@ -240,7 +217,7 @@ def _assert_breaks(model, X, y, match, w=None):
     assert any(match in s for s in ens.breaking_settings)
     leaves = ens.check_reconstruction(X)
     with pytest.raises(LeafModelError, match=match):
-        ens.check_leaf_model(leaves, class_index(ens, y), w)
+        ens.check_leaf_model(leaves, class_index(ens, y, np.float32), w)
     return ens, leaves
 
 
@@ -263,7 +240,7 @@ def test_gradient_leaf_method_breaks_logloss_only():
         iterations=10, leaf_estimation_iterations=1, leaf_estimation_method="Gradient", **BASE
     ).fit(X, y)
     _assert_breaks(model, X, y, "leaf_estimation_method='Gradient'")
-    Xr, yr = make_data(1, 200, 3, "RMSE")
+    Xr, yr = catboost_data(1, 200, 3, "RMSE")
     reg = CatBoostRegressor(iterations=10, leaf_estimation_method="Gradient", **BASE).fit(Xr, yr)
     ens = skinfluence.to_ensemble(reg)
     assert ens.breaking_settings == ()
@@ -271,7 +248,7 @@ def test_gradient_leaf_method_breaks_logloss_only():
 
 
 def test_model_shrink_rate_breaks():
-    X, y = make_data(1, 300, 3, "RMSE")
+    X, y = catboost_data(1, 300, 3, "RMSE")
     model = CatBoostRegressor(iterations=15, model_shrink_rate=0.2, **BASE).fit(X, y)
     _assert_breaks(model, X, f32(y), "model_shrink_rate")
 
@@ -324,7 +301,7 @@ def test_pipeline_and_frozen_estimator():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    X, y = make_data(7, 200, 3, "RMSE")
+    X, y = catboost_data(7, 200, 3, "RMSE")
     pipe = make_pipeline(StandardScaler(), CatBoostRegressor(iterations=8, **BASE))
     pipe.fit(X, y)
     ens = skinfluence.to_ensemble(pipe, X, y)
@@ -341,7 +318,7 @@ def test_pipeline_and_frozen_estimator():
 def test_numpy_pandas_polars_give_the_same_leaves():
     pd = pytest.importorskip("pandas")
     pl = pytest.importorskip("polars")
-    X, y = make_data(8, 250, 3, "Logloss", with_cat=True)
+    X, y = catboost_data(8, 250, 3, "Logloss", with_cat=True)
     cols = ["a", "b", "c", "k"]
     df = pd.DataFrame({c: X[:, i] for i, c in enumerate(cols)})
     df[cols[:3]] = df[cols[:3]].astype(float)
@@ -358,7 +335,7 @@ def test_numpy_pandas_polars_give_the_same_leaves():
     assert np.array_equal(from_pd, from_pl)
     assert np.array_equal(from_pd, ens.leaf_ids(pdf_obj))
     assert ens.n_features_in == 4
-    assert ens.check_leaf_model(from_pd, class_index(ens, y)) == 0.0
+    assert ens.check_leaf_model(from_pd, class_index(ens, y, np.float32)) == 0.0
 
 
 def test_unfitted_model_raises():
@@ -369,7 +346,7 @@ def test_unfitted_model_raises():
 
 @pytest.mark.parametrize("loss", ["MAE", "Quantile:alpha=0.3", "Poisson"])
 def test_unsupported_losses_are_refused(loss):
-    X, y = make_data(0, 100, 2, "RMSE")
+    X, y = catboost_data(0, 100, 2, "RMSE")
     y = np.abs(y) if loss == "Poisson" else y
     model = CatBoostRegressor(iterations=2, loss_function=loss, **BASE).fit(X, y)
     with pytest.raises(
@@ -385,7 +362,7 @@ def test_not_a_catboost_model_is_refused():
 
 
 def test_plain_catboost_and_cross_entropy():
-    X, y = make_data(9, 200, 3, "Logloss")
+    X, y = catboost_data(9, 200, 3, "Logloss")
     plain = CatBoost(dict(BASE, loss_function="RMSE", iterations=6)).fit(X, y * 2.0)
     ens = skinfluence.to_ensemble(plain)
     assert ens.objective == "squared_error" and ens.classes is None
@@ -402,7 +379,7 @@ def test_plain_catboost_and_cross_entropy():
 def test_user_data_model_and_files_untouched(tmp_path, monkeypatch):
     pd = pytest.importorskip("pandas")
     monkeypatch.chdir(tmp_path)
-    X, y = make_data(10, 200, 2, "RMSE", with_cat=True)
+    X, y = catboost_data(10, 200, 2, "RMSE", with_cat=True)
     df = pd.DataFrame(
         {"a": X[:, 0].astype(float), "b": X[:, 1].astype(float), "k": pd.Categorical(X[:, 2])}
     )
@@ -428,7 +405,7 @@ def test_user_data_model_and_files_untouched(tmp_path, monkeypatch):
 
 
 def test_count_check_on_training_rows_and_subset():
-    X, y = make_data(11, 300, 3, "RMSE")
+    X, y = catboost_data(11, 300, 3, "RMSE")
     w = np.random.default_rng(0).uniform(0.5, 2.0, 300)
     model = CatBoostRegressor(iterations=10, **BASE).fit(X, y, sample_weight=w)
     ens = skinfluence.to_ensemble(model, X, y, w)
@@ -440,7 +417,7 @@ def test_count_check_on_training_rows_and_subset():
 
 
 def test_early_stopping_model_is_truncated():
-    X, y = make_data(12, 400, 3, "RMSE")
+    X, y = catboost_data(12, 400, 3, "RMSE")
     model = CatBoostRegressor(iterations=300, learning_rate=0.5, **BASE)
     model.fit(X[:300], y[:300], eval_set=(X[300:], y[300:]), early_stopping_rounds=5)
     assert model.tree_count_ == model.get_best_iteration() + 1 < 300
@@ -457,7 +434,7 @@ def test_early_stopping_model_is_truncated():
 def test_float32_labels_make_the_rmse_replay_exact():
     """CatBoost stores labels and weights in float32: with rounded labels the
     recomputed leaves are exact; float64 labels with a large offset fail the check."""
-    X, y = make_data(13, 300, 3, "RMSE")
+    X, y = catboost_data(13, 300, 3, "RMSE")
     y = y / 10.0 + 1e5
     w = np.random.default_rng(1).uniform(0.2, 3.0, 300)
     model = CatBoostRegressor(iterations=10, learning_rate=0.3, **BASE)
@@ -497,6 +474,6 @@ def test_bundled_datasets(name):
     if task == "multiclass":
         assert ens.n_outputs == len(np.unique(y))
         with pytest.raises(LeafModelError):
-            ens.check_leaf_model(leaves, class_index(ens, y))
+            ens.check_leaf_model(leaves, class_index(ens, y, np.float32))
     else:
-        assert ens.check_leaf_model(leaves, class_index(ens, y)) == 0.0
+        assert ens.check_leaf_model(leaves, class_index(ens, y, np.float32)) == 0.0

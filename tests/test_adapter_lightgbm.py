@@ -5,6 +5,7 @@ dominated by thread start-up and makes the suite slow on small machines.
 """
 
 import copy
+import functools
 import warnings
 
 import numpy as np
@@ -15,6 +16,9 @@ from hypothesis import strategies as st
 import skinfluence
 from skinfluence import LeafModelError, UnsupportedModelError
 from skinfluence._adapters._lightgbm import to_ensemble
+
+from .models import adapter_model, quantile_classes
+from .reference import class_index
 
 lgb = pytest.importorskip("lightgbm")
 pd = pytest.importorskip("pandas")
@@ -46,31 +50,14 @@ def make_frame(seed, n, d, task, n_classes=3, n_levels=12, nan_frac=0.1):
     elif task == "binary":
         y = np.where(z > np.quantile(z, 0.65), "yes", "no")
     else:
-        y = np.digitize(z, np.quantile(z, np.linspace(0, 1, n_classes + 1)[1:-1]))
+        y = quantile_classes(z, n_classes)
     return X, y
 
 
-def class_index(ens, y):
-    """Labels as indices into ``ens.classes`` (regression targets unchanged)."""
-    if ens.classes is None:
-        return np.asarray(y, dtype=np.float64)
-    return np.searchsorted(ens.classes, y).astype(np.float64)
-
-
-def model_for(task, **params):
-    """An unfitted, single-threaded LightGBM wrapper for ``task``."""
-    params = {
-        "n_estimators": 8,
-        "num_leaves": 8,
-        "min_child_samples": 5,
-        "learning_rate": 0.3,
-        "verbose": -1,
-        "n_jobs": 1,
-        **params,
-    }
-    if task == "regression":
-        return lgb.LGBMRegressor(**params)
-    return lgb.LGBMClassifier(**params)
+# an unfitted LightGBM wrapper for a task: eight trees of up to eight leaves
+model_for = functools.partial(
+    adapter_model, "lightgbm", learning_rate=0.3, num_leaves=8, min_child_samples=5
+)
 
 
 def assert_newton(model, X, y, sample_weight=None):
@@ -89,35 +76,24 @@ def assert_newton(model, X, y, sample_weight=None):
     n_classes=st.integers(3, 5),
     n=st.integers(80, 220),
     d=st.integers(2, 4),
-    num_leaves=st.integers(2, 12),
-    max_depth=st.sampled_from([-1, 2, 4]),
-    learning_rate=st.sampled_from([0.05, 0.3, 1.0]),
-    reg_lambda=st.sampled_from([0.0, 0.5, 3.0]),
-    cat_l2=st.sampled_from([0.0, 10.0]),
+    params=st.fixed_dictionaries(
+        {
+            "num_leaves": st.integers(2, 12),
+            "max_depth": st.sampled_from([-1, 2, 4]),
+            "learning_rate": st.sampled_from([0.05, 0.3, 1.0]),
+            "reg_lambda": st.sampled_from([0.0, 0.5, 3.0]),
+            "cat_l2": st.sampled_from([0.0, 10.0]),
+            "n_estimators": st.integers(1, 12),
+            "min_child_samples": st.integers(2, 30),
+            "boost_from_average": st.booleans(),
+        }
+    ),
     n_levels=st.sampled_from([3, 12]),
-    n_estimators=st.integers(1, 12),
-    min_child_samples=st.integers(2, 30),
     weighted=st.booleans(),
     early_stop=st.booleans(),
-    boost_from_average=st.booleans(),
 )
 def test_random_models_reconstruct_and_are_newton_steps(
-    seed,
-    task,
-    n_classes,
-    n,
-    d,
-    num_leaves,
-    max_depth,
-    learning_rate,
-    reg_lambda,
-    cat_l2,
-    n_levels,
-    n_estimators,
-    min_child_samples,
-    weighted,
-    early_stop,
-    boost_from_average,
+    seed, task, n_classes, n, d, params, n_levels, weighted, early_stop
 ):
     """Random data and hyperparameters: reconstruction and leaf-model checks pass."""
     X, y = make_frame(seed, n + 60, d, task, n_classes, n_levels)
@@ -125,17 +101,7 @@ def test_random_models_reconstruct_and_are_newton_steps(
     X, y = X.iloc[:n], y[:n]
     rng = np.random.default_rng(seed + 1)
     w = rng.uniform(0.2, 3.0, size=n) if weighted else None
-    model = model_for(
-        task,
-        num_leaves=num_leaves,
-        max_depth=max_depth,
-        learning_rate=learning_rate,
-        reg_lambda=reg_lambda,
-        cat_l2=cat_l2,
-        n_estimators=n_estimators,
-        min_child_samples=min_child_samples,
-        boost_from_average=boost_from_average,
-    )
+    model = model_for(task, **params)
     fit_kw = {}
     if early_stop:
         fit_kw = {"eval_set": [(Xv, yv)], "callbacks": [lgb.early_stopping(2, verbose=False)]}

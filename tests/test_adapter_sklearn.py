@@ -8,6 +8,7 @@ check unless a breaking setting was used, which must then be named.
 
 import copy
 import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -37,8 +38,10 @@ from threadpoolctl import threadpool_limits
 
 import skinfluence
 from skinfluence import LeafModelError, ReconstructionError, UnsupportedModelError
-from skinfluence._adapters._sklearn_routing import HGBNodes, hgb_apply, nodes_of
+from skinfluence._adapters._sklearn_routing import HGBNodes, hgb_apply
 from skinfluence.datasets import load_dataset
+
+from .reference import class_index
 
 pd = pytest.importorskip("pandas")
 
@@ -83,14 +86,6 @@ def _make_data(seed, n, p, task, nan_frac=0.0, cat_levels=0):
     if nan_frac:
         X[rng.random(X.shape) < nan_frac] = np.nan
     return X, y
-
-
-def _class_index(ens, y):
-    if ens.classes is None:
-        return np.asarray(y, dtype=np.float64)
-    idx = np.searchsorted(ens.classes, y)
-    assert np.array_equal(ens.classes[idx], y)
-    return idx
 
 
 def _weights(seed, n, weighted):
@@ -176,8 +171,11 @@ def _reference_hgb(model, Xp):
 
 
 def _hgb_kernel(ens, Xp):
-    a = ens.router.arrays
-    return hgb_apply(np.ascontiguousarray(Xp, dtype=np.float64), nodes_of(a))
+    """The ensemble's HistGradientBoosting router on rows that are already preprocessed
+    (so that the test can feed raw codes the preprocessor would have mapped to NaN)."""
+    router = copy.copy(ens.router)
+    router.model = SimpleNamespace(_preprocess_X=lambda X, reset: X)
+    return router(Xp)
 
 
 @settings(max_examples=10, deadline=None)
@@ -265,48 +263,30 @@ def test_hgb_kernel_hand_built_categorical_tree():
     n=st.integers(40, 160),
     p=st.integers(1, 5),
     task=st.sampled_from(TASKS),
-    max_depth=st.integers(1, 4),
-    max_leaf_nodes=st.sampled_from([None, 2, 5]),
-    learning_rate=st.sampled_from([0.05, 0.3, 1.0]),
-    n_estimators=st.integers(1, 6),
-    min_samples_leaf=st.integers(1, 8),
-    max_features=st.sampled_from([None, 0.5]),
-    ccp_alpha=st.sampled_from([0.0, 0.01]),
+    params=st.fixed_dictionaries(
+        {
+            "max_depth": st.integers(1, 4),
+            "max_leaf_nodes": st.sampled_from([None, 2, 5]),
+            "learning_rate": st.sampled_from([0.05, 0.3, 1.0]),
+            "n_estimators": st.integers(1, 6),
+            "min_samples_leaf": st.integers(1, 8),
+            "max_features": st.sampled_from([None, 0.5]),
+            "ccp_alpha": st.sampled_from([0.0, 0.01]),
+        }
+    ),
     weighted=st.booleans(),
 )
-def test_gradient_boosting_property(
-    seed,
-    n,
-    p,
-    task,
-    max_depth,
-    max_leaf_nodes,
-    learning_rate,
-    n_estimators,
-    min_samples_leaf,
-    max_features,
-    ccp_alpha,
-    weighted,
-):
+def test_gradient_boosting_property(seed, n, p, task, params, weighted):
     X, y = _make_data(seed, n, p, task)
     w = _weights(seed, n, weighted)
     cls = GradientBoostingRegressor if task == "regression" else GradientBoostingClassifier
-    model = cls(
-        max_depth=max_depth,
-        max_leaf_nodes=max_leaf_nodes,
-        learning_rate=learning_rate,
-        n_estimators=n_estimators,
-        min_samples_leaf=min_samples_leaf,
-        max_features=max_features,
-        ccp_alpha=ccp_alpha,
-        random_state=seed,
-    ).fit(X, y, sample_weight=w)
+    model = cls(**params, random_state=seed).fit(X, y, sample_weight=w)
     ens = skinfluence.to_ensemble(model, X)
     K = _n_classes(task)
     assert ens.n_outputs == (K if K > 2 else 1)
     assert ens.multiclass_factor == pytest.approx(K / (K - 1) if K > 2 else 1.0)
     leaves = ens.check_reconstruction(X)
-    assert ens.check_leaf_model(leaves, _class_index(ens, y), w) == 0.0
+    assert ens.check_leaf_model(leaves, class_index(ens, y), w) == 0.0
     assert ens.check_counts(leaves) is None
     assert ens.training_rows_recorded() == n
     K = ens.n_outputs
@@ -321,53 +301,36 @@ def test_gradient_boosting_property(
     n=st.integers(60, 200),
     p=st.integers(2, 5),
     task=st.sampled_from(TASKS),
-    max_depth=st.sampled_from([None, 2, 4]),
-    max_leaf_nodes=st.integers(2, 16),
-    learning_rate=st.sampled_from([0.1, 0.5, 1.0]),
-    l2=st.sampled_from([0.0, 0.5, 3.0]),
-    max_iter=st.integers(1, 6),
-    min_samples_leaf=st.integers(2, 20),
-    max_features=st.sampled_from([1.0, 0.5]),
+    params=st.fixed_dictionaries(
+        {
+            "max_depth": st.sampled_from([None, 2, 4]),
+            "max_leaf_nodes": st.integers(2, 16),
+            "learning_rate": st.sampled_from([0.1, 0.5, 1.0]),
+            "l2_regularization": st.sampled_from([0.0, 0.5, 3.0]),
+            "max_iter": st.integers(1, 6),
+            "min_samples_leaf": st.integers(2, 20),
+            "max_features": st.sampled_from([1.0, 0.5]),
+        }
+    ),
     nan_frac=st.sampled_from([0.0, 0.15]),
     categorical=st.booleans(),
     weighted=st.booleans(),
 )
-def test_hist_gradient_boosting_property(
-    seed,
-    n,
-    p,
-    task,
-    max_depth,
-    max_leaf_nodes,
-    learning_rate,
-    l2,
-    max_iter,
-    min_samples_leaf,
-    max_features,
-    nan_frac,
-    categorical,
-    weighted,
-):
+def test_hist_gradient_boosting_property(seed, n, p, task, params, nan_frac, categorical, weighted):
     X, y = _make_data(seed, n, p, task, nan_frac=nan_frac, cat_levels=6 if categorical else 0)
     w = _weights(seed, n, weighted)
     cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
     model = cls(
-        max_depth=max_depth,
-        max_leaf_nodes=max_leaf_nodes,
-        learning_rate=learning_rate,
-        l2_regularization=l2,
-        max_iter=max_iter,
-        min_samples_leaf=min_samples_leaf,
-        max_features=max_features,
+        **params,
         categorical_features=[0] if categorical else None,
         early_stopping=False,
         random_state=seed,
     ).fit(X, y, sample_weight=w)
     ens = skinfluence.to_ensemble(model)
     assert ens.multiclass_factor == 1.0
-    assert np.all(ens.l2 == l2)
+    assert np.all(ens.l2 == params["l2_regularization"])
     leaves = ens.check_reconstruction(X)
-    assert ens.check_leaf_model(leaves, _class_index(ens, y), w) == 0.0
+    assert ens.check_leaf_model(leaves, class_index(ens, y), w) == 0.0
     assert ens.check_counts(leaves) is None
     assert ens.training_rows_recorded() == n
 
@@ -379,38 +342,34 @@ def test_hist_gradient_boosting_property(
     p=st.integers(1, 4),
     task=st.sampled_from(TASKS[:4]),
     extra=st.booleans(),
-    bootstrap=st.booleans(),
-    n_estimators=st.integers(1, 6),
-    max_depth=st.sampled_from([None, 1, 3]),
-    max_features=st.sampled_from([None, "sqrt", 0.5]),
+    params=st.fixed_dictionaries(
+        {
+            "bootstrap": st.booleans(),
+            "n_estimators": st.integers(1, 6),
+            "max_depth": st.sampled_from([None, 1, 3]),
+            "max_features": st.sampled_from([None, "sqrt", 0.5]),
+        }
+    ),
     nan_frac=st.sampled_from([0.0, 0.1]),
     weighted=st.booleans(),
 )
-def test_forest_property(
-    seed, n, p, task, extra, bootstrap, n_estimators, max_depth, max_features, nan_frac, weighted
-):
+def test_forest_property(seed, n, p, task, extra, params, nan_frac, weighted):
     X, y = _make_data(seed, n, p, task, nan_frac=nan_frac)
     w = _weights(seed, n, weighted)
     if task == "regression":
         cls = ExtraTreesRegressor if extra else RandomForestRegressor
     else:
         cls = ExtraTreesClassifier if extra else RandomForestClassifier
-    model = cls(
-        n_estimators=n_estimators,
-        max_depth=max_depth,
-        bootstrap=bootstrap,
-        max_features=max_features,
-        random_state=seed,
-    ).fit(X, y, sample_weight=w)
+    model = cls(**params, random_state=seed).fit(X, y, sample_weight=w)
     ens = skinfluence.to_ensemble(model)
     assert ens.tree_type == "rf"
     K = _n_classes(task)
     assert ens.n_outputs == (K if K > 2 else 1)
-    assert ens.n_trees == n_estimators * ens.n_outputs
+    assert ens.n_trees == params["n_estimators"] * ens.n_outputs
     leaves = ens.check_reconstruction(X)
     with pytest.raises(LeafModelError, match="random forest"):
-        ens.check_leaf_model(leaves, _class_index(ens, y), w)
-    if not bootstrap:
+        ens.check_leaf_model(leaves, class_index(ens, y), w)
+    if not params["bootstrap"]:
         assert ens.check_counts(leaves) is None
         assert ens.training_rows_recorded() == n
     else:
@@ -481,7 +440,7 @@ def test_breaking_settings_are_named(model, task, setting):
     assert any(setting in s for s in ens.breaking_settings)
     leaves = ens.check_reconstruction(X)
     with pytest.raises(LeafModelError, match=setting.replace("[", r"\[")):
-        ens.check_leaf_model(leaves, _class_index(ens, y))
+        ens.check_leaf_model(leaves, class_index(ens, y))
     if "subsample" in setting:
         assert "bagging" in ens.check_counts(leaves)
 
@@ -735,7 +694,7 @@ def test_bundled_datasets(name):
     ).fit(X, y)
     ens = skinfluence.to_ensemble(hgb)
     leaves = ens.check_reconstruction(X)
-    assert ens.check_leaf_model(leaves, _class_index(ens, y)) == 0.0
+    assert ens.check_leaf_model(leaves, class_index(ens, y)) == 0.0
     assert ens.check_counts(leaves) is None
 
     # GradientBoosting does not take NaN: impute inside a pipeline
@@ -748,7 +707,7 @@ def test_bundled_datasets(name):
     gb.fit(Xn, y)
     ens = skinfluence.to_ensemble(gb)
     leaves = ens.check_reconstruction(Xn)
-    assert ens.check_leaf_model(leaves, _class_index(ens, y)) == 0.0
+    assert ens.check_leaf_model(leaves, class_index(ens, y)) == 0.0
     assert ens.check_counts(leaves) is None
 
     # forests route NaN natively
@@ -778,7 +737,7 @@ def test_hist_gradient_boosting_unsplit_root_is_a_constant_tree():
     np.testing.assert_array_equal(ens.constant_tree, single)
     assert np.all(ens.leaf_values[np.repeat(single, ens.n_leaves)] == 0.0)
     leaves = ens.check_reconstruction(X)
-    g = ens.replay(leaves, _class_index(ens, y))[0]
+    g = ens.replay(leaves, class_index(ens, y))[0]
     t = int(np.flatnonzero(single[ens.n_outputs :])[0]) + ens.n_outputs
     assert abs(g[:, t].sum()) > 1e-3  # a Newton step would not be 0 here
-    assert ens.check_leaf_model(leaves, _class_index(ens, y)) == 0.0
+    assert ens.check_leaf_model(leaves, class_index(ens, y)) == 0.0

@@ -5,6 +5,7 @@ reconstruction check) and, for models trained without breaking settings, every s
 leaf must be one Newton step on the training rows (the leaf-model check).
 """
 
+import functools
 import json
 import pickle
 import re
@@ -22,13 +23,17 @@ from skinfluence import LeafModelError, UnsupportedModelError  # noqa: E402
 from skinfluence._adapters._xgboost import to_ensemble  # noqa: E402
 from skinfluence.datasets import load_dataset  # noqa: E402
 
+from .models import adapter_model, quantile_classes, xgboost_task  # noqa: E402
+from .reference import class_index  # noqa: E402
+
 BINARY_OBJECTIVES = ("binary:logistic", "binary:logitraw")
 MULTI_OBJECTIVES = ("multi:softprob", "multi:softmax")
 
 
 # --------------------------------------------------------------------------- helpers
-def make_data(seed, n, p, task, n_classes=3, nan=False, cat=False):
-    """Random data: numpy X, or a DataFrame with a categorical column when ``cat``.
+def xgboost_data(seed, n, p, task, n_classes=3, nan=False, cat=False):
+    """Random data in XGBoost's form: numpy X, or a DataFrame with a pandas categorical
+    column when ``cat``.
 
     Returns ``X, y`` with integer labels ``0..n_classes-1`` (all present) for
     classification.
@@ -51,26 +56,13 @@ def make_data(seed, n, p, task, n_classes=3, nan=False, cat=False):
         y = (signal + noise > 0).astype(np.int64)
         y[:2] = [0, 1]
     else:
-        qs = np.quantile(signal + noise, np.linspace(0, 1, n_classes + 1)[1:-1])
-        y = np.searchsorted(qs, signal + noise).astype(np.int64)
+        y = quantile_classes(signal + noise, n_classes).astype(np.int64)
         y[:n_classes] = np.arange(n_classes)
     return X, y
 
 
-def class_index(ens, y):
-    """Labels as class indices in the order of ``ens.classes`` (y itself for
-    regression)."""
-    if ens.objective == "squared_error":
-        return np.asarray(y, dtype=np.float64)
-    if ens.classes is None:  # a raw Booster: labels are the class indices
-        return np.asarray(y, dtype=np.int64)
-    return np.searchsorted(ens.classes, y)
-
-
-def model_for(objective, **params):
-    """An XGBoost wrapper for ``objective`` with deterministic threading."""
-    cls = xgb.XGBRegressor if objective.startswith("reg:") else xgb.XGBClassifier
-    return cls(objective=objective, n_jobs=1, **params)
+# an unfitted XGBoost wrapper for an objective string
+model_for = functools.partial(adapter_model, "xgboost")
 
 
 def assert_ensemble_exact(ens, X, y, sample_weight=None):
@@ -133,7 +125,7 @@ def xgb_cases(draw):
 @given(case=xgb_cases())
 def test_random_models_reconstruct_and_are_newton_steps(case):
     objective, data, params, early, weighted = case
-    X, y = make_data(**data)
+    X, y = xgboost_data(**data)
     n = len(y)
     if data["cat"]:
         params["enable_categorical"] = True
@@ -141,7 +133,7 @@ def test_random_models_reconstruct_and_are_newton_steps(case):
     w = rng.uniform(0.2, 3.0, size=n) if weighted else None
     fit_kw = {"sample_weight": w}
     if early:
-        Xv, yv = make_data(**{**data, "seed": data["seed"] + 2, "n": 40})
+        Xv, yv = xgboost_data(**{**data, "seed": data["seed"] + 2, "n": 40})
         params.update(early_stopping_rounds=2, n_estimators=params["n_estimators"] + 10)
         fit_kw.update(eval_set=[(Xv, yv)], verbose=False)
     model = model_for(objective, **params).fit(X, y, **fit_kw)
@@ -183,7 +175,7 @@ def test_random_models_reconstruct_and_are_newton_steps(case):
     base_score=st.sampled_from([None, 0.3]),
 )
 def test_multiclass_bias_is_read_from_config(seed, n_classes, objective, base_score):
-    X, y = make_data(seed, 90, 3, "multiclass", n_classes=n_classes, nan=True)
+    X, y = xgboost_data(seed, 90, 3, "multiclass", n_classes=n_classes, nan=True)
     model = model_for(objective, n_estimators=3, max_depth=2, base_score=base_score)
     model.fit(X, y)
     ens = to_ensemble(model)
@@ -217,8 +209,7 @@ BREAKING = {
 @pytest.mark.parametrize("setting", sorted(BREAKING))
 def test_breaking_settings_are_named(setting):
     objective, params = BREAKING[setting]
-    task = {"reg": "regression", "bin": "binary", "mul": "multiclass"}[objective[:3]]
-    X, y = make_data(3, 200, 3, task)
+    X, y = xgboost_data(3, 200, 3, xgboost_task(objective))
     model = model_for(objective, n_estimators=8, max_depth=3, random_state=0, **params)
     model.fit(X, y)
     ens = to_ensemble(model)
@@ -230,20 +221,27 @@ def test_breaking_settings_are_named(setting):
         ens.check_leaf_model(leaves, class_index(ens, y))
 
 
-def test_max_delta_step_that_does_not_bind_passes():
-    X, y = make_data(4, 150, 3, "binary")
-    model = model_for("binary:logistic", n_estimators=5, max_depth=2, max_delta_step=50)
-    ens = to_ensemble(model.fit(X, y))
+def _binary_with_one_setting(seed, n, **params):
+    """Data, the ensemble of a binary:logistic model fitted on it with ``params``, and
+    the one setting that ensemble names."""
+    X, y = xgboost_data(seed, n, 3, "binary")
+    ens = to_ensemble(model_for("binary:logistic", **params).fit(X, y))
     (msg,) = ens.breaking_settings
+    return X, y, ens, msg
+
+
+def test_max_delta_step_that_does_not_bind_passes():
+    X, y, ens, msg = _binary_with_one_setting(
+        4, 150, n_estimators=5, max_depth=2, max_delta_step=50
+    )
     assert "max_delta_step=50" in msg and "0 of" in msg
     assert_ensemble_exact(ens, X, y)
 
 
 def test_scale_pos_weight_is_a_row_weight_on_positives():
-    X, y = make_data(5, 200, 3, "binary")
-    model = model_for("binary:logistic", n_estimators=6, max_depth=3, scale_pos_weight=3)
-    ens = to_ensemble(model.fit(X, y))
-    (msg,) = ens.breaking_settings
+    X, y, ens, msg = _binary_with_one_setting(
+        5, 200, n_estimators=6, max_depth=3, scale_pos_weight=3
+    )
     assert "scale_pos_weight=3" in msg and "sample_weight" in msg
     leaves = ens.check_reconstruction(X)
     with pytest.raises(LeafModelError, match="scale_pos_weight"):
@@ -253,7 +251,7 @@ def test_scale_pos_weight_is_a_row_weight_on_positives():
 
 
 def test_dart_weight_drop_is_folded_into_leaves():
-    X, y = make_data(6, 150, 3, "multiclass", n_classes=3)
+    X, y = xgboost_data(6, 150, 3, "multiclass", n_classes=3)
     model = model_for(
         "multi:softprob", booster="dart", rate_drop=0.5, n_estimators=6, max_depth=2, random_state=1
     )
@@ -287,7 +285,7 @@ def test_min_child_weight_root_is_a_constant_tree():
 
 # ---------------------------------------------------------- boosters and wrappers
 def test_booster_from_train_honours_best_iteration():
-    X, y = make_data(7, 300, 4, "regression", nan=True)
+    X, y = xgboost_data(7, 300, 4, "regression", nan=True)
     dtrain = xgb.DMatrix(X[:200], label=y[:200])
     dvalid = xgb.DMatrix(X[200:], label=y[200:])
     booster = xgb.train(
@@ -317,7 +315,7 @@ def test_booster_from_train_honours_best_iteration():
 
 
 def test_booster_multiclass_without_wrapper():
-    X, y = make_data(8, 150, 3, "multiclass", n_classes=4)
+    X, y = xgboost_data(8, 150, 3, "multiclass", n_classes=4)
     booster = xgb.train(
         {"objective": "multi:softmax", "num_class": 4, "max_depth": 3, "nthread": 1},
         xgb.DMatrix(X, label=y),
@@ -335,7 +333,7 @@ def test_pipeline_and_frozen_estimator():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    X, y = make_data(9, 150, 3, "binary")
+    X, y = xgboost_data(9, 150, 3, "binary")
     X = X * 10 + 3
     pipe = make_pipeline(StandardScaler(), model_for("binary:logistic", n_estimators=4))
     pipe.fit(X, y)
@@ -354,7 +352,7 @@ def test_pipeline_and_frozen_estimator():
 
 def test_numpy_pandas_polars_give_identical_leaves():
     pl = pytest.importorskip("polars")
-    X, y = make_data(10, 200, 3, "multiclass", n_classes=3, nan=True, cat=True)
+    X, y = xgboost_data(10, 200, 3, "multiclass", n_classes=3, nan=True, cat=True)
     model = model_for(
         "multi:softprob", n_estimators=5, max_depth=3, enable_categorical=True, max_cat_to_onehot=1
     ).fit(X, y)
@@ -376,7 +374,7 @@ def test_numpy_pandas_polars_give_identical_leaves():
 
 
 def test_user_data_and_model_unchanged():
-    X, y = make_data(11, 120, 3, "binary", nan=True, cat=True)
+    X, y = xgboost_data(11, 120, 3, "binary", nan=True, cat=True)
     X_before = X.copy()
     model = model_for(
         "binary:logistic", n_estimators=4, enable_categorical=True, early_stopping_rounds=1
@@ -396,7 +394,7 @@ def test_user_data_and_model_unchanged():
 
 
 def test_wrapper_missing_value_is_used_for_routing():
-    X, y = make_data(16, 200, 3, "regression", nan=True)
+    X, y = xgboost_data(16, 200, 3, "regression", nan=True)
     X = np.where(np.isnan(X), -999.0, X)
     model = model_for("reg:squarederror", n_estimators=5, max_depth=3, missing=-999.0)
     ens = to_ensemble(model.fit(X, y))
@@ -409,7 +407,7 @@ def test_wrapper_missing_value_is_used_for_routing():
 def test_staged_predictor_locates_a_wrong_round():
     from skinfluence import ReconstructionError
 
-    X, y = make_data(17, 150, 3, "multiclass", n_classes=3)
+    X, y = xgboost_data(17, 150, 3, "multiclass", n_classes=3)
     ens = to_ensemble(model_for("multi:softprob", n_estimators=5, max_depth=2).fit(X, y))
     leaves = ens.check_reconstruction(X)
     t = 3 * ens.n_outputs + 1  # round 3, column 1
@@ -419,7 +417,7 @@ def test_staged_predictor_locates_a_wrong_round():
 
 
 def test_ensemble_pickles():
-    X, y = make_data(12, 100, 3, "regression")
+    X, y = xgboost_data(12, 100, 3, "regression")
     ens = to_ensemble(model_for("reg:squarederror", n_estimators=3).fit(X, y))
     clone = pickle.loads(pickle.dumps(ens))
     np.testing.assert_array_equal(clone.leaf_ids(X), ens.leaf_ids(X))
@@ -427,7 +425,7 @@ def test_ensemble_pickles():
 
 
 def test_leaf_paths_match_the_json_trees():
-    X, y = make_data(13, 200, 4, "regression", nan=True)
+    X, y = xgboost_data(13, 200, 4, "regression", nan=True)
     model = model_for(
         "reg:squarederror",
         n_estimators=6,
@@ -479,7 +477,7 @@ def test_unfitted_model_raises_not_fitted(cls):
     "objective", ["reg:absoluteerror", "reg:pseudohubererror", "count:poisson", "binary:hinge"]
 )
 def test_unsupported_objective(objective):
-    X, y = make_data(14, 60, 2, "binary")
+    X, y = xgboost_data(14, 60, 2, "binary")
     model = model_for(objective, n_estimators=2).fit(X, y)
     with pytest.raises(UnsupportedModelError, match=objective) as info:
         to_ensemble(model)
@@ -488,7 +486,7 @@ def test_unsupported_objective(objective):
 
 
 def test_gblinear_and_ranker_are_refused():
-    X, y = make_data(15, 60, 2, "regression")
+    X, y = xgboost_data(15, 60, 2, "regression")
     linear = model_for("reg:squarederror", booster="gblinear", n_estimators=2).fit(X, y)
     with pytest.raises(UnsupportedModelError, match="gblinear"):
         to_ensemble(linear)

@@ -36,6 +36,18 @@ def fitted(lib, objective, weighted=False, n=100):
     return _CACHE[key]
 
 
+def explained(cls, lib, objective, weighted):
+    """``cls`` fitted on :func:`fitted`'s data: (explainer, ensemble, training and query
+    leaf ids, encoded training and query labels, weights (ones when unweighted),
+    influence on the queries)."""
+    X, y, w, model, Xq, yq = fitted(lib, objective, weighted)
+    exp = cls(model).fit(X, y, sample_weight=w)
+    ens = exp.ensemble_
+    w = np.ones(len(X)) if w is None else w
+    labels = encode_labels(exp, y), encode_labels(exp, yq)
+    return exp, ens, ens.leaf_ids(X), ens.leaf_ids(Xq), *labels, w, exp.transform(Xq, yq)
+
+
 # ------------------------------------------------------------ plain oracles
 def _loss(objective, y, F):
     if objective == "squared_error":
@@ -137,13 +149,7 @@ REFIT_CASES = [
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("lib,objective", REFIT_CASES)
 def test_refit_equals_brute_force_refit(lib, objective, weighted):
-    X, y, w, model, Xq, yq = fitted(lib, objective, weighted)
-    exp = LeafRefit(model).fit(X, y, sample_weight=w)
-    ens = exp.ensemble_
-    tl, ql = ens.leaf_ids(X), ens.leaf_ids(Xq)
-    ye, yqe = encode_labels(exp, y), encode_labels(exp, yq)
-    w = np.ones(len(X)) if w is None else w
-    got = exp.transform(Xq, yq)
+    exp, ens, tl, ql, ye, yqe, w, got = explained(LeafRefit, lib, objective, weighted)
     got_self = exp.self_influence()
     F = ens.raw_from_leaves(ql)
     for i in REMOVED:
@@ -197,13 +203,7 @@ def test_refit_update_sets():
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("lib,objective", [("sklearn_gb", "squared_error"), ("lightgbm", "binary")])
 def test_influence_equals_finite_difference_of_refit(lib, objective, weighted):
-    X, y, w, model, Xq, yq = fitted(lib, objective, weighted)
-    exp = LeafInfluence(model).fit(X, y, sample_weight=w)
-    ens = exp.ensemble_
-    tl, ql = ens.leaf_ids(X), ens.leaf_ids(Xq)
-    ye, yqe = encode_labels(exp, y), encode_labels(exp, yq)
-    w = np.ones(len(X)) if w is None else w
-    got = exp.transform(Xq, yq)
+    _, ens, tl, ql, ye, yqe, w, got = explained(LeafInfluence, lib, objective, weighted)
     eps = 1e-5
     for i in REMOVED:
         losses = []

@@ -219,9 +219,8 @@ def test_tmc_converges_to_exact_shapley_and_is_efficient():
 def test_tmc_truncation_validity_and_convergence_rule():
     X, y = make_data("binary", n=12, seed=2)
     model = GradientBoostingClassifier(n_estimators=2, max_depth=1, random_state=0).fit(X, y)
-    exp = DataShapley(
-        model, trunc_frac=0.5, check_every=5, max_iter=40, tol=0.5, random_state=3
-    ).fit(X, y)
+    params = {"trunc_frac": 0.5, "check_every": 5, "max_iter": 40, "tol": 0.5, "random_state": 3}
+    exp = DataShapley(model, **params).fit(X, y)
     assert exp.converged_ and exp.convergence_error_ < 0.5
     assert exp.n_permutations_ % 5 == 0 and exp.n_permutations_ <= 40
     M, se = exp.transform_with_stderr(X[:3], y[:3])
@@ -230,15 +229,7 @@ def test_tmc_truncation_validity_and_convergence_rule():
     np.testing.assert_allclose(exp.global_influence(X[:3], y[:3]), M.sum(axis=0), atol=1e-12)
     np.testing.assert_allclose(np.diag(exp.transform(X, y)), exp.self_influence(), atol=1e-12)
     # keep_models=False refits the same permutations: same numbers
-    lazy = DataShapley(
-        model,
-        trunc_frac=0.5,
-        check_every=5,
-        max_iter=40,
-        tol=0.5,
-        random_state=3,
-        keep_models=False,
-    ).fit(X, y)
+    lazy = DataShapley(model, **params, keep_models=False).fit(X, y)
     assert lazy.models_ is None and lazy.n_permutations_ == exp.n_permutations_
     np.testing.assert_array_equal(lazy.transform(X[:3], y[:3]), M)
     # each permutation: rows before the prefix has both classes get 0, the rest of

@@ -198,10 +198,7 @@ def test_solver_reports_non_convergence():
 
 
 # ------------------------------------------------------------------ influence
-CASES = [
-    ("lightgbm", "squared_error", "lpw"),
-    ("lightgbm", "binary", "lpw"),
-    ("lightgbm", "multiclass", "lpw"),
+CASES = RECON[:3] + [  # LightGBM's three tasks with the "lpw" kernel, then others
     ("sklearn_gb", "binary", "fpw"),
     ("xgboost", "multiclass", "to_"),
     ("forest", "multiclass", "low"),
