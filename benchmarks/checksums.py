@@ -29,9 +29,9 @@ TASKS = ("squared_error", "binary", "multiclass")
 
 
 def _data(task, n=80, seed=0):
-    from tests.models import make_data
+    from skinfluence.testing import make_data
 
-    return make_data(task, n=n, seed=seed)
+    return make_data("regression" if task == "squared_error" else task, n=n, seed=seed)
 
 
 # each library's tree shape here (the factory sets trees, rate, seed, threads, quiet)

@@ -4,9 +4,9 @@ The models come from the shared factory :func:`skinfluence.testing.make_model`; 
 of a library that is not installed is skipped.
 """
 
-import numpy as np
 import pytest
 
+from skinfluence.testing import make_data as _make_data
 from skinfluence.testing import make_model as _make_model
 
 LIBRARIES = ("sklearn_gb", "sklearn_hgb", "lightgbm", "xgboost", "catboost")
@@ -23,21 +23,9 @@ _TINY = {
 
 
 def make_data(objective, n=120, d=4, seed=0, n_classes=3):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    z = X[:, 0] + 0.5 * X[:, 1] ** 2 - X[:, 2] + 0.3 * rng.normal(size=n)
-    if objective == "squared_error":
-        y = 3 * z + 1
-    elif objective == "binary":
-        y = (z > np.median(z)).astype(int)
-    else:
-        y = quantile_classes(z, n_classes)
-    return X, y
-
-
-def quantile_classes(z, n_classes):
-    """Class labels ``0..n_classes-1``: the equal-count bins of the signal ``z``."""
-    return np.digitize(z, np.quantile(z, np.linspace(0, 1, n_classes + 1)[1:-1]))
+    """:func:`skinfluence.testing.make_data` named by objective (``"squared_error"``)."""
+    task = "regression" if objective == "squared_error" else objective
+    return _make_data(task, n=n, d=d, seed=seed, n_classes=n_classes)
 
 
 def make_model(lib, objective, n_estimators=8, learning_rate=0.3, **extra):

@@ -16,8 +16,8 @@ import skinfluence  # noqa: E402
 from skinfluence import LeafModelError, UnsupportedModelError  # noqa: E402
 from skinfluence._adapters import _catboost as cbad  # noqa: E402
 from skinfluence.datasets import load_dataset  # noqa: E402
+from skinfluence.testing import quantile_classes  # noqa: E402
 
-from .models import quantile_classes  # noqa: E402
 from .reference import class_index  # noqa: E402
 
 BASE = {"verbose": 0, "thread_count": 1, "allow_writing_files": False, "random_seed": 0}

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 import skinfluence
 from skinfluence import LeafModelError, UnsupportedModelError
 from skinfluence._adapters._lightgbm import to_ensemble
+from skinfluence.testing import quantile_classes
 
-from .models import adapter_model, quantile_classes
+from .models import adapter_model
 from .reference import class_index
 
 lgb = pytest.importorskip("lightgbm")

@@ -22,8 +22,9 @@ import skinfluence  # noqa: E402
 from skinfluence import LeafModelError, UnsupportedModelError  # noqa: E402
 from skinfluence._adapters._xgboost import to_ensemble  # noqa: E402
 from skinfluence.datasets import load_dataset  # noqa: E402
+from skinfluence.testing import quantile_classes  # noqa: E402
 
-from .models import adapter_model, quantile_classes, xgboost_task  # noqa: E402
+from .models import adapter_model, xgboost_task  # noqa: E402
 from .reference import class_index  # noqa: E402
 
 BINARY_OBJECTIVES = ("binary:logistic", "binary:logitraw")

@@ -17,9 +17,11 @@ from ._models import (
     TYPICAL_SHAPES,
     available_libraries,
     fit_native,
+    make_data,
     make_model,
     native_input,
     native_labels,
+    quantile_classes,
 )
 
 _STRATEGIES = ("Dataset", "FittedModel", "datasets", "fitted_models", "models")
@@ -34,10 +36,12 @@ __all__ = [
     "datasets",
     "fit_native",
     "fitted_models",
+    "make_data",
     "make_model",
     "models",
     "native_input",
     "native_labels",
+    "quantile_classes",
 ]
 
 

@@ -10,15 +10,19 @@ for. Needs neither pytest nor hypothesis.
 import importlib
 import importlib.util
 
+import numpy as np
+
 __all__ = [
     "LIBRARIES",
     "TASKS",
     "TYPICAL_SHAPES",
     "available_libraries",
     "fit_native",
+    "make_data",
     "make_model",
     "native_input",
     "native_labels",
+    "quantile_classes",
 ]
 
 #: Task names: the kinds of target a data set can have.
@@ -245,8 +249,6 @@ def native_labels(library, task, y):
     """Class labels as ``library``'s classifier takes them: XGBoost's need ``0..K-1``
     (the labels' ranks); every other library, and any regression target, as given."""
     if library == "xgboost" and task != "regression":
-        import numpy as np
-
         return np.searchsorted(np.unique(y), y)
     return y
 
@@ -258,3 +260,27 @@ def fit_native(model, library, X, y):
     if cats:
         return model.fit(Xm, y, cat_features=cats), Xm
     return model.fit(Xm, y), Xm
+
+
+def make_data(task, n=120, d=4, seed=0, n_classes=3):
+    """A small synthetic data set ``(X, y)`` for ``task`` (one of :data:`TASKS`).
+
+    ``X`` is ``(n, d)`` standard normal (``d >= 3``); the signal
+    ``z = x0 + x1**2 / 2 - x2 + 0.3 * noise`` gives ``y = 3 z + 1`` (regression), ``z``
+    above its median (binary) or its ``n_classes`` equal-count bins (multiclass).
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    z = X[:, 0] + 0.5 * X[:, 1] ** 2 - X[:, 2] + 0.3 * rng.normal(size=n)
+    if task == "regression":
+        return X, 3 * z + 1
+    if task == "binary":
+        return X, (z > np.median(z)).astype(int)
+    return X, quantile_classes(z, n_classes)
+
+
+def quantile_classes(z, n_classes):
+    """Class labels ``0..n_classes-1``: the equal-count bins of the signal ``z``."""
+    return np.digitize(z, np.quantile(z, np.linspace(0, 1, n_classes + 1)[1:-1]))
