@@ -382,31 +382,44 @@ def _from_gradient_boosting(model, X):
     )
 
 
-def _boosting_ensemble(model, objective, K, n_leaves, bias, paths, **fields):
-    """The :class:`TreeEnsemble` of a scikit-learn boosting model: what GradientBoosting
-    and HistGradientBoosting share (raw scores from ``decision_function`` or
-    ``predict`` and their staged forms, classes, leaf statistics as row counts), plus
-    the model-specific ``fields``."""
-    classifier = objective != "squared_error"
-    method = "decision_function" if classifier else "predict"
-    staged = "staged_decision_function" if classifier else "staged_predict"
+def _sklearn_ensemble(model, objective, K, n_leaves, tree_type, paths, **fields):
+    """The :class:`TreeEnsemble` of a scikit-learn tree model: the fields every model
+    fills alike (names, classes, leaf offsets and paths), plus the model's ``fields``."""
     path_indptr, path_nodes, node_offsets = paths
     return TreeEnsemble(
         library="sklearn",
         library_version=sklearn.__version__,
         model_name=type(model).__name__,
         objective=objective,
-        tree_type="gbdt",
+        tree_type=tree_type,
         n_outputs=K,
         leaf_offsets=_offsets(n_leaves),
-        bias=bias,
-        raw_predictor=_MethodPredictor(model, method),
         classes=_classes_of(model),
         n_features_in=int(model.n_features_in_),
-        leaf_stats_kind="count",
         path_indptr=path_indptr,
         path_nodes=path_nodes,
         node_offsets=node_offsets,
+        **fields,
+    )
+
+
+def _boosting_ensemble(model, objective, K, n_leaves, bias, paths, **fields):
+    """What GradientBoosting and HistGradientBoosting share: raw scores from
+    ``decision_function`` or ``predict`` and their staged forms, leaf statistics as row
+    counts."""
+    classifier = objective != "squared_error"
+    method = "decision_function" if classifier else "predict"
+    staged = "staged_decision_function" if classifier else "staged_predict"
+    return _sklearn_ensemble(
+        model,
+        objective,
+        K,
+        n_leaves,
+        "gbdt",
+        paths,
+        bias=bias,
+        raw_predictor=_MethodPredictor(model, method),
+        leaf_stats_kind="count",
         staged_raw_predictor=_StagedPredictor(model, staged, bias),
         **fields,
     )
@@ -705,7 +718,6 @@ def _from_forest(model, X):
             paths.append(tpaths)
             n_internal.append(ni)
     n_leaves = [len(v) for v in values]
-    path_indptr, path_nodes, node_offsets = paths_to_csr(paths, n_internal)
     T = len(values)
 
     bootstrap = bool(getattr(model, "bootstrap", False))
@@ -713,28 +725,22 @@ def _from_forest(model, X):
         raw = _MethodPredictor(model, "predict_proba", start_column=1 if K == 1 else 0)
     else:
         raw = _MethodPredictor(model, "predict")
-    return TreeEnsemble(
-        library="sklearn",
-        library_version=sklearn.__version__,
-        model_name=type(model).__name__,
-        objective=objective,
-        tree_type="rf",
-        n_outputs=K,
-        leaf_offsets=_offsets(n_leaves),
+    return _sklearn_ensemble(
+        model,
+        objective,
+        K,
+        n_leaves,
+        "rf",
+        paths_to_csr(paths, n_internal),
         leaf_values=np.concatenate(values) if values else np.zeros(0),
         learning_rates=np.ones(T),
         bias=np.zeros(K),
         l2=0.0,
         router=_ApplyRouter(model, maps, repeat=K),
         raw_predictor=raw,
-        classes=_classes_of(model),
-        n_features_in=int(model.n_features_in_),
         # with bootstrap, n_node_samples counts the distinct in-bag rows only
         leaf_stats=None if bootstrap else np.concatenate(stats),
         leaf_stats_kind=None if bootstrap else "count",
-        path_indptr=path_indptr,
-        path_nodes=path_nodes,
-        node_offsets=node_offsets,
         notes={
             "leaf_values": "class fractions (classifiers) or node means",
             "bootstrap": bootstrap,
