@@ -19,6 +19,7 @@ from sklearn.model_selection import cross_validate
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+import skinfluence
 from skinfluence import TREX, BoostIn, LeafInfluence
 
 from .models import make_data, make_model
@@ -162,6 +163,29 @@ def test_object_array_reaches_the_pipeline_unconverted():
         bad = Xq.copy()
         bad[0, 0] = "purple"
         explainer.transform(bad, yq)
+
+
+@pytest.mark.parametrize("name", ["LeafRefit", "LOO", "TreeSim", "LeafSim", "InputSim"])
+def test_other_methods_take_strings_into_the_pipeline(name):
+    pipe, X, y, Xq, yq = _fitted("onehot_numpy")
+    cls = getattr(skinfluence, name)
+    explainer = cls(pipe).fit(X, y)
+    # LOO refits the whole pipeline: every category stays in every refit's rows, so
+    # the encoding and hence the refit models equal those of the final model alone
+    oracle = cls(pipe[-1]).fit(pipe[:-1].transform(X), y)
+    Zq = pipe[:-1].transform(Xq)
+    np.testing.assert_array_equal(explainer.transform(Xq, yq), oracle.transform(Zq, yq))
+
+
+@pytest.mark.parametrize("name", ["RandomInfluence", "TargetInfluence", "MinorityInfluence"])
+def test_baselines_key_rows_of_strings(name):
+    pipe, X, y, Xq, yq = _fitted("onehot_numpy")
+    explainer = getattr(skinfluence, name)(pipe, random_state=0).fit(X, y)
+    M = explainer.transform(X[:6], y[:6])
+    np.testing.assert_array_equal(explainer.transform(X[:6], y[:6]), M)
+    # the draws follow row contents: the training rows as queries meet themselves
+    np.testing.assert_array_equal(np.diag(M[:, :6]), explainer.self_influence()[:6])
+    assert explainer.transform(Xq, yq).shape == (len(Xq), N_TRAIN)
 
 
 def test_catboost_categorical_numpy_object_array_matches_dataframe():
