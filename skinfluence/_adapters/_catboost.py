@@ -53,6 +53,8 @@ def is_fitted(model):
 
 def takes_raw_input(model):
     """Whether the model has categorical features (given as strings or integers)."""
+    if model.is_fitted():  # also a model loaded from a file, whose params are not set
+        return bool(model.get_cat_feature_indices())
     return bool(model.get_param("cat_features"))
 
 
