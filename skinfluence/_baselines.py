@@ -28,20 +28,30 @@ _GOLDEN = 0x9E3779B97F4A7C15
 
 
 def row_keys(X):
-    """A 64-bit content hash per row (numpy, pandas or polars)."""
+    """A 64-bit content hash per row (numpy, pandas or polars).
+
+    An array that does not convert to float64 (strings for a pipeline) is hashed as
+    pandas hashes a DataFrame of it.
+    """
     mod = type(X).__module__.split(".")[0]
+    if mod not in ("pandas", "polars"):
+        try:
+            A = np.ascontiguousarray(np.asarray(X, dtype=np.float64).reshape(len(X), -1))
+        except (TypeError, ValueError):
+            import pandas as pd
+
+            X, mod = pd.DataFrame(np.asarray(X, dtype=object).reshape(len(X), -1)), "pandas"
+        else:
+            return _ksim.hash_rows(A, A.view(np.uint64))
     if mod == "pandas":
         import pandas as pd
 
         return np.ascontiguousarray(
             pd.util.hash_pandas_object(X, index=False).to_numpy(), dtype=np.uint64
         )
-    if mod == "polars":
-        return np.ascontiguousarray(
-            X.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy(), dtype=np.uint64
-        )
-    A = np.ascontiguousarray(np.asarray(X, dtype=np.float64).reshape(len(X), -1))
-    return _ksim.hash_rows(A, A.view(np.uint64))
+    return np.ascontiguousarray(
+        X.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy(), dtype=np.uint64
+    )
 
 
 def _check_random_state(random_state):

@@ -62,7 +62,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._adapters import default_model, is_fitted, to_ensemble
+from ._adapters import default_model, is_fitted, takes_raw_input, to_ensemble, unwrap_model
 from ._ensemble import TrainingDataMismatchError
 
 __all__ = ["BaseInfluence"]
@@ -75,6 +75,12 @@ def _is_dataframe(X):
 
 def _n_rows(X):
     return X.shape[0]
+
+
+def _check_n_features(X, expected, what):
+    """Refuse an array whose number of columns is not ``expected`` (None: unknown)."""
+    if expected is not None and not _is_dataframe(X) and X.shape[1] != expected:
+        raise ValueError(f"X has {X.shape[1]} features but {what} {expected}")
 
 
 def _fit_model(model, X, y, sample_weight):
@@ -184,12 +190,20 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
 
     # ------------------------------------------------------------------ input
     def _validate_X(self, X, reset):
+        """Check X and record (``reset``) or compare its number of columns and names.
+
+        Arrays become float64 unless a pipeline (or a model with categorical features)
+        consumes them: its steps get X as the user gave it (strings, objects,
+        integers).
+        """
         if _is_dataframe(X):
             validate_data(self, X, skip_check_array=True, reset=reset)
             if X.shape[0] == 0:
                 raise ValueError("Found array with 0 sample(s); at least 1 is required.")
             return X
-        return validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan")
+        model = self.estimator if reset else self.estimator_
+        dtype = None if takes_raw_input(model) else np.float64
+        return validate_data(self, X, reset=reset, dtype=dtype, ensure_all_finite="allow-nan")
 
     def _validate_y(self, y, n, name="y"):
         if y is None:
@@ -259,6 +273,9 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, np.empty((n, 0)), dtype=np.float64)
         model, fitted_here = self._resolve_estimator(X, y, sample_weight)
+        preprocess = unwrap_model(model)[1]
+        if preprocess is not None:  # before the pipeline's steps see X
+            _check_n_features(X, preprocess.n_features_in, "the pipeline takes")
         ens = to_ensemble(model, X=X, y=y, sample_weight=sample_weight)
         if ens.tree_type == "rf" and not self._accepts_forests:
             raise ValueError(
@@ -272,11 +289,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             self.classes_ = np.asarray(ens.classes)
         elif ens.objective != "squared_error":
             self.classes_ = np.arange(max(2, ens.n_outputs))
-        if ens.n_features_in is not None and not _is_dataframe(X):
-            if X.shape[1] != ens.n_features_in:
-                raise ValueError(
-                    f"X has {X.shape[1]} features but the model was trained on {ens.n_features_in}"
-                )
+        if preprocess is None:
+            _check_n_features(X, ens.n_features_in, "the model was trained on")
         leaves = ens.check_reconstruction(X)
         recorded = ens.training_rows_recorded()
         if not fitted_here and recorded is not None and recorded != n and not ens.breaking_settings:

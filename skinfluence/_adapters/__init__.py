@@ -12,6 +12,11 @@ states their contracts):
 * ``default_model(regression, n_rows)``: only in the module of ``DEFAULT_LIBRARY``, the
   model fitted when the user gives none.
 
+and optionally
+
+* ``takes_raw_input(model)``: whether the model takes X as the user gives it (string
+  or categorical columns of a numpy object array) rather than as float64.
+
 :data:`_REGISTRY` maps the top-level module of a model's class to its adapter module,
 which is imported only when a model of that library is given. The functions below peel
 ``FrozenEstimator`` and ``Pipeline`` wrappers and dispatch to the hooks; the rest of the
@@ -34,6 +39,7 @@ __all__ = [
     "to_ensemble",
     "unwrap_model",
     "is_fitted",
+    "takes_raw_input",
     "refit_template",
     "default_model",
     "default_model_has",
@@ -61,16 +67,43 @@ _REGISTRY = {
 DEFAULT_LIBRARY = "sklearn"
 
 
+class _Preprocess:
+    """The earlier steps of (nested) pipelines, applied to X in order.
+
+    A plain object rather than a closure, so that an explainer holding it can be
+    pickled (joblib, ``GridSearchCV(n_jobs>1)``).
+
+    Parameters
+    ----------
+    heads : tuple of Pipeline
+        The pipelines' steps before their last one, outermost pipeline first.
+    """
+
+    def __init__(self, heads):
+        self.heads = tuple(heads)
+
+    def __call__(self, X):
+        for head in self.heads:
+            X = head.transform(X)
+        return X
+
+    @property
+    def n_features_in(self):
+        """Number of columns the outermost pipeline takes (None if it does not say)."""
+        n = getattr(self.heads[0], "n_features_in_", None)
+        return None if n is None else int(n)
+
+
 def unwrap_model(model):
     """Peel ``FrozenEstimator`` and ``Pipeline`` wrappers.
 
-    Returns ``(final_model, preprocess)`` where ``preprocess`` is ``None`` or a callable
-    applying the pipeline's earlier steps to X.
+    Returns ``(final_model, preprocess)`` where ``preprocess`` is ``None`` or a
+    picklable callable applying the pipelines' earlier steps to X (a ``_Preprocess``).
     """
     from sklearn.frozen import FrozenEstimator
     from sklearn.pipeline import Pipeline
 
-    preprocess = None
+    heads = []
     while True:
         if isinstance(model, FrozenEstimator):
             model = model.estimator
@@ -78,15 +111,11 @@ def unwrap_model(model):
             head = model[:-1]
             model = model.steps[-1][1]
             if len(head.steps):
-                if preprocess is None:
-                    preprocess = head.transform
-                else:
-                    outer = preprocess
-                    preprocess = lambda X, _o=outer, _h=head: _h.transform(_o(X))  # noqa: E731
+                heads.append(head)
             if model == "passthrough" or model is None:
                 raise UnsupportedModelError("the pipeline's last step is not a model")
         else:
-            return model, preprocess
+            return model, (_Preprocess(heads) if heads else None)
 
 
 def library_of(model):
@@ -161,6 +190,21 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     ens = hooks.to_ensemble(final, X=Xm, y=y, sample_weight=sample_weight)
     ens.preprocess = preprocess
     return ens
+
+
+def takes_raw_input(model):
+    """Whether X must reach ``model`` (possibly wrapped) with its own dtypes.
+
+    True for a ``Pipeline`` with steps before its model (they get X as given) and for
+    a model whose adapter's optional ``takes_raw_input`` hook says so (CatBoost with
+    categorical features); False otherwise, and then arrays are converted to float64.
+    """
+    final, preprocess = unwrap_model(model)
+    if preprocess is not None:
+        return True
+    library = library_of(final)
+    hook = None if library is None else getattr(_hooks(library), "takes_raw_input", None)
+    return bool(hook(final)) if hook is not None else False
 
 
 def is_fitted(model):

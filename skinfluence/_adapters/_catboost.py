@@ -23,7 +23,7 @@ import numpy as np
 
 from ._base import UnsupportedModelError, import_optional, paths_to_csr
 
-__all__ = ["to_ensemble", "is_fitted", "refit_template", "SUPPORTED_LOSSES"]
+__all__ = ["to_ensemble", "is_fitted", "refit_template", "takes_raw_input", "SUPPORTED_LOSSES"]
 
 #: CatBoost loss -> skinfluence objective
 SUPPORTED_LOSSES = {
@@ -49,6 +49,13 @@ def is_fitted(model):
     if isinstance(model, cb.CatBoost):
         return bool(model.is_fitted())
     return True  # to_ensemble refuses any other object
+
+
+def takes_raw_input(model):
+    """Whether the model has categorical features (given as strings or integers)."""
+    if model.is_fitted():  # also a model loaded from a file, whose params are not set
+        return bool(model.get_cat_feature_indices())
+    return bool(model.get_param("cat_features"))
 
 
 def refit_template(model):
