@@ -146,6 +146,16 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         on it.
     verbose : int, default=0
         Show a progress bar (needs ``tqdm``) over query blocks.
+
+    Attributes
+    ----------
+    validation_indices_ : ndarray of int64
+        Rows given to ``fit`` that the model held out of its training itself (the
+        validation split of HistGradientBoosting's early stopping, redrawn exactly);
+        empty when all rows trained the model. Except for the retraining methods, the
+        explainer is fitted on the other rows only (``n_train_`` counts them), and the
+        held-out rows get influence 0 in every output, whose columns stay the rows
+        given to ``fit``. See :doc:`models`.
     """
 
     #: whether the method accepts random forests
@@ -304,8 +314,17 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _trained_rows(self, X, leaves, y_enc, sample_weight):
         """The fit data restricted to the rows the method explains; sets ``n_train_``,
         ``validation_indices_`` and the map of those rows to the output columns."""
-        rows = self.ensemble_.training_rows
+        ens = self.ensemble_
+        rows = ens.training_rows
         n = _n_rows(X)
+        mismatch = None if rows is None else ens.check_counts(leaves[rows], None)
+        if mismatch is not None:
+            raise TrainingDataMismatchError(
+                f"{ens.describe()} was trained on a split of the rows given to its fit "
+                f"(the rest held out for validation); redrawn from the rows given here, "
+                f"{mismatch}. Pass the exact rows and labels the model was fit on, in "
+                "the same order."
+            )
         held_out = np.ones(n, dtype=bool)
         held_out[slice(None) if rows is None else rows] = False
         self.validation_indices_ = np.flatnonzero(held_out)
