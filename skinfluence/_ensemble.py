@@ -113,6 +113,10 @@ class TreeEnsemble:
     #: precision in which the library holds training labels and sample weights (CatBoost:
     #: float32); the estimators round them before replaying the trajectory
     label_dtype: object = None
+    #: sorted indices into the rows given to fit of the rows the trees were grown on,
+    #: when the library held the others out itself (HistGradientBoosting's early
+    #: stopping split); None: all rows
+    training_rows: np.ndarray | None = None
     #: free-form notes of the adapter (e.g. how the bias was obtained)
     notes: dict = field(default_factory=dict)
 

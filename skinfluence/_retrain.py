@@ -238,6 +238,9 @@ class _RetrainInfluence(BaseInfluence):
     """
 
     _accepts_forests = True
+    # refits redo the whole training procedure on the rows given, including any
+    # validation split the library draws from them
+    _explains_trained_rows = False
 
     def __init__(
         self,

@@ -54,6 +54,7 @@ from sklearn.base import (
     TransformerMixin,
     clone,
 )
+from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_array,
@@ -151,12 +152,27 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         on it.
     verbose : int, default=0
         Show a progress bar (needs ``tqdm``) over query blocks.
+
+    Attributes
+    ----------
+    validation_indices_ : ndarray of int64
+        Rows given to ``fit`` that the model held out of its training itself (the
+        validation split of HistGradientBoosting's early stopping, redrawn exactly);
+        empty when all rows trained the model. Except for the retraining methods, the
+        explainer is fitted on the other rows only (``n_train_`` counts them), and the
+        held-out rows get influence 0 in every output, whose columns stay the rows
+        given to ``fit``. See :doc:`models`.
     """
 
     #: whether the method accepts random forests
     _accepts_forests = True
     #: whether ``_influence_block(q, context, out=...)`` can write into a float64 output slice
     _fills_out = False
+    #: whether the method explains the fitted model through the rows its trees were
+    #: grown on: the rows the library held out of them itself
+    #: (``ensemble_.training_rows``) then get influence 0. False for the methods that
+    #: refit the model on the rows given to ``fit`` (and so redraw any such split).
+    _explains_trained_rows = True
     #: layout of the fitted state; bumped when it changes, so that an explainer pickled
     #: with another layout is refused with a clear message instead of failing later
     _STATE_FORMAT = 4
@@ -293,6 +309,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             _check_n_features(X, ens.n_features_in, "the model was trained on")
         leaves = ens.check_reconstruction(X)
         recorded = ens.training_rows_recorded()
+        if ens.training_rows is not None:  # a split the adapter matched to the trees
+            recorded = None
         if not fitted_here and recorded is not None and recorded != n and not ens.breaking_settings:
             raise TrainingDataMismatchError(
                 f"{ens.describe()} was trained on {recorded} rows but fit received {n}; "
@@ -302,11 +320,45 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if ens.label_dtype is not None and sample_weight is not None:
             # replay in the library's own precision of weights
             sample_weight = sample_weight.astype(ens.label_dtype).astype(np.float64)
-        self.n_train_ = n
         self._train_labels = self._row_labels(X)
-        self._fit_influence(X, leaves, y_enc, sample_weight)
         self._n_features_out = n
+        self._fit_influence(*self._trained_rows(X, leaves, y_enc, sample_weight))
         return self
+
+    def _trained_rows(self, X, leaves, y_enc, sample_weight):
+        """The fit data restricted to the rows the method explains; sets ``n_train_``,
+        ``validation_indices_`` and the map of those rows to the output columns."""
+        ens = self.ensemble_
+        rows = ens.training_rows
+        n = _n_rows(X)
+        mismatch = None if rows is None else ens.check_counts(leaves[rows], None)
+        if mismatch is not None:
+            raise TrainingDataMismatchError(
+                f"{ens.describe()} was trained on a split of the rows given to its fit "
+                f"(the rest held out for validation); redrawn from the rows given here, "
+                f"{mismatch}. Pass the exact rows and labels the model was fit on, in "
+                "the same order."
+            )
+        held_out = np.ones(n, dtype=bool)
+        held_out[slice(None) if rows is None else rows] = False
+        self.validation_indices_ = np.flatnonzero(held_out)
+        self._columns = None
+        if rows is not None and self._explains_trained_rows:
+            self._columns = rows
+            X, leaves, y_enc = _safe_indexing(X, rows), leaves[rows], y_enc[rows]
+            sample_weight = None if sample_weight is None else sample_weight[rows]
+        self.n_train_ = _n_rows(X)
+        return X, leaves, y_enc, sample_weight
+
+    def _to_rows(self, values):
+        """Values over the explained rows (last axis) -> over all rows given to
+        ``fit``, 0 for the rows the model held out."""
+        cols = getattr(self, "_columns", None)
+        if cols is None:
+            return values
+        out = np.zeros(values.shape[:-1] + (self._n_features_out,), dtype=values.dtype)
+        out[..., cols] = values
+        return out
 
     def _round_labels(self, y_enc):
         """Labels in the precision the library trained with (``ensemble_.label_dtype``)."""
@@ -421,7 +473,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                     self._influence_block(blk, context, out=out[a:b])  # no block copy
                 else:
                     out[a:b] = self._influence_block(blk, context)
-        return out
+        return self._to_rows(out)
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Fit, then the influence of the training rows on themselves (with their
@@ -435,7 +487,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """
         check_is_fitted(self, "ensemble_")
         with _numba_threads(self.n_jobs):
-            return np.asarray(self._self_influence(), dtype=self._out_dtype())
+            return self._to_rows(np.asarray(self._self_influence(), dtype=self._out_dtype()))
 
     def global_influence(self, X, y=None):
         """Summed influence of each training row on a set of queries.
@@ -449,7 +501,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         q, context, m = self._prepare(X, y)
         with _numba_threads(self.n_jobs):
             out = self._global_from_queries(q, m, context)
-        return np.asarray(out, dtype=self._out_dtype())
+        return self._to_rows(np.asarray(out, dtype=self._out_dtype()))
 
     def top_k(self, X, y=None, k=10, kind="helpful"):
         """The ``k`` most helpful (or harmful) training rows of each query.
@@ -492,7 +544,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                     order = np.lexsort((cand, M[r, cand]))[:k]
                     idx[a + r] = cand[order]
                     val[a + r] = sign * M[r, cand[order]]
-        return idx, val
+        cols = getattr(self, "_columns", None)
+        return (idx if cols is None else cols[idx]), val
 
     # ------------------------------------------------------------------- names
     def get_feature_names_out(self, input_features=None):

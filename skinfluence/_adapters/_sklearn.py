@@ -76,11 +76,15 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         ``RandomForestClassifier``, ``RandomForestRegressor``,
         ``ExtraTreesClassifier`` or ``ExtraTreesRegressor``.
     X : array-like of shape (n_samples, n_features), optional
-        Training inputs. Only used to verify that a custom ``init`` estimator of a
-        ``GradientBoosting*`` model predicts a constant initial score.
-    y, sample_weight : ignored
-        Accepted for a uniform adapter signature; scikit-learn stores everything the
-        ensemble needs.
+        Training inputs. Used to verify that a custom ``init`` estimator of a
+        ``GradientBoosting*`` model predicts a constant initial score, and (with ``y``)
+        to recover the validation split of an early-stopped ``HistGradientBoosting*``
+        model (see :func:`hgb_training_split`).
+    y : array-like of shape (n_samples,), optional
+        Training labels (the split of a classifier is stratified by them).
+    sample_weight : ignored
+        Accepted for a uniform adapter signature; scikit-learn stores everything else
+        the ensemble needs.
 
     Returns
     -------
@@ -119,7 +123,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     if isinstance(model, (GradientBoostingClassifier, GradientBoostingRegressor)):
         builder = _from_gradient_boosting
     elif isinstance(model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
-        builder = _from_hist_gradient_boosting
+        return _from_hist_gradient_boosting(model, X, y)
     elif isinstance(
         model,
         (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor),
@@ -619,10 +623,11 @@ def _hgb_flatten(model, K):
     return arrays, _flat(values, np.float64), _flat(counts, np.float64), paths, n_internal, n_leaves
 
 
-def _from_hist_gradient_boosting(model, X):
+def _from_hist_gradient_boosting(model, X, y=None):
     _hgb_guard(model)
     objective, loss, K = _hgb_loss(model)
     arrays, values, counts, paths, n_internal, n_leaves = _hgb_flatten(model, K)
+    training_rows, split_problem = _hgb_recovered_rows(model, X, y, counts, n_leaves)
     baseline = np.asarray(model._baseline_prediction, dtype=np.float64).ravel()
     bias = np.full(K, baseline[0]) if baseline.size == 1 else baseline
     return _boosting_ensemble(
@@ -641,7 +646,8 @@ def _from_hist_gradient_boosting(model, X):
         # values to children only): no Newton step, no dependence on the rows
         constant_tree=np.asarray(n_leaves) == 1,
         leaf_stats=counts,
-        breaking_settings=tuple(_hgb_breaking_settings(model)),
+        breaking_settings=tuple(_hgb_breaking_settings(model, split_problem)),
+        training_rows=training_rows,
         notes={
             "bias": "_baseline_prediction",
             "loss": loss,
@@ -650,9 +656,118 @@ def _from_hist_gradient_boosting(model, X):
     )
 
 
-def _hgb_breaking_settings(model):
+def _hgb_splits_rows(model):
+    """Whether ``fit`` drew an internal validation split from the rows it was given
+    (early stopping on, ``validation_fraction`` set; unless ``X_val`` was passed)."""
+    return bool(getattr(model, "do_early_stopping_", False)) and (
+        model.validation_fraction is not None
+    )
+
+
+def hgb_training_split(model, X, y):
+    """The training and validation rows of an early-stopped HistGradientBoosting model.
+
+    With early stopping on and ``validation_fraction`` set, ``fit(X, y)`` grows the
+    trees on a split of the rows it was given: ``train_test_split`` of the rows with
+    ``test_size=validation_fraction``, stratified by the encoded labels for classifiers
+    and with ``random_state`` the seed the model stores as ``_random_seed`` (the same
+    in scikit-learn 1.6 to 1.9; sample weights follow the rows and do not change the
+    split). This function redraws that split.
+
+    Parameters
+    ----------
+    model : fitted HistGradientBoostingClassifier or HistGradientBoostingRegressor
+    X : array-like of shape (n_samples, n_features)
+        The rows given to the model's ``fit`` (only their number is used).
+    y : array-like of shape (n_samples,)
+        The labels given to the model's ``fit``.
+
+    Returns
+    -------
+    train, validation : ndarray of int64
+        Indices into ``X``, in the order in which the model saw its training rows
+        (fitting ``X[train]`` in this order with ``early_stopping=False`` and
+        ``max_iter=model.n_iter_`` and the same seed grows the same trees).
+
+    Raises
+    ------
+    UnsupportedModelError
+        When the model drew no split, or does not store its seed.
+    """
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import train_test_split
+
+    if not _hgb_splits_rows(model):
+        raise UnsupportedModelError(
+            f"this {type(model).__name__} drew no validation split (early stopping off "
+            "or validation_fraction=None): it was trained on all the rows given to fit"
+        )
+    seed = getattr(model, "_random_seed", None)
+    if seed is None:  # pragma: no cover - future scikit-learn
+        raise UnsupportedModelError(
+            f"this scikit-learn version ({sklearn.__version__}) does not store the seed "
+            f"of the validation split of {type(model).__name__} (_random_seed)"
+        )
+    rows = np.arange(_n_samples(X), dtype=np.int64)
+    stratify = None
+    if is_classifier(model):
+        stratify = _class_indices(model, y)
+    train, val = train_test_split(
+        rows, test_size=model.validation_fraction, stratify=stratify, random_state=seed
+    )
+    return train, val
+
+
+def _n_samples(X):
+    return int(X.shape[0]) if hasattr(X, "shape") else len(X)
+
+
+def _class_indices(model, y):
+    """Labels as the model encoded them for fit (indices into ``classes_``, float)."""
+    lookup = {c: i for i, c in enumerate(np.asarray(model.classes_).tolist())}
+    y = np.ravel(np.asarray(y))
+    try:
+        return np.fromiter((lookup[v] for v in y.tolist()), dtype=np.float64, count=len(y))
+    except KeyError:
+        raise UnsupportedModelError(
+            f"y contains labels this {type(model).__name__} never saw"
+        ) from None
+
+
+def _hgb_recovered_rows(model, X, y, counts, n_leaves):
+    """``(training_rows, problem)`` of a HistGradientBoosting model.
+
+    ``training_rows`` is ``None`` when the model was trained on all rows given (no
+    split, or validation data passed to fit), else the sorted indices of the recovered
+    training split; ``problem`` is ``None`` or why the split could not be recovered.
+    The recovered training part must hold as many rows as the model's trees counted.
+    """
+    if not _hgb_splits_rows(model):
+        return None, None
+    from sklearn.base import is_classifier
+
+    if X is None or (y is None and is_classifier(model)):
+        return None, "the rows and labels given to fit are needed to redraw it"
+    recorded = int(round(counts[: n_leaves[0]].sum())) if n_leaves else None
+    n = _n_samples(X)
+    if recorded == n:  # validation data passed to fit: all rows trained the trees
+        return None, None
+    try:
+        train, _ = hgb_training_split(model, X, y)
+    except (UnsupportedModelError, ValueError) as exc:
+        return None, f"redrawing it failed ({exc})"
+    if recorded is not None and recorded != len(train):
+        return None, (
+            f"its trees counted {recorded} training rows, but the split of the {n} rows "
+            f"given to fit has {len(train)}: pass the exact rows and labels the model "
+            "was fit on, in the same order"
+        )
+    return np.sort(train), None
+
+
+def _hgb_breaking_settings(model, split_problem=None):
     out = []
-    if getattr(model, "do_early_stopping_", False) and model.validation_fraction is not None:
+    if split_problem is not None:
         why = (
             "early_stopping='auto' turns it on for more than 10,000 rows"
             if model.early_stopping == "auto"
@@ -661,8 +776,8 @@ def _hgb_breaking_settings(model):
         out.append(
             f"early stopping with validation_fraction={model.validation_fraction} "
             f"({why}): the trees were grown on a training split without the "
-            "validation rows (unless validation data was passed to fit); refit with "
-            "early_stopping=False"
+            f"validation rows, and skinfluence could not recover that split: "
+            f"{split_problem}"
         )
     cw = getattr(model, "class_weight", None)
     if cw is not None:
