@@ -2,7 +2,9 @@
 
 For property tests of pipelines built on skinfluence (and of skinfluence itself). Every
 strategy draws a seed and a few sizes and builds the arrays with NumPy, so examples are
-fast and shrink well. Libraries that are not installed are skipped.
+fast and shrink well. Libraries that are not installed are skipped. Given ``method=`` (an
+influence estimator), :func:`models` and :func:`fitted_models` draw only models that
+method accepts, as the method itself decides.
 
 Needs ``hypothesis`` (``pip install hypothesis``); ``import skinfluence`` never imports
 it.
@@ -21,12 +23,18 @@ A property of your own pipeline, checked on tiny models of every installed libra
 >>> test_reconstruction()
 """
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+from hypothesis import reject
 from hypothesis import strategies as st
+from sklearn.base import clone
 
+from .._adapters import UnsupportedModelError
+from .._ensemble import LeafModelError, TrainingDataMismatchError
+from ..base import BaseInfluence
 from ._models import LIBRARIES, TASKS, available_libraries, make_model
 
 __all__ = [
@@ -253,8 +261,75 @@ def _compatible(library, data):
     return True
 
 
+# what an influence estimator raises for a model it does not explain
+_REFUSALS = (UnsupportedModelError, LeafModelError, TrainingDataMismatchError)
+
+
+def _method(method, forests):
+    """An unfitted instance of the influence estimator ``method`` (class or instance;
+    ``None`` for none) and whether random forests may be drawn for it."""
+    if method is None:
+        return None, forests
+    if isinstance(method, type) and issubclass(method, BaseInfluence):
+        method = method()
+    elif isinstance(method, BaseInfluence):
+        method = clone(method)
+    else:
+        raise TypeError(
+            "method must be a skinfluence influence estimator (a class such as BoostIn or an "
+            f"instance of one), got {method!r}"
+        )
+    return method, forests and method._accepts_forests
+
+
+def _accepts(method, model, data):
+    """Whether the influence estimator ``method`` (unfitted) explains the fitted ``model``
+    trained on ``data``: fit it and see whether it refuses the model."""
+    probe = clone(method).set_params(estimator=model)
+    setup = getattr(probe, "_setup", None)
+    if not probe._explains_trained_rows and setup is not None:
+        # a retraining method (LOO, SubSample, DataShapley) refuses models in the checks
+        # every method shares and in the setup of its refits (the model's refit
+        # template): stop after that setup, skip the refits themselves
+        probe._fit_influence = lambda X, leaves, y_enc, sample_weight: setup(
+            X, y_enc, sample_weight
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the user's own fit shows them
+            probe.fit(data.X, data.y)
+    except _REFUSALS:
+        return False
+    return True
+
+
 @st.composite
-def models(draw, data, *, libraries=None, forests=True, max_estimators=8, max_depth=4):
+def _candidates(draw, data, libraries, forests, max_estimators, max_depth):
+    """``(library, unfitted estimator)`` for ``data``, before any method's check."""
+    installed = available_libraries(forests=forests)
+    if libraries is None:
+        pool = installed
+    else:
+        wanted = (libraries,) if isinstance(libraries, str) else tuple(libraries)
+        bad = [lib for lib in wanted if lib not in LIBRARIES]
+        if bad:
+            raise ValueError(f"unknown libraries {bad}; choose from {LIBRARIES}")
+        pool = tuple(lib for lib in wanted if lib in installed)
+    pool = tuple(lib for lib in pool if _compatible(lib, data))
+    if not pool:
+        reject()  # no installed library can take this data set
+    library = draw(st.sampled_from(pool))
+    params = {
+        "n_estimators": draw(st.integers(1, max_estimators)),
+        "depth": draw(st.integers(1, max_depth)),
+        "learning_rate": draw(st.sampled_from([0.1, 0.3, 1.0])),
+        "seed": draw(st.integers(0, 2**31 - 1)),
+    }
+    return library, _estimator(library, data.task, data, **params)
+
+
+@st.composite
+def models(draw, data, *, libraries=None, forests=True, max_estimators=8, max_depth=4, method=None):
     """Strategy for unfitted models suited to a given data set.
 
     Parameters
@@ -267,15 +342,41 @@ def models(draw, data, *, libraries=None, forests=True, max_estimators=8, max_de
         Libraries that are not installed, or cannot take NaN or categorical columns
         when the data has them, are left out.
     forests : bool, default=True
-        Allow random forests and extra trees (skinfluence's gradient methods such as
-        BoostIn need gradient boosting: pass ``False`` for them).
+        Allow random forests and extra trees (left out anyway when ``method`` does not
+        explain forests).
     max_estimators, max_depth : int, default=8, 4
         Upper bounds of the number of trees (rounds) and of their depth.
+    method : influence estimator class or instance, default=None
+        Draw only models this skinfluence method (e.g. ``BoostIn`` or
+        ``LeafInfluence(derivative="exact")``, whose settings count; its ``estimator``
+        is ignored) accepts once fitted on ``data``. The method decides: libraries it
+        refuses by kind (random forests for the gradient methods) are left out before
+        drawing, and each drawn model is fitted on ``data`` (a copy: the returned
+        estimator stays unfitted) and given to the method's ``fit``; the models it
+        refuses (:class:`~skinfluence.UnsupportedModelError`,
+        :class:`~skinfluence.LeafModelError`,
+        :class:`~skinfluence.TrainingDataMismatchError`) are rejected, so hypothesis
+        draws another. What is drawn thus follows what the installed skinfluence
+        supports. The retraining methods (LOO, SubSample, DataShapley) are checked
+        up to their refits, which are skipped. ``None``: any model.
 
     Returns
     -------
     strategy of (library, estimator)
         ``library`` is the key of :data:`LIBRARIES`, ``estimator`` unfitted.
+
+    Raises
+    ------
+    TypeError
+        If ``method`` is not a skinfluence influence estimator.
+
+    Notes
+    -----
+    Rejections are rare with the default options (today, with CatBoost installed:
+    CatBoost ``MultiClass`` models for BoostIn, LeafInfluence and LeafRefit). If the
+    method refuses every model the options allow (say ``libraries="catboost"``,
+    multiclass data and ``BoostIn``), hypothesis fails its health check
+    (``filter_too_much``) or reports the test as unsatisfiable.
 
     Examples
     --------
@@ -288,29 +389,23 @@ def models(draw, data, *, libraries=None, forests=True, max_estimators=8, max_de
     ...     library, model = draw.draw(models(data, libraries=["sklearn_hgb"]))
     ...     assert model.fit(data.X, data.y).predict(data.X).shape == (len(data.y),)
     >>> test_fit_predict()
-    """
-    installed = available_libraries(forests=forests)
-    if libraries is None:
-        pool = installed
-    else:
-        wanted = (libraries,) if isinstance(libraries, str) else tuple(libraries)
-        bad = [lib for lib in wanted if lib not in LIBRARIES]
-        if bad:
-            raise ValueError(f"unknown libraries {bad}; choose from {LIBRARIES}")
-        pool = tuple(lib for lib in wanted if lib in installed)
-    pool = tuple(lib for lib in pool if _compatible(lib, data))
-    if not pool:
-        from hypothesis import reject
 
-        reject()  # no installed library can take this data set
-    library = draw(st.sampled_from(pool))
-    params = {
-        "n_estimators": draw(st.integers(1, max_estimators)),
-        "depth": draw(st.integers(1, max_depth)),
-        "learning_rate": draw(st.sampled_from([0.1, 0.3, 1.0])),
-        "seed": draw(st.integers(0, 2**31 - 1)),
-    }
-    return library, _estimator(library, data.task, data, **params)
+    Only models LeafInfluence explains (no forests, for one):
+
+    >>> from skinfluence import LeafInfluence
+    >>> @settings(max_examples=5, deadline=None)
+    ... @given(st.data())
+    ... def test_no_forests(draw):
+    ...     data = draw.draw(datasets(task="binary", max_rows=30))
+    ...     library, model = draw.draw(models(data, max_estimators=3, method=LeafInfluence))
+    ...     assert library not in ("sklearn_rf", "sklearn_et")
+    >>> test_no_forests()
+    """
+    probe, forests = _method(method, forests)
+    library, model = draw(_candidates(data, libraries, forests, max_estimators, max_depth))
+    if probe is not None and not _accepts(probe, clone(model).fit(data.X, data.y), data):
+        reject()
+    return library, model
 
 
 @st.composite
@@ -325,6 +420,7 @@ def fitted_models(
     max_depth=4,
     nan=False,
     categorical=False,
+    method=None,
 ):
     """Strategy for tiny fitted models of every installed library, with their data.
 
@@ -339,6 +435,11 @@ def fitted_models(
         As in :func:`models`.
     nan, categorical : bool or None, default=False
         Options of the default data strategy (see :func:`datasets`).
+    method : influence estimator class or instance, default=None
+        Draw only models this skinfluence method accepts, for which
+        ``method(case.model).fit(case.X, case.y)`` does not refuse the model; checked
+        as in :func:`models` (whose Notes say what is rejected, and which raises the
+        same TypeError for anything else than an influence estimator).
 
     Returns
     -------
@@ -347,7 +448,8 @@ def fitted_models(
     Notes
     -----
     Each example trains one model (a few milliseconds; CatBoost about a tenth of a
-    second): keep ``max_examples`` modest (10 to 50) in tests.
+    second): keep ``max_examples`` modest (10 to 50) in tests. With ``method``, each
+    example also fits that method once (without the refits of a retraining method).
 
     Examples
     --------
@@ -361,18 +463,21 @@ def fitted_models(
     ...     explainer = BoostIn(case.model).fit(case.X, case.y)
     ...     assert explainer.self_influence().shape == (len(case.y),)
     >>> test_self_influence_shape()
+
+    Any library and task, but only the models BoostIn explains:
+
+    >>> @settings(max_examples=5, deadline=None)
+    ... @given(fitted_models(max_estimators=3, method=BoostIn))
+    ... def test_boostin_fits(case):
+    ...     BoostIn(case.model).fit(case.X, case.y)
+    >>> test_boostin_fits()
     """
     if data is None:
         data = datasets(task, nan=nan, categorical=categorical)
+    probe, forests = _method(method, forests)
     ds = draw(data)
-    library, model = draw(
-        models(
-            ds,
-            libraries=libraries,
-            forests=forests,
-            max_estimators=max_estimators,
-            max_depth=max_depth,
-        )
-    )
+    library, model = draw(_candidates(ds, libraries, forests, max_estimators, max_depth))
     model.fit(ds.X, ds.y)
+    if probe is not None and not _accepts(probe, model, ds):
+        reject()
     return FittedModel(model, ds.X, ds.y, ds.task, library)
