@@ -381,6 +381,8 @@ def _from_gradient_boosting(model, X):
         router=_ApplyRouter(model, maps, validate=True),
         multiclass_factor=K / (K - 1.0) if objective == "multiclass" else 1.0,
         leaf_stats=np.concatenate(stats) if stats else np.zeros(0),
+        # both settings grow the trees on part of the rows: counts of that part only
+        leaf_stats_caveat="; ".join(breaking) or None,
         breaking_settings=tuple(breaking),
         notes={"bias": bias_note, "loss": loss},
     )
@@ -646,6 +648,7 @@ def _from_hist_gradient_boosting(model, X, y=None):
         # values to children only): no Newton step, no dependence on the rows
         constant_tree=np.asarray(n_leaves) == 1,
         leaf_stats=counts,
+        leaf_stats_caveat=None if split_problem is None else "unrecovered validation split",
         breaking_settings=tuple(_hgb_breaking_settings(model, split_problem)),
         training_rows=training_rows,
         notes={
