@@ -496,22 +496,22 @@ class TreeEnsemble:
         if detail is None:
             return None
         n = len(leaves)
-        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         recorded = self._recorded_total(leaves, y)
-        if self.leaf_stats_kind == "count" or w is None:
-            given, what = float(n), "rows"
-        else:
-            given, what = float(w.sum()), "in sample weight"
+        unit = sample_weight is None or self.leaf_stats_kind == "count"
+        given = float(n) if unit else float(np.sum(sample_weight))
         if recorded is None or abs(recorded - given) <= 1e-4 * max(1.0, given):
             head = (
                 f"{self.describe()}: the {n} rows given to fit add up to the model's "
-                f"training {'rows' if what == 'rows' else 'weight'}, but are not its "
-                "training rows (other rows, another order, or other sample weights): "
+                "training rows, but are not its training rows (other rows, or other "
+                "sample weights): "
             )
-        else:
+        elif unit and abs(recorded - round(recorded)) <= 1e-4 * max(1.0, recorded):
+            head = f"{self.describe()} was trained on {recorded:.6g} rows but fit received {n}: "
+        else:  # weighted rows
             head = (
-                f"{self.describe()} was trained on {recorded:.6g} {what} but fit "
-                f"received {given:.6g}{'' if what == 'rows' else f' ({n} rows)'}: "
+                f"{self.describe()} was trained on rows of total sample weight "
+                f"{recorded:.6g} but fit received {n} rows of total weight {given:.6g}"
+                f"{' (no sample_weight: 1 each)' if sample_weight is None else ''}: "
             )
         return head + detail
 
