@@ -98,6 +98,9 @@ class TreeEnsemble:
     #: they are the model's (row sampling, validation split, encodings fitted on other
     #: values); None: the training-row check of ``fit`` can compare them
     leaf_stats_caveat: str | None = None
+    #: whether rows of sample weight 0 count in "count" statistics (scikit-learn's
+    #: trees drop them before growing)
+    counts_zero_weight: bool = True
     #: settings of the model that break the single-Newton-step leaf model, as
     #: human-readable strings ("bagging_fraction=0.5 (row subsampling): ...")
     breaking_settings: tuple = ()
@@ -433,7 +436,9 @@ class TreeEnsemble:
         n = len(leaves)
         kind = self.leaf_stats_kind
         theirs = self.leaf_stats
-        w = np.ones(n) if sample_weight is None or kind == "count" else sample_weight
+        w = np.ones(n) if sample_weight is None else sample_weight
+        if kind == "count":
+            w = np.ones(n) if self.counts_zero_weight else (w != 0).astype(np.float64)
         if kind == "hessian":  # XGBoost's cover: hessian sums at the scores before each tree
             h = self.replay(leaves, y)[1]
             ours = _trees.leaf_sums(leaves, self.leaf_offsets, np.ascontiguousarray(h * w[:, None]))
@@ -499,6 +504,9 @@ class TreeEnsemble:
         recorded = self._recorded_total(leaves, y)
         unit = sample_weight is None or self.leaf_stats_kind == "count"
         given = float(n) if unit else float(np.sum(sample_weight))
+        if sample_weight is not None and unit and not self.counts_zero_weight:
+            n = int(np.count_nonzero(sample_weight))  # the rows counted
+            given = float(n)
         if recorded is None or abs(recorded - given) <= 1e-4 * max(1.0, given):
             head = (
                 f"{self.describe()}: the {n} rows given to fit add up to the model's "

@@ -279,6 +279,22 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Returns
         -------
         self : object
+
+        Raises
+        ------
+        TrainingDataMismatchError
+            If the rows (and, for XGBoost and CatBoost, the sample weights) do not
+            reproduce the per-leaf statistics the library recorded of the model's
+            training rows (row counts, hessian sums, weight sums). The message names
+            the number of rows (or total weight) recorded and given when they differ,
+            else the trees whose statistics differ. Not checked for a model fitted by
+            the explainer itself, nor when the statistics do not describe all training
+            rows (bootstrap forests, row subsampling). To explain a model knowingly
+            with other rows, fit inside
+            ``skinfluence.config_context(check_training_rows="warn")``: the error then
+            becomes a ``UserWarning``.
+        ReconstructionError
+            If the parsed trees do not reproduce the library's raw prediction.
         """
         if y is None:
             raise ValueError(
@@ -334,8 +350,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             if message is not None:
                 message = (
                     "the model was trained on a split of the rows given to its fit (the "
-                    "rest held out for validation), redrawn here from the rows given: "
-                    + message
+                    "rest held out for validation), redrawn here from the rows given: " + message
                 )
         if message is None:
             return

@@ -199,3 +199,26 @@ def test_config_is_validated_and_restored():
         assert skinfluence.get_config()["check_training_rows"] == "warn"
     finally:
         skinfluence.set_config(check_training_rows="raise")
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_zero_weight_rows_pass(lib):
+    """scikit-learn's trees drop rows of weight 0 before counting: not a mismatch."""
+    X, y, _, _ = _data()
+    w = np.ones(N)
+    w[:10] = 0.0
+    model, _ = _model(lib)
+    fitted = type(model)(**model.get_params()).fit(X, y, sample_weight=w)
+    TREX(fitted).fit(X, y, sample_weight=w)
+    with pytest.raises(TrainingDataMismatchError):
+        TREX(fitted).fit(X[:SUBSET], y[:SUBSET], sample_weight=w[:SUBSET])
+
+
+@pytest.mark.parametrize("lib", ["lightgbm", "xgboost", "catboost", "sklearn_hgb"])
+@pytest.mark.parametrize("objective", ["squared_error", "multiclass"])
+def test_other_objectives(lib, objective):
+    X, y = make_data(objective, n=N, seed=5)
+    model = make_model(lib, objective, n_estimators=4).fit(X, y)
+    TREX(model).fit(X, y)
+    with pytest.raises(TrainingDataMismatchError, match=f"trained on {N} rows but fit"):
+        TREX(model).fit(X[:SUBSET], y[:SUBSET])

@@ -553,9 +553,7 @@ def _routing_caveat(model, info):
     summed over (features encoded on other values during training), or None."""
     ctr = _ctr_features(info)
     try:
-        others = len(model.get_text_feature_indices()) + len(
-            model.get_embedding_feature_indices()
-        )
+        others = len(model.get_text_feature_indices()) + len(model.get_embedding_feature_indices())
     except Exception:  # pragma: no cover
         others = 0
     if ctr or (ctr is None and len(model.get_cat_feature_indices())) or others:

@@ -383,6 +383,7 @@ def _from_gradient_boosting(model, X):
         leaf_stats=np.concatenate(stats) if stats else np.zeros(0),
         # both settings grow the trees on part of the rows: counts of that part only
         leaf_stats_caveat="; ".join(breaking) or None,
+        counts_zero_weight=False,
         breaking_settings=tuple(breaking),
         notes={"bias": bias_note, "loss": loss},
     )
@@ -859,6 +860,7 @@ def _from_forest(model, X):
         # with bootstrap, n_node_samples counts the distinct in-bag rows only
         leaf_stats=None if bootstrap else np.concatenate(stats),
         leaf_stats_kind=None if bootstrap else "count",
+        counts_zero_weight=False,
         notes={
             "leaf_values": "class fractions (classifiers) or node means",
             "bootstrap": bootstrap,
