@@ -101,6 +101,9 @@ class TreeEnsemble:
     #: whether rows of sample weight 0 count in "count" statistics (scikit-learn's
     #: trees drop them before growing)
     counts_zero_weight: bool = True
+    #: stored per-leaf sums of the sample weights besides "count" statistics
+    #: (scikit-learn's ``weighted_n_node_samples``); checked by ``check_training_rows``
+    leaf_weight_sums: np.ndarray | None = None
     #: settings of the model that break the single-Newton-step leaf model, as
     #: human-readable strings ("bagging_fraction=0.5 (row subsampling): ...")
     breaking_settings: tuple = ()
@@ -465,15 +468,45 @@ class TreeEnsemble:
         diff &= np.repeat(~self.constant_tree, self.n_leaves)
         if not diff.any():
             return None
+        return self._differing_leaves(
+            f"{self.leaf_stats_kind}s", self.leaf_stats, ours, diff, len(leaves)
+        ) + (
+            ": the trees were grown on other rows (bagging, a validation split) or on "
+            "different data"
+        )
+
+    def _differing_leaves(self, what, theirs, ours, diff, n):
+        """Which trees' stored per-leaf statistics ``what`` differ from the routed ones."""
         trees = np.unique(np.repeat(np.arange(self.n_trees), self.n_leaves)[diff])
         first = slice(self.leaf_offsets[trees[0]], self.leaf_offsets[trees[0] + 1])
-        stored = np.round(self.leaf_stats[first], 3).tolist()[:8]
+        stored = np.round(theirs[first], 3).tolist()[:8]
         return (
-            f"the model's stored per-leaf {self.leaf_stats_kind}s differ from the routing "
-            f"of the {len(leaves)} rows given to fit in {len(trees)} of {self.n_trees} "
+            f"the model's stored per-leaf {what} differ from the routing "
+            f"of the {n} rows given to fit in {len(trees)} of {self.n_trees} "
             f"trees (tree {trees[0]}: stored {stored}, "
-            f"routed {np.round(ours[first], 3).tolist()[:8]}): the trees were grown "
-            "on other rows (bagging, a validation split) or on different data"
+            f"routed {np.round(ours[first], 3).tolist()[:8]})"
+        )
+
+    def _check_weight_sums(self, leaves, sample_weight):
+        """Compare the stored per-leaf sums of sample weights (kept besides row counts)
+        with the given rows; None if they agree or none are stored."""
+        theirs = self.leaf_weight_sums
+        if theirs is None:
+            return None
+        n = len(leaves)
+        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        ours = _trees.leaf_counts(leaves, self.leaf_offsets, np.ascontiguousarray(w))
+        diff = np.abs(ours - theirs) > 1e-7 * np.maximum(1.0, np.abs(theirs))
+        diff &= np.repeat(~self.constant_tree, self.n_leaves)
+        if not diff.any():
+            return None
+        total = float(theirs[: self.leaf_offsets[1]].sum())
+        return (
+            f"{self.describe()}: the {n} rows given to fit have the model's per-leaf row "
+            f"counts but not its sample weights (its training rows weigh {total:.6g} in "
+            f"total, class weights included; the rows given {w.sum():.6g}"
+            f"{', no sample_weight: 1 each' if sample_weight is None else ''}): "
+            + self._differing_leaves("sums of sample weights", theirs, ours, diff, n)
         )
 
     def check_training_rows(self, leaves, y=None, sample_weight=None):
@@ -499,7 +532,7 @@ class TreeEnsemble:
             return None
         detail = self.check_counts(leaves, sample_weight, y)
         if detail is None:
-            return None
+            return self._check_weight_sums(leaves, sample_weight)
         n = len(leaves)
         recorded = self._recorded_total(leaves, y)
         unit = sample_weight is None or self.leaf_stats_kind == "count"

@@ -283,7 +283,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Raises
         ------
         TrainingDataMismatchError
-            If the rows (and, for XGBoost and CatBoost, the sample weights) do not
+            If the rows (and, except for LightGBM and HistGradientBoosting models,
+            the sample weights) do not
             reproduce the per-leaf statistics the library recorded of the model's
             training rows (row counts, hessian sums, weight sums). The message names
             the number of rows (or total weight) recorded and given when they differ,

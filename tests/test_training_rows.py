@@ -151,23 +151,26 @@ def test_lightgbm_message_names_the_rows_before_the_initial_score():
         )
 
 
-@pytest.mark.parametrize("lib", ["xgboost", "catboost"])
+@pytest.mark.parametrize("lib", ["xgboost", "catboost", "sklearn_gb", "rf"])
 def test_sample_weights_are_checked_where_stored(lib):
-    """XGBoost's cover (hessian sums) and CatBoost's leaf weights record the sample
-    weights: the right rows without (or with other) weights are refused."""
+    """XGBoost's cover (hessian sums), CatBoost's leaf weights and scikit-learn's
+    ``weighted_n_node_samples`` record the sample weights: the right rows without (or
+    with other) weights are refused."""
     model, w = _model(lib, weighted=True)
     X, y, _, _ = _data()
     TREX(model).fit(X, y, sample_weight=w)
-    with pytest.raises(TrainingDataMismatchError, match="total sample weight"):
+    sklearn = lib in ("sklearn_gb", "rf")
+    with pytest.raises(TrainingDataMismatchError, match="sample weight") as info:
         TREX(model).fit(X, y)
+    assert ("but not its sample weights" if sklearn else "total sample weight") in str(info.value)
     other = w[::-1].copy()  # same total, other rows carry it
-    with pytest.raises(TrainingDataMismatchError, match="are not its training rows"):
+    with pytest.raises(TrainingDataMismatchError, match="not its"):
         TREX(model).fit(X, y, sample_weight=other)
 
 
-@pytest.mark.parametrize("lib", ["sklearn_gb", "lightgbm"])
+@pytest.mark.parametrize("lib", ["sklearn_hgb", "lightgbm"])
 def test_counts_do_not_see_sample_weights(lib):
-    """Row counts are all LightGBM and scikit-learn's boosting record: weights pass."""
+    """Row counts are all LightGBM and HistGradientBoosting record: weights pass."""
     model, w = _model(lib, weighted=True)
     X, y, _, _ = _data()
     TREX(model).fit(X, y, sample_weight=w)

@@ -337,7 +337,7 @@ def _from_gradient_boosting(model, X):
         objective = "squared_error"
     lr = float(model.learning_rate)
 
-    maps, values, stats, paths, n_internal = [], [], [], [], []
+    maps, values, stats, weights, paths, n_internal = [], [], [], [], [], []
     for b in range(n_rounds):
         for k in range(K):
             tree = estimators[b, k].tree_
@@ -345,6 +345,7 @@ def _from_gradient_boosting(model, X):
             maps.append(leaf_map(leaf_nodes, size=tree.node_count))
             values.append(tree.value[leaf_nodes, 0, 0] * lr)
             stats.append(tree.n_node_samples[leaf_nodes].astype(np.float64))
+            weights.append(np.asarray(tree.weighted_n_node_samples[leaf_nodes], dtype=np.float64))
             paths.append(tpaths)
             n_internal.append(ni)
     n_leaves = [len(v) for v in values]
@@ -384,6 +385,7 @@ def _from_gradient_boosting(model, X):
         # both settings grow the trees on part of the rows: counts of that part only
         leaf_stats_caveat="; ".join(breaking) or None,
         counts_zero_weight=False,
+        leaf_weight_sums=np.concatenate(weights) if weights else np.zeros(0),
         breaking_settings=tuple(breaking),
         notes={"bias": bias_note, "loss": loss},
     )
@@ -818,12 +820,13 @@ def _from_forest(model, X):
     else:
         objective, K = "squared_error", 1
 
-    maps, values, stats, paths, n_internal = [], [], [], [], []
+    maps, values, stats, weights, paths, n_internal = [], [], [], [], [], []
     for est in model.estimators_:
         tree = est.tree_
         leaf_nodes, tpaths, ni = _sklearn_tree_paths(tree)
         maps.append(leaf_map(leaf_nodes, size=tree.node_count))
         count = tree.n_node_samples[leaf_nodes].astype(np.float64)
+        weight = np.asarray(tree.weighted_n_node_samples[leaf_nodes], dtype=np.float64)
         if classifier:
             frac = np.asarray(tree.value[leaf_nodes, 0, :], dtype=np.float64)
             total = frac.sum(axis=1, keepdims=True)
@@ -834,6 +837,7 @@ def _from_forest(model, X):
         for col in cols:
             values.append(col)
             stats.append(count)
+            weights.append(weight)
             paths.append(tpaths)
             n_internal.append(ni)
     n_leaves = [len(v) for v in values]
@@ -861,6 +865,7 @@ def _from_forest(model, X):
         leaf_stats=None if bootstrap else np.concatenate(stats),
         leaf_stats_kind=None if bootstrap else "count",
         counts_zero_weight=False,
+        leaf_weight_sums=None if bootstrap else np.concatenate(weights),
         notes={
             "leaf_values": "class fractions (classifiers) or node means",
             "bootstrap": bootstrap,
