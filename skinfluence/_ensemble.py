@@ -25,6 +25,10 @@ class TrainingDataMismatchError(ValueError):
     """The rows given to ``fit`` are not the rows the model was trained on."""
 
 
+#: the stored per-leaf statistics by ``leaf_stats_kind``, for messages
+_STAT_NAMES = {"count": "counts", "weight": "weights", "hessian": "hessian sums (cover)"}
+
+
 @dataclass
 class TreeEnsemble:
     """A fitted tree ensemble as flat arrays.
@@ -469,7 +473,7 @@ class TreeEnsemble:
         if not diff.any():
             return None
         return self._differing_leaves(
-            f"{self.leaf_stats_kind}s", self.leaf_stats, ours, diff, len(leaves)
+            _STAT_NAMES[self.leaf_stats_kind], self.leaf_stats, ours, diff, len(leaves)
         ) + (
             ": the trees were grown on other rows (bagging, a validation split) or on "
             "different data"
