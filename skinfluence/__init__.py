@@ -6,6 +6,7 @@ __version__ = "0.1.0.dev0"
 from ._adapters import UnsupportedModelError, to_ensemble
 from ._baselines import LossInfluence, MinorityInfluence, RandomInfluence, TargetInfluence
 from ._boostin import BoostIn
+from ._config import config_context, get_config, set_config
 from ._ensemble import (
     LeafModelError,
     ReconstructionError,
@@ -41,4 +42,7 @@ __all__ = [
     "TreeEnsemble",
     "UnsupportedModelError",
     "to_ensemble",
+    "config_context",
+    "get_config",
+    "set_config",
 ]

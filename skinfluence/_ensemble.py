@@ -25,6 +25,10 @@ class TrainingDataMismatchError(ValueError):
     """The rows given to ``fit`` are not the rows the model was trained on."""
 
 
+#: the stored per-leaf statistics by ``leaf_stats_kind``, for messages
+_STAT_NAMES = {"count": "counts", "weight": "weights", "hessian": "hessian sums (cover)"}
+
+
 @dataclass
 class TreeEnsemble:
     """A fitted tree ensemble as flat arrays.
@@ -94,6 +98,16 @@ class TreeEnsemble:
     #: "count" (unweighted rows), "weight" (sum of sample weights) or "hessian" (H)
     leaf_stats: np.ndarray | None = None
     leaf_stats_kind: str | None = None
+    #: why the stored statistics cannot be reproduced from the training rows even when
+    #: they are the model's (row sampling, validation split, encodings fitted on other
+    #: values); None: the training-row check of ``fit`` can compare them
+    leaf_stats_caveat: str | None = None
+    #: whether rows of sample weight 0 count in "count" statistics (scikit-learn's
+    #: trees drop them before growing)
+    counts_zero_weight: bool = True
+    #: stored per-leaf sums of the sample weights besides "count" statistics
+    #: (scikit-learn's ``weighted_n_node_samples``); checked by ``check_training_rows``
+    leaf_weight_sums: np.ndarray | None = None
     #: settings of the model that break the single-Newton-step leaf model, as
     #: human-readable strings ("bagging_fraction=0.5 (row subsampling): ...")
     breaking_settings: tuple = ()
@@ -423,39 +437,143 @@ class TreeEnsemble:
             "leaf values (row subsampling, L1, clamping, dart, several leaf steps)"
         )
 
-    def check_counts(self, leaves, sample_weight=None):
-        """Compare the library's stored per-leaf statistics with the routing of the
-        given rows. Returns ``None`` if they agree (or nothing is stored), else a
-        message describing the mismatch.
-        """
-        if self.leaf_stats is None:
-            return None
+    def _routed_stats(self, leaves, sample_weight, y):
+        """The per-leaf statistic of kind ``leaf_stats_kind`` over the given rows, and
+        the mask of the leaves where it differs from the stored one."""
         n = len(leaves)
         kind = self.leaf_stats_kind
         theirs = self.leaf_stats
+        w = np.ones(n) if sample_weight is None else sample_weight
+        if kind == "count":
+            w = np.ones(n) if self.counts_zero_weight else (w != 0).astype(np.float64)
+        if kind == "hessian":  # XGBoost's cover: hessian sums at the scores before each tree
+            h = self.replay(leaves, y)[1]
+            ours = _trees.leaf_sums(leaves, self.leaf_offsets, np.ascontiguousarray(h * w[:, None]))
+            # float32 gradient pairs and margins in the library
+            return ours, np.abs(ours - theirs) > 1e-4 * np.abs(theirs) + 1e-8
+        ours = _trees.leaf_counts(leaves, self.leaf_offsets, np.ascontiguousarray(w))
         if kind == "count":  # whole rows: any difference of half a row or more
-            ours = _trees.leaf_counts(leaves, self.leaf_offsets, np.ones(n))
-            diff = np.abs(ours - theirs) >= 0.5
-        elif kind == "weight":  # sums of (float32) weights: relative tolerance
-            w = np.ones(n) if sample_weight is None else sample_weight
-            ours = _trees.leaf_counts(leaves, self.leaf_offsets, np.ascontiguousarray(w))
-            diff = np.abs(ours - theirs) > 1e-4 * np.maximum(1.0, np.abs(theirs))
-        else:  # hessian sums are checked by the leaf-model check itself
+            return ours, np.abs(ours - theirs) >= 0.5
+        # sums of (float32) weights: relative tolerance
+        return ours, np.abs(ours - theirs) > 1e-4 * np.maximum(1.0, np.abs(theirs))
+
+    def check_counts(self, leaves, sample_weight=None, y=None):
+        """Compare the library's stored per-leaf statistics with the routing of the
+        given rows. Returns ``None`` if they agree (or nothing is stored), else a
+        message describing the mismatch.
+
+        Hessian sums (XGBoost's cover) are compared only when the labels ``y`` (class
+        indices for classifiers) are given: they are recomputed by replaying the
+        trajectory of the given rows.
+        """
+        if self.leaf_stats is None or (self.leaf_stats_kind == "hessian" and y is None):
             return None
-        keep = np.repeat(~self.constant_tree, self.n_leaves)
-        diff &= keep
+        ours, diff = self._routed_stats(leaves, sample_weight, y)
+        diff &= np.repeat(~self.constant_tree, self.n_leaves)
         if not diff.any():
             return None
-        trees = np.unique(np.repeat(np.arange(self.n_trees), self.n_leaves)[diff])
-        first = self.leaf_offsets[trees[0]]
-        stop = self.leaf_offsets[trees[0] + 1]
-        return (
-            f"the model's stored per-leaf {kind}s differ from the routing of the "
-            f"{n} rows given to fit in {len(trees)} of {self.n_trees} trees "
-            f"(tree {trees[0]}: stored {np.round(theirs[first:stop], 3).tolist()[:8]}, "
-            f"routed {np.round(ours[first:stop], 3).tolist()[:8]}): the trees were grown "
-            "on other rows (bagging, a validation split) or on different data"
+        return self._differing_leaves(
+            _STAT_NAMES[self.leaf_stats_kind], self.leaf_stats, ours, diff, len(leaves)
+        ) + (
+            ": the trees were grown on other rows (bagging, a validation split) or on "
+            "different data"
         )
+
+    def _differing_leaves(self, what, theirs, ours, diff, n):
+        """Which trees' stored per-leaf statistics ``what`` differ from the routed ones."""
+        trees = np.unique(np.repeat(np.arange(self.n_trees), self.n_leaves)[diff])
+        first = slice(self.leaf_offsets[trees[0]], self.leaf_offsets[trees[0] + 1])
+        stored = np.round(theirs[first], 3).tolist()[:8]
+        return (
+            f"the model's stored per-leaf {what} differ from the routing "
+            f"of the {n} rows given to fit in {len(trees)} of {self.n_trees} "
+            f"trees (tree {trees[0]}: stored {stored}, "
+            f"routed {np.round(ours[first], 3).tolist()[:8]})"
+        )
+
+    def _check_weight_sums(self, leaves, sample_weight):
+        """Compare the stored per-leaf sums of sample weights (kept besides row counts)
+        with the given rows; None if they agree or none are stored."""
+        theirs = self.leaf_weight_sums
+        if theirs is None:
+            return None
+        n = len(leaves)
+        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        ours = _trees.leaf_counts(leaves, self.leaf_offsets, np.ascontiguousarray(w))
+        diff = np.abs(ours - theirs) > 1e-7 * np.maximum(1.0, np.abs(theirs))
+        diff &= np.repeat(~self.constant_tree, self.n_leaves)
+        if not diff.any():
+            return None
+        total = float(theirs[: self.leaf_offsets[1]].sum())
+        return (
+            f"{self.describe()}: the {n} rows given to fit have the model's per-leaf row "
+            f"counts but not its sample weights (its training rows weigh {total:.6g} in "
+            f"total, class weights included; the rows given {w.sum():.6g}"
+            f"{', no sample_weight: 1 each' if sample_weight is None else ''}): "
+            + self._differing_leaves("sums of sample weights", theirs, ours, diff, n)
+        )
+
+    def check_training_rows(self, leaves, y=None, sample_weight=None):
+        """Whether the given rows reproduce the stored per-leaf statistics.
+
+        Parameters
+        ----------
+        leaves : ndarray of shape (n, n_trees)
+            Leaf ids of the rows given as the training data.
+        y : ndarray of shape (n,), optional
+            Their labels (class indices for classifiers); needed for hessian sums.
+        sample_weight : ndarray of shape (n,), optional
+
+        Returns
+        -------
+        message : str or None
+            ``None`` when the rows reproduce the statistics, or nothing can be checked
+            (no statistics, or ``leaf_stats_caveat``); else what differs: the number of
+            rows (or total weight) the model recorded against the one given, then the
+            trees and leaves that differ.
+        """
+        if self.leaf_stats is None or self.leaf_stats_caveat is not None or self.n_trees == 0:
+            return None
+        detail = self.check_counts(leaves, sample_weight, y)
+        if detail is None:
+            return self._check_weight_sums(leaves, sample_weight)
+        n = len(leaves)
+        recorded = self._recorded_total(leaves, y)
+        unit = sample_weight is None or self.leaf_stats_kind == "count"
+        given = float(n) if unit else float(np.sum(sample_weight))
+        if sample_weight is not None and unit and not self.counts_zero_weight:
+            n = int(np.count_nonzero(sample_weight))  # the rows counted
+            given = float(n)
+        if recorded is None or abs(recorded - given) <= 1e-4 * max(1.0, given):
+            head = (
+                f"{self.describe()}: the {n} rows given to fit add up to the model's "
+                "training rows, but are not its training rows (other rows, or other "
+                "sample weights): "
+            )
+        elif unit and abs(recorded - round(recorded)) <= 1e-4 * max(1.0, recorded):
+            head = f"{self.describe()} was trained on {recorded:.6g} rows but fit received {n}: "
+        else:  # weighted rows
+            head = (
+                f"{self.describe()} was trained on rows of total sample weight "
+                f"{recorded:.6g} but fit received {n} rows of total weight {given:.6g}"
+                f"{' (no sample_weight: 1 each)' if sample_weight is None else ''}: "
+            )
+        return head + detail
+
+    def _recorded_total(self, leaves, y):
+        """Rows (``count``) or total weight the model recorded, from the first tree that
+        saw every training row; None when it cannot be told."""
+        kind = self.leaf_stats_kind
+        if kind == "count":
+            return self.training_rows_recorded()
+        total = float(self.leaf_stats[: self.leaf_offsets[1]].sum())
+        if kind == "weight":
+            return total
+        if len(leaves) == 0:
+            return None
+        # every row has the hessian of the bias in the first tree
+        h0 = float(self.replay(leaves[:1], None if y is None else y[:1])[1][0, 0])
+        return total / h0 if h0 > 0 else None
 
     def training_rows_recorded(self):
         """Number of training rows the library recorded, if it can be told."""

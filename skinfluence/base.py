@@ -64,6 +64,7 @@ from sklearn.utils.validation import (
 )
 
 from ._adapters import default_model, is_fitted, takes_raw_input, to_ensemble, unwrap_model
+from ._config import get_config
 from ._ensemble import TrainingDataMismatchError
 
 __all__ = ["BaseInfluence"]
@@ -278,6 +279,23 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Returns
         -------
         self : object
+
+        Raises
+        ------
+        TrainingDataMismatchError
+            If the rows (and, except for LightGBM and HistGradientBoosting models,
+            the sample weights) do not
+            reproduce the per-leaf statistics the library recorded of the model's
+            training rows (row counts, hessian sums, weight sums). The message names
+            the number of rows (or total weight) recorded and given when they differ,
+            else the trees whose statistics differ. Not checked for a model fitted by
+            the explainer itself, nor when the statistics do not describe all training
+            rows (bootstrap forests, row subsampling). To explain a model knowingly
+            with other rows, fit inside
+            ``skinfluence.config_context(check_training_rows="warn")``: the error then
+            becomes a ``UserWarning``.
+        ReconstructionError
+            If the parsed trees do not reproduce the library's raw prediction.
         """
         if y is None:
             raise ValueError(
@@ -308,37 +326,54 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if preprocess is None:
             _check_n_features(X, ens.n_features_in, "the model was trained on")
         leaves = ens.check_reconstruction(X)
-        recorded = ens.training_rows_recorded()
-        if ens.training_rows is not None:  # a split the adapter matched to the trees
-            recorded = None
-        if not fitted_here and recorded is not None and recorded != n and not ens.breaking_settings:
-            raise TrainingDataMismatchError(
-                f"{ens.describe()} was trained on {recorded} rows but fit received {n}; "
-                "pass the exact training data of the model (same rows, same order)"
-            )
         y_enc = self._round_labels(self._encode_y(y))
         if ens.label_dtype is not None and sample_weight is not None:
             # replay in the library's own precision of weights
             sample_weight = sample_weight.astype(ens.label_dtype).astype(np.float64)
+        if not fitted_here:  # a model fitted here was trained on these rows
+            self._check_training_rows(leaves, y_enc, sample_weight)
         self._train_labels = self._row_labels(X)
         self._n_features_out = n
         self._fit_influence(*self._trained_rows(X, leaves, y_enc, sample_weight))
         return self
 
+    def _check_training_rows(self, leaves, y_enc, sample_weight):
+        """Raise :class:`TrainingDataMismatchError` (or warn, as the configuration
+        ``check_training_rows`` says) unless the rows given to ``fit`` reproduce the
+        per-leaf statistics the library recorded of the model's training rows."""
+        ens = self.ensemble_
+        rows = ens.training_rows
+        if rows is None:
+            message = ens.check_training_rows(leaves, y_enc, sample_weight)
+        else:  # a split the adapter redrew: the trees saw its training part only
+            weights = None if sample_weight is None else sample_weight[rows]
+            message = ens.check_training_rows(leaves[rows], y_enc[rows], weights)
+            if message is not None:
+                message = (
+                    "the model was trained on a split of the rows given to its fit (the "
+                    "rest held out for validation), redrawn here from the rows given: " + message
+                )
+        if message is None:
+            return
+        message += (
+            ". Pass the exact training data of the model: the same rows, in the same "
+            "order, with the same sample weights. To explain the model knowingly with "
+            "other rows (a subset, another sample), fit inside "
+            "skinfluence.config_context(check_training_rows='warn')."
+        )
+        if ens.breaking_settings:
+            message += " Settings of this model that may matter: " + "; ".join(
+                ens.breaking_settings
+            )
+        if get_config()["check_training_rows"] == "raise":
+            raise TrainingDataMismatchError(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
+
     def _trained_rows(self, X, leaves, y_enc, sample_weight):
         """The fit data restricted to the rows the method explains; sets ``n_train_``,
         ``validation_indices_`` and the map of those rows to the output columns."""
-        ens = self.ensemble_
-        rows = ens.training_rows
+        rows = self.ensemble_.training_rows
         n = _n_rows(X)
-        mismatch = None if rows is None else ens.check_counts(leaves[rows], None)
-        if mismatch is not None:
-            raise TrainingDataMismatchError(
-                f"{ens.describe()} was trained on a split of the rows given to its fit "
-                f"(the rest held out for validation); redrawn from the rows given here, "
-                f"{mismatch}. Pass the exact rows and labels the model was fit on, in "
-                "the same order."
-            )
         held_out = np.ones(n, dtype=bool)
         held_out[slice(None) if rows is None else rows] = False
         self.validation_indices_ = np.flatnonzero(held_out)
@@ -379,15 +414,10 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if mode not in ("raise", "warn"):
             raise ValueError(f"check_leaf_model must be 'raise' or 'warn', got {mode!r}")
         ens = self.ensemble_
+        # the rows themselves were checked by ``fit``
         ens.check_leaf_model(
             leaves, y_enc, sample_weight, atol=atol, rtol=rtol, error=(mode == "raise")
         )
-        counts = ens.check_counts(leaves, sample_weight)
-        if counts is not None:
-            msg = f"{ens.describe()}: {counts}"
-            if mode == "raise" and not ens.breaking_settings:
-                raise TrainingDataMismatchError(msg)
-            warnings.warn(msg, UserWarning, stacklevel=3)
 
     @staticmethod
     def _row_labels(X):

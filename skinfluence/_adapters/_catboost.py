@@ -137,6 +137,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         n_features_in=_n_features_in(model),
         leaf_stats=leaf_stats,
         leaf_stats_kind="weight" if leaf_stats is not None else None,
+        leaf_stats_caveat=_routing_caveat(model, info),
         breaking_settings=tuple(_breaking_settings(model, params, loss, scale, info)),
         path_indptr=path_indptr,
         path_nodes=path_nodes,
@@ -545,6 +546,19 @@ def _ctr_features(info):
             if "cat_feature_index" in el:
                 used.add(names.get(el["cat_feature_index"], str(el["cat_feature_index"])))
     return sorted(used) or ["(unnamed)"]
+
+
+def _routing_caveat(model, info):
+    """Why the final routing of the training rows is not the one the leaf weights were
+    summed over (features encoded on other values during training), or None."""
+    ctr = _ctr_features(info)
+    try:
+        others = len(model.get_text_feature_indices()) + len(model.get_embedding_feature_indices())
+    except Exception:  # pragma: no cover
+        others = 0
+    if ctr or (ctr is None and len(model.get_cat_feature_indices())) or others:
+        return "categorical (CTR), text or embedding features encoded on other values in training"
+    return None
 
 
 def _breaking_settings(model, params, loss, scale, info):

@@ -849,6 +849,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         ),
         leaf_stats=trees["counts"],
         leaf_stats_kind="count",
+        leaf_stats_caveat="; ".join(_row_sampling(params)) or None,
         breaking_settings=tuple(breaking),
         path_indptr=structure.path_indptr,
         path_nodes=structure.path_nodes,
@@ -929,9 +930,15 @@ def _breaking_settings(
 def _sampling_breaks(params):
     """Boosting modes and row sampling: leaves not fitted on all rows as one step."""
     out = []
-    boosting = params.get("boosting", "gbdt")
-    if boosting == "dart":
+    if params.get("boosting", "gbdt") == "dart":
         out.append("boosting=dart (trees dropped and rescaled): refit with boosting='gbdt'")
+    return out + _row_sampling(params)
+
+
+def _row_sampling(params):
+    """Row sampling settings: each tree counted only the rows it was grown on."""
+    out = []
+    boosting = params.get("boosting", "gbdt")
     if boosting == "goss" or params.get("data_sample_strategy") == "goss":
         out.append(
             "data_sample_strategy=goss (gradient-based one-side sampling "

@@ -337,7 +337,7 @@ def _from_gradient_boosting(model, X):
         objective = "squared_error"
     lr = float(model.learning_rate)
 
-    maps, values, stats, paths, n_internal = [], [], [], [], []
+    maps, values, stats, weights, paths, n_internal = [], [], [], [], [], []
     for b in range(n_rounds):
         for k in range(K):
             tree = estimators[b, k].tree_
@@ -345,6 +345,7 @@ def _from_gradient_boosting(model, X):
             maps.append(leaf_map(leaf_nodes, size=tree.node_count))
             values.append(tree.value[leaf_nodes, 0, 0] * lr)
             stats.append(tree.n_node_samples[leaf_nodes].astype(np.float64))
+            weights.append(np.asarray(tree.weighted_n_node_samples[leaf_nodes], dtype=np.float64))
             paths.append(tpaths)
             n_internal.append(ni)
     n_leaves = [len(v) for v in values]
@@ -381,6 +382,10 @@ def _from_gradient_boosting(model, X):
         router=_ApplyRouter(model, maps, validate=True),
         multiclass_factor=K / (K - 1.0) if objective == "multiclass" else 1.0,
         leaf_stats=np.concatenate(stats) if stats else np.zeros(0),
+        # both settings grow the trees on part of the rows: counts of that part only
+        leaf_stats_caveat="; ".join(breaking) or None,
+        counts_zero_weight=False,
+        leaf_weight_sums=np.concatenate(weights) if weights else np.zeros(0),
         breaking_settings=tuple(breaking),
         notes={"bias": bias_note, "loss": loss},
     )
@@ -646,6 +651,7 @@ def _from_hist_gradient_boosting(model, X, y=None):
         # values to children only): no Newton step, no dependence on the rows
         constant_tree=np.asarray(n_leaves) == 1,
         leaf_stats=counts,
+        leaf_stats_caveat=None if split_problem is None else "unrecovered validation split",
         breaking_settings=tuple(_hgb_breaking_settings(model, split_problem)),
         training_rows=training_rows,
         notes={
@@ -814,12 +820,13 @@ def _from_forest(model, X):
     else:
         objective, K = "squared_error", 1
 
-    maps, values, stats, paths, n_internal = [], [], [], [], []
+    maps, values, stats, weights, paths, n_internal = [], [], [], [], [], []
     for est in model.estimators_:
         tree = est.tree_
         leaf_nodes, tpaths, ni = _sklearn_tree_paths(tree)
         maps.append(leaf_map(leaf_nodes, size=tree.node_count))
         count = tree.n_node_samples[leaf_nodes].astype(np.float64)
+        weight = np.asarray(tree.weighted_n_node_samples[leaf_nodes], dtype=np.float64)
         if classifier:
             frac = np.asarray(tree.value[leaf_nodes, 0, :], dtype=np.float64)
             total = frac.sum(axis=1, keepdims=True)
@@ -830,6 +837,7 @@ def _from_forest(model, X):
         for col in cols:
             values.append(col)
             stats.append(count)
+            weights.append(weight)
             paths.append(tpaths)
             n_internal.append(ni)
     n_leaves = [len(v) for v in values]
@@ -856,6 +864,8 @@ def _from_forest(model, X):
         # with bootstrap, n_node_samples counts the distinct in-bag rows only
         leaf_stats=None if bootstrap else np.concatenate(stats),
         leaf_stats_kind=None if bootstrap else "count",
+        counts_zero_weight=False,
+        leaf_weight_sums=None if bootstrap else np.concatenate(weights),
         notes={
             "leaf_values": "class fractions (classifiers) or node means",
             "bootstrap": bootstrap,

@@ -256,6 +256,23 @@ def _tree_order(model_json, n_trees_used, n_rounds, K):
     return order, (n_parallel or 1)
 
 
+#: the breaking settings (by their first word) under which the cover of a tree is not
+#: the replayed hessian sum of all training rows
+_COVER_SETTINGS = (
+    "subsample=",
+    "sampling_method=",
+    "booster=",
+    "num_parallel_tree=",
+    "scale_pos_weight=",
+    "process_type=",
+)
+
+
+def _stats_caveat(breaking):
+    """Why the cover cannot be recomputed from the training rows, or None."""
+    return "; ".join(s for s in breaking if s.startswith(_COVER_SETTINGS)) or None
+
+
 def _breaking_settings(booster_name, gb, tp, obj_cfg, n_parallel, leaf_values, eta_leaf):
     out = []
     subsample = _f32(tp.get("subsample", 1))
@@ -416,6 +433,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         n_features_in=n_features_in,
         leaf_stats=trees.leaf_stats,
         leaf_stats_kind="hessian",
+        leaf_stats_caveat=_stats_caveat(breaking),
         breaking_settings=breaking,
         path_indptr=trees.path_indptr,
         path_nodes=trees.path_nodes,
