@@ -2,11 +2,12 @@
 gradient-boosted trees (Sharchilev et al. 2018, as adapted by Brophy et al., JMLR 2023)."""
 
 import numbers
+
 import numpy as np
 from scipy.special import log_softmax
 
 from ._kernels import _leaf_influence as _li
-from ._kernels import _leaves, _trees
+from ._kernels import _leaves
 from ._leaf_rule import leaf_terms
 from ._leaf_update_sets import update_set_for
 from ._objectives import gradient

@@ -8,7 +8,6 @@ leaf must be one Newton step on the training rows (the leaf-model check).
 import functools
 import json
 import pickle
-import re
 
 import numpy as np
 import pytest
