@@ -68,7 +68,7 @@ def describe_rule(ens):
         return f"{upto}{ens.leaf_steps} {kind} steps per leaf"
     if ens.leaf_step_method == "gradient":
         return "one gradient step -eta*G/(sum of weights + lambda)"
-    text = "single Newton steps -eta*G/(H+lambda)"
+    text = "one Newton step -eta*G/(H+lambda)"
     if ens.max_delta_step > 0:
         text += f" clamped to +-eta*{ens.max_delta_step:g}"
     return text
