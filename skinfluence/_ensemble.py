@@ -90,9 +90,10 @@ class TreeEnsemble:
     #: or ``"gradient"`` (denominator sum of weights + lambda)
     leaf_steps: int = 1
     leaf_step_method: str = "newton"
-    #: whether the library drops a leaf step that does not lower the loss (CatBoost's
-    #: ``leaf_estimation_backtracking``): each tree then took at most ``leaf_steps``
-    leaf_steps_stop_early: bool = False
+    #: whether the library halves a leaf step that does not lower the training loss,
+    #: each attempt using up one of the ``leaf_steps`` (CatBoost's
+    #: ``leaf_estimation_backtracking``)
+    leaf_step_backtracking: bool = False
     #: multiclass hessian factor c (h = c p (1 - p))
     multiclass_factor: float = 1.0
     #: per-tree flag: value does not come from the training rows (e.g. LightGBM

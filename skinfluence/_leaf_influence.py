@@ -394,6 +394,7 @@ class LeafRefit(_LeafBase):
             ens.objective_code,
             float(ens.multiclass_factor),
             terms.steps_taken,
+            terms.step_scales,
             ens.leaf_step_method == "gradient",
             float(ens.max_delta_step),
             terms.recomputed,

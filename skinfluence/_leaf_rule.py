@@ -9,17 +9,13 @@ read the leaves through :func:`leaf_terms`. The rule of an ensemble is
   locally constant, so its derivatives are exactly 0;
 * ``leaf_steps = k > 1`` Newton or gradient steps (CatBoost's
   ``leaf_estimation_iterations`` and ``leaf_estimation_method``), differentiated through
-  the steps by :mod:`skinfluence._kernels._leaf_rule`. When the library drops a step
-  that does not lower the loss (``leaf_steps_stop_early``: CatBoost's
-  ``leaf_estimation_backtracking``, which compares the losses in float32, so it stops
-  where the steps have converged), each tree's leaves took the number of steps whose
-  result is closest to the stored values; the leaf check verifies that choice, and the
-  decision is locally constant, so the derivative through those steps is exact.
-
-The derivative terms are returned in the single-step form: the change of the unshrunk
-leaf value ``vbar`` of tree ``t`` when row ``j``'s weight or raw score moves is
-``-(source[j, t]) / beta`` and ``-(propagation[j, t]) / beta`` per unit, so each method
-multiplies by the same coefficient ``coef = -eta / beta``.
+  the steps by :mod:`skinfluence._kernels._leaf_rule`. When the library halves a step
+  that does not lower the loss (``leaf_step_backtracking``: CatBoost's
+  ``leaf_estimation_backtracking``, which compares its losses in single precision),
+  the walk is replayed with the same decisions, the ambiguous ones (losses within
+  float32 rounding) matched to the stored values; the leaf check verifies the result,
+  and the decisions are locally constant, so the derivatives through the kept steps
+  are exact.
 """
 
 from typing import NamedTuple
@@ -56,15 +52,17 @@ class LeafTerms(NamedTuple):
     #: ``(n, T)`` derivative terms (module docstring); None unless asked
     source: np.ndarray | None
     propagation: np.ndarray | None
-    #: ``(T,)`` steps each tree's leaves took (empty for one Newton step per leaf)
+    #: ``(T,)`` steps each tree's leaves kept, and ``(T, k)`` their scales (empty for
+    #: one Newton step per leaf)
     steps_taken: np.ndarray
+    step_scales: np.ndarray
 
 
 def describe_rule(ens):
     """The leaf rule of an ensemble in words, for messages."""
     if ens.leaf_steps > 1:
         kind = "gradient" if ens.leaf_step_method == "gradient" else "Newton"
-        upto = "up to " if ens.leaf_steps_stop_early else ""
+        upto = "up to " if ens.leaf_step_backtracking else ""
         return f"{upto}{ens.leaf_steps} {kind} steps per leaf"
     if ens.leaf_step_method == "gradient":
         return "one gradient step -eta*G/(sum of weights + lambda)"
@@ -111,7 +109,7 @@ def _multi_step(ens, leaves, y, w):
             f"{ens.describe()}: several leaf steps per tree are supported for one "
             "raw-score column only"
         )
-    values, beta, source, propagation, taken = _leaf_rule.multi_step_terms(
+    values, beta, source, propagation, taken, scales = _leaf_rule.multi_step_terms(
         np.ascontiguousarray(leaves, dtype=np.int32),
         ens.leaf_offsets,
         _scores_before(ens, leaves),
@@ -125,10 +123,10 @@ def _multi_step(ens, leaves, y, w):
         ens.constant_tree,
         ens.leaf_values,
         ens.learning_rates,
-        bool(ens.leaf_steps_stop_early),
+        bool(ens.leaf_step_backtracking) and ens.leaf_steps > 1,
     )
     eta = np.repeat(ens.learning_rates, ens.n_leaves)
-    return eta * values, beta, source, propagation, taken
+    return eta * values, beta, source, propagation, (taken, scales)
 
 
 def leaf_terms(ens, leaves, y, sample_weight=None, *, kappa=False, terms=True):
@@ -167,14 +165,14 @@ def leaf_terms(ens, leaves, y, sample_weight=None, *, kappa=False, terms=True):
         v_hat, clamped, source, propagation = _single_step(
             ens, leaves, g, h, kap, w, beta, G, terms
         )
-        taken = np.zeros(0, dtype=np.int64)
+        taken = (np.zeros(0, dtype=np.int64), np.zeros((0, 0)))
     eta = np.repeat(ens.learning_rates, ens.n_leaves)
     live = (beta > 0) & ~np.repeat(ens.constant_tree, ens.n_leaves) & ~clamped
     coef = np.zeros_like(beta)
     coef[live] = -eta[live] / beta[live]
     if not terms:
         source = propagation = None
-    return LeafTerms(w, g, h, kap, final, G, H, beta, coef, v_hat, source, propagation, taken)
+    return LeafTerms(w, g, h, kap, final, G, H, beta, coef, v_hat, source, propagation, *taken)
 
 
 def recomputed_values(ens, leaves, y, sample_weight=None):

@@ -33,10 +33,11 @@ def _loss(objective, y, F):
     return 0.5 * (F - y) ** 2
 
 
-def _leaf_value(ens, y, w, F, idx, j, eta, n_steps=None):
-    """The rule's value of one leaf from the rows ``idx`` at scores ``F``."""
+def _leaf_value(ens, y, w, F, idx, j, eta, scales=None):
+    """The rule's value of one leaf from the rows ``idx`` at scores ``F``: its steps
+    scaled by ``scales`` (default: ``leaf_steps`` full steps)."""
     u = 0.0
-    for _ in range(ens.leaf_steps if n_steps is None else n_steps):
+    for a in np.ones(ens.leaf_steps) if scales is None else scales:
         g, h = _grad_hess(ens.objective, y[idx], F[idx] + u)
         d = np.ones_like(h) if ens.leaf_step_method == "gradient" else h
         den = (w[idx] * d).sum() + ens.l2[j]
@@ -44,11 +45,11 @@ def _leaf_value(ens, y, w, F, idx, j, eta, n_steps=None):
             step = -(w[idx] * g).sum() / den
             if ens.max_delta_step > 0:
                 step = np.clip(step, -ens.max_delta_step, ens.max_delta_step)
-            u += step
+            u += a * step
     return eta * u
 
 
-def _tree_values(ens, leaves, y, w, F, t, n_steps):
+def _tree_values(ens, leaves, y, w, F, t, scales):
     o = ens.leaf_offsets[t]
     return np.array(
         [
@@ -60,7 +61,7 @@ def _tree_values(ens, leaves, y, w, F, t, n_steps):
                 np.flatnonzero(leaves[:, t] == l),
                 o + l,
                 ens.learning_rates[t],
-                n_steps,
+                scales,
             )
             for l in range(ens.n_leaves[t])
         ]
@@ -68,31 +69,33 @@ def _tree_values(ens, leaves, y, w, F, t, n_steps):
 
 
 def steps_taken(ens, leaves, y, w):
-    """Per tree, the number of steps (at most ``leaf_steps``) whose leaves are closest
-    to the stored ones on the stored trajectory: CatBoost's backtracking drops a step
-    that no longer lowers its float32 loss, which happens once the steps converged."""
+    """Per tree, the scales of the steps CatBoost kept, each a prefix of full steps
+    (at most ``leaf_steps``) whose leaves are closest to the stored ones on the stored
+    trajectory: its backtracking rejects the steps that no longer lower its loss, which
+    typically happens once the steps converged (independent of the estimator's search;
+    models with halved steps are checked in ``test_halved_steps_are_found``)."""
     F = np.full(len(y), ens.bias[0])
     taken = []
     for t in range(ens.n_trees):
         stored = ens.leaf_values[ens.leaf_offsets[t] : ens.leaf_offsets[t + 1]]
         gaps = [
-            np.abs(_tree_values(ens, leaves, y, w, F, t, m) - stored).max()
+            np.abs(_tree_values(ens, leaves, y, w, F, t, np.ones(m)) - stored).max()
             for m in range(1, ens.leaf_steps + 1)
         ]
-        taken.append(ens.leaf_steps - int(np.argmin(gaps[::-1])))
+        taken.append(np.ones(ens.leaf_steps - int(np.argmin(gaps[::-1]))))
         F = F + stored[leaves[:, t]]
     return taken
 
 
 def refit(ens, leaves, y, w, taken=None):
     """Every leaf recomputed tree by tree with row weights ``w`` (flat values), tree
-    ``t`` by ``taken[t]`` steps (default: all of them)."""
+    ``t`` by the steps scaled by ``taken[t]`` (default: all full steps)."""
     F = np.full(len(y), ens.bias[0])
     values = np.zeros(ens.n_leaves_total)
     for t in range(ens.n_trees):
         o = ens.leaf_offsets[t]
-        n_steps = None if taken is None else taken[t]
-        values[o : ens.leaf_offsets[t + 1]] = _tree_values(ens, leaves, y, w, F, t, n_steps)
+        scales = None if taken is None else taken[t]
+        values[o : ens.leaf_offsets[t + 1]] = _tree_values(ens, leaves, y, w, F, t, scales)
         F = F + values[o + leaves[:, t]]
     return values
 
@@ -141,7 +144,7 @@ def case(request):
 def test_model_takes_several_steps(case):
     _, ens, X, y, w, _ = case
     assert ens.leaf_steps > 1
-    assert max(steps_taken(ens, ens.leaf_ids(X), y, w)) > 1
+    assert max(len(s) for s in steps_taken(ens, ens.leaf_ids(X), y, w)) > 1
     assert not any("leaf_estimation_iterations" in s for s in ens.breaking_settings)
 
 
@@ -318,7 +321,7 @@ def test_backtracking_stop_is_replayed():
     ens = to_ensemble(model, sample_weight=w)
     leaves = ens.leaf_ids(X)
     taken = steps_taken(ens, leaves, y.astype(float), w)
-    assert min(taken) < ens.leaf_steps
+    assert min(len(s) for s in taken) < ens.leaf_steps
     assert ens.check_leaf_model(leaves, y.astype(float), w) == 0.0
     assert not np.allclose(refit(ens, leaves, y.astype(float), w), ens.leaf_values, rtol=1e-6)
 
@@ -339,3 +342,35 @@ def test_binding_lightgbm_clamp_is_exact():
     for i in (1, 60):
         fd = _finite_difference(ens, leaves, y * 3, w, i, leaves[:3], y[:3] * 3)
         np.testing.assert_allclose(li[:, i], fd, atol=1e-7, rtol=1e-5)
+
+
+def test_halved_steps_are_found():
+    """With bootstrap weights in its loss, CatBoost halves some steps: the estimator's
+    kept steps and scales reproduce the stored leaves (checked here by an independent
+    replay) and LeafInfluence/LeafRefit match the oracles through them."""
+    from sklearn.datasets import load_breast_cancer
+
+    from skinfluence._leaf_rule import leaf_terms
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[:150], y[:150].astype(float)
+    model = cb.CatBoostClassifier(
+        iterations=60, depth=4, subsample=0.5, learning_rate=0.3, random_seed=0, verbose=0
+    ).fit(X, y)
+    ens = to_ensemble(model)
+    leaves = ens.leaf_ids(X)
+    terms = leaf_terms(ens, leaves, y, terms=False)
+    taken = [sc[:k] for sc, k in zip(terms.step_scales, terms.steps_taken)]
+    assert any(np.any(sc < 1) for sc in taken)  # some steps were halved
+    w = np.ones(len(y))
+    np.testing.assert_allclose(refit(ens, leaves, y, w, taken), ens.leaf_values, atol=1e-12)
+    li = sk.LeafInfluence(model).fit(X, y).transform(X[:3], y[:3])
+    lr = sk.LeafRefit(model).fit(X, y).transform(X[:3], y[:3])
+    before = _loss("binary", y[:3], scores(ens, ens.leaf_values, leaves[:3]))
+    for i in (4, 90):
+        fd = _finite_difference(ens, leaves, y, w, i, leaves[:3], y[:3], taken=taken)
+        np.testing.assert_allclose(li[:, i], fd, atol=1e-8, rtol=1e-5)
+        w0 = w.copy()
+        w0[i] = 0.0
+        after = _loss("binary", y[:3], scores(ens, refit(ens, leaves, y, w0, taken), leaves[:3]))
+        np.testing.assert_allclose(lr[:, i], after - before, rtol=1e-7, atol=1e-10)

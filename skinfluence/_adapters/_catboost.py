@@ -130,7 +130,8 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         learning_rates=np.full(len(leaf_offsets) - 1, float(params["learning_rate"])),
         leaf_steps=_leaf_steps(params)[0],
         leaf_step_method=_leaf_steps(params)[1],
-        leaf_steps_stop_early=params.get("leaf_estimation_backtracking") not in (None, "No"),
+        leaf_step_backtracking=_leaf_steps(params)[0] > 1
+        and params.get("leaf_estimation_backtracking") not in (None, "No"),
         bias=bias,
         l2=l2_leaf_reg * weight_scale,
         router=router,
@@ -583,10 +584,10 @@ def _breaking_settings(model, params, loss, scale, info):
     backtracking = params.get("leaf_estimation_backtracking", "AnyImprovement")
     if n_steps > 1 and backtracking not in (None, "No"):
         out.append(
-            f"leaf_estimation_backtracking={backtracking!r} (CatBoost drops or shrinks a "
-            "leaf step that does not lower the float32 loss; replayed here as stopping "
-            "after the steps that reproduce the stored leaves, which the leaf check "
-            "verifies): if the check fails, train with leaf_estimation_backtracking='No'"
+            f"leaf_estimation_backtracking={backtracking!r} (CatBoost halves a leaf step "
+            "that does not lower its float32 loss; replayed here, with the undecidable "
+            "cases matched to the stored leaves): if the check fails, train with "
+            "leaf_estimation_backtracking='No'"
         )
     shrink = float(params.get("model_shrink_rate", 0) or 0)
     if shrink > 0:

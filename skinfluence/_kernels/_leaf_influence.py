@@ -85,11 +85,12 @@ class RefitInputs(NamedTuple):
     #: objective code and multiclass hessian factor
     objective: int
     multiclass_factor: float
-    #: the leaf rule (:mod:`skinfluence._leaf_rule`): ``(T,)`` steps of each tree's
-    #: leaves (empty: one Newton step), whether they are gradient steps, the clamp of
-    #: the unshrunk value (0: none), and ``(n_leaves_total,)`` the values the rule
-    #: recomputes from all rows (shrunk)
+    #: the leaf rule (:mod:`skinfluence._leaf_rule`): ``(T,)`` steps each tree's
+    #: leaves kept (empty: one Newton step) and ``(T, k)`` their scales, whether they
+    #: are gradient steps, the clamp of the unshrunk value (0: none), and
+    #: ``(n_leaves_total,)`` the values the rule recomputes from all rows (shrunk)
     steps: np.ndarray
+    step_scales: np.ndarray
     gradient_step: bool
     max_delta_step: float
     recomputed: np.ndarray
@@ -395,7 +396,7 @@ def _steps_value(t, l, i, uses_change, train, refit, s):
     w, y = refit.weights, refit.labels
     f, pb, out = s.scores, s.proba, s.grad_hess
     u = 0.0
-    for _ in range(refit.steps[t]):
+    for m in range(refit.steps[t]):
         G = 0.0
         D = 0.0
         for pos in range(train.indptr[j], train.indptr[j + 1]):
@@ -410,7 +411,7 @@ def _steps_value(t, l, i, uses_change, train, refit, s):
             D += w[row] * (1.0 if refit.gradient_step else out[1])
         den = D + refit.l2[j]
         if den != 0.0:
-            u -= G / den
+            u -= refit.step_scales[t, m] * G / den
     return refit.learning_rates[t] * u
 
 
