@@ -10,12 +10,16 @@ read the leaves through :func:`leaf_terms`. The rule of an ensemble is
 * ``leaf_steps = k > 1`` Newton or gradient steps (CatBoost's
   ``leaf_estimation_iterations`` and ``leaf_estimation_method``), differentiated through
   the steps by :mod:`skinfluence._kernels._leaf_rule`. When the library halves a step
-  that does not lower the loss (``leaf_step_backtracking``: CatBoost's
-  ``leaf_estimation_backtracking``, which compares its losses in single precision),
-  the walk is replayed with the same decisions, the ambiguous ones (losses within
-  float32 rounding) matched to the stored values; the leaf check verifies the result,
-  and the decisions are locally constant, so the derivatives through the kept steps
-  are exact.
+  that does not lower its loss (``leaf_step_backtracking``: CatBoost's
+  ``leaf_estimation_backtracking``, whose loss uses bootstrap weights that cannot be
+  recomputed), the steps it kept and their scales are found by matching the stored
+  leaves; the leaf check verifies them, and the decisions are locally constant, so the
+  derivatives through the kept steps are exact.
+
+The derivative terms are returned in the single-step form: the change of the unshrunk
+leaf value ``vbar`` of tree ``t`` when row ``j``'s weight or raw score moves is
+``-(source[j, t]) / beta`` and ``-(propagation[j, t]) / beta`` per unit, so each method
+multiplies by the same coefficient ``coef = -eta / beta``.
 """
 
 from typing import NamedTuple

@@ -585,8 +585,8 @@ def _breaking_settings(model, params, loss, scale, info):
     if n_steps > 1 and backtracking not in (None, "No"):
         out.append(
             f"leaf_estimation_backtracking={backtracking!r} (CatBoost halves a leaf step "
-            "that does not lower its float32 loss; replayed here, with the undecidable "
-            "cases matched to the stored leaves): if the check fails, train with "
+            "that does not lower its bootstrap-weighted loss; the kept steps are found "
+            "by matching the stored leaves): if the check fails, train with "
             "leaf_estimation_backtracking='No'"
         )
     shrink = float(params.get("model_shrink_rate", 0) or 0)
