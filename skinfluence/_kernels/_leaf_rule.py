@@ -88,7 +88,7 @@ def _gap(u, o, L, stored, eta):
 
 
 #: most steps computed per tree when searching the kept steps of a backtracking walk
-MAX_SEARCH = 4096
+MAX_SEARCH = 1024
 
 
 @njit
