@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from . import _full_hessian
 from ._kernels import _leaves, _trees
 from .base import BaseInfluence
 
@@ -144,6 +145,8 @@ class BoostIn(BaseInfluence):
         n = len(leaves)
         w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
         g, h, _, _ = ens.replay(leaves, y_enc)
+        if ens.full_hessian:  # K x K Newton steps (CatBoost MultiClass)
+            return _full_hessian.fit_boostin(self, leaves, y_enc, w, g)
         H = _trees.leaf_sums(leaves, ens.leaf_offsets, np.ascontiguousarray(h * w[:, None]))
         beta = H + ens.l2
         values = ens.leaf_values if self.derivative == "published" else ens.unshrunk_values

@@ -27,6 +27,8 @@ class TrainingDataMismatchError(ValueError):
 
 #: the stored per-leaf statistics by ``leaf_stats_kind``, for messages
 _STAT_NAMES = {"count": "counts", "weight": "weights", "hessian": "hessian sums (cover)"}
+#: the leaf model by ``full_hessian``, for messages
+_STEP = {False: "-eta*G/(H+lambda)", True: "-eta*(H+lambda*I)^-1*G (K x K softmax hessian)"}
 
 
 @dataclass
@@ -131,6 +133,9 @@ class TreeEnsemble:
     #: when the library held the others out itself (HistGradientBoosting's early
     #: stopping split); None: all rows
     training_rows: np.ndarray | None = None
+    #: the K trees of a round share their routing and each leaf is one K x K Newton
+    #: step with the full softmax hessian (CatBoost MultiClass; ``_full_hessian``)
+    full_hessian: bool = False
     #: free-form notes of the adapter (e.g. how the bias was obtained)
     notes: dict = field(default_factory=dict)
 
@@ -352,6 +357,10 @@ class TreeEnsemble:
         Returns ``(v_hat, G, H)`` flat over leaves, with G, H the weighted sums of the
         gradients and hessians at the scores before each tree.
         """
+        if self.full_hessian:  # K x K Newton steps
+            from ._full_hessian import newton_values
+
+            return newton_values(self, leaves, y, sample_weight)
         g, h, _, _ = self.replay(leaves, y)
         w = np.ones(len(leaves)) if sample_weight is None else sample_weight
         G = _trees.leaf_sums(leaves, self.leaf_offsets, np.ascontiguousarray(g * w[:, None]))
@@ -388,7 +397,7 @@ class TreeEnsemble:
         diagnosis = self._diagnose_leaf_model(v, v_hat, keep, excess)
         msg = (
             f"{self.describe()}: the stored leaf values are not single Newton steps "
-            f"-eta*G/(H+lambda) on the training rows given to fit ({n_bad} of "
+            f"{_STEP[self.full_hessian]} on the training rows given to fit ({n_bad} of "
             f"{int(keep.sum())} leaves differ). Worst: round {b}, column {k}, leaf {leaf}: "
             f"stored {v[j]:.8g}, recomputed {v_hat[j]:.8g} (tolerance atol={atol:g}, "
             f"rtol={rtol:g}). Diagnosis: {diagnosis}."

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import log_softmax
 
+from . import _full_hessian
 from ._kernels import _leaf_influence as _li
 from ._kernels import _leaves, _trees
 from ._leaf_update_sets import update_set_for
@@ -273,6 +274,8 @@ class LeafInfluence(_LeafBase):
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
         replay = self._fit_common(leaves, y_enc, sample_weight)
         ens = self.ensemble_
+        if ens.full_hessian:  # K x K Newton steps (CatBoost MultiClass)
+            return _full_hessian.fit_leaf_influence(self, replay, y_enc)
         vbar = ens.unshrunk_values[ens.flat_leaves(leaves)]
         source = np.ascontiguousarray(replay.gradients + vbar * replay.hessians)
         propagation = np.ascontiguousarray(
@@ -425,6 +428,8 @@ class LeafRefit(_LeafBase):
             ens.objective_code,
             float(ens.multiclass_factor),
         )
+        if ens.full_hessian:  # K x K Newton steps (CatBoost MultiClass)
+            self._refit = _full_hessian.refit_inputs(ens, leaves, y_enc, replay.weights)
         self._final_scores = replay.final_scores
         # the update set of this fit: queries follow it even if the parameter changes
         self._n_top = int(self.update_set)
@@ -449,7 +454,8 @@ class LeafRefit(_LeafBase):
     def _refit_blocks(self, desc="refit"):
         """``(rows, leaf changes, own score changes)`` of each block of removed rows."""
         for rows in self._row_blocks(desc):
-            dv, dself = _li.refit_block(rows, self._train, self._refit, self._n_top)
+            kernel = _full_hessian.refit_block if self.ensemble_.full_hessian else _li.refit_block
+            dv, dself = kernel(rows, self._train, self._refit, self._n_top)
             yield rows, dv, dself
 
     def _leaf_change_blocks(self):
