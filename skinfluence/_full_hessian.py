@@ -68,8 +68,9 @@ def leaf_systems(ens, leaves, y, sample_weight=None):
     eta = ens.learning_rates[::K]
     rnd = np.repeat(np.arange(ens.n_rounds), ens.n_leaves[::K])
     live = ~ens.constant_tree[::K][rnd]
-    if len(M):
-        live &= np.linalg.eigvalsh(M)[:, 0] > 0
+    if len(M):  # a regular system (lambda > 0 makes every one regular)
+        eig = np.linalg.eigvalsh(M)
+        live &= eig[:, 0] > 1e-12 * np.maximum(1.0, eig[:, -1])
     return {
         "scores": scores,
         "proba": proba,

@@ -34,17 +34,22 @@ SUPPORTED_LOSSES = {
 }
 
 
+#: smallest l2_leaf_reg of a MultiClass model explained as K x K Newton steps
+_MIN_MULTICLASS_L2 = 1e-6
+
+
 def _multiclass_full_hessian(loss, params):
     """Whether a ``MultiClass`` model's leaves are single K x K Newton steps: one leaf
-    iteration, ``Newton`` and ``l2_leaf_reg > 0`` (without it the summed softmax
-    hessian is singular). Checked with CatBoost 1.2.10 (iris, wine, 4 classes, with and
+    iteration, ``Newton`` and ``l2_leaf_reg >= 1e-6`` (the summed softmax hessian is
+    singular along the all-ones vector; CatBoost stores ``l2_leaf_reg=0`` as 1e-20,
+    whose leaves agree with the regularised step to 4e-7 only at 1e-10). Checked with CatBoost 1.2.10 (iris, wine, 4 classes, with and
     without sample weights): the stored leaves are ``-eta (sum_j w_j (diag(p_j) - p_j
     p_j^T) + lambda I)^{-1} G`` to 1e-15, lambda the scaled ``l2_leaf_reg``."""
     return (
         loss == "MultiClass"
         and int(params.get("leaf_estimation_iterations", 1) or 1) == 1
         and params.get("leaf_estimation_method", "Newton") == "Newton"
-        and float(params.get("l2_leaf_reg", 3.0)) > 0
+        and float(params.get("l2_leaf_reg", 3.0)) >= _MIN_MULTICLASS_L2
     )
 
 
@@ -57,8 +62,9 @@ def _multiclass_break(params):
         f"l2_leaf_reg={params.get('l2_leaf_reg')} (gradient-based methods explain "
         "CatBoost's K x K Newton leaf, -eta * (sum_j w_j (diag(p_j) - p_j p_j^T) + "
         "lambda I)^-1 G, only with one leaf iteration, the Newton method and "
-        "l2_leaf_reg > 0): train with leaf_estimation_iterations=1, "
-        "leaf_estimation_method='Newton' and l2_leaf_reg > 0, or use TREX, the "
+        f"l2_leaf_reg >= {_MIN_MULTICLASS_L2:g}: the softmax hessian is singular): "
+        "train with leaf_estimation_iterations=1, leaf_estimation_method='Newton' and "
+        f"l2_leaf_reg >= {_MIN_MULTICLASS_L2:g}, or use TREX, the "
         "similarity methods or the retraining methods"
     )
 
