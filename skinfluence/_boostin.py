@@ -145,7 +145,7 @@ class BoostIn(BaseInfluence):
         n = len(leaves)
         w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
         g, h, _, _ = ens.replay(leaves, y_enc)
-        if ens.full_hessian:  # K x K Newton steps (CatBoost MultiClass)
+        if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
             return _full_hessian.fit_boostin(self, leaves, y_enc, w, g)
         H = _trees.leaf_sums(leaves, ens.leaf_offsets, np.ascontiguousarray(h * w[:, None]))
         beta = H + ens.l2

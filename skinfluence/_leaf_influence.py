@@ -274,7 +274,7 @@ class LeafInfluence(_LeafBase):
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
         replay = self._fit_common(leaves, y_enc, sample_weight)
         ens = self.ensemble_
-        if ens.full_hessian:  # K x K Newton steps (CatBoost MultiClass)
+        if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
             return _full_hessian.fit_leaf_influence(self, replay, y_enc)
         vbar = ens.unshrunk_values[ens.flat_leaves(leaves)]
         source = np.ascontiguousarray(replay.gradients + vbar * replay.hessians)
@@ -428,7 +428,7 @@ class LeafRefit(_LeafBase):
             ens.objective_code,
             float(ens.multiclass_factor),
         )
-        if ens.full_hessian:  # K x K Newton steps (CatBoost MultiClass)
+        if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
             self._refit = _full_hessian.refit_inputs(ens, leaves, y_enc, replay.weights)
         self._final_scores = replay.final_scores
         # the update set of this fit: queries follow it even if the parameter changes
