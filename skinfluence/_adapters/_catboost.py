@@ -39,12 +39,16 @@ _MIN_MULTICLASS_L2 = 1e-6
 
 
 def _multiclass_full_hessian(loss, params):
-    """Whether a ``MultiClass`` model's leaves are single K x K Newton steps: one leaf
-    iteration, ``Newton`` and ``l2_leaf_reg >= 1e-6`` (the summed softmax hessian is
-    singular along the all-ones vector; CatBoost stores ``l2_leaf_reg=0`` as 1e-20,
-    whose leaves agree with the regularised step to 4e-7 only at 1e-10). Checked with CatBoost 1.2.10 (iris, wine, 4 classes, with and
-    without sample weights): the stored leaves are ``-eta (sum_j w_j (diag(p_j) - p_j
-    p_j^T) + lambda I)^{-1} G`` to 1e-15, lambda the scaled ``l2_leaf_reg``."""
+    """Whether a ``MultiClass`` model's leaves are single K x K Newton steps.
+
+    Needs one leaf iteration, the ``Newton`` method and ``l2_leaf_reg >= 1e-6``: the
+    summed softmax hessian is singular along the all-ones vector, and CatBoost stores
+    ``l2_leaf_reg=0`` as 1e-20. Checked with CatBoost 1.2.10 (iris, wine, synthetic 3
+    and 4 classes, with and without sample weights): the stored leaves are ``-eta
+    (sum_j w_j (diag(p_j) - p_j p_j^T) + lambda I)^{-1} G`` to 1e-15 (1e-8 with float32
+    sample weights), lambda the scaled ``l2_leaf_reg``; at ``l2_leaf_reg=1e-6`` to
+    1e-9, at 1e-10 only to 4e-7.
+    """
     return (
         loss == "MultiClass"
         and int(params.get("leaf_estimation_iterations", 1) or 1) == 1
