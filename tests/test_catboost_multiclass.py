@@ -425,3 +425,188 @@ def test_class_weights_passed_as_sample_weights(plain):
     ).fit(X, y)
     w = _f32(cw[y])
     assert LeafRefit(model).fit(X, y, sample_weight=w).self_influence().shape == (len(y),)
+
+
+# ------------------------------------------------- numpy references of the kernels
+def _select(sums, n_top):
+    """The kernels' top-k rule: largest sums, ties (within 1e-12 relative) to the lower
+    leaf id."""
+    selected = np.zeros(len(sums), dtype=bool)
+    for _ in range(min(n_top, len(sums))):
+        best = -1
+        for l in range(len(sums)):
+            if not selected[l] and (
+                best < 0 or sums[l] > sums[best] + 1e-12 * max(sums[l], sums[best])
+            ):
+                best = l
+        selected[best] = True
+    return selected
+
+
+def _leaf_sums_by_round(rl, b, base, L, values):
+    sums = np.zeros(L)
+    for row in range(len(rl)):
+        sums[rl[row, b] - base] += np.abs(values[row]).sum()
+    return sums
+
+
+def _round_leaves(ens):
+    """First round-leaf index and number of leaves of each round."""
+    K = ens.n_outputs
+    return ens.leaf_offsets[:-1][::K] // K, ens.n_leaves[::K]
+
+
+def _forward_reference(ens, rl, lam, y, w, i, n_top):
+    """Forward mode of LeafInfluence for removed row ``i`` with explicit K x K matrices:
+    ``Q_j = d(g_j + H_j ubar)/dF_j`` formed as ``H + diag(ubar - s) H - p (H ubar)^T``.
+    Returns ``D`` ``(n_rl, K)``."""
+    K, R, n = ens.n_outputs, ens.n_rounds, len(y)
+    eta = ens.learning_rates[0]
+    stored = _stored(ens)
+    ubar = stored / eta
+    Y = np.eye(K)[np.asarray(y, dtype=int)]
+    F = np.tile(ens.bias, (n, 1))
+    J = np.zeros((n, K))
+    D = np.zeros_like(stored)
+    starts, Ls = _round_leaves(ens)
+    for b in range(R):
+        p = _softmax(F)
+        base, L = starts[b], Ls[b]
+        selected = np.zeros(L, dtype=bool)
+        if n_top > 0:
+            selected = _select(_leaf_sums_by_round(rl, b, base, L, J), n_top)
+        full = [n_top < 0 or selected[l] for l in range(L)]
+        for l in range(L):
+            r = base + l
+            rows = np.flatnonzero(rl[:, b] == r)
+            if not full[l] and i not in rows:
+                continue
+            Hs = [np.diag(p[j]) - np.outer(p[j], p[j]) for j in range(n)]
+            M = sum(w[j] * Hs[j] for j in rows) + lam * np.eye(K)
+            s = np.zeros(K)
+            for j in rows if full[l] else [i]:
+                Hu = Hs[j] @ ubar[r]
+                Q = Hs[j] + np.diag(ubar[r] - p[j] @ ubar[r]) @ Hs[j] - np.outer(p[j], Hu)
+                s += w[j] * Q @ J[j]
+            if i in rows:
+                s += p[i] - Y[i] + Hs[i] @ ubar[r]
+            D[r] = -eta * np.linalg.solve(M, s)
+        for l in range(L):
+            r = base + l
+            rows = np.flatnonzero(rl[:, b] == r)
+            if full[l]:
+                J[rows] += D[r]
+            elif i in rows:
+                J[i] += D[r]
+        F = F + stored[rl[:, b]]
+    return D
+
+
+def _refit_reference(ens, rl, lam, y, w, i, n_top):
+    """The fixed-structure refit without row ``i`` with update set ``n_top``, as the
+    kernel defines it (rows outside the update set keep their stored scores; the top-k
+    leaves are chosen by the summed absolute change against the float64 Newton step of
+    the unperturbed leaves). Returns ``v' - v`` ``(n_rl, K)``."""
+    K, R, n = ens.n_outputs, ens.n_rounds, len(y)
+    eta = ens.learning_rates[0]
+    stored = _stored(ens)
+    Y = np.eye(K)[np.asarray(y, dtype=int)]
+    F = np.tile(ens.bias, (n, 1))
+    delta, sel = np.zeros((n, K)), np.zeros((n, K))
+    changed = np.zeros(n, dtype=bool)
+    dv = np.zeros_like(stored)
+    starts, Ls = _round_leaves(ens)
+
+    def newton(rows, p):
+        G = (w[rows, None] * (p[rows] - Y[rows])).sum(axis=0)
+        M = np.diag((w[rows, None] * p[rows]).sum(axis=0)) - np.einsum(
+            "j,jk,jm->km", w[rows], p[rows], p[rows]
+        )
+        return -eta * np.linalg.solve(M + lam * np.eye(K), G)
+
+    for b in range(R):
+        p0 = _softmax(F)
+        p1 = np.where(changed[:, None], _softmax(F + delta), p0)
+        base, L = starts[b], Ls[b]
+        selected = np.zeros(L, dtype=bool)
+        if n_top > 0:
+            selected = _select(_leaf_sums_by_round(rl, b, base, L, sel), n_top)
+        for l in range(L):
+            r = base + l
+            rows = np.flatnonzero(rl[:, b] == r)
+            full = n_top < 0 or selected[l]
+            keep = rows[rows != i]
+            new = newton(keep, p1 if full else p0)
+            dv[r] = new - stored[r]
+            if full and np.any(dv[r] != 0):
+                delta[keep] += dv[r]
+                changed[keep] = True
+                if n_top > 0:
+                    v0 = newton(rows, p0)
+                    ds = new - v0
+                    ds[np.abs(ds) <= 1e-10 * np.maximum(np.abs(new), np.abs(v0))] = 0.0
+                    sel[keep] += ds
+        F = F + stored[rl[:, b]]
+    return dv
+
+
+def test_trajectory_and_leaf_sums_kernels(weighted):
+    model, X, y, w = weighted
+    ens, rl, n_rl, lam, weights = _setup(weighted)
+    leaves = ens.leaf_ids(X)
+    K = ens.n_outputs
+    scores, proba = _fh.trajectory(leaves, ens.leaf_offsets, ens.leaf_values, ens.bias, K)
+    G, M = _fh.round_leaf_sums(leaves, ens.leaf_offsets, K, proba, y.astype(float), weights)
+    stored, F = _stored(ens), np.tile(ens.bias, (len(y), 1))
+    for b in range(ens.n_rounds):
+        np.testing.assert_allclose(scores[:, b], F, rtol=1e-14, atol=1e-15)
+        p = _softmax(F)
+        np.testing.assert_allclose(proba[:, b], p, rtol=1e-13, atol=1e-16)
+        for r in np.unique(rl[:, b]):
+            rows = rl[:, b] == r
+            wr, pr = weights[rows], p[rows]
+            Gr = (wr[:, None] * (pr - np.eye(K)[y[rows]])).sum(axis=0)
+            Mr = np.diag((wr[:, None] * pr).sum(axis=0)) - np.einsum("j,jk,jm->km", wr, pr, pr)
+            np.testing.assert_allclose(G[r], Gr, rtol=1e-12, atol=1e-13)
+            np.testing.assert_allclose(M[r], Mr, rtol=1e-12, atol=1e-13)
+        F = F + stored[rl[:, b]]
+
+
+def _as_round_leaves(ens, flat_values):
+    from skinfluence._full_hessian import round_leaf_flat
+
+    return flat_values[round_leaf_flat(ens)]
+
+
+@pytest.mark.parametrize("update_set", [-1, 0, 1, 2])
+def test_forward_kernel_matches_numpy(weighted, update_set):
+    """Every leaf's derivative (not only those queries reach) against the explicit
+    matrix recursion; the single-point kernel against the same recursion."""
+    model, X, y, w = weighted
+    ens, rl, n_rl, lam, weights = _setup(weighted)
+    ex = LeafInfluence(model, update_set=update_set).fit(X, y, sample_weight=w)
+    rows = np.array(ROWS, dtype=np.int64)
+    gfin = np.zeros((len(rows), ens.n_outputs))
+    D, _ = _fh.forward_block(rows, ex._train, ex._update.full, update_set, gfin)
+    for p, i in enumerate(ROWS):
+        want = _forward_reference(ens, rl, lam, y, weights, i, update_set)
+        got = _as_round_leaves(ens, D[p])
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-13)
+        if update_set == 0:
+            K = ens.n_outputs
+            own = want[rl[i]].reshape(-1)  # round by round, column inner
+            np.testing.assert_allclose(ex.derivatives_[i], own, rtol=1e-9, atol=1e-13)
+            assert K * ens.n_rounds == own.size
+
+
+@pytest.mark.parametrize("update_set", [-1, 0, 1, 2])
+def test_refit_kernel_matches_numpy(weighted, update_set):
+    model, X, y, w = weighted
+    ens, rl, n_rl, lam, weights = _setup(weighted)
+    ex = LeafRefit(model, update_set=update_set).fit(X, y, sample_weight=w)
+    rows = np.array(ROWS, dtype=np.int64)
+    dv, dself = _fh.refit_block(rows, ex._train, ex._refit, update_set)
+    for p, i in enumerate(ROWS):
+        want = _refit_reference(ens, rl, lam, y, weights, i, update_set)
+        np.testing.assert_allclose(_as_round_leaves(ens, dv[p]), want, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(dself[p], want[rl[i]].sum(axis=0), rtol=1e-9, atol=1e-12)
