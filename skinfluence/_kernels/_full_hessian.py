@@ -519,11 +519,16 @@ def refit_block(rows, train, refit, n_top):
                 if not refit.live[rl]:
                     continue
                 full = n_top < 0 or (n_top > 0 and selected[l])
-                _refit_leaf_system(i, b, l, li, full, o, train, refit, changed, pnew, Gp, Mp)
-                ok = solve_small(Mp, Gp, x, work)
+                if full or l == li:
+                    _refit_leaf_system(i, b, l, li, full, o, train, refit, changed, pnew, Gp, Mp)
+                    ok = solve_small(Mp, Gp, x, work)
+                    for k in range(K):
+                        vnew[k] = -refit.learning_rates[b] * x[k] if ok else 0.0
+                else:  # untouched: the float64 Newton step of the stored sums
+                    for k in range(K):
+                        vnew[k] = refit.newton_values[rl, k]
                 moved = False
                 for k in range(K):
-                    vnew[k] = -refit.learning_rates[b] * x[k] if ok else 0.0
                     d[k] = vnew[k] - refit.leaf_values[o + k * L + l]
                     dv[p, o + k * L + l] = d[k]
                     moved = moved or d[k] != 0.0
