@@ -161,6 +161,10 @@ def test_leaf_check_passes_on_defaults(n_classes, weighted):
     leaves = ens.check_reconstruction(X)
     tol = 1e-5 if weighted else 1e-12
     assert ens.check_leaf_model(leaves, y.astype(float), w, atol=tol, rtol=tol) == 0.0
+    if n_classes == 3 and not weighted:  # every method out of the box
+        for method in (BoostIn, LeafInfluence, LeafRefit, skinfluence.TREX):
+            T = method(model).fit(X, y).transform(X[:3], y[:3])
+            assert T.shape == (3, len(y)) and np.all(np.isfinite(T))
 
 
 def test_default_classifier_on_three_classes_is_multiclass(plain):
