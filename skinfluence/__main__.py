@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from . import BoostIn
+from ._leaf_rule import describe_rule
 from .datasets import DATASETS, load_dataset
 from .testing import TYPICAL_SHAPES, fit_native, make_model, native_input, native_labels
 
@@ -20,17 +21,29 @@ from .testing import TYPICAL_SHAPES, fit_native, make_model, native_input, nativ
 _LIBRARY_KEYS = {key.split("_")[0]: key for key in TYPICAL_SHAPES}
 
 
+# CatBoost as users train it: its own learning rate, depth and leaf steps (None: unset)
+_CATBOOST_DEFAULTS = {
+    "learning_rate": None,
+    "depth": None,
+    "leaf_estimation_iterations": None,
+    "leaf_estimation_method": None,
+}
+
+
 def _model(key, task, seed, n_trees):
-    """The demo's unfitted model: the library's own thread count, categorical columns."""
+    """The demo's unfitted model: the library's own thread count, categorical columns;
+    CatBoost with its own defaults but for one-hot categorical splits."""
+    params = {"learning_rate": 0.1, **TYPICAL_SHAPES[key]}
+    if key == "catboost":
+        params = _CATBOOST_DEFAULTS
     return make_model(
         key,
         task,
         n_estimators=n_trees,
-        learning_rate=0.1,
         random_state=seed,
         n_jobs=None,
         categorical=True,
-        **TYPICAL_SHAPES[key],
+        **params,
     )
 
 
@@ -110,7 +123,8 @@ def _explain(exp, model, Xtr, ytr, Xte_m, yte, n_queries):
     gap = np.abs(ens.raw_from_leaves(ens.leaf_ids(Xte_m)) - ens.raw_predict(Xte_m)).max()
     print(
         f"Reconstruction: {ens.n_trees} trees reproduce the library's raw scores on the "
-        f"test rows to {gap:.1e}; every leaf is a Newton step on the training rows."
+        f"test rows to {gap:.1e}; every leaf is reproduced from the training rows by "
+        f"{describe_rule(ens)}."
     )
     print(f"Score on held-out rows: {model.score(Xte_m, yte):.4f}")
     for q in range(min(n_queries, len(Xte_m))):

@@ -4,6 +4,7 @@ import numpy as np
 
 from . import _full_hessian
 from ._kernels import _leaves, _trees
+from ._leaf_rule import leaf_terms
 from .base import BaseInfluence
 
 __all__ = ["BoostIn"]
@@ -143,25 +144,22 @@ class BoostIn(BaseInfluence):
             leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol
         )
         n = len(leaves)
-        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
-        g, h, _, _ = ens.replay(leaves, y_enc)
         if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
-            return _full_hessian.fit_boostin(self, leaves, y_enc, w, g)
-        H = _trees.leaf_sums(leaves, ens.leaf_offsets, np.ascontiguousarray(h * w[:, None]))
-        beta = H + ens.l2
-        values = ens.leaf_values if self.derivative == "published" else ens.unshrunk_values
-        per_leaf = np.zeros_like(beta)
-        ok = beta > 0
-        eta = np.repeat(ens.learning_rates, ens.n_leaves)
-        per_leaf[ok] = eta[ok] / beta[ok]
+            return _full_hessian.fit_boostin(self, leaves, y_enc, sample_weight)
+        terms = leaf_terms(ens, leaves, y_enc, sample_weight, terms=self.derivative == "exact")
+        w, g, h = terms.weights, terms.gradients, terms.hessians
+        # eta / beta where the leaf has a derivative (0: constant trees, clamped leaves)
+        per_leaf = np.where(terms.coef != 0, -terms.coef, 0.0)
         if self.leaf_scaling != "none":
             counts = _trees.leaf_counts(leaves, ens.leaf_offsets, np.ones(n))
             power = 1 if self.leaf_scaling == "inverse_size" else 2
             with np.errstate(divide="ignore"):
                 per_leaf = np.where(counts > 0, per_leaf / counts**power, 0.0)
-        per_leaf[np.repeat(ens.constant_tree, ens.n_leaves)] = 0.0
         flat = ens.flat_leaves(leaves)
-        delta = w[:, None] * (g + values[flat] * h) * per_leaf[flat]
+        if self.derivative == "published":
+            delta = w[:, None] * (g + ens.leaf_values[flat] * h) * per_leaf[flat]
+        else:
+            delta = w[:, None] * terms.source * per_leaf[flat]
         self.derivatives_ = np.ascontiguousarray(delta)
         self._train_leaves = leaves
         self._self = (g * delta).sum(axis=1)

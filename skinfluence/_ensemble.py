@@ -27,8 +27,8 @@ class TrainingDataMismatchError(ValueError):
 
 #: the stored per-leaf statistics by ``leaf_stats_kind``, for messages
 _STAT_NAMES = {"count": "counts", "weight": "weights", "hessian": "hessian sums (cover)"}
-#: the leaf model by ``full_hessian``, for messages
-_STEP = {False: "-eta*G/(H+lambda)", True: "-eta*(H+lambda*I)^-1*G (K x K softmax hessian)"}
+#: the leaf rule of ``full_hessian`` ensembles, for messages
+_FULL_HESSIAN_STEP = "one Newton step -eta*(H+lambda*I)^-1*G (K x K softmax hessian)"
 
 
 @dataclass
@@ -85,8 +85,16 @@ class TreeEnsemble:
     raw_predictor: object
     #: L1 leaf regularisation (breaks the Newton model when > 0)
     l1: float = 0.0
-    #: clamp of the unshrunk leaf value (0 = none)
+    #: clamp of the unshrunk leaf value (0 = none): a clamped leaf has derivative 0
     max_delta_step: float = 0.0
+    #: steps per leaf (CatBoost's ``leaf_estimation_iterations``), each at the scores
+    #: after the previous steps, and their kind: ``"newton"`` (denominator H + lambda)
+    #: or ``"gradient"`` (denominator sum of weights + lambda)
+    leaf_steps: int = 1
+    leaf_step_method: str = "newton"
+    #: whether the library drops a leaf step that does not lower the loss (CatBoost's
+    #: ``leaf_estimation_backtracking``): each tree then took at most ``leaf_steps``
+    leaf_steps_stop_early: bool = False
     #: multiclass hessian factor c (h = c p (1 - p))
     multiclass_factor: float = 1.0
     #: per-tree flag: value does not come from the training rows (e.g. LightGBM
@@ -352,24 +360,20 @@ class TreeEnsemble:
         return "routing differs (input preprocessing, missing values or categories)"
 
     def newton_values(self, leaves, y, sample_weight=None):
-        """Recompute every leaf as the library's Newton step from the training rows.
+        """Recompute every leaf by the model's leaf rule from the training rows.
 
         Returns ``(v_hat, G, H)`` flat over leaves, with G, H the weighted sums of the
-        gradients and hessians at the scores before each tree.
+        gradients and hessians at the scores before each tree. The rule is one Newton
+        step unless the model says otherwise (clamp, several steps; see
+        :mod:`skinfluence._leaf_rule`).
         """
         if self.full_hessian:  # K x K Newton steps
             from ._full_hessian import newton_values
 
             return newton_values(self, leaves, y, sample_weight)
-        g, h, _, _ = self.replay(leaves, y)
-        w = np.ones(len(leaves)) if sample_weight is None else sample_weight
-        G = _trees.leaf_sums(leaves, self.leaf_offsets, np.ascontiguousarray(g * w[:, None]))
-        H = _trees.leaf_sums(leaves, self.leaf_offsets, np.ascontiguousarray(h * w[:, None]))
-        eta = np.repeat(self.learning_rates, self.n_leaves)
-        denom = H + self.l2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v_hat = np.where(denom > 0, -eta * G / denom, 0.0)
-        return v_hat, G, H
+        from ._leaf_rule import recomputed_values
+
+        return recomputed_values(self, leaves, y, sample_weight)
 
     def check_leaf_model(self, leaves, y, sample_weight=None, atol=1e-5, rtol=1e-5, error=True):
         """Check that every stored leaf is one Newton step on the given training rows.
@@ -383,6 +387,9 @@ class TreeEnsemble:
                 "need a gradient-boosted model (use TREX, the similarity methods or the "
                 "retraining methods for forests)"
             )
+        from ._leaf_rule import describe_rule
+
+        rule = _FULL_HESSIAN_STEP if self.full_hessian else describe_rule(self)
         v_hat, G, H = self.newton_values(leaves, y, sample_weight)
         v = self.leaf_values
         keep = ~np.repeat(self.constant_tree, self.n_leaves)
@@ -396,8 +403,8 @@ class TreeEnsemble:
         n_bad = int((excess > 0).sum())
         diagnosis = self._diagnose_leaf_model(v, v_hat, keep, excess)
         msg = (
-            f"{self.describe()}: the stored leaf values are not single Newton steps "
-            f"{_STEP[self.full_hessian]} on the training rows given to fit ({n_bad} of "
+            f"{self.describe()}: the stored leaf values are not {rule} "
+            f"on the training rows given to fit ({n_bad} of "
             f"{int(keep.sum())} leaves differ). Worst: round {b}, column {k}, leaf {leaf}: "
             f"stored {v[j]:.8g}, recomputed {v_hat[j]:.8g} (tolerance atol={atol:g}, "
             f"rtol={rtol:g}). Diagnosis: {diagnosis}."

@@ -154,12 +154,13 @@ def boostin_derivatives(ens, leaves, y, weights, derivative, leaf_scaling):
     return np.ascontiguousarray(delta.reshape(len(leaves), -1))
 
 
-def fit_boostin(explainer, leaves, y, weights, gradients):
+def fit_boostin(explainer, leaves, y, sample_weight):
     """Set the fitted state of a :class:`~skinfluence.BoostIn` on a full-hessian model
     (as its ``_fit_influence`` does for per-column leaves)."""
     ens = explainer.ensemble_
+    gradients = ens.replay(leaves, y)[0]
     delta = boostin_derivatives(
-        ens, leaves, y, weights, explainer.derivative, explainer.leaf_scaling
+        ens, leaves, y, sample_weight, explainer.derivative, explainer.leaf_scaling
     )
     explainer.derivatives_ = delta
     explainer._train_leaves = leaves
@@ -233,7 +234,8 @@ class FullSinglePoint(SinglePoint):
 
 def fit_leaf_influence(explainer, replay, y):
     """Set the update set of a :class:`~skinfluence.LeafInfluence` on a full-hessian
-    model and fit it (as its ``_fit_influence`` does for per-column leaves)."""
+    model and fit it (as its ``_fit_influence`` does for per-column leaves); ``replay``
+    holds the training rows' weights and final scores."""
     from .base import _numba_threads
 
     ens = explainer.ensemble_

@@ -2,14 +2,14 @@
 gradient-boosted trees (Sharchilev et al. 2018, as adapted by Brophy et al., JMLR 2023)."""
 
 import numbers
-from typing import NamedTuple
 
 import numpy as np
 from scipy.special import log_softmax
 
 from . import _full_hessian
 from ._kernels import _leaf_influence as _li
-from ._kernels import _leaves, _trees
+from ._kernels import _leaves
+from ._leaf_rule import leaf_terms
 from ._leaf_update_sets import update_set_for
 from ._objectives import gradient
 from .base import BaseInfluence, _numba_threads, _progress
@@ -37,26 +37,6 @@ def _loss_change(objective, y, F, dF):
     new = -log_softmax(Fp, axis=1)[rows, yi, :]
     old = -log_softmax(F, axis=1)[rows, yi][:, None]
     return new - old
-
-
-class _Replay(NamedTuple):
-    """The training replayed on the stored trees (``_LeafBase._fit_common``)."""
-
-    #: ``(n_train,)`` sample weights (ones without) and encoded labels
-    weights: np.ndarray
-    labels: np.ndarray
-    #: ``(n_train, n_trees)`` gradients, hessians and third derivatives at the scores
-    #: before each tree's round
-    gradients: np.ndarray
-    hessians: np.ndarray
-    kappa: np.ndarray
-    #: ``(n_train, K)`` final raw scores
-    final_scores: np.ndarray
-    #: ``(n_leaves_total,)`` weighted gradient and hessian sums of each leaf
-    gradient_sums: np.ndarray
-    hessian_sums: np.ndarray
-    #: ``(n_leaves_total,)`` ``-eta_t / (H_j + lambda_j)``, 0 where no derivative
-    coef: np.ndarray
 
 
 class _LeafBase(BaseInfluence):
@@ -127,30 +107,22 @@ class _LeafBase(BaseInfluence):
             yield np.arange(a, min(n, a + step), dtype=np.int64)
 
     # ------------------------------------------------------------------ fit
-    def _fit_common(self, leaves, y_enc, sample_weight):
+    def _fit_common(self, leaves, y_enc, sample_weight, with_terms):
         """Check the leaf model, replay the training and group the rows by leaf (sets
-        ``_train``); returns the :class:`_Replay`."""
+        ``_train`` and ``_labels``); returns the :class:`~skinfluence._leaf_rule.LeafTerms`
+        (with the derivative terms when ``with_terms``)."""
         self._validate_params_leaf()
         self._check_leaf_model(
             leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol
         )
         ens = self.ensemble_
-        n = len(leaves)
-        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
-        g, h, kap, final = ens.replay(leaves, y_enc, kappa=True)
-        G = _trees.leaf_sums(leaves, ens.leaf_offsets, np.ascontiguousarray(g * w[:, None]))
-        H = _trees.leaf_sums(leaves, ens.leaf_offsets, np.ascontiguousarray(h * w[:, None]))
-        beta = H + ens.l2
-        eta = np.repeat(ens.learning_rates, ens.n_leaves)
-        live = (beta > 0) & ~np.repeat(ens.constant_tree, ens.n_leaves)
-        coef = np.zeros_like(beta)
-        coef[live] = -eta[live] / beta[live]
+        terms = leaf_terms(ens, leaves, y_enc, sample_weight, kappa=True, terms=with_terms)
         indptr, order = _leaves.group_by_leaf(leaves, ens.leaf_offsets)
         self._train = _li.TrainLeaves(
             leaves, np.ascontiguousarray(leaves.T), ens.leaf_offsets, indptr, order, ens.n_outputs
         )
-        labels = np.ascontiguousarray(y_enc, dtype=np.float64)
-        return _Replay(w, labels, g, h, kap, final, G, H, coef)
+        self._labels = np.ascontiguousarray(y_enc, dtype=np.float64)
+        return terms
 
     def _query_arrays(self, X, leaves, y_enc, objective):
         ens = self.ensemble_
@@ -272,22 +244,19 @@ class LeafInfluence(_LeafBase):
     """
 
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
-        replay = self._fit_common(leaves, y_enc, sample_weight)
         ens = self.ensemble_
+        terms = self._fit_common(leaves, y_enc, sample_weight, not ens.full_hessian)
         if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
-            return _full_hessian.fit_leaf_influence(self, replay, y_enc)
-        vbar = ens.unshrunk_values[ens.flat_leaves(leaves)]
-        source = np.ascontiguousarray(replay.gradients + vbar * replay.hessians)
-        propagation = np.ascontiguousarray(
-            replay.weights[:, None] * (replay.hessians + vbar * replay.kappa)
-        )
-        final_gradients = np.ascontiguousarray(gradient(ens.objective, y_enc, replay.final_scores))
+            return _full_hessian.fit_leaf_influence(self, terms, y_enc)
+        final_gradients = np.ascontiguousarray(gradient(ens.objective, y_enc, terms.final_scores))
         # the update set of this fit: queries follow it even if the parameter changes
         self._update = update_set_for(
-            int(self.update_set), ens, self._train, replay.weights, final_gradients
+            int(self.update_set), ens, self._train, terms.weights, final_gradients
         )
         with _numba_threads(self.n_jobs):
-            self._update.fit(replay.coef, source, propagation, self._row_blocks, self._fits_cache)
+            self._update.fit(
+                terms.coef, terms.source, terms.propagation, self._row_blocks, self._fits_cache
+            )
         self.derivatives_ = getattr(self._update, "derivatives", None)
 
     @property
@@ -408,29 +377,33 @@ class LeafRefit(_LeafBase):
     """
 
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
-        replay = self._fit_common(leaves, y_enc, sample_weight)
+        terms = self._fit_common(leaves, y_enc, sample_weight, False)
         ens = self.ensemble_
         n, K = len(leaves), ens.n_outputs
         vals = ens.leaf_values[ens.flat_leaves(leaves)].reshape(n, ens.n_rounds, K)
         before = np.cumsum(vals, axis=1) - vals + ens.bias[None, None, :]
         self._refit = _li.RefitInputs(
             np.ascontiguousarray(before.reshape(n, -1)),
-            replay.gradients,
-            replay.hessians,
-            replay.weights,
-            replay.labels,
-            replay.gradient_sums,
-            replay.hessian_sums,
+            terms.gradients,
+            terms.hessians,
+            terms.weights,
+            self._labels,
+            terms.gradient_sums,
+            terms.hessian_sums,
             ens.l2,
             ens.leaf_values,
             ens.learning_rates,
             ens.constant_tree,
             ens.objective_code,
             float(ens.multiclass_factor),
+            terms.steps_taken,
+            ens.leaf_step_method == "gradient",
+            float(ens.max_delta_step),
+            terms.recomputed,
         )
         if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
-            self._refit = _full_hessian.refit_inputs(ens, leaves, y_enc, replay.weights)
-        self._final_scores = replay.final_scores
+            self._refit = _full_hessian.refit_inputs(ens, leaves, y_enc, terms.weights)
+        self._final_scores = terms.final_scores
         # the update set of this fit: queries follow it even if the parameter changes
         self._n_top = int(self.update_set)
         self._leaf_changes = None

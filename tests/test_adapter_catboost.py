@@ -221,25 +221,32 @@ def _assert_breaks(model, X, y, match, w=None):
     return ens, leaves
 
 
-def test_several_leaf_estimation_iterations_break():
+def test_several_leaf_estimation_iterations_are_replayed():
     X, y = _binary()
     model = CatBoostClassifier(iterations=10, leaf_estimation_iterations=10, **BASE).fit(X, y)
-    _assert_breaks(model, X, y, "leaf_estimation_iterations=10")
+    ens = skinfluence.to_ensemble(model, X, y)
+    assert (ens.leaf_steps, ens.leaf_step_method) == (10, "newton")
+    assert not any("leaf_estimation_iterations" in s for s in ens.breaking_settings)
+    leaves = ens.check_reconstruction(X)
+    assert ens.check_leaf_model(leaves, class_index(ens, y, np.float32)) == 0.0
 
 
-def test_default_long_logloss_takes_ten_leaf_steps():
+def test_default_long_logloss_leaf_steps_are_read_from_the_model():
     X, y = _binary(n=100)
     model = CatBoostClassifier(iterations=200, depth=2, **BASE).fit(X, y)
     ens = skinfluence.to_ensemble(model)
-    assert any("leaf_estimation_iterations=10" in s and "=1" in s for s in ens.breaking_settings)
+    assert ens.leaf_steps == model.get_all_params()["leaf_estimation_iterations"]
 
 
-def test_gradient_leaf_method_breaks_logloss_only():
+def test_gradient_leaf_steps_are_replayed():
     X, y = _binary()
     model = CatBoostClassifier(
         iterations=10, leaf_estimation_iterations=1, leaf_estimation_method="Gradient", **BASE
     ).fit(X, y)
-    _assert_breaks(model, X, y, "leaf_estimation_method='Gradient'")
+    ens = skinfluence.to_ensemble(model, X, y)
+    assert ens.leaf_step_method == "gradient" and ens.breaking_settings == ()
+    leaves = ens.check_reconstruction(X)
+    assert ens.check_leaf_model(leaves, class_index(ens, y, np.float32)) == 0.0
     Xr, yr = catboost_data(1, 200, 3, "RMSE")
     reg = CatBoostRegressor(iterations=10, leaf_estimation_method="Gradient", **BASE).fit(Xr, yr)
     ens = skinfluence.to_ensemble(reg)

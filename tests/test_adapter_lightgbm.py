@@ -372,7 +372,6 @@ BREAKING = [
     ("goss", "binary", {"data_sample_strategy": "goss", "learning_rate": 0.5}),
     ("dart", "regression", {"boosting_type": "dart", "n_estimators": 12}),
     ("lambda_l1", "regression", {"reg_alpha": 5.0}),
-    ("max_delta_step", "regression", {"max_delta_step": 0.05}),
     (
         "monotone_constraints",
         "regression",

@@ -161,6 +161,11 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         leaf_offsets=leaf_offsets,
         leaf_values=leaf_values,
         learning_rates=np.full(len(leaf_offsets) - 1, float(params["learning_rate"])),
+        # MultiClass leaves are K-vectors: the K x K Newton rule (full_hessian) or a
+        # refusal naming the setting, never per-column steps
+        leaf_steps=1 if loss == "MultiClass" else _leaf_steps(params)[0],
+        leaf_step_method="newton" if loss == "MultiClass" else _leaf_steps(params)[1],
+        leaf_steps_stop_early=params.get("leaf_estimation_backtracking") not in (None, "No"),
         bias=bias,
         l2=l2_leaf_reg * weight_scale,
         router=router,
@@ -595,21 +600,29 @@ def _routing_caveat(model, info):
     return None
 
 
+def _leaf_steps(params):
+    """Steps per leaf and their kind, as the fitted model reports them."""
+    n_steps = int(params.get("leaf_estimation_iterations", 1) or 1)
+    method = str(params.get("leaf_estimation_method", "Newton"))
+    return n_steps, {"Newton": "newton", "Gradient": "gradient"}.get(method, method)
+
+
 def _breaking_settings(model, params, loss, scale, info):
     """Human-readable settings of the model that break the single-Newton-step model."""
     out = []
-    n_iter = int(params.get("leaf_estimation_iterations", 1) or 1)
-    if n_iter > 1:
+    n_steps, method = _leaf_steps(params)
+    if method not in ("newton", "gradient"):
         out.append(
-            f"leaf_estimation_iterations={n_iter} (several leaf steps per tree; CatBoost "
-            "defaults to 10 for Logloss/CrossEntropy when iterations >= 200): train with "
-            "leaf_estimation_iterations=1"
+            f"leaf_estimation_method={method!r} (neither Newton nor gradient steps): "
+            "train with leaf_estimation_method='Newton'"
         )
-    method = params.get("leaf_estimation_method", "Newton")
-    if loss != "RMSE" and method != "Newton":
+    backtracking = params.get("leaf_estimation_backtracking", "AnyImprovement")
+    if n_steps > 1 and backtracking not in (None, "No"):
         out.append(
-            f"leaf_estimation_method={method!r} (not a Newton step for {loss}): train "
-            "with leaf_estimation_method='Newton'"
+            f"leaf_estimation_backtracking={backtracking!r} (CatBoost drops or shrinks a "
+            "leaf step that does not lower the float32 loss; replayed here as stopping "
+            "after the steps that reproduce the stored leaves, which the leaf check "
+            "verifies): if the check fails, train with leaf_estimation_backtracking='No'"
         )
     shrink = float(params.get("model_shrink_rate", 0) or 0)
     if shrink > 0:

@@ -85,6 +85,14 @@ class RefitInputs(NamedTuple):
     #: objective code and multiclass hessian factor
     objective: int
     multiclass_factor: float
+    #: the leaf rule (:mod:`skinfluence._leaf_rule`): ``(T,)`` steps of each tree's
+    #: leaves (empty: one Newton step), whether they are gradient steps, the clamp of
+    #: the unshrunk value (0: none), and ``(n_leaves_total,)`` the values the rule
+    #: recomputes from all rows (shrunk)
+    steps: np.ndarray
+    gradient_step: bool
+    max_delta_step: float
+    recomputed: np.ndarray
 
 
 @njit
@@ -362,6 +370,91 @@ def _refit_gradients(b, K, refit, s):
 
 
 @njit
+def _newton_value(G, den, eta, max_delta_step):
+    """``-eta G / den`` (0 when ``den == 0``), its unshrunk value clamped to
+    ``+-max_delta_step`` when that is positive."""
+    if den == 0.0:
+        return 0.0
+    if max_delta_step > 0.0:
+        step = -G / den
+        if step > max_delta_step:
+            step = max_delta_step
+        elif step < -max_delta_step:
+            step = -max_delta_step
+        return eta * step
+    return -eta * G / den
+
+
+@njit
+def _steps_value(t, l, i, uses_change, train, refit, s):
+    """Refit value of leaf ``l`` of tree ``t`` without row ``i`` by the rule's steps:
+    its rows at their stored scores before the tree, moved by their score changes when
+    ``uses_change``."""
+    j = train.offsets[t] + l
+    k = t % train.n_outputs
+    w, y = refit.weights, refit.labels
+    f, pb, out = s.scores, s.proba, s.grad_hess
+    u = 0.0
+    for _ in range(refit.steps[t]):
+        G = 0.0
+        D = 0.0
+        for pos in range(train.indptr[j], train.indptr[j + 1]):
+            row = train.order[pos]
+            if row == i:
+                continue
+            f[0] = refit.scores_before[row, t] + u
+            if uses_change:
+                f[0] += s.score_change[k, row]
+            grad_hess_row(refit.objective, y[row], f, 0, refit.multiclass_factor, pb, out)
+            G += w[row] * out[0]
+            D += w[row] * (1.0 if refit.gradient_step else out[1])
+        den = D + refit.l2[j]
+        if den != 0.0:
+            u -= G / den
+    return refit.learning_rates[t] * u
+
+
+@njit
+def _refit_tree_steps(t, i, train, refit, n_top, s, dvp):
+    """:func:`_refit_tree` for leaves computed by several steps (one column): every
+    leaf is recomputed from its rows (the update set decides whose score changes
+    count); returns the change of ``i``'s own leaf."""
+    indptr, order, k = train.indptr, train.order, t % train.n_outputs
+    values, recomputed = refit.leaf_values, refit.recomputed
+    delta, sel, selected = s.score_change, s.selection_change, s.selected
+    o = train.offsets[t]
+    L = train.offsets[t + 1] - o
+    li = train.leaves[i, t]
+    own = 0.0
+    if n_top > 0:
+        _select_top_leaves(
+            sel, train.n_outputs, train.leaves_by_tree[t], L, n_top, selected, s.leaf_sums
+        )
+    for l in range(L):
+        j = o + l
+        full = n_top < 0 or (n_top > 0 and selected[l])
+        if not full and l != li:
+            dvp[j] = 0.0  # no row of the leaf moved: the leaf keeps its value
+            continue
+        d = _steps_value(t, l, i, full, train, refit, s) - values[j]
+        if abs(d + values[j] - recomputed[j]) <= 1e-12 * max(1.0, abs(recomputed[j])):
+            d = 0.0  # rows moved by rounding only: the stored value stands
+        dvp[j] = d
+        if l == li:
+            own = d
+        if full and d != 0.0:
+            ds = d + values[j] - recomputed[j]
+            for pos in range(indptr[j], indptr[j + 1]):
+                row = order[pos]
+                if row != i:
+                    delta[k, row] += d
+                    s.changed[row] = True
+                    if n_top > 0:
+                        sel[k, row] += ds
+    return own
+
+
+@njit
 def _refit_tree(t, i, train, refit, n_top, s, dvp):
     """Refit the leaves of tree ``t`` without row ``i``: writes the leaf changes into
     ``dvp``, moves the scores of the rows of the leaves that changed and returns the
@@ -394,7 +487,7 @@ def _refit_tree(t, i, train, refit, n_top, s, dvp):
             Hp -= w[i] * h[i, t]
         den = Hp + l2[j]
         # a leaf left without rows and without regularisation: v' = 0
-        vnew = -eta[t] * Gp / den if den != 0.0 else 0.0
+        vnew = _newton_value(Gp, den, eta[t], refit.max_delta_step)
         d = vnew - values[j]
         dvp[j] = d
         if l == li:
@@ -407,7 +500,9 @@ def _refit_tree(t, i, train, refit, n_top, s, dvp):
             ds = 0.0
             if n_top > 0:
                 den0 = H[j] + l2[j]
-                v0 = -eta[t] * G[j] / den0 if den0 != 0.0 else values[j]
+                v0 = values[j]
+                if den0 != 0.0:
+                    v0 = _newton_value(G[j], den0, eta[t], refit.max_delta_step)
                 ds = vnew - v0
                 # changes at rounding level (noise carried through the
                 # gradients of rows whose score moved by rounding only) are
@@ -447,6 +542,12 @@ def refit_block(rows, train, refit, n_top):
         i = rows[p]
         s = _refit_scratch(K, n, max_L, n_top)
         for b in range(n_rounds):
+            if refit.steps.shape[0] > 0:
+                for k in range(K):
+                    t = b * K + k
+                    if not refit.constant_tree[t]:
+                        dself[p, k] += _refit_tree_steps(t, i, train, refit, n_top, s, dv[p])
+                continue
             _refit_gradients(b, K, refit, s)
             for k in range(K):
                 t = b * K + k
