@@ -144,7 +144,10 @@ def boostin_derivatives(ens, leaves, y, weights, derivative, leaf_scaling):
     rl = round_leaves(ens, leaves)
     values = _stored(ens, sys["flat"], unshrunk=derivative == "exact")
     A = _source(sys["proba"], y, rl, values)
-    delta = -np.einsum("nrkm,nrm->nrk", C[rl], A) * sys["weights"][:, None, None]
+    delta = np.empty_like(A)
+    for b in range(A.shape[1]):  # one round at a time: (n, K, K) coefficients
+        delta[:, b] = -np.einsum("nkm,nm->nk", C[rl[:, b]], A[:, b])
+    delta *= sys["weights"][:, None, None]
     if leaf_scaling != "none":
         counts = np.bincount(rl.ravel(), minlength=len(C)).astype(np.float64)
         power = 1 if leaf_scaling == "inverse_size" else 2

@@ -45,6 +45,22 @@ def weighted():
     return model, X, y, w
 
 
+@pytest.fixture(scope="module")
+def four():
+    """Four classes, sample weights, depthwise trees."""
+    X, y = _data(K=4, seed=2)
+    w = _f32(np.random.default_rng(6).uniform(0.3, 2.5, len(y)))
+    model = cb.CatBoostClassifier(
+        loss_function="MultiClass",
+        iterations=4,
+        depth=3,
+        learning_rate=0.5,
+        grow_policy="Depthwise",
+        **BASE,
+    ).fit(X, y, sample_weight=w)
+    return model, X, y, w
+
+
 # ------------------------------------------------------------------ numpy oracles
 def _softmax(F):
     e = np.exp(F - F.max(axis=1, keepdims=True))
@@ -225,7 +241,7 @@ def test_solve_small_matches_numpy():
 
 
 # ------------------------------------------------------------------------ BoostIn
-@pytest.mark.parametrize("case", ["plain", "weighted"])
+@pytest.mark.parametrize("case", ["plain", "weighted", "four"])
 def test_boostin_exact_is_the_leaf_derivative(case, request):
     """``derivative="exact"``: ``delta[i, (b, .)] = -w_i du_l/dw_i`` of the leaf
     recomputed on the stored scores before the round (central differences in w_i)."""
@@ -293,7 +309,7 @@ def test_boostin_published_and_queries(weighted):
 
 
 # ------------------------------------------------------------------ LeafInfluence
-@pytest.mark.parametrize("case", ["plain", "weighted"])
+@pytest.mark.parametrize("case", ["plain", "weighted", "four"])
 def test_leaf_influence_is_the_refit_derivative(case, request):
     """``update_set=-1``: the exact derivative with cross-class propagation, against
     central differences (step 1e-5, error O(1e-10)) of the brute-force refit."""
@@ -342,7 +358,7 @@ def test_top_k_with_every_leaf_is_all_points(plain):
 
 
 # ---------------------------------------------------------------------- LeafRefit
-@pytest.mark.parametrize("case", ["plain", "weighted"])
+@pytest.mark.parametrize("case", ["plain", "weighted", "four"])
 def test_leaf_refit_is_the_bruteforce_refit(case, request):
     """``update_set=-1``: the loss change of the brute-force refit without the row."""
     model, X, y, w = request.getfixturevalue(case)
