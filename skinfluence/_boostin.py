@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from . import _full_hessian
 from ._kernels import _leaves, _trees
 from ._leaf_rule import leaf_terms
 from .base import BaseInfluence
@@ -143,6 +144,8 @@ class BoostIn(BaseInfluence):
             leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol
         )
         n = len(leaves)
+        if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
+            return _full_hessian.fit_boostin(self, leaves, y_enc, sample_weight)
         terms = leaf_terms(ens, leaves, y_enc, sample_weight, terms=self.derivative == "exact")
         w, g, h = terms.weights, terms.gradients, terms.hessians
         # eta / beta where the leaf has a derivative (0: constant trees, clamped leaves)

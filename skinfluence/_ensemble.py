@@ -27,6 +27,8 @@ class TrainingDataMismatchError(ValueError):
 
 #: the stored per-leaf statistics by ``leaf_stats_kind``, for messages
 _STAT_NAMES = {"count": "counts", "weight": "weights", "hessian": "hessian sums (cover)"}
+#: the leaf rule of ``full_hessian`` ensembles, for messages
+_FULL_HESSIAN_STEP = "one Newton step -eta*(H+lambda*I)^-1*G (K x K softmax hessian)"
 
 
 @dataclass
@@ -140,6 +142,9 @@ class TreeEnsemble:
     #: when the library held the others out itself (HistGradientBoosting's early
     #: stopping split); None: all rows
     training_rows: np.ndarray | None = None
+    #: the K trees of a round share their routing and each leaf is one K x K Newton
+    #: step with the full softmax hessian (CatBoost MultiClass; ``_full_hessian``)
+    full_hessian: bool = False
     #: free-form notes of the adapter (e.g. how the bias was obtained)
     notes: dict = field(default_factory=dict)
 
@@ -363,6 +368,10 @@ class TreeEnsemble:
         step unless the model says otherwise (clamp, several steps; see
         :mod:`skinfluence._leaf_rule`).
         """
+        if self.full_hessian:  # K x K Newton steps
+            from ._full_hessian import newton_values
+
+            return newton_values(self, leaves, y, sample_weight)
         from ._leaf_rule import recomputed_values
 
         return recomputed_values(self, leaves, y, sample_weight)
@@ -381,6 +390,7 @@ class TreeEnsemble:
             )
         from ._leaf_rule import describe_rule
 
+        rule = _FULL_HESSIAN_STEP if self.full_hessian else describe_rule(self)
         v_hat, G, H = self.newton_values(leaves, y, sample_weight)
         v = self.leaf_values
         keep = ~np.repeat(self.constant_tree, self.n_leaves)
@@ -394,7 +404,7 @@ class TreeEnsemble:
         n_bad = int((excess > 0).sum())
         diagnosis = self._diagnose_leaf_model(v, v_hat, keep, excess)
         msg = (
-            f"{self.describe()}: the stored leaf values are not {describe_rule(self)} "
+            f"{self.describe()}: the stored leaf values are not {rule} "
             f"on the training rows given to fit ({n_bad} of "
             f"{int(keep.sum())} leaves differ). Worst: round {b}, column {k}, leaf {leaf}: "
             f"stored {v[j]:.8g}, recomputed {v_hat[j]:.8g} (tolerance atol={atol:g}, "

@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 from scipy.special import log_softmax
 
+from . import _full_hessian
 from ._kernels import _leaf_influence as _li
 from ._kernels import _leaves
 from ._leaf_rule import leaf_terms
@@ -243,8 +244,10 @@ class LeafInfluence(_LeafBase):
     """
 
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
-        terms = self._fit_common(leaves, y_enc, sample_weight, True)
         ens = self.ensemble_
+        terms = self._fit_common(leaves, y_enc, sample_weight, not ens.full_hessian)
+        if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
+            return _full_hessian.fit_leaf_influence(self, terms, y_enc)
         final_gradients = np.ascontiguousarray(gradient(ens.objective, y_enc, terms.final_scores))
         # the update set of this fit: queries follow it even if the parameter changes
         self._update = update_set_for(
@@ -399,6 +402,8 @@ class LeafRefit(_LeafBase):
             float(ens.max_delta_step),
             terms.recomputed,
         )
+        if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
+            self._refit = _full_hessian.refit_inputs(ens, leaves, y_enc, terms.weights)
         self._final_scores = terms.final_scores
         # the update set of this fit: queries follow it even if the parameter changes
         self._n_top = int(self.update_set)
@@ -423,7 +428,8 @@ class LeafRefit(_LeafBase):
     def _refit_blocks(self, desc="refit"):
         """``(rows, leaf changes, own score changes)`` of each block of removed rows."""
         for rows in self._row_blocks(desc):
-            dv, dself = _li.refit_block(rows, self._train, self._refit, self._n_top)
+            kernel = _full_hessian.refit_block if self.ensemble_.full_hessian else _li.refit_block
+            dv, dself = kernel(rows, self._train, self._refit, self._n_top)
             yield rows, dv, dself
 
     def _leaf_change_blocks(self):

@@ -33,13 +33,44 @@ SUPPORTED_LOSSES = {
     "MultiClass": "multiclass",
 }
 
-_MULTICLASS_BREAK = (
-    "loss_function='MultiClass' (CatBoost takes a full K x K hessian Newton step per "
-    "leaf, -eta * (sum_j w_j (diag(p_j) - p_j p_j^T) + lambda I)^-1 G, which no "
-    "per-column step reproduces): gradient-based methods cannot model it; use TREX, "
-    "the similarity methods or the retraining methods, or a LightGBM / XGBoost / "
-    "scikit-learn multiclass model"
-)
+
+#: smallest l2_leaf_reg of a MultiClass model explained as K x K Newton steps
+_MIN_MULTICLASS_L2 = 1e-6
+
+
+def _multiclass_full_hessian(loss, params):
+    """Whether a ``MultiClass`` model's leaves are single K x K Newton steps.
+
+    Needs one leaf iteration, the ``Newton`` method and ``l2_leaf_reg >= 1e-6``: the
+    summed softmax hessian is singular along the all-ones vector, and CatBoost stores
+    ``l2_leaf_reg=0`` as 1e-20. Checked with CatBoost 1.2.10 (iris, wine, synthetic 3
+    and 4 classes, with and without sample weights): the stored leaves are ``-eta
+    (sum_j w_j (diag(p_j) - p_j p_j^T) + lambda I)^{-1} G`` to 1e-15 (1e-8 with float32
+    sample weights), lambda the scaled ``l2_leaf_reg``; at ``l2_leaf_reg=1e-6`` to
+    1e-9, at 1e-10 only to 4e-7.
+    """
+    return (
+        loss == "MultiClass"
+        and int(params.get("leaf_estimation_iterations", 1) or 1) == 1
+        and params.get("leaf_estimation_method", "Newton") == "Newton"
+        and float(params.get("l2_leaf_reg", 3.0)) >= _MIN_MULTICLASS_L2
+    )
+
+
+def _multiclass_break(params):
+    """Why a ``MultiClass`` model is not one K x K Newton step per leaf."""
+    return (
+        "loss_function='MultiClass' with "
+        f"leaf_estimation_iterations={params.get('leaf_estimation_iterations')}, "
+        f"leaf_estimation_method={params.get('leaf_estimation_method')!r}, "
+        f"l2_leaf_reg={params.get('l2_leaf_reg')} (gradient-based methods explain "
+        "CatBoost's K x K Newton leaf, -eta * (sum_j w_j (diag(p_j) - p_j p_j^T) + "
+        "lambda I)^-1 G, only with one leaf iteration, the Newton method and "
+        f"l2_leaf_reg >= {_MIN_MULTICLASS_L2:g}: the softmax hessian is singular): "
+        "train with leaf_estimation_iterations=1, leaf_estimation_method='Newton' and "
+        f"l2_leaf_reg >= {_MIN_MULTICLASS_L2:g}, or use TREX, the "
+        "similarity methods or the retraining methods"
+    )
 
 
 # ----------------------------------------------------------------------------- hooks
@@ -96,7 +127,9 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     Settings that break the single-Newton-step leaf model are listed in
     ``breaking_settings`` (several leaf-estimation iterations, gradient leaf steps for
     Logloss, ``model_shrink_rate``, Langevin boosting, class weights, CTR-encoded
-    categorical features, scale != 1, MultiClass). The model and ``X`` are never
+    categorical features, scale != 1, MultiClass with several leaf iterations, gradient
+    steps or no L2). ``MultiClass`` leaves are full K x K Newton steps
+    (``full_hessian``). The model and ``X`` are never
     modified; the JSON model is written to a temporary directory and read back.
     """
     cb = import_optional("catboost")
@@ -128,15 +161,13 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         leaf_offsets=leaf_offsets,
         leaf_values=leaf_values,
         learning_rates=np.full(len(leaf_offsets) - 1, float(params["learning_rate"])),
-        leaf_steps=_leaf_steps(params)[0],
-        leaf_step_method=_leaf_steps(params)[1],
-        leaf_step_backtracking=_leaf_steps(params)[0] > 1
-        and params.get("leaf_estimation_backtracking") not in (None, "No"),
+        **_leaf_rule_of(params, loss),
         bias=bias,
         l2=l2_leaf_reg * weight_scale,
         router=router,
         raw_predictor=raw_predictor,
         multiclass_factor=1.0,
+        full_hessian=_multiclass_full_hessian(loss, params),
         classes=_classes(model, objective, K),
         n_features_in=_n_features_in(model),
         leaf_stats=leaf_stats,
@@ -291,7 +322,7 @@ def _notes(scale, l2_leaf_reg, weight_scale, structure, K):
     if K > 1:
         notes["multiclass_factor"] = (
             "1 (nominal): CatBoost's MultiClass step uses the full K x K hessian, which "
-            "no diagonal factor reproduces"
+            "no diagonal factor reproduces (full_hessian)"
         )
     return notes
 
@@ -572,6 +603,21 @@ def _leaf_steps(params):
     return n_steps, {"Newton": "newton", "Gradient": "gradient"}.get(method, method)
 
 
+def _leaf_rule_of(params, loss):
+    """The ensemble's leaf-rule fields. MultiClass leaves are K-vectors: the K x K
+    Newton rule (``full_hessian``) or a refusal naming the setting, never per-column
+    steps."""
+    if loss == "MultiClass":
+        return {"leaf_steps": 1, "leaf_step_method": "newton"}
+    n_steps, method = _leaf_steps(params)
+    backtracking = params.get("leaf_estimation_backtracking") not in (None, "No")
+    return {
+        "leaf_steps": n_steps,
+        "leaf_step_method": method,
+        "leaf_step_backtracking": n_steps > 1 and backtracking,
+    }
+
+
 def _breaking_settings(model, params, loss, scale, info):
     """Human-readable settings of the model that break the single-Newton-step model."""
     out = []
@@ -613,8 +659,8 @@ def _breaking_settings(model, params, loss, scale, info):
             "scale_pos_weight): pass each row's class weight (times its sample weight) "
             "as sample_weight to fit"
         )
-    if loss == "MultiClass":
-        out.append(_MULTICLASS_BREAK)
+    if loss == "MultiClass" and not _multiclass_full_hessian(loss, params):
+        out.append(_multiclass_break(params))
     ctr = _ctr_features(info)
     if ctr is None and len(model.get_cat_feature_indices()):
         out.append(

@@ -372,10 +372,10 @@ def models(draw, data, *, libraries=None, forests=True, max_estimators=8, max_de
 
     Notes
     -----
-    Rejections are rare with the default options (today, with CatBoost installed:
-    CatBoost ``MultiClass`` models for BoostIn, LeafInfluence and LeafRefit). If the
-    method refuses every model the options allow (say ``libraries="catboost"``,
-    multiclass data and ``BoostIn``), hypothesis fails its health check
+    Rejections are rare with the default options (random forests are not drawn for
+    methods that refuse them; CatBoost ``MultiClass`` models are explained by every
+    method since their leaves are modelled as K x K Newton steps). If the method
+    refuses every model the options allow, hypothesis fails its health check
     (``filter_too_much``) or reports the test as unsatisfiable.
 
     Examples
