@@ -9,7 +9,7 @@ from scipy.special import log_softmax
 
 from ._kernels import _leaf_influence as _li
 from ._kernels import _leaves, _trees
-from ._leaf_update_sets import update_set_for
+from ._leaf_update_sets import check_multiclass, update_set_for
 from ._objectives import gradient
 from .base import BaseInfluence, _numba_threads, _progress
 
@@ -270,6 +270,39 @@ class LeafInfluence(_LeafBase):
     (442,)
     """
 
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        update_set=-1,
+        multiclass="exact",
+        check_leaf_model="raise",
+        atol=1e-5,
+        rtol=1e-5,
+        block_size="auto",
+        dtype=np.float64,
+        chunk_memory_mb=256,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator,
+            update_set=update_set,
+            check_leaf_model=check_leaf_model,
+            atol=atol,
+            rtol=rtol,
+            block_size=block_size,
+            dtype=dtype,
+            chunk_memory_mb=chunk_memory_mb,
+            n_jobs=n_jobs,
+            verbose=verbose,
+        )
+        self.multiclass = multiclass
+
+    def _validate_params_leaf(self):
+        super()._validate_params_leaf()
+        check_multiclass(self.multiclass)
+
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
         replay = self._fit_common(leaves, y_enc, sample_weight)
         ens = self.ensemble_
@@ -281,7 +314,12 @@ class LeafInfluence(_LeafBase):
         final_gradients = np.ascontiguousarray(gradient(ens.objective, y_enc, replay.final_scores))
         # the update set of this fit: queries follow it even if the parameter changes
         self._update = update_set_for(
-            int(self.update_set), ens, self._train, replay.weights, final_gradients
+            int(self.update_set),
+            ens,
+            self._train,
+            replay.weights,
+            final_gradients,
+            self.multiclass,
         )
         with _numba_threads(self.n_jobs):
             self._update.fit(replay.coef, source, propagation, self._row_blocks, self._fits_cache)
