@@ -184,15 +184,15 @@ def reverse_sweep_cross(Gq, train, terms, proba, n_chunks):
     ``Gq`` ``(n_leaves_total, r)`` as in
     :func:`~skinfluence._kernels._leaf_influence.reverse_sweep`. Rounds in reverse
     order; the ``K`` trees of a round compute ``a_l = coef_l (Gq_l + sum_{j in l}
-    z[k, j])`` from ``z`` as it stood before the round, then every row ``j`` of leaf
-    ``l`` of tree ``(b, k)`` gets ``score_j += a_l A_{j,t}``, ``e = a_l cross_{j,t}``,
-    ``z[k, j] += e``, ``rsum_j += e``, and finally ``z[m, j] -= p_{j,(b,m)} rsum_j``.
+    z[j, k])`` from ``z`` as it stood before the round; then, row by row, with
+    ``e_k = a_{(b,k), leaf of j} cross_{j,(b,k)}``: ``score_j += sum_k a A_{j,(b,k)}``
+    and ``z[j, m] += e_m - p_{j,(b,m)} sum_k e_k``.
     Returns ``score`` ``(n, r)``. Parallel over blocks of query columns.
     """
     # one function: the per-chunk scratch arrays live inside the parallel loop
     offsets, indptr, order, K = train.offsets, train.indptr, train.order, train.n_outputs
-    coef, A_sorted, S_sorted = terms.coef, terms.source_sorted, terms.propagation_sorted
-    n = train.leaves.shape[0]
+    leaves, coef, A, S = train.leaves, terms.coef, terms.source, terms.propagation
+    n = leaves.shape[0]
     n_trees = offsets.shape[0] - 1
     r = Gq.shape[1]
     score = np.zeros((n, r))
@@ -205,15 +205,16 @@ def reverse_sweep_cross(Gq, train, terms, proba, n_chunks):
         w = c1 - c0
         if w <= 0:
             continue
-        z = np.zeros((K, n, w))
+        z = np.zeros((n, K, w))
         sc = np.zeros((n, w))
-        rsum = np.zeros((n, w))
+        rsum = np.zeros(w)
+        e = np.zeros((K, w))
         a = np.zeros((max_R, w))
         for b in range(n_trees // K - 1, -1, -1):
             o0 = offsets[b * K]
             # the round's leaf adjoints, all from z before the round
             for t in range(b * K, b * K + K):
-                zk = z[t % K]
+                k = t % K
                 for j in range(offsets[t], offsets[t + 1]):
                     aj = a[j - o0]
                     cf = coef[j]
@@ -222,39 +223,39 @@ def reverse_sweep_cross(Gq, train, terms, proba, n_chunks):
                     for c in range(w):
                         aj[c] = Gq[j, c0 + c]
                     for pos in range(indptr[j], indptr[j + 1]):
-                        zr = zk[order[pos]]
+                        zr = z[order[pos], k]
                         for c in range(w):
                             aj[c] += zr[c]
                     for c in range(w):
                         aj[c] *= cf
-            for t in range(b * K, b * K + K):
-                zk = z[t % K]
-                for j in range(offsets[t], offsets[t + 1]):
+            # row by row: the score, and z moved by the round's changes projected on
+            # the softmax (z[j, m] += e_m - p_m sum_k e_k, e_k = a_k cross_{j,(b,k)})
+            for row in range(n):
+                zr = z[row]
+                sr = sc[row]
+                for c in range(w):
+                    rsum[c] = 0.0
+                for k in range(K):
+                    t = b * K + k
+                    j = offsets[t] + leaves[row, t]
+                    ek = e[k]
                     if coef[j] == 0.0:
+                        for c in range(w):
+                            ek[c] = 0.0
                         continue
                     aj = a[j - o0]
-                    for pos in range(indptr[j], indptr[j + 1]):
-                        row = order[pos]
-                        ai = A_sorted[pos]
-                        q = S_sorted[pos]
-                        zr = zk[row]
-                        sr = sc[row]
-                        rr = rsum[row]
-                        for c in range(w):
-                            sr[c] += aj[c] * ai
-                            e = aj[c] * q
-                            zr[c] += e
-                            rr[c] += e
-            # the softmax projection of the round's changes
-            for row in range(n):
-                rr = rsum[row]
+                    ai = A[row, t]
+                    q = S[row, t]
+                    for c in range(w):
+                        sr[c] += aj[c] * ai
+                        ek[c] = aj[c] * q
+                        rsum[c] += ek[c]
                 for m in range(K):
                     pm = proba[row, b * K + m]
-                    zr = z[m, row]
+                    zm = zr[m]
+                    em = e[m]
                     for c in range(w):
-                        zr[c] -= pm * rr[c]
-                for c in range(w):
-                    rr[c] = 0.0
+                        zm[c] += em[c] - pm * rsum[c]
         for i in range(n):
             for c in range(w):
                 score[i, c0 + c] = sc[i, c]
