@@ -77,14 +77,26 @@ class _UpdateSet:
         self.final_gradients = final_gradients
         #: whether the cross-class terms propagate (softmax models with "exact")
         self.cross = multiclass == "exact" and ensemble.objective == "multiclass"
-        #: ``(n_train, n_trees)`` softmax probabilities before each tree's round (cross)
+        #: ``(n_trees, n_train)`` softmax probabilities before each tree's round (cross)
         self.proba = None
 
-    def _propagation(self, propagation):
-        """The propagation term the kernels read: the diagonal ``propagation`` as
-        given, or (cross) ``w_j p_{j,t} (1 + c vbar (1 - 2 p_{j,t}))``; sets ``proba``."""
+    def _terms_of(self, coef, source, propagation, sort):
+        """The kernels' :class:`DerivativeTerms`: the diagonal terms as given, or
+        (cross) the terms of ``_leaf_influence_cross`` (``source`` and the cross-class
+        propagation ``w_j p_{j,t} (1 + c vbar (1 - 2 p_{j,t}))`` by tree, ``(T, n)``;
+        sets ``proba``). ``sort``: also the leaf-ordered copies the forward mode
+        reads."""
+        n, order, empty = self.n_train, self.train.order, np.empty(0)
         if not self.cross:
-            return propagation
+            if not sort:
+                return _li.DerivativeTerms(coef, source, propagation, empty, empty)
+            return _li.DerivativeTerms(
+                coef,
+                source,
+                propagation,
+                _leaves.sort_by_leaf(source, order, n),
+                _leaves.sort_by_leaf(propagation, order, n),
+            )
         ens = self.ensemble
         self.proba, cross = _cross.cross_terms(
             self.train.leaves,
@@ -96,7 +108,8 @@ class _UpdateSet:
             float(ens.multiclass_factor),
             np.ascontiguousarray(self.weights, dtype=np.float64),
         )
-        return cross
+        cross_sorted = _leaves.sort_by_leaf(cross.T, order, n) if sort else empty
+        return _li.DerivativeTerms(coef, np.ascontiguousarray(source.T), cross, empty, cross_sorted)
 
     @property
     def n_train(self):
@@ -141,16 +154,7 @@ class _ForwardMode(_UpdateSet):
     n_top = -1
 
     def _terms(self, coef, source, propagation):
-        n = self.n_train
-        order = self.train.order
-        propagation = self._propagation(propagation)
-        self.terms = _li.DerivativeTerms(
-            coef,
-            source,
-            propagation,
-            _leaves.sort_by_leaf(source, order, n),
-            _leaves.sort_by_leaf(propagation, order, n),
-        )
+        self.terms = self._terms_of(coef, source, propagation, sort=True)
 
     def forward_blocks(self, row_blocks, desc="forward mode"):
         """``(rows, D, self_dot)`` of each block of removed rows (``forward_block``)."""
@@ -247,9 +251,7 @@ class SinglePoint(_UpdateSet):
     fills_out = True
 
     def fit(self, coef, source, propagation, row_blocks, fits_cache):
-        empty = np.empty(0)
-        propagation = self._propagation(propagation)
-        terms = _li.DerivativeTerms(coef, source, propagation, empty, empty)
+        terms = self._terms_of(coef, source, propagation, sort=False)
         if self.cross:
             D = _cross.single_point_cross(self.train, terms, self.proba)
             self.proba = None  # only the fit reads it

@@ -210,9 +210,9 @@ def test_cross_terms_kernel():
         for k in range(K):
             t = b * K + k
             vbar = ens.unshrunk_values[ens.leaf_offsets[t] + tl[:, t]]
-            np.testing.assert_allclose(proba[:, t], p[:, k], rtol=1e-13, atol=1e-16)
+            np.testing.assert_allclose(proba[t], p[:, k], rtol=1e-13, atol=1e-16)
             expected = w * p[:, k] * (1 + ens.multiclass_factor * vbar * (1 - 2 * p[:, k]))
-            np.testing.assert_allclose(cross[:, t], expected, rtol=1e-12, atol=1e-16)
+            np.testing.assert_allclose(cross[t], expected, rtol=1e-12, atol=1e-16)
             F[:, k] += ens.leaf_values[ens.leaf_offsets[t] + tl[:, t]]
 
 

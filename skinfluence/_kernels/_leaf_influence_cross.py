@@ -11,13 +11,16 @@ with ``cross[j, t] = w_j p_{j,k} (1 + c vbar_t (1 - 2 p_{j,k}))`` and ``p`` the 
 at the scores before round ``b``. Every tree of a round reads ``J`` as it stood before
 the round: the kernels keep the per-row projection ``u_j = sum_m p_{j,m} J[m, j]`` of
 the round start (forward) or apply the projection after all trees of the round
-(reverse). No ``n x T x K`` array is formed: ``proba`` and ``cross`` are ``(n, T)``.
+(reverse). No ``n x T x K`` array is formed: ``proba`` and ``cross`` are ``(T, n)``.
 
 The kernels take :class:`~skinfluence._kernels._leaf_influence.TrainLeaves` and
-:class:`~skinfluence._kernels._leaf_influence.DerivativeTerms` whose ``propagation``
-holds ``cross`` (and ``propagation_sorted`` its leaf-ordered copy), plus ``proba``.
-Every parallel loop owns its output (a removed row or a block of query columns) and
-runs its inner sums sequentially, so results do not depend on the number of threads.
+:class:`~skinfluence._kernels._leaf_influence.DerivativeTerms` whose ``source`` and
+``propagation`` are stored **by tree**, ``(T, n)`` (``source[t, j] = g + vbar h``,
+``propagation[t, j] = cross[j, t]``; the reverse sweep reads them round by round over
+all rows), ``propagation_sorted`` the leaf-ordered copy of ``cross`` (``source_sorted``
+is unused), plus ``proba`` ``(T, n)``. Every parallel loop owns its output (a removed
+row or a block of query columns) and runs its inner sums sequentially, so results do
+not depend on the number of threads.
 """
 
 import numpy as np
@@ -32,14 +35,14 @@ def cross_terms(leaves, offsets, values, unshrunk, bias, n_outputs, c, weights):
     """The per-(row, tree) softmax probabilities and cross-class propagation weights.
 
     Replays the stored trajectory (``bias`` plus the stored leaf ``values``) and returns
-    ``proba[j, t] = p_k(F_{b-1}(x_j))`` for ``t = (b, k)`` and ``cross[j, t] = w_j
-    proba[j, t] (1 + c vbar (1 - 2 proba[j, t]))``, ``vbar = unshrunk[leaf of j in t]``;
-    both ``(n, T)``.
+    ``proba[t, j] = p_k(F_{b-1}(x_j))`` for ``t = (b, k)`` and ``cross[t, j] = w_j
+    proba[t, j] (1 + c vbar (1 - 2 proba[t, j]))``, ``vbar = unshrunk[leaf of j in t]``;
+    both ``(T, n)``.
     """
     n, n_trees = leaves.shape
     K = n_outputs
-    proba = np.empty((n, n_trees))
-    cross = np.empty((n, n_trees))
+    proba = np.empty((n_trees, n))
+    cross = np.empty((n_trees, n))
     for j in prange(n):
         f = bias.copy()
         p = np.empty(K)
@@ -48,8 +51,8 @@ def cross_terms(leaves, offsets, values, unshrunk, bias, n_outputs, c, weights):
             for k in range(K):
                 t = b * K + k
                 vbar = unshrunk[offsets[t] + leaves[j, t]]
-                proba[j, t] = p[k]
-                cross[j, t] = weights[j] * p[k] * (1.0 + c * vbar * (1.0 - 2.0 * p[k]))
+                proba[t, j] = p[k]
+                cross[t, j] = weights[j] * p[k] * (1.0 + c * vbar * (1.0 - 2.0 * p[k]))
             for k in range(K):
                 t = b * K + k
                 f[k] += values[offsets[t] + leaves[j, t]]
@@ -58,13 +61,14 @@ def cross_terms(leaves, offsets, values, unshrunk, bias, n_outputs, c, weights):
 
 @njit
 def _round_projection(J, proba, b, K, u):
-    """``u[j] = sum_m proba[j, b*K + m] * J[m, j]`` for every row (summed in column
+    """``u[j] = sum_m proba[b*K + m, j] * J[m, j]`` for every row (summed in column
     order)."""
     for j in range(u.shape[0]):
-        s = 0.0
-        for m in range(K):
-            s += proba[j, b * K + m] * J[m, j]
-        u[j] = s
+        u[j] = 0.0
+    for m in range(K):
+        pm, Jm = proba[b * K + m], J[m]
+        for j in range(u.shape[0]):
+            u[j] += pm[j] * Jm[j]
 
 
 @njit_parallel
@@ -80,7 +84,7 @@ def single_point_cross(train, terms, proba):
         for b in range(n_trees // K):
             u = 0.0
             for m in range(K):
-                u += proba[i, b * K + m] * jv[m]
+                u += proba[b * K + m, i] * jv[m]
             for k in range(K):
                 t = b * K + k
                 cf = coef[offsets[t] + leaves[i, t]]
@@ -88,7 +92,7 @@ def single_point_cross(train, terms, proba):
                     continue
                 # jv[k] is only changed by this tree within the round: its value
                 # before the round
-                d = cf * (A[i, t] + S[i, t] * (jv[k] - u))
+                d = cf * (A[t, i] + S[t, i] * (jv[k] - u))
                 D[i, t] = d
                 jv[k] += d
     return D
@@ -143,11 +147,11 @@ def forward_block_cross(rows, train, terms, proba, n_top, gfin_self):
                         row = order[pos]
                         s += S_sorted[pos] * (Jk[row] - u[row])
                 elif l == li:
-                    s = S[i, t] * (Jk[i] - u[i])
+                    s = S[t, i] * (Jk[i] - u[i])
                 else:
                     continue
                 if l == li:
-                    s += A[i, t]
+                    s += A[t, i]
                 Dp[j] = cf * s
             # J gathers D (after all leaves of the tree are computed)
             for l in range(L):
@@ -191,8 +195,8 @@ def reverse_sweep_cross(Gq, train, terms, proba, n_chunks):
     """
     # one function: the per-chunk scratch arrays live inside the parallel loop
     offsets, indptr, order, K = train.offsets, train.indptr, train.order, train.n_outputs
-    leaves, coef, A, S = train.leaves, terms.coef, terms.source, terms.propagation
-    n = leaves.shape[0]
+    leaves_T, coef, A, S = train.leaves_by_tree, terms.coef, terms.source, terms.propagation
+    n = train.leaves.shape[0]
     n_trees = offsets.shape[0] - 1
     r = Gq.shape[1]
     score = np.zeros((n, r))
@@ -216,46 +220,43 @@ def reverse_sweep_cross(Gq, train, terms, proba, n_chunks):
             for t in range(b * K, b * K + K):
                 k = t % K
                 for j in range(offsets[t], offsets[t + 1]):
-                    aj = a[j - o0]
                     cf = coef[j]
                     if cf == 0.0:
                         continue
+                    jj = j - o0
                     for c in range(w):
-                        aj[c] = Gq[j, c0 + c]
+                        a[jj, c] = Gq[j, c0 + c]
                     for pos in range(indptr[j], indptr[j + 1]):
-                        zr = z[order[pos], k]
+                        row = order[pos]
                         for c in range(w):
-                            aj[c] += zr[c]
+                            a[jj, c] += z[row, k, c]
                     for c in range(w):
-                        aj[c] *= cf
+                        a[jj, c] *= cf
             # row by row: the score, and z moved by the round's changes projected on
             # the softmax (z[j, m] += e_m - p_m sum_k e_k, e_k = a_k cross_{j,(b,k)})
             for row in range(n):
-                zr = z[row]
-                sr = sc[row]
                 for c in range(w):
                     rsum[c] = 0.0
                 for k in range(K):
                     t = b * K + k
-                    j = offsets[t] + leaves[row, t]
-                    ek = e[k]
+                    j = offsets[t] + leaves_T[t, row]
                     if coef[j] == 0.0:
                         for c in range(w):
-                            ek[c] = 0.0
+                            e[k, c] = 0.0
                         continue
-                    aj = a[j - o0]
-                    ai = A[row, t]
-                    q = S[row, t]
+                    jj = j - o0
+                    ai = A[t, row]
+                    q = S[t, row]
                     for c in range(w):
-                        sr[c] += aj[c] * ai
-                        ek[c] = aj[c] * q
-                        rsum[c] += ek[c]
+                        av = a[jj, c]
+                        sc[row, c] += av * ai
+                        ev = av * q
+                        e[k, c] = ev
+                        rsum[c] += ev
                 for m in range(K):
-                    pm = proba[row, b * K + m]
-                    zm = zr[m]
-                    em = e[m]
+                    pm = proba[b * K + m, row]
                     for c in range(w):
-                        zm[c] += em[c] - pm * rsum[c]
+                        z[row, m, c] += e[m, c] - pm * rsum[c]
         for i in range(n):
             for c in range(w):
                 score[i, c0 + c] = sc[i, c]
