@@ -187,6 +187,15 @@ class LeafInfluence(_LeafBase):
         the row and the rows of the ``k`` leaves of each tree with the largest summed
         absolute derivative so far (ties toward the lower leaf id), as CatBoost's
         ``TopKLeaves:top=k``.
+    multiclass : {"exact", "diagonal"}, default="exact"
+        How a multiclass (softmax) model propagates the removal through later trees.
+        ``"exact"``: a row's gradient in each class depends on all its class scores,
+        and these cross-class terms are followed (the exact derivative of the
+        fixed-structure refit for ``update_set=-1``; every update set applies the same
+        per-row rule). ``"diagonal"``: each class column propagates on its own, as in
+        the paper (relative errors of 7-26 % against the exact values at learning rates
+        0.1-0.3, more with more rounds or larger rates; kept for comparison with the
+        paper). Binary and regression models ignore it.
     check_leaf_model : {"raise", "warn"}, default="raise"
         What to do when the stored leaves are not single Newton steps on the training
         data (bagging, dart, GOSS, L1, clamping, several leaf steps, ...): raise an
@@ -231,11 +240,15 @@ class LeafInfluence(_LeafBase):
       derivatives of all leaves (N x Λ floats) are kept when they fit in
       ``chunk_memory_mb``, else recomputed for each block of queries.
 
-    Sign: positive = helpful (removing the row would raise the query's loss). For
-    regression and binary models with ``update_set=-1`` this is the exact derivative
-    of a fixed-structure refit. Multiclass: as in the paper, the cross-class terms of
-    the softmax hessian are ignored while propagating, so values are approximate
-    (relative errors of a few percent at learning rates <= 0.3; rankings mostly kept).
+    Sign: positive = helpful (removing the row would raise the query's loss). With
+    ``update_set=-1`` this is the exact derivative of a fixed-structure refit, for
+    multiclass models with ``multiclass="exact"`` (checked against central finite
+    differences of refits of LightGBM, XGBoost, HistGradientBoosting and
+    GradientBoosting multiclass models, with and without sample weights: agreement
+    to 6e-8 of the largest value, the float32 rounding of the stored leaves). The
+    exact multiclass form stores one more ``N x T`` array (the softmax
+    probabilities) and costs 1.0-1.5 times the time of the diagonal form (measured on a
+    LightGBM 5-class model, 5,000 rows, 100 rounds).
 
     Queries without labels: classifiers explain their own predicted label; regressors
     explain the predicted value (positive = removing the row lowers the prediction).
