@@ -148,15 +148,20 @@ def _finite_difference(ens, tl, ql, y, yq, w, i, eps=1e-5):
 
 
 # ------------------------------------------------- exact against the refit
-FD_LIBS = ["lightgbm", "xgboost", "sklearn_hgb", "sklearn_gb"]
+FD_CASES = [
+    ("lightgbm", 3),
+    ("lightgbm", 4),
+    ("xgboost", 3),
+    ("sklearn_hgb", 3),
+    ("sklearn_gb", 4),
+]
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("lib", FD_LIBS)
-def test_exact_equals_finite_difference_of_refit(lib, weighted):
+@pytest.mark.parametrize("lib,n_classes", FD_CASES)
+def test_exact_equals_finite_difference_of_refit(lib, n_classes, weighted):
     """The package's default multiclass values against the central finite difference
-    of a brute-force fixed-structure refit (3 classes; 4 classes for LightGBM)."""
-    n_classes = 4 if lib == "lightgbm" else 3
+    of a brute-force fixed-structure refit."""
     X, y, w, model, Xq, yq = fitted(lib, weighted, n_classes)
     exp = explainer(lib, weighted, n_classes)
     ens = exp.ensemble_
@@ -243,7 +248,8 @@ def test_kernels_equal_forward_reference(update_set):
 
 def test_forward_block_kernel_all_rows():
     """``forward_block_cross`` with every row (the self-influence path) against the
-    dense reference, leaf by leaf."""
+    dense reference, leaf by leaf; with the update set ``{i}`` against
+    ``single_point_cross``."""
     X, y, w, model, Xq, yq = fitted("sklearn_hgb", True)
     exp = explainer("sklearn_hgb", True)
     ens = exp.ensemble_
@@ -256,6 +262,14 @@ def test_forward_block_kernel_all_rows():
     for p, i in enumerate(REMOVED):
         expected = forward_reference(ens, tl, y, w, i)
         np.testing.assert_allclose(D[p], expected, rtol=1e-9, atol=1e-14 * np.abs(expected).max())
+    # the forward kernel with the update set {i} is the single-point kernel
+    gfin = np.ascontiguousarray(upd.final_gradients[rows])
+    D0, _ = _cross.forward_block_cross(rows, upd.train, upd.terms, upd.proba, 0, gfin)
+    single = _cross.single_point_cross(upd.train, upd.terms, upd.proba)
+    own_leaves = ens.leaf_offsets[:-1] + tl[rows]
+    np.testing.assert_allclose(
+        np.take_along_axis(D0, own_leaves, axis=1), single[rows], rtol=1e-12, atol=1e-16
+    )
 
 
 def test_reverse_sweep_equals_reverse_reference():
