@@ -5,9 +5,9 @@ column of its rows: ``dg_k/dF_m = p_k (1[m = k] - p_m)`` and ``dh_k/dF_m = c (1 
 dg_k/dF_m`` for the library's diagonal hessian ``h_k = c p_k (1 - p_k)``. The
 propagation term of row ``j`` in tree ``t`` is therefore
 
-    sum_m w_j Q^(k)_{j,m} J[m, j] = cross[j, t] * (J[k, j] - sum_m p[j, (b, m)] J[m, j])
+    sum_m w_j Q^(k)_{j,m} J[m, j] = cross[t, j] * (J[k, j] - sum_m p_{j,m} J[m, j])
 
-with ``cross[j, t] = w_j p_{j,k} (1 + c vbar_t (1 - 2 p_{j,k}))`` and ``p`` the softmax
+with ``cross[t, j] = w_j p_{j,k} (1 + c vbar_t (1 - 2 p_{j,k}))`` and ``p`` the softmax
 at the scores before round ``b``. Every tree of a round reads ``J`` as it stood before
 the round: the kernels keep the per-row projection ``u_j = sum_m p_{j,m} J[m, j]`` of
 the round start (forward) or apply the projection after all trees of the round
@@ -16,7 +16,7 @@ the round start (forward) or apply the projection after all trees of the round
 The kernels take :class:`~skinfluence._kernels._leaf_influence.TrainLeaves` and
 :class:`~skinfluence._kernels._leaf_influence.DerivativeTerms` whose ``source`` and
 ``propagation`` are stored **by tree**, ``(T, n)`` (``source[t, j] = g + vbar h``,
-``propagation[t, j] = cross[j, t]``; the reverse sweep reads them round by round over
+``propagation[t, j] = cross[t, j]``; the reverse sweep reads them round by round over
 all rows), ``propagation_sorted`` the leaf-ordered copy of ``cross`` (``source_sorted``
 is unused), plus ``proba`` ``(T, n)``. Every parallel loop owns its output (a removed
 row or a block of query columns) and runs its inner sums sequentially, so results do
@@ -103,10 +103,10 @@ def forward_block_cross(rows, train, terms, proba, n_top, gfin_self):
     """Forward mode with the cross-class terms for a block of removed rows.
 
     As :func:`~skinfluence._kernels._leaf_influence.forward_block` (``n_top``: -1 all
-    rows, k >= 1 the removed row and the rows of the top-k leaves, selected from ``J``
-    as updated by every earlier tree), with row ``j``'s propagation term ``cross[j, t]
-    (J[k, j] - u_j)``, ``u_j`` the softmax projection of ``J[:, j]`` at the start of the
-    round. Parallel over removed rows.
+    rows, 0 the removed row only, k >= 1 the removed row and the rows of the top-k
+    leaves, selected from ``J`` as updated by every earlier tree), with row ``j``'s
+    propagation term ``cross[t, j] (J[k, j] - u_j)``, ``u_j`` the softmax projection of
+    ``J[:, j]`` at the start of the round. Parallel over removed rows.
 
     Returns ``D`` ``(r, n_leaves_total)`` and ``self_dot`` ``(r,)``.
     """
