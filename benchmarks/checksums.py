@@ -58,13 +58,17 @@ def _methods():
     return {
         "BoostIn": lambda: sk.BoostIn(),
         "BoostIn_exact": lambda: sk.BoostIn(derivative="exact"),
-        "LeafInfluence": lambda: sk.LeafInfluence(),
-        "LeafInfluence_single": lambda: sk.LeafInfluence(update_set=0),
-        "LeafInfluence_top2": lambda: sk.LeafInfluence(update_set=2),
+        # multiclass="diagonal": the form these checksums were first taken with (the
+        # default "exact" adds the cross-class terms and changes multiclass values)
+        "LeafInfluence": lambda: sk.LeafInfluence(multiclass="diagonal"),
+        "LeafInfluence_single": lambda: sk.LeafInfluence(update_set=0, multiclass="diagonal"),
+        "LeafInfluence_top2": lambda: sk.LeafInfluence(update_set=2, multiclass="diagonal"),
         "LeafRefit": lambda: sk.LeafRefit(),
         "LeafRefit_single": lambda: sk.LeafRefit(update_set=0),
         "LeafRefit_top2": lambda: sk.LeafRefit(update_set=2),
-        "LeafInfluence_blocks": lambda: sk.LeafInfluence(chunk_memory_mb=0.01, block_size=7),
+        "LeafInfluence_blocks": lambda: sk.LeafInfluence(
+            chunk_memory_mb=0.01, block_size=7, multiclass="diagonal"
+        ),
         "LeafRefit_blocks": lambda: sk.LeafRefit(chunk_memory_mb=0.01, block_size=7),
         "TREX_blocks": lambda: sk.TREX(chunk_memory_mb=0.01),
         "TREX": lambda: sk.TREX(),

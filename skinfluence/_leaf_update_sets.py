@@ -13,8 +13,11 @@ to it:
   they fit in the memory budget.
 
 Every strategy is built from the fitted ensemble, the training leaves
-(:class:`~skinfluence._kernels._leaf_influence.TrainLeaves`), the sample weights and
-the training rows' final loss gradients; ``fit`` takes the derivative terms. The query
+(:class:`~skinfluence._kernels._leaf_influence.TrainLeaves`), the sample weights, the
+training rows' final loss gradients and the multiclass form (``"exact"``: the
+cross-class terms of the softmax propagate, with the kernels of
+:mod:`~skinfluence._kernels._leaf_influence_cross`; ``"diagonal"``: each raw-score
+column propagates alone); ``fit`` takes the derivative terms. The query
 methods take ``row_blocks(desc)``, the explainer's iterator over blocks of removed rows
 (its block size and progress bar follow the explainer's parameters at call time).
 """
@@ -23,9 +26,30 @@ import numba
 import numpy as np
 
 from ._kernels import _leaf_influence as _li
+from ._kernels import _leaf_influence_cross as _cross
 from ._kernels import _leaves
 
-__all__ = ["AllPoints", "SinglePoint", "TopLeaves", "update_set_for"]
+__all__ = [
+    "MULTICLASS_FORMS",
+    "AllPoints",
+    "SinglePoint",
+    "TopLeaves",
+    "check_multiclass",
+    "update_set_for",
+]
+
+#: the values of LeafInfluence's ``multiclass`` parameter
+MULTICLASS_FORMS = ("exact", "diagonal")
+
+
+def check_multiclass(multiclass):
+    """Raise a ``ValueError`` unless ``multiclass`` is one of :data:`MULTICLASS_FORMS`."""
+    if not (isinstance(multiclass, str) and multiclass in MULTICLASS_FORMS):
+        raise ValueError(
+            "multiclass must be 'exact' (the cross-class terms of the softmax propagate "
+            "through later trees) or 'diagonal' (each class column propagates alone, as "
+            f"in the paper), got {multiclass!r}"
+        )
 
 
 class _UpdateSet:
@@ -38,16 +62,54 @@ class _UpdateSet:
     weights : ndarray of shape (n_train,)
     final_gradients : ndarray of shape (n_train, K)
         Loss gradients of the training rows at the final model.
+    multiclass : {"exact", "diagonal"}
+        The propagation of a softmax model; other objectives ignore it.
     """
 
     #: whether ``influence_block`` writes into the output slice it is given
     fills_out = False
 
-    def __init__(self, ensemble, train, weights, final_gradients):
+    def __init__(self, ensemble, train, weights, final_gradients, multiclass="exact"):
+        check_multiclass(multiclass)
         self.ensemble = ensemble
         self.train = train
         self.weights = weights
         self.final_gradients = final_gradients
+        #: whether the cross-class terms propagate (softmax models with "exact")
+        self.cross = multiclass == "exact" and ensemble.objective == "multiclass"
+        #: ``(n_trees, n_train)`` softmax probabilities before each tree's round (cross)
+        self.proba = None
+
+    def _terms_of(self, coef, source, propagation, sort):
+        """The kernels' :class:`DerivativeTerms`: the diagonal terms as given, or
+        (cross) the terms of ``_leaf_influence_cross`` (``source`` and the cross-class
+        propagation ``w_j p_{j,t} (1 + c vbar (1 - 2 p_{j,t}))`` by tree, ``(T, n)``;
+        sets ``proba``). ``sort``: also the leaf-ordered copies the forward mode
+        reads."""
+        n, order, empty = self.n_train, self.train.order, np.empty(0)
+        if not self.cross:
+            if not sort:
+                return _li.DerivativeTerms(coef, source, propagation, empty, empty)
+            return _li.DerivativeTerms(
+                coef,
+                source,
+                propagation,
+                _leaves.sort_by_leaf(source, order, n),
+                _leaves.sort_by_leaf(propagation, order, n),
+            )
+        ens = self.ensemble
+        self.proba, cross = _cross.cross_terms(
+            self.train.leaves,
+            ens.leaf_offsets,
+            ens.leaf_values,
+            np.ascontiguousarray(ens.unshrunk_values, dtype=np.float64),
+            ens.bias,
+            ens.n_outputs,
+            float(ens.multiclass_factor),
+            np.ascontiguousarray(self.weights, dtype=np.float64),
+        )
+        cross_sorted = _leaves.sort_by_leaf(cross.T, order, n) if sort else empty
+        return _li.DerivativeTerms(coef, np.ascontiguousarray(source.T), cross, empty, cross_sorted)
 
     @property
     def n_train(self):
@@ -92,26 +154,18 @@ class _ForwardMode(_UpdateSet):
     n_top = -1
 
     def _terms(self, coef, source, propagation):
-        n = self.n_train
-        order = self.train.order
-        self.terms = _li.DerivativeTerms(
-            coef,
-            source,
-            propagation,
-            _leaves.sort_by_leaf(source, order, n),
-            _leaves.sort_by_leaf(propagation, order, n),
-        )
+        self.terms = self._terms_of(coef, source, propagation, sort=True)
 
     def forward_blocks(self, row_blocks, desc="forward mode"):
         """``(rows, D, self_dot)`` of each block of removed rows (``forward_block``)."""
         for rows in row_blocks(desc):
-            D, self_dot = _li.forward_block(
-                rows,
-                self.train,
-                self.terms,
-                self.n_top,
-                np.ascontiguousarray(self.final_gradients[rows]),
-            )
+            gfin = np.ascontiguousarray(self.final_gradients[rows])
+            if self.cross:
+                D, self_dot = _cross.forward_block_cross(
+                    rows, self.train, self.terms, self.proba, self.n_top, gfin
+                )
+            else:
+                D, self_dot = _li.forward_block(rows, self.train, self.terms, self.n_top, gfin)
             yield rows, D, self_dot
 
     def self_influence(self, row_blocks):
@@ -128,9 +182,11 @@ class AllPoints(_ForwardMode):
         self._terms(coef, source, propagation)
 
     def _reverse(self, Gq):
-        score = _li.reverse_sweep(
-            np.ascontiguousarray(Gq), self.train, self.terms, numba.get_num_threads()
-        )
+        Gq, n_chunks = np.ascontiguousarray(Gq), numba.get_num_threads()
+        if self.cross:
+            score = _cross.reverse_sweep_cross(Gq, self.train, self.terms, self.proba, n_chunks)
+        else:
+            score = _li.reverse_sweep(Gq, self.train, self.terms, n_chunks)
         return -self.weights[:, None] * score
 
     def influence_block(self, q, out, row_blocks):
@@ -144,8 +200,8 @@ class TopLeaves(_ForwardMode):
     """``update_set=k >= 1``: the forward mode for every row; derivatives of all leaves
     kept (``leaf_derivatives``, ``(n_train, n_leaves_total)``) when they fit."""
 
-    def __init__(self, ensemble, train, weights, final_gradients, n_top):
-        super().__init__(ensemble, train, weights, final_gradients)
+    def __init__(self, ensemble, train, weights, final_gradients, n_top, multiclass="exact"):
+        super().__init__(ensemble, train, weights, final_gradients, multiclass)
         self.n_top = n_top
 
     def fit(self, coef, source, propagation, row_blocks, fits_cache):
@@ -195,9 +251,12 @@ class SinglePoint(_UpdateSet):
     fills_out = True
 
     def fit(self, coef, source, propagation, row_blocks, fits_cache):
-        empty = np.empty(0)
-        terms = _li.DerivativeTerms(coef, source, propagation, empty, empty)
-        D = _li.single_point(self.train, terms)
+        terms = self._terms_of(coef, source, propagation, sort=False)
+        if self.cross:
+            D = _cross.single_point_cross(self.train, terms, self.proba)
+            self.proba = None  # only the fit reads it
+        else:
+            D = _li.single_point(self.train, terms)
         self.derivatives = D
         removal = -self.weights[:, None] * D
         self.tiles = _leaves.tiled(self.train.leaves, self.ensemble.leaf_offsets, removal)
@@ -229,10 +288,12 @@ class SinglePoint(_UpdateSet):
         return self.self_values.copy()
 
 
-def update_set_for(update_set, ensemble, train, weights, final_gradients):
-    """The strategy of ``update_set`` (-1, 0 or k >= 1), not yet fitted."""
+def update_set_for(update_set, ensemble, train, weights, final_gradients, multiclass="exact"):
+    """The strategy of ``update_set`` (-1, 0 or k >= 1) and the multiclass form
+    (``"exact"`` or ``"diagonal"``), not yet fitted."""
+    args = (ensemble, train, weights, final_gradients)
     if update_set == -1:
-        return AllPoints(ensemble, train, weights, final_gradients)
+        return AllPoints(*args, multiclass=multiclass)
     if update_set == 0:
-        return SinglePoint(ensemble, train, weights, final_gradients)
-    return TopLeaves(ensemble, train, weights, final_gradients, update_set)
+        return SinglePoint(*args, multiclass=multiclass)
+    return TopLeaves(*args, update_set, multiclass=multiclass)

@@ -217,9 +217,10 @@ def test_influence_equals_finite_difference_of_refit(lib, objective, weighted):
 
 
 def test_multiclass_influence_is_approximate():
-    """Cross-class terms are ignored (spec 4.4): close to, not equal to, the derivative."""
+    """``multiclass="diagonal"`` ignores the cross-class terms (spec 4.4): close to, not
+    equal to, the derivative (the exact default: test_leaf_influence_multiclass)."""
     X, y, w, model, Xq, yq = fitted("lightgbm", "multiclass")
-    exp = LeafInfluence(model).fit(X, y)
+    exp = LeafInfluence(model, multiclass="diagonal").fit(X, y)
     ens = exp.ensemble_
     tl, ql = ens.leaf_ids(X), ens.leaf_ids(Xq)
     got = exp.transform(Xq, yq)
@@ -237,9 +238,10 @@ def test_multiclass_influence_is_approximate():
 
 
 def test_single_point_equals_closed_form():
-    """Spec 4.3 with plain loops: D_{i,t} = -eta (A + w_i Q j_{i,k}) / beta."""
+    """Spec 4.3 with plain loops: D_{i,t} = -eta (A + w_i Q j_{i,k}) / beta (the
+    diagonal multiclass form)."""
     X, y, w, model, Xq, yq = fitted("xgboost", "multiclass", weighted=True)
-    exp = LeafInfluence(model, update_set=0).fit(X, y, sample_weight=w)
+    exp = LeafInfluence(model, update_set=0, multiclass="diagonal").fit(X, y, sample_weight=w)
     ens = exp.ensemble_
     tl, ql = ens.leaf_ids(X), ens.leaf_ids(Xq)
     g, h, kap, _ = ens.replay(tl, y.astype(float), kappa=True)
@@ -274,9 +276,10 @@ def test_single_point_equals_closed_form():
 def test_kernels_equal_forward_reference(lib, objective, update_set):
     """Reverse sweep (-1), single point (0) and the top-k forward mode (2) against a
     dense numpy forward mode; the reverse sweep also against the package's forward mode
-    (self-influence)."""
+    (self-influence). The reference is the diagonal multiclass form."""
     X, y, w, model, Xq, yq = fitted(lib, objective, weighted=True)
-    exp = LeafInfluence(model, update_set=update_set).fit(X, y, sample_weight=w)
+    exp = LeafInfluence(model, update_set=update_set, multiclass="diagonal")
+    exp.fit(X, y, sample_weight=w)
     ens = exp.ensemble_
     tl, ql = ens.leaf_ids(X), ens.leaf_ids(Xq)
     ye, yqe = encode_labels(exp, y), encode_labels(exp, yq)
