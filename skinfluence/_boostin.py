@@ -42,9 +42,10 @@ class BoostIn(BaseInfluence):
         ``1 / n_leaf**2`` (BoostInW2), ``n_leaf`` counting the training rows of the
         leaf.
     check_leaf_model : {"raise", "warn"}, default="raise"
-        What to do when the stored leaves are not single Newton steps on the training
-        data (bagging, dart, L1, clamping, ...): raise an error, or warn and return an
-        approximation.
+        What to do when the stored leaves are not reproduced by the model's leaf rule
+        (one Newton step, clamped steps, CatBoost's several steps or its K x K
+        MultiClass step) on the training data (bagging, dart, L1, ...): raise an
+        error, or warn and return an approximation.
     atol, rtol : float, default=1e-5
         Tolerances of the leaf-model check.
     dtype, chunk_memory_mb, n_jobs, verbose

@@ -170,9 +170,9 @@ class LeafInfluence(_LeafBase):
         0.1-0.3, more with more rounds or larger rates; kept for comparison with the
         paper). Binary and regression models ignore it.
     check_leaf_model : {"raise", "warn"}, default="raise"
-        What to do when the stored leaves are not single Newton steps on the training
-        data (bagging, dart, GOSS, L1, clamping, several leaf steps, ...): raise an
-        error naming the setting, or warn and return an approximation.
+        What to do when the stored leaves are not reproduced by the model's leaf rule
+        on the training data (bagging, dart, GOSS, L1, ...): raise an error naming the
+        setting, or warn and return an approximation.
     atol, rtol : float, default=1e-5
         Tolerances of the leaf-model check.
     block_size : "auto" or int, default="auto"
@@ -352,8 +352,9 @@ class LeafRefit(_LeafBase):
         with the largest summed absolute score change so far (ties toward the lower
         leaf id).
     check_leaf_model : {"raise", "warn"}, default="raise"
-        What to do when the stored leaves are not single Newton steps on the training
-        data: raise an error naming the setting, or warn and return an approximation.
+        What to do when the stored leaves are not reproduced by the model's leaf rule
+        on the training data: raise an error naming the setting, or warn and return an
+        approximation.
     atol, rtol : float, default=1e-5
         Tolerances of the leaf-model check.
     block_size : "auto" or int, default="auto"
