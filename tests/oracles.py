@@ -1,14 +1,16 @@
-"""Brute-force oracles for the gradient methods on one-column models (K = 1), in numpy.
+"""Brute-force oracles for the gradient methods, in numpy.
 
 Every leaf of every tree is recomputed, tree by tree, from its rows at their re-trained
 scores before the tree, by the model's leaf rule written out here independently of the
-package: a Newton (or gradient) step, several of them scaled as given (CatBoost), and
-the ``max_delta_step`` clamp. LeafInfluence must equal central finite differences of
-this refit in a row's weight, and LeafRefit the refit without the row.
+package: a Newton (or gradient) step, several of them scaled as given (CatBoost), the
+``max_delta_step`` clamp; for multiclass models the per-column Newton step with the
+library's hessian factor, or CatBoost's K x K Newton step. LeafInfluence must equal
+central finite differences of this refit in a row's weight, and LeafRefit the refit
+without the row.
 """
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, log_softmax, softmax
 
 
 def grad_hess(objective, y, F):
@@ -23,6 +25,8 @@ def grad_hess(objective, y, F):
 
 def loss(objective, y, F):
     """The query loss (unclipped)."""
+    if objective == "multiclass":
+        return -log_softmax(F, axis=1)[np.arange(len(y)), np.asarray(y).astype(int)]
     if objective == "binary":
         return np.logaddexp(0.0, np.where(y == 1, -F, F))
     if objective == "squared_error":
@@ -49,9 +53,50 @@ def tree_values(ens, leaf_col, y, w, F, t, scales=None):
     return ens.learning_rates[t] * u
 
 
+def _multiclass_round(ens, leaves, Y, w, F, b, values):
+    """Refit the K trees of round ``b`` at scores ``F`` (one-hot labels ``Y``)."""
+    K = ens.n_outputs
+    P = softmax(F, axis=1)
+    G = w[:, None] * (P - Y)
+    if ens.full_hessian:  # CatBoost: one K-vector leaf per leaf of the shared routing
+        col = leaves[:, b * K]
+        o = [ens.leaf_offsets[b * K + k] for k in range(K)]
+        for l in range(ens.n_leaves[b * K]):
+            rows = col == l
+            H = np.einsum("j,jk,jm->km", w[rows], P[rows], -P[rows])
+            H[np.diag_indices(K)] += (w[rows, None] * P[rows]).sum(axis=0)
+            u = -np.linalg.solve(H + ens.l2[o[0] + l] * np.eye(K), G[rows].sum(axis=0))
+            for k in range(K):
+                values[o[k] + l] = ens.learning_rates[b * K + k] * u[k]
+        return
+    for k in range(K):
+        t = b * K + k
+        o, L, col = ens.leaf_offsets[t], ens.n_leaves[t], leaves[:, t]
+        if ens.constant_tree[t]:
+            continue
+        h = ens.multiclass_factor * P[:, k] * (1 - P[:, k])
+        den = np.bincount(col, w * h, L) + ens.l2[o : o + L]
+        values[o : o + L] = -ens.learning_rates[t] * np.bincount(col, G[:, k], L) / den
+
+
+def _refit_multiclass(ens, leaves, y, w):
+    K = ens.n_outputs
+    Y = np.eye(K)[y.astype(int)]
+    F = np.tile(ens.bias, (len(y), 1))
+    values = ens.leaf_values.copy()
+    for b in range(ens.n_rounds):
+        _multiclass_round(ens, leaves, Y, w, F, b, values)
+        for k in range(K):
+            t = b * K + k
+            F[:, k] += values[ens.leaf_offsets[t] + leaves[:, t]]
+    return values
+
+
 def refit(ens, leaves, y, w, scales=None):
     """Every leaf recomputed tree by tree with row weights ``w`` (flat values); tree
     ``t`` takes the steps scaled by ``scales[t]`` (default: full steps)."""
+    if ens.n_outputs > 1:
+        return _refit_multiclass(ens, leaves, y, w)
     F = np.full(len(y), ens.bias[0])
     values = np.zeros(ens.n_leaves_total)
     for t in range(ens.n_trees):
@@ -66,8 +111,12 @@ def refit(ens, leaves, y, w, scales=None):
 
 
 def scores(ens, values, leaves):
-    """Raw scores of rows with ``leaves`` under the flat leaf ``values``."""
-    return ens.bias[0] + values[ens.flat_leaves(leaves)].sum(axis=1)
+    """Raw scores ``(n, K)`` (``(n,)`` for one column) of rows with ``leaves`` under
+    the flat leaf ``values``."""
+    per_tree = values[ens.flat_leaves(leaves)]
+    if ens.n_outputs == 1:
+        return ens.bias[0] + per_tree.sum(axis=1)
+    return ens.bias + per_tree.reshape(len(leaves), -1, ens.n_outputs).sum(axis=1)
 
 
 def kept_scales(ens, leaves, y, w):
@@ -101,3 +150,33 @@ def removal(ens, leaves, y, w, i, q_leaves, yq, scales=None):
     before = loss(ens.objective, yq, scores(ens, ens.leaf_values, q_leaves))
     after = loss(ens.objective, yq, scores(ens, refit(ens, leaves, y, w0, scales), q_leaves))
     return after - before
+
+
+def leaf_derivatives(ens, leaves, y, w, i, scales=None, eps=1e-6):
+    """``-w_i dv_t/dw_i`` of row ``i``'s leaf in every tree ``t`` with every row's score
+    held at the stored trajectory (BoostIn's exact derivative), by central
+    differences of the leaves recomputed with ``w_i`` scaled by ``1 +- eps``."""
+    up, down = w.copy(), w.copy()
+    up[i] *= 1 + eps
+    down[i] *= 1 - eps
+    out = np.zeros(ens.n_trees)
+    K = ens.n_outputs
+    stored = ens.leaf_values[ens.flat_leaves(leaves)]  # (n, T)
+    Y = np.eye(K)[np.asarray(y).astype(int)] if K > 1 else None
+    for b in range(ens.n_rounds):
+        cols = slice(b * K, (b + 1) * K)
+        before = stored[:, : b * K].reshape(len(y), b, K).sum(axis=1) + ens.bias
+        pair = []
+        for ww in (down, up):
+            vals = ens.leaf_values.copy()
+            if K > 1:
+                _multiclass_round(ens, leaves, Y, ww, before, b, vals)
+            elif not ens.constant_tree[b]:
+                sc = None if scales is None else scales[b]
+                o = ens.leaf_offsets[b]
+                vals[o : ens.leaf_offsets[b + 1]] = tree_values(
+                    ens, leaves[:, b], y, ww, before[:, 0], b, sc
+                )
+            pair.append(vals[ens.flat_leaves(leaves[i : i + 1])[0, cols]])
+        out[cols] = (pair[0] - pair[1]) / (2 * eps)
+    return out
