@@ -92,6 +92,9 @@ class TreeEnsemble:
     #: parameter of a regression objective: Tweedie variance power, pseudo-Huber slope,
     #: Huber threshold, or the Poisson hessian offset a (h = exp(F + a); 0: exp(F))
     objective_param: float = 0.0
+    #: whether the model's ``predict`` returns the raw score itself rather than its
+    #: inverse link (XGBoost ``binary:logitraw``)
+    predicts_raw: bool = False
     #: per-tree flag: value does not come from the training rows (e.g. LightGBM
     #: one-leaf trees after the first round)
     constant_tree: np.ndarray | None = None

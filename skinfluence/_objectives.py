@@ -294,9 +294,10 @@ def model_loss(model, X, y, objective, classes, param=0.0, link=None):
 
     Classification (``y`` class indices into ``classes``): the clipped log-loss of
     ``predict_proba``; regression: ``0.5 (y - predict)**2``, or the objective's own
-    loss (parameter ``param``) at the raw score of the prediction
-    (:func:`raw_from_prediction`); ``objective="value"``: the negated prediction, or
-    the negated raw score of the regression objective ``link`` when given.
+    loss (parameter ``param``) at the raw score of the prediction; ``objective="value"``:
+    the negated raw score. ``link``: the regression objective whose inverse link the
+    prediction is (:func:`raw_from_prediction`); ``None``: the prediction is the raw
+    score (the squared error; XGBoost ``binary:logitraw``).
     ``model=None`` is the uninformed model (:func:`uninformed_loss`).
     """
     if model is None:
@@ -305,8 +306,9 @@ def model_loss(model, X, y, objective, classes, param=0.0, link=None):
         P = model_proba(model, X, classes)
         return -np.log(clipped_true_proba(P, np.asarray(y).astype(np.intp)))
     pred = model_prediction(model, X)
-    if objective == "value":
-        return -pred if link is None else -raw_from_prediction(link, pred)
     if objective == "squared_error":
         return squared_loss(y, pred)
-    return loss(objective, y, raw_from_prediction(objective, pred)[:, None], param)
+    raw = pred if link is None else raw_from_prediction(link, pred)
+    if objective == "value":
+        return -raw
+    return loss(objective, y, raw[:, None], param)

@@ -264,7 +264,7 @@ class _RetrainInfluence(BaseInfluence):
         self._loss_kw = {
             "classes": self._classes,
             "param": ens.objective_param,
-            "link": None if ens.objective == "squared_error" else ens.objective,
+            "link": None if ens.objective == "squared_error" or ens.predicts_raw else ens.objective,
         }
         if ens.is_regression:
             self._y_fit = np.asarray(y_enc, dtype=np.float64)

@@ -31,6 +31,8 @@ SUPPORTED_LOSSES = {
     "Logloss": "binary",
     "CrossEntropy": "binary",
     "MultiClass": "multiclass",
+    "Poisson": "poisson",
+    "Tweedie": "tweedie",
 }
 
 _MULTICLASS_BREAK = (
@@ -133,6 +135,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         router=router,
         raw_predictor=raw_predictor,
         multiclass_factor=1.0,
+        objective_param=_loss_param(params),
         classes=_classes(model, objective, K),
         n_features_in=_n_features_in(model),
         leaf_stats=leaf_stats,
@@ -235,9 +238,20 @@ def _leaf_stats(model, structure, K, leaf_offsets):
     return leaf_stats
 
 
+def _loss_param(params):
+    """The Tweedie ``variance_power`` of the loss specification (0 for other losses;
+    CatBoost's Poisson hessian is ``exp(F)``, no offset)."""
+    spec = str(params.get("loss_function", ""))
+    for option in spec.split(":")[1:]:
+        key, _, value = option.partition("=")
+        if key == "variance_power":
+            return float(value)
+    return 0.0
+
+
 def _classes(model, objective, K):
     """The model's classes (class indices when it lists none); None for regression."""
-    if objective == "squared_error":
+    if objective not in ("binary", "multiclass"):
         return None
     classes = getattr(model, "classes_", None)
     classes = None if classes is None or len(classes) == 0 else np.asarray(classes)
