@@ -34,8 +34,8 @@ def representer_loss_change(kv, alpha, f_query, y_query, objective, c, out):
             if objective == VALUE:
                 out[e, i] = alpha[i, 0] * k
                 continue
-            for c in range(K):
-                buf[c] = fe[c] - alpha[i, c] * k
+            for col in range(K):
+                buf[col] = fe[col] - alpha[i, col] * k
             out[e, i] = row_loss(objective, ye, buf, c) - base
 
 
@@ -47,8 +47,8 @@ def representer_self_change(kdiag, alpha, f_train, y_train, objective, c):
     out = np.empty(n)
     for i in prange(n):
         buf = np.empty(K)
-        for c in range(K):
-            buf[c] = f_train[i, c] - alpha[i, c] * kdiag[i]
+        for k in range(K):
+            buf[k] = f_train[i, k] - alpha[i, k] * kdiag[i]
         if objective == VALUE:
             out[i] = alpha[i, 0] * kdiag[i]
         else:
