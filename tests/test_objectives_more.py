@@ -76,9 +76,11 @@ def case(i):
     if i not in _CACHE:
         lib, objective, kw, param = CASES[i]
         _lib_available(lib)
-        X, y = make_data("regression", n=N, seed=1, objective=objective)
-        Xq, yq = make_data("regression", n=NQ, seed=2, objective=objective)
-        model = make_model(lib, "regression", objective=objective, n_estimators=5, **_SHAPE[lib])
+        X, y = make_data("regression", n=N, seed=1, regression_objective=objective)
+        Xq, yq = make_data("regression", n=NQ, seed=2, regression_objective=objective)
+        model = make_model(
+            lib, "regression", regression_objective=objective, n_estimators=5, **_SHAPE[lib]
+        )
         model.set_params(**kw)  # e.g. the library's own name of another objective
         _CACHE[i] = (X, y, model.fit(X, y), Xq, yq, param)
     return _CACHE[i]
@@ -321,8 +323,10 @@ def test_xgboost_default_count_poisson():
     """XGBoost's count:poisson sets max_delta_step=0.7: the hessian offset and a leaf
     clamp that binds on some leaves (a clamped leaf has derivative 0)."""
     pytest.importorskip("xgboost")
-    X, y = make_data("regression", n=N, seed=1, objective="poisson")
-    model = make_model("xgboost", "regression", objective="poisson", n_estimators=10, max_depth=2)
+    X, y = make_data("regression", n=N, seed=1, regression_objective="poisson")
+    model = make_model(
+        "xgboost", "regression", regression_objective="poisson", n_estimators=10, max_depth=2
+    )
     model.fit(X, y)
     exp = LeafInfluence(model).fit(X, y)
     assert exp.ensemble_.max_delta_step == pytest.approx(0.7)

@@ -90,7 +90,8 @@ _CATBOOST_LOSS = {"binary": "Logloss", "multiclass": "MultiClass"}
 
 #: Regression objectives besides the squared error: objective -> library -> the
 #: estimator's parameters selecting it (the libraries listed have it as a single
-#: Newton step). Labels for them come from ``make_data("regression", objective=...)``.
+#: Newton step). ``make_model(..., regression_objective=...)`` selects one and
+#: ``make_data("regression", regression_objective=...)`` draws labels for it.
 OBJECTIVES = {
     "poisson": {
         "lightgbm": {"objective": "poisson"},
@@ -185,7 +186,7 @@ def make_model(
     random_state=0,
     n_jobs=1,
     categorical=None,
-    objective=None,
+    regression_objective=None,
     **params,
 ):
     """An unfitted model of ``library`` for ``task`` whose leaves are Newton steps.
@@ -218,9 +219,11 @@ def make_model(
         ``enable_categorical`` and CatBoost's one-hot encoding of up to 255 levels; a
         sequence also gives CatBoost its ``cat_features``. ``None`` sets nothing.
         GradientBoosting and the forests take no categorical columns.
-    objective : str or None, default=None
-        A regression objective of :data:`OBJECTIVES` (``task="regression"``), in the
-        library's own spelling; ``None``: the squared error or the log-loss.
+    regression_objective : str or None, default=None
+        A key of :data:`OBJECTIVES` (``task="regression"``): sets the library's
+        parameters of that objective; ``None``: the squared error or the log-loss. (A
+        library's own objective parameter, such as ``objective="reg:gamma"``, can also
+        be passed in ``params``.)
     **params
         Further keyword arguments of the library's estimator, passed as given (they
         override the settings above).
@@ -258,6 +261,7 @@ def make_model(
         kwargs[threads] = n_jobs
     if library == "catboost" and classifier:
         kwargs["loss_function"] = _CATBOOST_LOSS[task]
+    objective = regression_objective
     if objective is not None:
         if task != "regression" or library not in OBJECTIVES.get(objective, {}):
             raise ValueError(
@@ -302,13 +306,13 @@ def fit_native(model, library, X, y):
     return model.fit(Xm, y), Xm
 
 
-def make_data(task, n=120, d=4, seed=0, n_classes=3, objective=None):
+def make_data(task, n=120, d=4, seed=0, n_classes=3, regression_objective=None):
     """A small synthetic data set ``(X, y)`` for ``task`` (one of :data:`TASKS`).
 
     ``X`` is ``(n, d)`` standard normal (``d >= 3``); the signal
     ``z = x0 + x1**2 / 2 - x2 + 0.3 * noise`` gives ``y = 3 z + 1`` (regression), ``z``
     above its median (binary) or its ``n_classes`` equal-count bins (multiclass).
-    ``objective`` (regression, a key of :data:`OBJECTIVES`) draws labels it takes,
+    ``regression_objective`` (a key of :data:`OBJECTIVES`) draws labels it takes,
     with mean ``mu = exp(z / 2)``: Poisson counts, Gamma (shape 2) values, Tweedie
     values (a Poisson number of Gamma summands, zeros included), probabilities
     ``sigmoid(z)`` (cross-entropy), or ``3 z + 1`` with every tenth row shifted by 8
@@ -319,6 +323,7 @@ def make_data(task, n=120, d=4, seed=0, n_classes=3, objective=None):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d))
     z = X[:, 0] + 0.5 * X[:, 1] ** 2 - X[:, 2] + 0.3 * rng.normal(size=n)
+    objective = regression_objective
     if objective is not None:
         if task != "regression" or objective not in OBJECTIVES:
             raise ValueError(f"no {objective!r} labels for {task}; choose from {tuple(OBJECTIVES)}")
