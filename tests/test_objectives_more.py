@@ -143,6 +143,15 @@ def raw(ens, v, leaves):
     return ens.bias[0] + v[ens.leaf_offsets[:-1] + leaves].sum(axis=1)
 
 
+def to_raw(model, X):
+    """The library's own raw score of ``model`` at ``X``."""
+    if hasattr(model, "booster_"):  # LightGBM
+        return model.predict(X, raw_score=True)
+    if hasattr(model, "get_booster"):  # XGBoost
+        return model.predict(X, output_margin=True)
+    return np.log(model.predict(X))  # HistGradientBoosting, log link
+
+
 def explained(cls, i, **params):
     X, y, model, Xq, yq, a = case(i)
     exp = cls(model, **params).fit(X, y)
@@ -301,7 +310,7 @@ def test_loo_scores_refits_by_the_objective_loss(i):
     objective, ens = exp.ensemble_.objective, exp.ensemble_
 
     def raw_of(m):
-        return m.predict(Xq, raw_score=True) if i == 0 else m.predict(Xq, output_margin=True)
+        return to_raw(m, Xq)
 
     F = raw_of(model)
     for r in REMOVED:
@@ -356,3 +365,18 @@ def test_median_and_quantile_leaves_are_refused(lib, params, match):
     model = make_model(lib, "regression", n_estimators=3).set_params(**params).fit(X, y)
     with pytest.raises(UnsupportedModelError, match=match):
         LeafInfluence(model).fit(X, y)
+
+
+@pytest.mark.parametrize("i", [0, 10, 12], ids=[IDS[i] for i in (0, 10, 12)])
+def test_evaluation_scores_refits_by_the_objective_loss(i):
+    """The evaluation protocols score a (refit) regressor by the objective's own loss."""
+    from skinfluence.evaluation._common import _prepare
+
+    X, y, model, Xq, yq, a = case(i)
+    _, task, _, scorer, _ = _prepare(model, X, y)
+    F = to_raw(model, Xq)
+    objective = CASES[i][1]
+    np.testing.assert_allclose(
+        scorer.evaluate(model, Xq, yq)["loss"], loss(objective, yq, F, a), rtol=1e-6
+    )
+    assert task == "regression"
