@@ -3,7 +3,9 @@
 All three refit ``clone(model)`` (same hyperparameters, same seed) on modified training
 sets and measure the loss of each query from the refit model's own ``predict_proba``
 (classification, probabilities clipped to ``[1e-5, 1 - 1e-5]``) or ``predict``
-(regression, ``0.5 (y - y_hat)**2``; without labels the prediction itself). Every refit
+(regression, ``0.5 (y - y_hat)**2``, or the objective's own loss at the raw score of
+the prediction, e.g. ``exp(F) - y F`` for Poisson; without labels the prediction itself,
+or minus its raw score for a link other than the identity). Every refit
 goes through :class:`joblib.Parallel`, so ``n_jobs`` uses local cores and
 ``joblib.parallel_config(backend="dask")`` runs the same tasks on a ``dask.distributed``
 cluster with identical results: a task is a tiny integer (the row left out, the seed of a
@@ -424,7 +426,8 @@ class LOO(_RetrainInfluence):
 
     Sign: positive = helpful (removing the row would raise the query's loss). Without
     query labels, classifiers use the explained model's predicted labels and
-    regressors the prediction itself (positive = removing the row lowers it).
+    regressors the prediction itself, or its raw score under a log or logit link
+    (positive = removing the row lowers it).
 
     References
     ----------

@@ -365,11 +365,14 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
     query blocks.
 
     The loss ``L`` is the model's objective applied to the surrogate's raw output
-    (squared error with the factor 1/2, log-loss, softmax cross-entropy; probabilities
-    clipped to [1e-5, 1 - 1e-5]). Without query labels, classifiers use the model's
-    predicted labels; regressors give ``I(i, e) = alpha_i k(x_i, x_e)``, the part of the
-    surrogate's prediction carried by row ``i`` (positive = removing the row lowers
-    the prediction). Sample weights are not used by the surrogate. Random forests are
+    (squared error with the factor 1/2, log-loss, softmax cross-entropy, or another
+    regression objective's own loss such as ``exp(f) - y f`` for Poisson; probabilities
+    clipped to [1e-5, 1 - 1e-5]). For those other regression objectives the surrogate
+    is fitted with the objective's own loss, to the model's mean prediction
+    (``target="predicted"``, e.g. ``exp(F)``) or to the labels. Without query labels,
+    classifiers use the model's predicted labels; regressors give
+    ``I(i, e) = alpha_i k(x_i, x_e)``, the part of the surrogate's prediction carried by
+    row ``i`` (positive = removing the row lowers the prediction). Sample weights are not used by the surrogate. Random forests are
     accepted (the surrogate then explains the forest's averaged leaves).
 
     Unlike the reference implementation, the regression representer weights are not
