@@ -372,8 +372,9 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
     (``target="predicted"``, e.g. ``exp(F)``) or to the labels. Without query labels,
     classifiers use the model's predicted labels; regressors give
     ``I(i, e) = alpha_i k(x_i, x_e)``, the part of the surrogate's prediction carried by
-    row ``i`` (positive = removing the row lowers the prediction). Sample weights are not used by the surrogate. Random forests are
-    accepted (the surrogate then explains the forest's averaged leaves).
+    row ``i`` (positive = removing the row lowers the prediction). Sample weights are
+    not used by the surrogate. Random forests are accepted (the surrogate then explains
+    the forest's averaged leaves).
 
     Unlike the reference implementation, the regression representer weights are not
     halved (the squared loss of the surrogate has no factor 1/2, so stationarity
