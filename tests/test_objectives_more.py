@@ -380,3 +380,24 @@ def test_evaluation_scores_refits_by_the_objective_loss(i):
         scorer.evaluate(model, Xq, yq)["loss"], loss(objective, yq, F, a), rtol=1e-6
     )
     assert task == "regression"
+
+
+def test_cross_entropy_with_class_labels_is_binary_and_booster_labels_decide():
+    """An LGBMClassifier with cross_entropy has classes: the binary log-loss (the same
+    loss on labels 0/1); a raw xgboost.Booster with binary:logistic is binary on 0/1
+    labels and the cross-entropy on probabilities."""
+    pytest.importorskip("lightgbm")
+    xgb = pytest.importorskip("xgboost")
+    X, p = make_data("regression", n=N, seed=1, regression_objective="cross_entropy")
+    yb = (p > 0.5).astype(int)
+    clf = make_model("lightgbm", "binary", n_estimators=3, num_leaves=4, objective="cross_entropy")
+    assert LeafInfluence(clf.fit(X, yb)).fit(X, yb).ensemble_.objective == "binary"
+    for labels, objective in ((yb, "binary"), (p, "cross_entropy")):
+        booster = xgb.train(
+            {"objective": "binary:logistic", "max_depth": 2, "nthread": 1},
+            xgb.DMatrix(X, label=labels),
+            3,
+        )
+        exp = LeafInfluence(booster).fit(X, labels)
+        assert exp.ensemble_.objective == objective
+        assert np.all(np.isfinite(exp.transform(X[:3], labels[:3])))
