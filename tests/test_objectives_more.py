@@ -401,3 +401,35 @@ def test_cross_entropy_with_class_labels_is_binary_and_booster_labels_decide():
         exp = LeafInfluence(booster).fit(X, labels)
         assert exp.ensemble_.objective == objective
         assert np.all(np.isfinite(exp.transform(X[:3], labels[:3])))
+
+
+@pytest.mark.parametrize("i", [0, 8], ids=[IDS[0], IDS[8]])
+def test_weighted_leaf_influence_and_refit(i):
+    """Sample weights scale each row's gradient and hessian (and enter LightGBM's
+    initial score): LeafInfluence is the finite difference of the weighted refit in
+    ``log w_i``, LeafRefit that refit with ``w_i = 0``."""
+    lib, objective, kw, a = CASES[i]
+    X, y, model, Xq, yq, _ = case(i)
+    w = np.random.default_rng(0).uniform(0.3, 2.5, len(y))
+    model = model.__class__(**model.get_params()).fit(X, y, sample_weight=w)
+    li = LeafInfluence(model).fit(X, y, sample_weight=w)
+    lr = LeafRefit(model).fit(X, y, sample_weight=w)
+    ens = li.ensemble_
+    tl, ql = ens.leaf_ids(X), ens.leaf_ids(Xq)
+    np.testing.assert_allclose(refit(ens, tl, y, w, a), ens.leaf_values, rtol=1e-5, atol=1e-6)
+    got, got_refit = li.transform(Xq, yq), lr.transform(Xq, yq)
+    F = ens.raw_from_leaves(ql)[:, 0]
+    eps = 1e-5
+    for r in REMOVED:
+        L = []
+        for s in (-1, 1):
+            w2 = w.copy()
+            w2[r] *= 1 + s * eps
+            L.append(loss(objective, yq, raw(ens, refit(ens, tl, y, w2, a), ql), a))
+        fd = (L[0] - L[1]) / (2 * eps)
+        np.testing.assert_allclose(got[:, r], fd, rtol=1e-5, atol=1e-7 * np.abs(fd).max())
+        w0 = w.copy()
+        w0[r] = 0.0
+        v = refit(ens, tl, y, w0, a)
+        expected = loss(objective, yq, raw(ens, v, ql), a) - loss(objective, yq, F, a)
+        np.testing.assert_allclose(got_refit[:, r], expected, rtol=1e-8, atol=1e-11)
