@@ -55,6 +55,8 @@ CASES = [
     ("sklearn_hgb", "gamma", {}, 0.0),
     ("catboost", "poisson", {}, 0.0),
     ("catboost", "tweedie", {}, 1.5),
+    # CatBoost takes CrossEntropy on probabilities in its classifier only
+    ("catboost", "cross_entropy", {"loss_function": "CrossEntropy"}, 0.0),
 ]
 IDS = [f"{lib}-{obj}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for lib, obj, kw, _ in CASES]
 _SHAPE = {
@@ -78,9 +80,12 @@ def case(i):
         _lib_available(lib)
         X, y = make_data("regression", n=N, seed=1, regression_objective=objective)
         Xq, yq = make_data("regression", n=NQ, seed=2, regression_objective=objective)
-        model = make_model(
-            lib, "regression", regression_objective=objective, n_estimators=5, **_SHAPE[lib]
-        )
+        if lib == "catboost" and objective == "cross_entropy":
+            model = make_model(lib, "binary", n_estimators=5, **_SHAPE[lib])
+        else:
+            model = make_model(
+                lib, "regression", regression_objective=objective, n_estimators=5, **_SHAPE[lib]
+            )
         model.set_params(**kw)  # e.g. the library's own name of another objective
         _CACHE[i] = (X, y, model.fit(X, y), Xq, yq, param)
     return _CACHE[i]

@@ -108,7 +108,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
             "accepts CatBoostClassifier, CatBoostRegressor and CatBoost"
         )
     params = model.get_all_params()
-    loss, objective = _loss_of(model, params)
+    loss, objective = _loss_of(model, params, y)
     counts, raw_values, K = _leaf_layout(model, objective, loss)
     scale, bias = _scale_and_bias(model, K)
     leaf_offsets, leaf_values = _per_column_leaves(counts, raw_values, K, scale)
@@ -151,8 +151,11 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     )
 
 
-def _loss_of(model, params):
-    """The CatBoost loss name and its skinfluence objective, or refuse the loss."""
+def _loss_of(model, params, y=None):
+    """The CatBoost loss name and its skinfluence objective, or refuse the loss.
+
+    ``CrossEntropy`` trained on probabilities (labels ``y`` other than 0 and 1) is the
+    cross-entropy regression objective; on class labels, the binary log-loss."""
     loss_spec = str(params.get("loss_function", ""))
     loss = loss_spec.split(":")[0]
     if loss not in SUPPORTED_LOSSES:
@@ -161,6 +164,10 @@ def _loss_of(model, params):
             "skinfluence does not support; supported CatBoost losses: "
             f"{', '.join(SUPPORTED_LOSSES)}"
         )
+    if loss == "CrossEntropy" and y is not None:
+        labels = np.asarray(y)
+        if np.issubdtype(labels.dtype, np.number) and not np.all(np.isin(labels, (0, 1))):
+            return loss, "cross_entropy"
     return loss, SUPPORTED_LOSSES[loss]
 
 
