@@ -438,3 +438,34 @@ def test_weighted_leaf_influence_and_refit(i):
         v = refit(ens, tl, y, w0, a)
         expected = loss(objective, yq, raw(ens, v, ql), a) - loss(objective, yq, F, a)
         np.testing.assert_allclose(got_refit[:, r], expected, rtol=1e-8, atol=1e-11)
+
+
+def test_single_point_uses_the_gradient_slope():
+    """LeafInfluence with ``update_set=0`` on LightGBM's Poisson (hessian exp(F + 0.7)):
+    the closed form of the single-point derivative, whose propagation term is the
+    gradient's slope exp(F) plus vbar times kappa = exp(F + 0.7)."""
+    X, y, model, Xq, yq, a = case(0)
+    exp = LeafInfluence(model, update_set=0).fit(X, y)
+    ens = exp.ensemble_
+    tl, ql = ens.leaf_ids(X), ens.leaf_ids(Xq)
+    n = len(y)
+    F = ens.bias[0] + np.cumsum(ens.leaf_values[ens.leaf_offsets[:-1] + tl], axis=1)
+    F = np.column_stack([np.full(n, ens.bias[0]), F[:, :-1]])
+    g, h = grad_hess("poisson", y[:, None], F, a)
+    slope, kap = np.exp(F), h
+    gfin = np.exp(ens.raw_from_leaves(ql)[:, 0]) - yq
+    expected = np.zeros((len(Xq), n))
+    for i in range(n):
+        jv = 0.0
+        for t in range(ens.n_trees):
+            j = ens.leaf_offsets[t] + tl[i, t]
+            m = tl[:, t] == tl[i, t]
+            beta = h[m, t].sum() + ens.l2[j]
+            vbar = ens.leaf_values[j] / ens.learning_rates[t]
+            A = g[i, t] + vbar * h[i, t]
+            Q = slope[i, t] + vbar * kap[i, t]
+            D = -ens.learning_rates[t] * (A + Q * jv) / beta
+            jv += D
+            same = ql[:, t] == tl[i, t]
+            expected[same, i] += -gfin[same] * D
+    np.testing.assert_allclose(exp.transform(Xq, yq), expected, rtol=1e-9, atol=1e-13)
