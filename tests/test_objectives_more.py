@@ -469,3 +469,15 @@ def test_single_point_uses_the_gradient_slope():
             same = ql[:, t] == tl[i, t]
             expected[same, i] += -gfin[same] * D
     np.testing.assert_allclose(exp.transform(Xq, yq), expected, rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("objective", ["poisson", "tweedie", "huber", "cross_entropy"])
+def test_lightgbm_learning_rate_schedule(objective):
+    """Under a learning-rate schedule LightGBM does not store the first round's rate:
+    it is recovered as stored / Newton step with the objective's gradient and hessian."""
+    lgb = pytest.importorskip("lightgbm")
+    X, y = make_data("regression", n=N, seed=3, regression_objective=objective)
+    model = make_model("lightgbm", "regression", regression_objective=objective, num_leaves=4)
+    schedule = lgb.reset_parameter(learning_rate=lambda i: 0.3 * 0.8**i)
+    exp = LeafInfluence(model.fit(X, y, callbacks=[schedule])).fit(X, y)
+    assert exp.ensemble_.notes["first_round_learning_rate"] == pytest.approx(0.3, rel=1e-6)
