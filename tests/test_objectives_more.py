@@ -481,3 +481,25 @@ def test_lightgbm_learning_rate_schedule(objective):
     schedule = lgb.reset_parameter(learning_rate=lambda i: 0.3 * 0.8**i)
     exp = LeafInfluence(model.fit(X, y, callbacks=[schedule])).fit(X, y)
     assert exp.ensemble_.notes["first_round_learning_rate"] == pytest.approx(0.3, rel=1e-6)
+
+
+def test_strategies_draw_the_objectives():
+    """``fitted_models(objective=...)`` draws labels for the objective and models of the
+    libraries that have it; LeafInfluence explains every one it accepts."""
+    from hypothesis import HealthCheck, given, settings
+
+    from skinfluence.testing import OBJECTIVES
+    from skinfluence.testing.strategies import fitted_models
+
+    seen = set()
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+    @given(fitted_models(objective=tuple(OBJECTIVES), max_estimators=3, method=LeafInfluence))
+    def check(case):
+        exp = LeafInfluence(case.model).fit(case.X, case.y)
+        assert exp.ensemble_.objective in OBJECTIVES
+        assert np.all(np.isfinite(exp.self_influence()))
+        seen.add(exp.ensemble_.objective)
+
+    check()
+    assert len(seen) >= 2
