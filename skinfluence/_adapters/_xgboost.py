@@ -193,7 +193,7 @@ def _objective(cfg):
     return obj
 
 
-def _objective_of(xgb_objective, wrapper, booster, y):
+def _objective_of(xgb_objective, wrapper, y):
     """Our objective: ``binary:logistic`` / ``binary:logitraw`` train on labels in
     ``[0, 1]`` (the cross-entropy); a classifier's labels are classes (``binary``), a
     regressor's are probabilities (``cross_entropy``); a raw Booster is ``binary``
@@ -430,7 +430,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     cfg = json.loads(booster.save_config())["learner"]
     booster_name, gb, tree_gb = _tree_train_param(cfg)
     xgb_objective = _objective(cfg)
-    objective = _objective_of(xgb_objective, wrapper, booster, y)
+    objective = _objective_of(xgb_objective, wrapper, y)
     K = _n_outputs(cfg["learner_model_param"], objective)
     tp = tree_gb["tree_train_param"]
     bias = _bias(cfg, xgb_objective, K)
