@@ -236,7 +236,7 @@ class TargetInfluence(_RandomBaseline):
 
     def _influence_block(self, q, context):
         yt, ye = self._y_train, q["y"]
-        if self.ensemble_.objective != "squared_error":
+        if not self.ensemble_.is_regression:
             u = self._draws(q["keys"], False)
             u[yt[None, :] != ye[:, None]] -= 1.0
             return u
@@ -247,7 +247,7 @@ class TargetInfluence(_RandomBaseline):
         return sim + z * diff.std(axis=1, keepdims=True)
 
     def _self_influence(self):
-        if self.ensemble_.objective != "squared_error":
+        if not self.ensemble_.is_regression:
             return self._diagonal(False)
         return np.full(self.n_train_, self._big())
 
@@ -311,7 +311,7 @@ class MinorityInfluence(_RandomBaseline):
 
     def _fit_baseline(self, leaves):
         yt = self._y_train
-        if self.ensemble_.objective != "squared_error":
+        if not self.ensemble_.is_regression:
             counts = np.bincount(yt.astype(np.intp), minlength=len(self.classes_))
             order = np.argsort(counts, kind="stable")
             rank = np.empty(len(counts), dtype=np.intp)
@@ -324,12 +324,12 @@ class MinorityInfluence(_RandomBaseline):
             self._scale = float(dist.std())
 
     def _influence_block(self, q, context):
-        if self.ensemble_.objective != "squared_error":
+        if not self.ensemble_.is_regression:
             return self._draws(q["keys"], False) + self._offset[None, :]
         return self._offset[None, :] + self._scale * self._draws(q["keys"], True)
 
     def _self_influence(self):
-        if self.ensemble_.objective != "squared_error":
+        if not self.ensemble_.is_regression:
             return self._diagonal(False) + self._offset
         return self._offset + self._scale * self._diagonal(True)
 
@@ -388,7 +388,7 @@ class LossInfluence(BaseInfluence):
         raw = ens.raw_from_leaves(leaves)
         y = np.asarray(y_enc, dtype=np.float64)
         if ens.tree_type != "rf":
-            self.training_loss_ = _model_loss(ens.objective, y, raw)
+            self.training_loss_ = _model_loss(ens.objective, y, raw, ens.objective_param)
         elif ens.objective == "squared_error":
             self.training_loss_ = squared_loss(y, raw[:, 0])
         else:  # forests predict probabilities

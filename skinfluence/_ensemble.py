@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._kernels import _trees
-from ._objectives import OBJECTIVE_CODE, OBJECTIVES
+from ._objectives import OBJECTIVE_CODE, OBJECTIVES, is_regression
 
 
 class ReconstructionError(ValueError):
@@ -48,8 +48,10 @@ class TreeEnsemble:
         Version string of the library that trained the model.
     model_name : str
         Class name of the model, for messages.
-    objective : {"squared_error", "binary", "multiclass"}
-        The training objective.
+    objective : str
+        The training objective: ``"binary"``, ``"multiclass"`` or a regression
+        objective (``"squared_error"``, ``"poisson"``, ``"gamma"``, ``"tweedie"``,
+        ``"cross_entropy"``, ``"pseudo_huber"``, ``"huber"``).
     tree_type : {"gbdt", "rf"}
         ``"gbdt"``: raw score = bias + sum of leaf values. ``"rf"``: prediction = mean of
         the trees' leaf values (probabilities for classifiers), no bias, no link.
@@ -98,6 +100,12 @@ class TreeEnsemble:
     leaf_step_backtracking: bool = False
     #: multiclass hessian factor c (h = c p (1 - p))
     multiclass_factor: float = 1.0
+    #: parameter of a regression objective: Tweedie variance power, pseudo-Huber slope,
+    #: Huber threshold, or the Poisson hessian offset a (h = exp(F + a); 0: exp(F))
+    objective_param: float = 0.0
+    #: whether the model's ``predict`` returns the raw score itself rather than its
+    #: inverse link (XGBoost ``binary:logitraw``)
+    predicts_raw: bool = False
     #: per-tree flag: value does not come from the training rows (e.g. LightGBM
     #: one-leaf trees after the first round)
     constant_tree: np.ndarray | None = None
@@ -204,6 +212,19 @@ class TreeEnsemble:
         return OBJECTIVE_CODE[self.objective]
 
     @property
+    def is_regression(self):
+        """Whether the objective takes float labels (not class indices)."""
+        return is_regression(self.objective)
+
+    @property
+    def kernel_param(self):
+        """The objective's one float parameter as the kernels take it (the multiclass
+        hessian factor for multiclass, else :attr:`objective_param`)."""
+        if self.objective == "multiclass":
+            return float(self.multiclass_factor)
+        return float(self.objective_param)
+
+    @property
     def unshrunk_values(self):
         """Leaf values divided by their tree's learning rate (the Newton steps)."""
         eta = np.repeat(self.learning_rates, self.n_leaves)
@@ -287,9 +308,27 @@ class TreeEnsemble:
             self.bias,
             self.n_outputs,
             code,
-            float(self.multiclass_factor),
+            self.kernel_param if objective in (None, self.objective) else 0.0,
             y,
             bool(kappa),
+        )
+
+    def gradient_slopes(self, leaves, y, hessians):
+        """Derivatives ``dg/dF`` ``(n, T)`` of the gradients along the stored trajectory:
+        ``hessians`` (the replay's) itself, except for the objectives whose hessian is
+        not that derivative (Poisson with a hessian offset, Huber)."""
+        if not (
+            self.objective == "huber" or (self.objective == "poisson" and self.objective_param)
+        ):
+            return hessians
+        return _trees.replay_slopes(
+            np.ascontiguousarray(leaves, dtype=np.int32),
+            self.leaf_offsets,
+            self.leaf_values,
+            self.bias,
+            self.objective_code,
+            self.kernel_param,
+            np.ascontiguousarray(y, dtype=np.float64),
         )
 
     # ------------------------------------------------------------------ checks

@@ -11,22 +11,46 @@ from ._kernels import _leaf_influence as _li
 from ._kernels import _leaves
 from ._leaf_rule import leaf_terms
 from ._leaf_update_sets import check_multiclass, update_set_for
-from ._objectives import gradient
+from ._objectives import REGRESSION_OBJECTIVES, gradient, unclipped_loss
 from .base import BaseInfluence, _numba_threads, _progress
 
 __all__ = ["LeafInfluence", "LeafRefit"]
 
 
-def _loss_change(objective, y, F, dF):
+def _regression_loss_change(objective, y, z, d, param):
+    """``L(y, z + d) - L(y, z)`` of the regression objectives other than the squared
+    error (``z``, ``y`` ``(m, 1)``, ``d`` ``(m, r)``), with ``expm1`` for the exponentials."""
+    if objective == "poisson":
+        return np.exp(z) * np.expm1(d) - y * d
+    if objective == "gamma":
+        return y * np.exp(-z) * np.expm1(-d) + d
+    if objective == "tweedie":
+        a, b = 1.0 - param, 2.0 - param
+        return np.exp(b * z) * np.expm1(b * d) / b - y * np.exp(a * z) * np.expm1(a * d) / a
+    if objective == "cross_entropy":
+        up = np.logaddexp(0.0, z + d) - np.logaddexp(0.0, z)
+        down = np.logaddexp(0.0, -z - d) - np.logaddexp(0.0, -z)
+        return y * down + (1.0 - y) * up
+    m, r = d.shape
+    new = unclipped_loss(objective, np.repeat(y[:, 0], r), (z + d).reshape(-1, 1), param)
+    old = unclipped_loss(objective, y[:, 0], z, param)
+    return new.reshape(m, r) - old[:, None]
+
+
+def _loss_change(objective, y, F, dF, param=0.0):
     """``L(y, F + dF) - L(y, F)`` on raw scores, without probability clipping.
 
-    ``y`` ``(m,)``, ``F`` ``(m, K)``, ``dF`` ``(m, K, r)``; returns ``(m, r)``.
+    ``y`` ``(m,)``, ``F`` ``(m, K)``, ``dF`` ``(m, K, r)``; ``param`` the objective's
+    parameter; returns ``(m, r)``.
     """
     if objective == "value":
         return -dF[:, 0, :]
     if objective == "squared_error":
         d = dF[:, 0, :]
         return d * ((F[:, 0] - y)[:, None] + 0.5 * d)
+    if objective in REGRESSION_OBJECTIVES:
+        y = np.asarray(y, dtype=np.float64)[:, None]
+        return _regression_loss_change(objective, y, F[:, :1], dF[:, 0, :], param)
     yi = np.asarray(y).astype(np.intp)
     if objective == "binary":
         s = np.where(yi == 1, -1.0, 1.0)[:, None]
@@ -131,7 +155,9 @@ class _LeafBase(BaseInfluence):
             "flat": np.ascontiguousarray(ens.flat_leaves(leaves)),
             "F": F,
             "y": (np.zeros(len(leaves)) if y_enc is None else np.asarray(y_enc, dtype=np.float64)),
-            "gfin": np.ascontiguousarray(gradient(objective, y_enc, F)),
+            "gfin": np.ascontiguousarray(
+                gradient(objective, y_enc, F, self.ensemble_.objective_param)
+            ),
         }
 
 
@@ -294,7 +320,9 @@ class LeafInfluence(_LeafBase):
         terms = self._fit_common(leaves, y_enc, sample_weight, not ens.full_hessian)
         if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
             return _full_hessian.fit_leaf_influence(self, terms, y_enc)
-        final_gradients = np.ascontiguousarray(gradient(ens.objective, y_enc, terms.final_scores))
+        final_gradients = np.ascontiguousarray(
+            gradient(ens.objective, y_enc, terms.final_scores, ens.objective_param)
+        )
         # the update set of this fit: queries follow it even if the parameter changes
         self._update = update_set_for(
             int(self.update_set),
@@ -447,7 +475,7 @@ class LeafRefit(_LeafBase):
             ens.learning_rates,
             ens.constant_tree,
             ens.objective_code,
-            float(ens.multiclass_factor),
+            ens.kernel_param,
             terms.steps_taken,
             terms.step_scales,
             ens.leaf_step_method == "gradient",
@@ -472,8 +500,9 @@ class LeafRefit(_LeafBase):
 
     def _self_from(self, rows, dself):
         labels = self._refit.labels[rows]
+        ens = self.ensemble_
         change = _loss_change(
-            self.ensemble_.objective, labels, self._final_scores[rows], dself[:, :, None]
+            ens.objective, labels, self._final_scores[rows], dself[:, :, None], ens.objective_param
         )
         return change[:, 0]
 
@@ -496,7 +525,7 @@ class LeafRefit(_LeafBase):
         K = self.ensemble_.n_outputs
         for rows, dv in self._leaf_change_blocks():
             dF = _li.gather_leaf_sums(q["flat"], dv, K)
-            out[:, rows] = _loss_change(context, q["y"], q["F"], dF)
+            out[:, rows] = _loss_change(context, q["y"], q["F"], dF, self.ensemble_.objective_param)
         return out
 
     def _self_influence(self):

@@ -86,7 +86,7 @@ def _scores_before(ens, leaves):
     return np.ascontiguousarray(np.cumsum(vals, axis=1) - vals + ens.bias[0])
 
 
-def _single_step(ens, leaves, g, h, kap, w, beta, G, want_terms):
+def _single_step(ens, leaves, y, g, h, kap, w, beta, G, want_terms):
     """Recomputed values, clamp mask and terms of one Newton step per leaf."""
     eta = np.repeat(ens.learning_rates, ens.n_leaves)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -102,7 +102,12 @@ def _single_step(ens, leaves, g, h, kap, w, beta, G, want_terms):
         return v_hat, clamped, None, None
     vbar = ens.unshrunk_values[ens.flat_leaves(leaves)]
     source = np.ascontiguousarray(g + vbar * h)
-    propagation = None if kap.size == 0 else np.ascontiguousarray(w[:, None] * (h + vbar * kap))
+    if kap.size == 0:
+        return v_hat, clamped, source, None
+    # d(g + vbar h)/dF: the gradient's own derivative (its slope), not the library's
+    # hessian where they differ (Poisson with a hessian offset, Huber)
+    slopes = ens.gradient_slopes(leaves, y, h)
+    propagation = np.ascontiguousarray(w[:, None] * (slopes + vbar * kap))
     return v_hat, clamped, source, propagation
 
 
@@ -120,7 +125,7 @@ def _multi_step(ens, leaves, y, w):
         np.ascontiguousarray(np.zeros(len(leaves)) if y is None else y, dtype=np.float64),
         np.ascontiguousarray(w),
         ens.objective_code,
-        float(ens.multiclass_factor),
+        ens.kernel_param,
         ens.l2,
         int(ens.leaf_steps),
         ens.leaf_step_method == "gradient",
@@ -167,7 +172,7 @@ def leaf_terms(ens, leaves, y, sample_weight=None, *, kappa=False, terms=True):
     else:
         beta = H + ens.l2
         v_hat, clamped, source, propagation = _single_step(
-            ens, leaves, g, h, kap, w, beta, G, terms
+            ens, leaves, y, g, h, kap, w, beta, G, terms
         )
         taken = (np.zeros(0, dtype=np.int64), np.zeros((0, 0)))
     eta = np.repeat(ens.learning_rates, ens.n_leaves)

@@ -7,17 +7,38 @@ the log of a loss, as in the JMLR 2023 paper's evaluation; the squared loss keep
 factor 1/2. ``objective="value"`` is the label-free regression output
 ``psi(F) = -F``. The kernels use the same codes and formulas, one row at a time, from
 :mod:`skinfluence._kernels._objectives`.
+
+The regression objectives (:data:`REGRESSION_OBJECTIVES`: float labels, prediction =
+inverse link of the raw score) besides the squared error are ``"poisson"``,
+``"gamma"`` and ``"tweedie"`` (log link), ``"cross_entropy"`` (logit link, labels in
+``[0, 1]``), ``"pseudo_huber"`` and ``"huber"`` (identity link); ``param`` is the
+objective's parameter (Tweedie variance power, pseudo-Huber slope, Huber threshold;
+unused by the losses otherwise).
 """
 
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 
-from ._kernels._objectives import BINARY, MULTICLASS, PROBA_CLIP, SQUARED_ERROR, VALUE
+from ._kernels._objectives import (
+    BINARY,
+    CROSS_ENTROPY,
+    GAMMA,
+    HUBER,
+    MULTICLASS,
+    POISSON,
+    PROBA_CLIP,
+    PSEUDO_HUBER,
+    SQUARED_ERROR,
+    TWEEDIE,
+    VALUE,
+)
 
 __all__ = [
     "OBJECTIVES",
     "OBJECTIVE_CODE",
     "PROBA_CLIP",
+    "REGRESSION_OBJECTIVES",
+    "is_regression",
     "clipped_true_proba",
     "gradient",
     "loss",
@@ -26,18 +47,86 @@ __all__ = [
     "model_proba",
     "predict_from_raw",
     "proba_from_raw",
+    "raw_from_prediction",
+    "regression_hessian",
     "squared_loss",
     "unclipped_loss",
     "uninformed_loss",
 ]
 
-OBJECTIVES = ("squared_error", "binary", "multiclass")
+#: objectives with float labels whose prediction is the inverse link of the raw score
+REGRESSION_OBJECTIVES = (
+    "squared_error",
+    "poisson",
+    "gamma",
+    "tweedie",
+    "cross_entropy",
+    "pseudo_huber",
+    "huber",
+)
+OBJECTIVES = (*REGRESSION_OBJECTIVES, "binary", "multiclass")
 OBJECTIVE_CODE = {
     "squared_error": SQUARED_ERROR,
     "binary": BINARY,
     "multiclass": MULTICLASS,
     "value": VALUE,
+    "poisson": POISSON,
+    "gamma": GAMMA,
+    "tweedie": TWEEDIE,
+    "cross_entropy": CROSS_ENTROPY,
+    "pseudo_huber": PSEUDO_HUBER,
+    "huber": HUBER,
 }
+_LOG_LINK = ("poisson", "gamma", "tweedie")
+
+
+def is_regression(objective):
+    """Whether ``objective`` takes float labels (and ``"value"``, the label-free
+    regression output) rather than class indices."""
+    return objective in REGRESSION_OBJECTIVES or objective == "value"
+
+
+def _regression_loss(objective, y, z, param, clip=True):
+    """Loss of the regression objectives other than the squared error at raw scores
+    ``z`` ``(n,)``."""
+    y = np.asarray(y, dtype=np.float64)
+    if objective == "poisson":
+        return np.exp(z) - y * z
+    if objective == "gamma":
+        return y * np.exp(-z) + z
+    if objective == "tweedie":
+        rho = param
+        return -y * np.exp((1 - rho) * z) / (1 - rho) + np.exp((2 - rho) * z) / (2 - rho)
+    if objective == "cross_entropy":
+        if not clip:
+            return y * np.logaddexp(0.0, -z) + (1 - y) * np.logaddexp(0.0, z)
+        p = np.clip(expit(z), PROBA_CLIP, 1 - PROBA_CLIP)
+        return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    r = z - y
+    if objective == "pseudo_huber":
+        return param**2 * (np.sqrt(1 + (r / param) ** 2) - 1)
+    if objective == "huber":
+        a = np.abs(r)
+        return np.where(a <= param, 0.5 * r * r, param * (a - 0.5 * param))
+    raise ValueError(f"unknown objective {objective!r}")
+
+
+def _regression_gradient(objective, y, z, param):
+    y = np.asarray(y, dtype=np.float64)
+    if objective == "poisson":
+        return np.exp(z) - y
+    if objective == "gamma":
+        return 1 - y * np.exp(-z)
+    if objective == "tweedie":
+        return np.exp((2 - param) * z) - y * np.exp((1 - param) * z)
+    if objective == "cross_entropy":
+        return expit(z) - y
+    r = z - y
+    if objective == "pseudo_huber":
+        return r / np.sqrt(1 + (r / param) ** 2)
+    if objective == "huber":
+        return np.clip(r, -param, param)
+    raise ValueError(f"unknown objective {objective!r}")
 
 
 # ------------------------------------------------------------------ pieces of losses
@@ -53,7 +142,7 @@ def clipped_true_proba(P, y_idx):
 
 
 # ------------------------------------------------------------------ raw scores
-def loss(objective, y, F):
+def loss(objective, y, F, param=0.0):
     """Per-row loss ``(n,)`` at raw scores ``F`` ``(n, K)``.
 
     ``objective="value"`` is the label-free regression output ``psi(F) = -F``.
@@ -63,6 +152,8 @@ def loss(objective, y, F):
         return squared_loss(y, F[:, 0])
     if objective == "value":
         return -F[:, 0]
+    if objective in REGRESSION_OBJECTIVES:
+        return _regression_loss(objective, y, F[:, 0], param)
     y = np.asarray(y).astype(np.intp)
     if objective == "binary":
         p = np.clip(expit(F[:, 0]), PROBA_CLIP, 1 - PROBA_CLIP)
@@ -72,13 +163,15 @@ def loss(objective, y, F):
     raise ValueError(f"unknown objective {objective!r}")
 
 
-def gradient(objective, y, F):
+def gradient(objective, y, F, param=0.0):
     """Gradient ``(n, K)`` of the (unclipped) loss with respect to ``F``."""
     F = np.asarray(F, dtype=np.float64)
     if objective == "squared_error":
         return F - np.asarray(y, dtype=np.float64).reshape(-1, 1)
     if objective == "value":
         return -np.ones_like(F)
+    if objective in REGRESSION_OBJECTIVES:
+        return _regression_gradient(objective, y, F[:, 0], param).reshape(-1, 1)
     y = np.asarray(y).astype(np.intp)
     if objective == "binary":
         return expit(F) - y.reshape(-1, 1)
@@ -89,11 +182,36 @@ def gradient(objective, y, F):
     raise ValueError(f"unknown objective {objective!r}")
 
 
-def unclipped_loss(objective, y, F):
+def regression_hessian(objective, y, F, param=0.0):
+    """Hessian ``(n, 1)`` of a regression objective as the libraries' leaves use it
+    (Poisson: ``exp(F + param)``, ``param`` the hessian offset; Huber: 1)."""
+    z = np.asarray(F, dtype=np.float64)[:, 0]
+    y = np.asarray(y, dtype=np.float64)
+    if objective in ("squared_error", "huber"):
+        h = np.ones_like(z)
+    elif objective == "poisson":
+        h = np.exp(z + param)
+    elif objective == "gamma":
+        h = y * np.exp(-z)
+    elif objective == "tweedie":
+        h = (2 - param) * np.exp((2 - param) * z) - (1 - param) * y * np.exp((1 - param) * z)
+    elif objective == "cross_entropy":
+        p = expit(z)
+        h = p * (1 - p)
+    elif objective == "pseudo_huber":
+        h = (1 + ((z - y) / param) ** 2) ** -1.5
+    else:
+        raise ValueError(f"{objective!r} is not a regression objective")
+    return h.reshape(-1, 1)
+
+
+def unclipped_loss(objective, y, F, param=0.0):
     """Exact loss without probability clipping (stable log-sigmoid / log-softmax)."""
     F = np.asarray(F, dtype=np.float64)
     if objective in ("squared_error", "value"):
         return loss(objective, y, F)
+    if objective in REGRESSION_OBJECTIVES:
+        return _regression_loss(objective, y, F[:, 0], param, clip=False)
     y = np.asarray(y).astype(np.intp)
     if objective == "binary":
         z = F[:, 0]
@@ -102,12 +220,17 @@ def unclipped_loss(objective, y, F):
 
 
 def predict_from_raw(objective, F):
-    """Predicted label (classification) or value (regression) from raw scores."""
+    """Predicted label (classification) or value (regression: the inverse link of the
+    raw score) from raw scores."""
     F = np.asarray(F, dtype=np.float64)
     if objective == "binary":
         return (F[:, 0] > 0).astype(np.intp)
     if objective == "multiclass":
         return np.argmax(F, axis=1)
+    if objective in _LOG_LINK:
+        return np.exp(F[:, 0])
+    if objective == "cross_entropy":
+        return expit(F[:, 0])
     return F[:, 0].copy()
 
 
@@ -154,12 +277,28 @@ def uninformed_loss(objective, classes):
     return 0.0
 
 
-def model_loss(model, X, y, objective, classes):
+def raw_from_prediction(objective, pred):
+    """The raw score whose inverse link is the prediction ``pred`` ``(n,)`` of a
+    regression objective (log, logit or identity)."""
+    pred = np.asarray(pred, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        if objective in _LOG_LINK:
+            return np.log(pred)
+        if objective == "cross_entropy":
+            return np.log(pred) - np.log1p(-pred)
+    return pred
+
+
+def model_loss(model, X, y, objective, classes, param=0.0, link=None):
     """Per-row loss of a fitted model's own predictions on ``(X, y)``.
 
     Classification (``y`` class indices into ``classes``): the clipped log-loss of
-    ``predict_proba``; regression: ``0.5 (y - predict)**2``; ``objective="value"``: the
-    negated prediction. ``model=None`` is the uninformed model (:func:`uninformed_loss`).
+    ``predict_proba``; regression: ``0.5 (y - predict)**2``, or the objective's own
+    loss (parameter ``param``) at the raw score of the prediction; ``objective="value"``:
+    the negated raw score. ``link``: the regression objective whose inverse link the
+    prediction is (:func:`raw_from_prediction`); ``None``: the prediction is the raw
+    score (the squared error; XGBoost ``binary:logitraw``).
+    ``model=None`` is the uninformed model (:func:`uninformed_loss`).
     """
     if model is None:
         return np.full(len(y), uninformed_loss(objective, classes))
@@ -167,6 +306,9 @@ def model_loss(model, X, y, objective, classes):
         P = model_proba(model, X, classes)
         return -np.log(clipped_true_proba(P, np.asarray(y).astype(np.intp)))
     pred = model_prediction(model, X)
+    if objective == "squared_error":
+        return squared_loss(y, pred)
+    raw = pred if link is None else raw_from_prediction(link, pred)
     if objective == "value":
-        return -pred
-    return squared_loss(y, pred)
+        return -raw
+    return loss(objective, y, raw[:, None], param)

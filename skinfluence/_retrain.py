@@ -3,7 +3,9 @@
 All three refit ``clone(model)`` (same hyperparameters, same seed) on modified training
 sets and measure the loss of each query from the refit model's own ``predict_proba``
 (classification, probabilities clipped to ``[1e-5, 1 - 1e-5]``) or ``predict``
-(regression, ``0.5 (y - y_hat)**2``; without labels the prediction itself). Every refit
+(regression, ``0.5 (y - y_hat)**2``, or the objective's own loss at the raw score of
+the prediction, e.g. ``exp(F) - y F`` for Poisson; without labels the prediction itself,
+or minus its raw score for a link other than the identity). Every refit
 goes through :class:`joblib.Parallel`, so ``n_jobs`` uses local cores and
 ``joblib.parallel_config(backend="dask")`` runs the same tasks on a ``dask.distributed``
 cluster with identical results: a task is a tiny integer (the row left out, the seed of a
@@ -25,7 +27,7 @@ from sklearn.utils import _safe_indexing, get_tags
 from threadpoolctl import threadpool_limits
 
 from ._adapters import refit_template
-from ._objectives import model_loss, uninformed_loss
+from ._objectives import is_regression, model_loss, uninformed_loss
 from ._parallel import base_seed, split_batches
 from .base import BaseInfluence, _fit_model, _progress
 
@@ -60,7 +62,7 @@ def _refit_batch(template, X, y, w, y_enc, Xq, yq, spec, tasks):
     Returns one dict per task: ``train`` (loss at the dropped row, or at every training
     row), ``query`` (loss per query row, or summed), ``model`` (when kept), ``error``.
     """
-    obj, classes = spec["objective"], spec["classes"]
+    obj, lk = spec["objective"], spec["loss_kw"]
     out = []
     with threadpool_limits(limits=1):
         for task in tasks:
@@ -75,14 +77,14 @@ def _refit_batch(template, X, y, w, y_enc, Xq, yq, spec, tasks):
                 )
                 if spec["train_eval"] == "dropped":
                     res["train"] = model_loss(
-                        model, _safe_indexing(X, [task]), y_enc[[task]], obj, classes
+                        model, _safe_indexing(X, [task]), y_enc[[task]], obj, **lk
                     )
                 elif spec["train_eval"] == "all":
-                    res["train"] = model_loss(model, X, y_enc, obj, classes)
+                    res["train"] = model_loss(model, X, y_enc, obj, **lk)
                 if "train" in res:
                     _check_finite(res["train"], "training")
                 if Xq is not None:
-                    Lq = model_loss(model, Xq, yq, spec["query_objective"], classes)
+                    Lq = model_loss(model, Xq, yq, spec["query_objective"], **lk)
                     _check_finite(Lq, "query")
                     res["query"] = _reduce(Lq, spec["query_reduce"])
                 if spec["keep"]:
@@ -96,7 +98,7 @@ def _refit_batch(template, X, y, w, y_enc, Xq, yq, spec, tasks):
 def _prefix_valid(spec, n_rows, counts):
     """At least 2 rows (regression) or every class (classification), counting only rows
     of positive weight."""
-    if spec["objective"] == "squared_error":
+    if is_regression(spec["objective"]):
         return n_rows >= 2
     return bool(np.all(counts > 0))
 
@@ -110,6 +112,7 @@ def _tmc_batch(template, X, y, w, y_enc, Xq, yq, spec, iterations):
     """
     n, P, K = spec["n"], spec["n_prefix"], spec["n_classes"]
     obj, classes, qobj = spec["objective"], spec["classes"], spec.get("query_objective")
+    lk = spec["loss_kw"]
     L0 = uninformed_loss(obj, classes)
     out = []
     with threadpool_limits(limits=1):
@@ -119,7 +122,7 @@ def _tmc_batch(template, X, y, w, y_enc, Xq, yq, spec, iterations):
             self_marg = np.zeros(P) if spec["self"] else None
             q_loss = None
             if Xq is not None:
-                q0 = _reduce(model_loss(None, Xq, yq, qobj, classes), spec["query_reduce"])
+                q0 = _reduce(model_loss(None, Xq, yq, qobj, **lk), spec["query_reduce"])
                 q_loss = np.empty((P + 1, len(q0)))
                 q_loss[0] = q0
             models = [] if spec["keep"] else None
@@ -142,14 +145,12 @@ def _tmc_batch(template, X, y, w, y_enc, Xq, yq, spec, iterations):
                         )
                         if self_marg is not None:
                             pair = perm[k - 1 : k + 1]
-                            Ls = model_loss(
-                                model, _safe_indexing(X, pair), y_enc[pair], obj, classes
-                            )
+                            Ls = model_loss(model, _safe_indexing(X, pair), y_enc[pair], obj, **lk)
                             _check_finite(Ls, "training")
                             self_marg[k - 1] = prev_next - Ls[0]
                             prev_next = Ls[1] if len(Ls) > 1 else L0
                         if q_loss is not None:
-                            Lq = model_loss(model, Xq, yq, qobj, classes)
+                            Lq = model_loss(model, Xq, yq, qobj, **lk)
                             _check_finite(Lq, "query")
                             q_loss[k] = _reduce(Lq, spec["query_reduce"])
                     except Exception as exc:
@@ -169,21 +170,19 @@ def _tmc_batch(template, X, y, w, y_enc, Xq, yq, spec, iterations):
     return out
 
 
-def _tmc_from_models(models, perm, Xq, yq, qobj, reduce, classes):
+def _tmc_from_models(models, perm, Xq, yq, qobj, reduce, lk):
     """Query marginals of one permutation from its kept prefix models."""
-    q0 = _reduce(model_loss(None, Xq, yq, qobj, classes), reduce)
+    q0 = _reduce(model_loss(None, Xq, yq, qobj, **lk), reduce)
     q_loss = np.empty((len(models) + 1, len(q0)))
     q_loss[0] = q0
     for k, model in enumerate(models, start=1):
-        q_loss[k] = (
-            q0 if model is None else _reduce(model_loss(model, Xq, yq, qobj, classes), reduce)
-        )
+        q_loss[k] = q0 if model is None else _reduce(model_loss(model, Xq, yq, qobj, **lk), reduce)
     return q_loss[:-1] - q_loss[1:]
 
 
-def _eval_models_batch(models, Xq, yq, qobj, reduce, classes):
+def _eval_models_batch(models, Xq, yq, qobj, reduce, lk):
     with threadpool_limits(limits=1):
-        return [_reduce(model_loss(m, Xq, yq, qobj, classes), reduce) for m in models]
+        return [_reduce(model_loss(m, Xq, yq, qobj, **lk), reduce) for m in models]
 
 
 # ------------------------------------------------------------------------ base class
@@ -263,7 +262,13 @@ class _RetrainInfluence(BaseInfluence):
         ens = self.ensemble_
         self._objective = ens.objective
         self._classes = getattr(self, "classes_", None)
-        if self._objective == "squared_error":
+        # how model_loss scores a refit model (the objective's parameter and link)
+        self._loss_kw = {
+            "classes": self._classes,
+            "param": ens.objective_param,
+            "link": None if ens.objective == "squared_error" or ens.predicts_raw else ens.objective,
+        }
+        if ens.is_regression:
             self._y_fit = np.asarray(y_enc, dtype=np.float64)
         else:
             self._y_fit = np.asarray(self._classes)[np.asarray(y_enc).astype(np.intp)]
@@ -289,6 +294,7 @@ class _RetrainInfluence(BaseInfluence):
             "objective": self._objective,
             "classes": self._classes,
             "n_classes": 0 if self._classes is None else len(self._classes),
+            "loss_kw": self._loss_kw,
         }
         spec.update(kw)
         return spec
@@ -309,7 +315,7 @@ class _RetrainInfluence(BaseInfluence):
         n = len(models)
         batches = split_batches(models, self.n_jobs)
         res = Parallel(n_jobs=self.n_jobs, backend="threading")(
-            delayed(_eval_models_batch)(b, Xq, yq, objective, reduce, self._classes)
+            delayed(_eval_models_batch)(b, Xq, yq, objective, reduce, self._loss_kw)
             for b in batches
         )
         return np.array([r for part in res for r in part]).reshape(n, -1)
@@ -420,7 +426,8 @@ class LOO(_RetrainInfluence):
 
     Sign: positive = helpful (removing the row would raise the query's loss). Without
     query labels, classifiers use the explained model's predicted labels and
-    regressors the prediction itself (positive = removing the row lowers it).
+    regressors the prediction itself, or its raw score under a log or logit link
+    (positive = removing the row lowers it).
 
     References
     ----------
@@ -452,7 +459,7 @@ class LOO(_RetrainInfluence):
             raise ValueError(f"LOO needs at least 2 training rows, got n_samples={n}")
         keep = self._decide_keep(n)
         spec = self._spec(kind="drop", train_eval="dropped", keep=keep)
-        base = model_loss(self.estimator_, X, self._y_enc, self._objective, self._classes)
+        base = model_loss(self.estimator_, X, self._y_enc, self._objective, **self._loss_kw)
         own = np.empty(n)
         models = [] if keep else None
         for res in self._run(_refit_batch, spec, range(n), desc="LOO refits"):
@@ -469,7 +476,7 @@ class LOO(_RetrainInfluence):
         self.n_refits_ = n
 
     def _query_matrix(self, Xq, yq, objective, reduce="rows"):
-        base = _reduce(model_loss(self.estimator_, Xq, yq, objective, self._classes), reduce)
+        base = _reduce(model_loss(self.estimator_, Xq, yq, objective, **self._loss_kw), reduce)
         if self.models_ is not None:
             L = self._eval_models(self.models_, Xq, yq, objective, reduce)
         else:
@@ -893,7 +900,7 @@ class DataShapley(_RetrainInfluence):
             for t in range(T):
                 perm = np.random.default_rng(seed + t).permutation(n)[: len(self.models_[t])]
                 qm = _tmc_from_models(
-                    self.models_[t], perm, Xq, yq, objective, reduce, self._classes
+                    self.models_[t], perm, Xq, yq, objective, reduce, self._loss_kw
                 )
                 S[:, perm] += qm.T
                 Q[:, perm] += qm.T**2

@@ -2,14 +2,16 @@
 
 The influence of training row ``i`` on query ``e`` is a similarity times a sign
 (:ref:`methods-similarity-sign`): classification ``+1`` when the labels agree, else ``-1``;
-regression, with ``p`` the model's prediction at the query, ``+1`` when the training
-target lies on the other side of ``p`` than the query's target (when the model
-over-predicts, smaller targets are helpful).
+regression, with ``p`` the model's prediction at the query (the inverse link of the raw
+score, on the scale of the targets), ``+1`` when the training target lies on the other
+side of ``p`` than the query's target (when the model over-predicts, smaller targets are
+helpful).
 """
 
 import numpy as np
 
 from ._kernels import _similarity as _ksim
+from ._objectives import predict_from_raw
 from ._trex import KERNELS, _KernelFeaturesMixin, _TreeKernel
 from .base import BaseInfluence
 
@@ -21,18 +23,23 @@ _MEASURES = {"dot_prod": 0, "cosine": 1, "euclidean": 2}
 class _SignRuleMixin:
     """The sign rule of :ref:`methods-similarity-sign`, shared by the similarity estimators."""
 
+    def _prediction(self, leaves):
+        """The model's prediction (regression), on the scale of the targets."""
+        ens = self.ensemble_
+        return np.ascontiguousarray(predict_from_raw(ens.objective, ens.raw_from_leaves(leaves)))
+
     def _fit_labels(self, leaves, y_enc):
         ens = self.ensemble_
         self._y_train = np.ascontiguousarray(y_enc, dtype=np.float64)
-        if ens.objective == "squared_error":
-            self._p_train = np.ascontiguousarray(ens.raw_from_leaves(leaves)[:, 0])
+        if ens.is_regression:
+            self._p_train = self._prediction(leaves)
 
     def _sign_arrays(self, leaves, y_enc, objective):
         ens = self.ensemble_
         m = len(leaves)
-        if ens.objective != "squared_error":
+        if not ens.is_regression:
             return {"y": np.ascontiguousarray(y_enc, dtype=np.float64), "p": np.zeros(m)}
-        p = np.ascontiguousarray(ens.raw_from_leaves(leaves)[:, 0])
+        p = self._prediction(leaves)
         if objective == "value":
             return {"y": np.zeros(m), "p": p}
         return {"y": np.ascontiguousarray(y_enc, dtype=np.float64), "p": p}
@@ -40,7 +47,7 @@ class _SignRuleMixin:
     def _query_context(self, X, y_enc, objective):
         """The sign rule of the call: 0 labels agree, 1 targets around the
         prediction, 2 label-free regression (the prediction itself)."""
-        if self.ensemble_.objective != "squared_error":
+        if not self.ensemble_.is_regression:
             return 0
         return 2 if objective == "value" else 1
 
@@ -50,7 +57,7 @@ class _SignRuleMixin:
 
     def _self_sign(self):
         """``s(i, i)`` by the same comparisons as :func:`apply_sign`."""
-        if self.ensemble_.objective != "squared_error":
+        if not self.ensemble_.is_regression:
             return np.ones(self.n_train_)
         y, p = self._y_train, self._p_train
         return np.where((p >= y) != (y >= p), 1.0, -1.0)
@@ -77,7 +84,7 @@ class _TreeSimilarity(_KernelFeaturesMixin, _SignRuleMixin, BaseInfluence):
         self._fast_global = (
             self._kernel.is_leaf_kernel
             and measure == "dot_prod"
-            and self.ensemble_.objective != "squared_error"
+            and not self.ensemble_.is_regression
         )
         self._train_leaves = leaves if self._fast_global else None
 

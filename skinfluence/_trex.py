@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._kernels import _leaves, _trees
 from ._kernels import _similarity as _ksim
+from ._objectives import gradient, is_regression, predict_from_raw, unclipped_loss
 from .base import BaseInfluence
 
 __all__ = ["TREX"]
@@ -202,13 +203,17 @@ def _surrogate_targets(ens, leaves, y_enc, target):
     raw = ens.raw_from_leaves(leaves)
     if ens.tree_type == "rf" or ens.objective == "squared_error":
         return raw.reshape(n, K).astype(np.float64)  # forests: probabilities already
+    if ens.is_regression:  # the mean the objective's loss is minimal at
+        return predict_from_raw(ens.objective, raw).reshape(n, 1)
     if ens.objective == "binary":
         return expit(raw)
     return softmax(raw, axis=1)
 
 
-def _surrogate_loss_grad(objective, Phi, PhiT, Y, lmbd):
-    """Objective ``(1/N) sum_i l(y_i, f_i) + lmbd ||W||^2`` and its gradient."""
+def _surrogate_loss_grad(objective, Phi, PhiT, Y, lmbd, param=0.0):
+    """Objective ``(1/N) sum_i l(y_i, f_i) + lmbd ||W||^2`` and its gradient (``l``:
+    twice the squared error, the log-losses, or the regression objective's own loss
+    with parameter ``param``)."""
     n = Phi.shape[0]
     K = Y.shape[1]
 
@@ -222,6 +227,9 @@ def _surrogate_loss_grad(objective, Phi, PhiT, Y, lmbd):
         elif objective == "binary":
             f = (np.logaddexp(0.0, Z) - Y * Z).sum() / n
             G = (expit(Z) - Y) / n
+        elif is_regression(objective):
+            f = unclipped_loss(objective, Y[:, 0], Z, param).sum() / n
+            G = gradient(objective, Y[:, 0], Z, param) / n
         else:
             f = -(Y * log_softmax(Z, axis=1)).sum() / n
             G = (softmax(Z, axis=1) - Y) / n
@@ -231,7 +239,7 @@ def _surrogate_loss_grad(objective, Phi, PhiT, Y, lmbd):
     return fun
 
 
-def fit_surrogate(objective, Phi, Y, lmbd, tol, max_iter):
+def fit_surrogate(objective, Phi, Y, lmbd, tol, max_iter, param=0.0):
     """L-BFGS fit of the kernel surrogate from ``W = 0`` (float64).
 
     Stops when the largest gradient entry falls below ``tol`` times its value at
@@ -241,7 +249,7 @@ def fit_surrogate(objective, Phi, Y, lmbd, tol, max_iter):
     grad_max_0)``.
     """
     PhiT = Phi.T.tocsr()
-    fun = _surrogate_loss_grad(objective, Phi, PhiT, Y, lmbd)
+    fun = _surrogate_loss_grad(objective, Phi, PhiT, Y, lmbd, param)
     w0 = np.zeros(Phi.shape[1] * Y.shape[1])
     g0 = np.abs(fun(w0)[1]).max() if w0.size else 0.0
     if g0 == 0.0:
@@ -357,12 +365,16 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
     query blocks.
 
     The loss ``L`` is the model's objective applied to the surrogate's raw output
-    (squared error with the factor 1/2, log-loss, softmax cross-entropy; probabilities
-    clipped to [1e-5, 1 - 1e-5]). Without query labels, classifiers use the model's
-    predicted labels; regressors give ``I(i, e) = alpha_i k(x_i, x_e)``, the part of the
-    surrogate's prediction carried by row ``i`` (positive = removing the row lowers
-    the prediction). Sample weights are not used by the surrogate. Random forests are
-    accepted (the surrogate then explains the forest's averaged leaves).
+    (squared error with the factor 1/2, log-loss, softmax cross-entropy, or another
+    regression objective's own loss such as ``exp(f) - y f`` for Poisson; probabilities
+    clipped to [1e-5, 1 - 1e-5]). For those other regression objectives the surrogate
+    is fitted with the objective's own loss, to the model's mean prediction
+    (``target="predicted"``, e.g. ``exp(F)``) or to the labels. Without query labels,
+    classifiers use the model's predicted labels; regressors give
+    ``I(i, e) = alpha_i k(x_i, x_e)``, the part of the surrogate's prediction carried by
+    row ``i`` (positive = removing the row lowers the prediction). Sample weights are
+    not used by the surrogate. Random forests are accepted (the surrogate then explains
+    the forest's averaged leaves).
 
     Unlike the reference implementation, the regression representer weights are not
     halved (the squared loss of the surrogate has no factor 1/2, so stationarity
@@ -430,7 +442,9 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
         Phi = kern.train_features if kern.train_features is not None else kern.features(leaves)
         Y = _surrogate_targets(ens, leaves, y_enc, self.target)
         lmbd = float(self.lmbd)
-        W, n_iter, gmax, g0 = fit_surrogate(ens.objective, Phi, Y, lmbd, self.tol, self.max_iter)
+        W, n_iter, gmax, g0 = fit_surrogate(
+            ens.objective, Phi, Y, lmbd, self.tol, self.max_iter, ens.objective_param
+        )
         if n_iter >= self.max_iter and gmax > self.tol * g0:
             warnings.warn(
                 f"TREX: the surrogate did not converge in {n_iter} iterations (largest "
@@ -446,6 +460,8 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
             alpha = (f - Y) / (-lmbd * n)
         elif ens.objective == "binary":
             alpha = (expit(f) - Y) / (-2.0 * lmbd * n)
+        elif ens.is_regression:
+            alpha = gradient(ens.objective, Y[:, 0], f, ens.objective_param) / (-2.0 * lmbd * n)
         else:
             alpha = (softmax(f, axis=1) - Y) / (-2.0 * lmbd * n)
         raw = ens.raw_from_leaves(leaves)
@@ -476,7 +492,13 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
 
         kv = self._kernel.gram(q["leaves"])
         _ksim.representer_loss_change(
-            kv, self.representer_weights_, q["f"], q["y"], OBJECTIVE_CODE[context], kv
+            kv,
+            self.representer_weights_,
+            q["f"],
+            q["y"],
+            OBJECTIVE_CODE[context],
+            self.ensemble_.objective_param,
+            kv,
         )
         return kv
 
@@ -487,4 +509,5 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
             self._f_train,
             self._y_train,
             self.ensemble_.objective_code,
+            self.ensemble_.objective_param,
         )

@@ -237,7 +237,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _encode_y(self, y, name="y"):
         """Labels -> class indices (classifiers) or floats (regression)."""
         ens = self.ensemble_
-        if ens.objective == "squared_error":
+        if ens.is_regression:
             try:
                 return np.asarray(y, dtype=np.float64)
             except (TypeError, ValueError) as exc:
@@ -321,7 +321,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self.ensemble_ = ens
         if ens.classes is not None:
             self.classes_ = np.asarray(ens.classes)
-        elif ens.objective != "squared_error":
+        elif not ens.is_regression:
             self.classes_ = np.arange(max(2, ens.n_outputs))
         if preprocess is None:
             _check_n_features(X, ens.n_features_in, "the model was trained on")
@@ -435,7 +435,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         ens = self.ensemble_
         leaves = ens.leaf_ids(X)
         if y is None:
-            if ens.objective == "squared_error":
+            if ens.is_regression:
                 y_enc, objective = None, "value"
             else:
                 y_enc, objective = self._predicted_labels(leaves), ens.objective

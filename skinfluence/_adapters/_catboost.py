@@ -31,6 +31,8 @@ SUPPORTED_LOSSES = {
     "Logloss": "binary",
     "CrossEntropy": "binary",
     "MultiClass": "multiclass",
+    "Poisson": "poisson",
+    "Tweedie": "tweedie",
 }
 
 
@@ -139,7 +141,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
             "accepts CatBoostClassifier, CatBoostRegressor and CatBoost"
         )
     params = model.get_all_params()
-    loss, objective = _loss_of(model, params)
+    loss, objective = _loss_of(model, params, y)
     counts, raw_values, K = _leaf_layout(model, objective, loss)
     scale, bias = _scale_and_bias(model, K)
     leaf_offsets, leaf_values = _per_column_leaves(counts, raw_values, K, scale)
@@ -168,6 +170,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         raw_predictor=raw_predictor,
         multiclass_factor=1.0,
         full_hessian=_multiclass_full_hessian(loss, params),
+        objective_param=_loss_param(params),
         classes=_classes(model, objective, K),
         n_features_in=_n_features_in(model),
         leaf_stats=leaf_stats,
@@ -183,8 +186,11 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     )
 
 
-def _loss_of(model, params):
-    """The CatBoost loss name and its skinfluence objective, or refuse the loss."""
+def _loss_of(model, params, y=None):
+    """The CatBoost loss name and its skinfluence objective, or refuse the loss.
+
+    ``CrossEntropy`` trained on probabilities (labels ``y`` other than 0 and 1) is the
+    cross-entropy regression objective; on class labels, the binary log-loss."""
     loss_spec = str(params.get("loss_function", ""))
     loss = loss_spec.split(":")[0]
     if loss not in SUPPORTED_LOSSES:
@@ -193,6 +199,10 @@ def _loss_of(model, params):
             "skinfluence does not support; supported CatBoost losses: "
             f"{', '.join(SUPPORTED_LOSSES)}"
         )
+    if loss == "CrossEntropy" and y is not None:
+        labels = np.asarray(y)
+        if np.issubdtype(labels.dtype, np.number) and not np.all(np.isin(labels, (0, 1))):
+            return loss, "cross_entropy"
     return loss, SUPPORTED_LOSSES[loss]
 
 
@@ -270,9 +280,20 @@ def _leaf_stats(model, structure, K, leaf_offsets):
     return leaf_stats
 
 
+def _loss_param(params):
+    """The Tweedie ``variance_power`` of the loss specification (0 for other losses;
+    CatBoost's Poisson hessian is ``exp(F)``, no offset)."""
+    spec = str(params.get("loss_function", ""))
+    for option in spec.split(":")[1:]:
+        key, _, value = option.partition("=")
+        if key == "variance_power":
+            return float(value)
+    return 0.0
+
+
 def _classes(model, objective, K):
     """The model's classes (class indices when it lists none); None for regression."""
-    if objective == "squared_error":
+    if objective not in ("binary", "multiclass"):
         return None
     classes = getattr(model, "classes_", None)
     classes = None if classes is None or len(classes) == 0 else np.asarray(classes)

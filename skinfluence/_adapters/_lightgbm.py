@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._ensemble import TreeEnsemble
+from .._objectives import gradient, is_regression, regression_hessian
 from ._base import UnsupportedModelError, import_optional, remap_leaves, wrapper_clone
 
 __all__ = ["to_ensemble", "is_fitted", "refit_template"]
@@ -39,7 +40,21 @@ SUPPORTED_OBJECTIVES = (
     "regression (L2, aliases regression_l2, l2, mse, mean_squared_error)",
     "binary (with sigmoid=1)",
     "multiclass (softmax)",
+    "poisson",
+    "gamma",
+    "tweedie",
+    "cross_entropy (alias xentropy)",
+    "huber",
 )
+
+#: LightGBM objective name -> (our objective, the saved parameter it takes)
+_REGRESSION_OBJECTIVES = {
+    "poisson": ("poisson", "poisson_max_delta_step"),
+    "gamma": ("gamma", None),
+    "tweedie": ("tweedie", "tweedie_variance_power"),
+    "cross_entropy": ("cross_entropy", None),
+    "huber": ("huber", "alpha"),
+}
 
 #: aliases of the parameters read here, for boosters without a saved parameter section
 _ALIASES = {
@@ -63,6 +78,9 @@ _ALIASES = {
     "data_sample_strategy": (),
     "scale_pos_weight": (),
     "sigmoid": (),
+    "poisson_max_delta_step": (),
+    "tweedie_variance_power": (),
+    "alpha": (),
 }
 
 _DEFAULTS = {
@@ -86,6 +104,9 @@ _DEFAULTS = {
     "data_sample_strategy": "bagging",
     "scale_pos_weight": "1",
     "sigmoid": "1",
+    "poisson_max_delta_step": "0.7",
+    "tweedie_variance_power": "1.5",
+    "alpha": "0.9",
 }
 
 
@@ -206,11 +227,25 @@ def _parse_objective(header, params):
         return "binary", K, flags
     if name == "multiclass":
         return "multiclass", K, flags
+    if name in _REGRESSION_OBJECTIVES:
+        return _REGRESSION_OBJECTIVES[name][0], K, flags
     raise UnsupportedModelError(
-        f"LightGBM objective {name!r} is not supported (custom objectives, L1, huber, "
-        "fair, poisson, quantile, mape, gamma, tweedie, multiclassova, cross_entropy and "
-        "ranking objectives are refused). Supported objectives: " + "; ".join(SUPPORTED_OBJECTIVES)
+        f"LightGBM objective {name!r} is not supported (custom objectives, L1, fair, "
+        "quantile, mape, multiclassova, cross_entropy_lambda and ranking objectives are "
+        "refused: their leaves are not single Newton steps of the objective). Supported "
+        "objectives: " + "; ".join(SUPPORTED_OBJECTIVES)
     )
+
+
+def _objective_param(header, params):
+    """The parameter of a regression objective as saved with the model (0 if none):
+    Poisson's hessian offset ``poisson_max_delta_step`` (the hessian is
+    ``exp(F + poisson_max_delta_step)``, not a leaf clamp), the Tweedie variance power,
+    Huber's ``alpha``."""
+    text = header.get("objective", params.get("objective", ""))
+    name = text.split()[0] if text.split() else ""
+    key = _REGRESSION_OBJECTIVES.get(name, (None, None))[1]
+    return 0.0 if key is None else _as_float(params, key)
 
 
 #: the per-tree lines of the model text read here
@@ -475,7 +510,7 @@ def _exact_root_values(booster, K):
 def _encode_labels(y, objective, classes, K):
     """Class indices (classifiers) or float32-rounded targets (regression)."""
     y = np.asarray(y).ravel()
-    if objective == "squared_error":
+    if is_regression(objective):
         return y.astype(np.float32).astype(np.float64)
     if classes is not None:
         idx = np.searchsorted(classes, y) if np.all(np.isin(y, classes)) else None
@@ -498,8 +533,15 @@ def _initial_score(objective, y_idx, sample_weight, K):
     else:
         w = np.asarray(sample_weight, dtype=np.float32).astype(np.float64)
     sw = w.sum()
-    if objective == "squared_error":
+    if objective in ("squared_error", "huber"):
         return np.array([np.dot(w, y_idx) / sw])
+    if objective in ("poisson", "gamma", "tweedie"):
+        mean = np.dot(w, y_idx) / sw
+        return np.array([math.log(mean) if mean > 0 else -np.inf])
+    if objective == "cross_entropy":
+        p = np.dot(w, y_idx) / sw
+        p = min(max(p, _K_EPSILON), 1.0 - _K_EPSILON)
+        return np.array([math.log(p / (1.0 - p))])
     if objective == "binary":
         p = np.dot(w, y_idx > 0) / sw
         p = min(max(p, _K_EPSILON), 1.0 - _K_EPSILON)
@@ -700,7 +742,7 @@ def _first_round_rate(booster, n_iter, data, objective, K, need, ctx):
     after the bias was subtracted from ``values``. Returns ``(rate, recovered,
     message)``: ``recovered`` tells whether the schedule made a recovery necessary.
     """
-    X, y_idx, sample_weight = data
+    X, y_idx, sample_weight, param = data
     rates, bias, values, structure = ctx
     if not (need and rates.schedule):
         return rates.lr, False, None
@@ -710,7 +752,7 @@ def _first_round_rate(booster, n_iter, data, objective, K, need, ctx):
         X,
         y_idx,
         sample_weight,
-        objective,
+        (objective, param),
         K,
         bias.values,
         values,
@@ -793,17 +835,25 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     _refuse_boosting(params)
     header, trees = _parse_trees(text)
     objective, K, obj_flags = _parse_objective(header, params)
+    obj_param = _objective_param(header, params)
     _check_trees(trees, n_iter, K)
     structure = _structure(header, trees, params)
     rates = _learning_rates(booster, n_iter, K, trees, params)
     classes = None
     if wrapper is not None and hasattr(wrapper, "classes_"):
         classes = np.asarray(wrapper.classes_)
+        if objective == "cross_entropy":  # class labels 0/1: the binary log-loss
+            objective = "binary"
     y_idx = None if y is None else _encode_labels(y, objective, classes, K)
     F0_data = None if y is None else _initial_score(objective, y_idx, sample_weight, K)
     bias = _read_bias(booster, trees, structure.leaf_offsets, params, objective, K, rates, F0_data)
     first_lr, first_message = _unfold_first_round(
-        booster, n_iter, (X, y_idx, sample_weight), objective, K, (trees, structure, rates, bias)
+        booster,
+        n_iter,
+        (X, y_idx, sample_weight, obj_param),
+        objective,
+        K,
+        (trees, structure, rates, bias),
     )
     values, learning_rates = trees["values"], rates.learning_rates
     constant = trees["n_leaves"] == 1
@@ -842,6 +892,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         l1=_as_float(params, "lambda_l1"),
         max_delta_step=_as_float(params, "max_delta_step"),
         multiclass_factor=K / (K - 1.0) if objective == "multiclass" else 1.0,
+        objective_param=obj_param,
         constant_tree=constant,
         classes=classes,
         n_features_in=(
@@ -876,7 +927,10 @@ def _notes(n_iter, best, bias, first_lr, n_cat_leaves):
 def _recover_first_rate(
     booster, n_iter, X, y_idx, sample_weight, objective, K, bias, values, leaf_offsets, l2, columns
 ):
-    """First-round learning rate as the common ratio stored / Newton step (:doc:`models`)."""
+    """First-round learning rate as the common ratio stored / Newton step (:doc:`models`).
+
+    ``objective`` is ``(name, parameter)``."""
+    objective, param = objective
     if X is None or y_idx is None:
         return None
     leaves = booster.predict(_to_lgb_input(X), pred_leaf=True, num_iteration=1)
@@ -890,6 +944,9 @@ def _recover_first_rate(
     if objective == "squared_error":
         g = F - y_idx[:, None]
         h = np.ones_like(F)
+    elif is_regression(objective):
+        g = gradient(objective, y_idx, F, param)
+        h = regression_hessian(objective, y_idx, F, param)
     elif objective == "binary":
         p = 1.0 / (1.0 + np.exp(-F))
         g, h = p - y_idx[:, None], p * (1 - p)

@@ -37,9 +37,19 @@ __all__ = ["to_ensemble", "is_fitted", "refit_template", "default_model", "SUPPO
 SUPPORTED_SKLEARN = (
     "GradientBoostingClassifier, GradientBoostingRegressor (losses squared_error, "
     "log_loss), HistGradientBoostingClassifier, HistGradientBoostingRegressor (losses "
-    "squared_error, log_loss), RandomForestClassifier, RandomForestRegressor, "
+    "squared_error, log_loss, poisson, gamma), RandomForestClassifier, RandomForestRegressor, "
     "ExtraTreesClassifier, ExtraTreesRegressor (single output)"
 )
+
+#: how GradientBoosting computes the leaves of the losses it does not fit by a Newton step
+_GB_LEAF_UPDATES = {
+    "huber": "Huber leaves are the median of the leaf's residuals plus the mean of "
+    "their clipped deviations from it, not a Newton step",
+    "absolute_error": "absolute-error leaves are medians of the residuals",
+    "quantile": "quantile leaves are quantiles of the residuals",
+    "exponential": "exponential-loss leaves are Newton steps of the exponential loss, "
+    "an objective skinfluence does not model",
+}
 
 #: loss aliases of older scikit-learn versions
 _GB_LOSS_ALIASES = {"ls": "squared_error", "deviance": "log_loss"}
@@ -232,26 +242,30 @@ class _HGBRouter:
 
 
 class _MethodPredictor:
-    """``getattr(model, method)(X)`` as float64 ``(n, k)``, optionally column-sliced."""
+    """``getattr(model, method)(X)`` as float64 ``(n, k)``, optionally column-sliced;
+    ``log=True``: its log (the raw score of a log-link regressor's prediction)."""
 
-    def __init__(self, model, method, start_column=0):
+    def __init__(self, model, method, start_column=0, log=False):
         self.model = model
         self.method = method
         self.start_column = start_column
+        self.log = log
 
     def __call__(self, X):
         out = np.asarray(getattr(self.model, self.method)(X), dtype=np.float64)
         out = out.reshape(out.shape[0], -1)
-        return out[:, self.start_column :]
+        return np.log(out[:, self.start_column :]) if self.log else out[:, self.start_column :]
 
 
 class _StagedPredictor:
-    """Raw prediction truncated to the first ``n_rounds`` rounds, from a staged method."""
+    """Raw prediction truncated to the first ``n_rounds`` rounds, from a staged method
+    (``log=True``: its log)."""
 
-    def __init__(self, model, method, bias):
+    def __init__(self, model, method, bias, log=False):
         self.model = model
         self.method = method
         self.bias = bias
+        self.log = log
 
     def __call__(self, X, n_rounds):
         if n_rounds <= 0:
@@ -263,7 +277,8 @@ class _StagedPredictor:
             if b >= n_rounds:
                 break
         out = np.asarray(out, dtype=np.float64)
-        return out.reshape(out.shape[0], -1)
+        out = out.reshape(out.shape[0], -1)
+        return np.log(out) if self.log else out
 
 
 # ----------------------------------------------------------------- tree structures
@@ -322,9 +337,10 @@ def _from_gradient_boosting(model, X):
     classifier = is_classifier(model)
     loss = _GB_LOSS_ALIASES.get(model.loss, model.loss)
     if not isinstance(loss, str) or loss not in ("squared_error", "log_loss"):
+        why = _GB_LEAF_UPDATES.get(loss, "a loss skinfluence does not model")
         raise UnsupportedModelError(
             f"{type(model).__name__} with loss={model.loss!r} is not supported: its "
-            "leaf values are not single Newton steps of a supported objective. "
+            f"leaf values are not single Newton steps of a supported objective ({why}). "
             "Supported losses: 'squared_error' (regression) and 'log_loss' "
             "(classification); refit with one of them."
         )
@@ -416,9 +432,10 @@ def _boosting_ensemble(model, objective, K, n_leaves, bias, paths, **fields):
     """What GradientBoosting and HistGradientBoosting share: raw scores from
     ``decision_function`` or ``predict`` and their staged forms, leaf statistics as row
     counts."""
-    classifier = objective != "squared_error"
+    classifier = objective in ("binary", "multiclass")
     method = "decision_function" if classifier else "predict"
     staged = "staged_decision_function" if classifier else "staged_predict"
+    log = objective in ("poisson", "gamma")  # predict is exp(raw)
     return _sklearn_ensemble(
         model,
         objective,
@@ -427,9 +444,9 @@ def _boosting_ensemble(model, objective, K, n_leaves, bias, paths, **fields):
         "gbdt",
         paths,
         bias=bias,
-        raw_predictor=_MethodPredictor(model, method),
+        raw_predictor=_MethodPredictor(model, method, log=log),
         leaf_stats_kind="count",
-        staged_raw_predictor=_StagedPredictor(model, staged, bias),
+        staged_raw_predictor=_StagedPredictor(model, staged, bias, log=log),
         **fields,
     )
 
@@ -545,18 +562,19 @@ def _hgb_loss(model):
     classifier = is_classifier(model)
     loss = model.loss if isinstance(model.loss, str) else type(model.loss).__name__
     loss = _HGB_LOSS_ALIASES.get(loss, loss)
-    if (classifier and loss != "log_loss") or (not classifier and loss != "squared_error"):
+    regression = ("squared_error", "poisson", "gamma")
+    if (classifier and loss != "log_loss") or (not classifier and loss not in regression):
         raise UnsupportedModelError(
             f"{type(model).__name__} with loss={loss!r} is not supported: only "
-            "'squared_error' (regression) and 'log_loss' (classification) grow leaves "
-            "as single Newton steps (absolute_error and quantile recompute leaf "
-            "values, poisson and gamma use a log link that skinfluence does not "
-            "model); refit with a supported loss"
+            "'squared_error', 'poisson', 'gamma' (regression) and 'log_loss' "
+            "(classification) grow leaves as single Newton steps (absolute_error and "
+            "quantile recompute leaf values as medians and quantiles of the "
+            "residuals); refit with a supported loss"
         )
     if classifier:
         objective = "binary" if len(model.classes_) == 2 else "multiclass"
     else:
-        objective = "squared_error"
+        objective = loss
     return objective, loss, int(model.n_trees_per_iteration_)
 
 

@@ -25,14 +25,31 @@ from ._base import (
 
 __all__ = ["to_ensemble", "is_fitted", "refit_template", "SUPPORTED_OBJECTIVES"]
 
-#: XGBoost objective -> skinfluence objective
+#: XGBoost objective -> skinfluence objective (``binary:*`` of a model that is not a
+#: classifier, with labels in [0, 1]: ``cross_entropy``)
 SUPPORTED_OBJECTIVES = {
     "reg:squarederror": "squared_error",
     "binary:logistic": "binary",
     "binary:logitraw": "binary",
     "multi:softprob": "multiclass",
     "multi:softmax": "multiclass",
+    "count:poisson": "poisson",
+    "reg:gamma": "gamma",
+    "reg:tweedie": "tweedie",
+    "reg:logistic": "cross_entropy",
+    "reg:pseudohubererror": "pseudo_huber",
 }
+
+#: the objective parameter of each regression objective: (config section, key)
+_OBJECTIVE_PARAM = {
+    "count:poisson": ("poisson_regression_param", "max_delta_step"),
+    "reg:tweedie": ("tweedie_regression_param", "tweedie_variance_power"),
+    "reg:pseudohubererror": ("pseudo_huber_param", "huber_slope"),
+}
+
+#: base_score is saved as a mean; the margin is its link (XGBoost's ProbToMargin)
+_LOG_LINK = ("count:poisson", "reg:gamma", "reg:tweedie")
+_LOGIT_LINK = ("binary:logistic", "reg:logistic")
 
 #: XGBoost's softmax objective takes the Newton step with h = 2 p (1 - p)
 _MULTICLASS_FACTOR = 2.0
@@ -176,16 +193,48 @@ def _objective(cfg):
     return obj
 
 
+def _objective_of(xgb_objective, wrapper, y):
+    """Our objective: ``binary:logistic`` / ``binary:logitraw`` train on labels in
+    ``[0, 1]`` (the cross-entropy); a classifier's labels are classes (``binary``), a
+    regressor's are probabilities (``cross_entropy``); a raw Booster is ``binary``
+    unless the ``y`` given has labels other than 0 and 1."""
+    objective = SUPPORTED_OBJECTIVES[xgb_objective]
+    if objective != "binary":
+        return objective
+    if wrapper is not None and not hasattr(wrapper, "classes_"):
+        return "cross_entropy"
+    if wrapper is None and y is not None:
+        labels = np.asarray(y)
+        if np.issubdtype(labels.dtype, np.number) and not np.all(np.isin(labels, (0, 1))):
+            return "cross_entropy"
+    return objective
+
+
+def _objective_param(cfg, xgb_objective):
+    """Poisson's hessian offset (the hessian is ``exp(F + max_delta_step)``), the
+    Tweedie variance power or the pseudo-Huber slope, as saved (float32); else 0."""
+    if xgb_objective not in _OBJECTIVE_PARAM:
+        return 0.0
+    section, key = _OBJECTIVE_PARAM[xgb_objective]
+    return _f32(cfg["objective"][section][key])
+
+
 def _bias(cfg, xgb_objective, K):
     lmp = cfg["learner_model_param"]
     base = _parse_vector(lmp["base_score"])
-    if xgb_objective == "binary:logistic":
+    if xgb_objective in _LOGIT_LINK:
         p = base
         if np.any((p <= 0) | (p >= 1)):
             raise UnsupportedModelError(
-                f"binary:logistic base_score {lmp['base_score']} is not a probability"
+                f"{xgb_objective} base_score {lmp['base_score']} is not a probability"
             )
         base = np.log(p) - np.log1p(-p)
+    elif xgb_objective in _LOG_LINK:
+        if np.any(base <= 0):
+            raise UnsupportedModelError(
+                f"{xgb_objective} base_score {lmp['base_score']} is not a positive mean"
+            )
+        base = np.log(base)
     if base.size == 1:
         base = np.repeat(base, K)
     if base.size != K:
@@ -381,7 +430,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     cfg = json.loads(booster.save_config())["learner"]
     booster_name, gb, tree_gb = _tree_train_param(cfg)
     xgb_objective = _objective(cfg)
-    objective = SUPPORTED_OBJECTIVES[xgb_objective]
+    objective = _objective_of(xgb_objective, wrapper, y)
     K = _n_outputs(cfg["learner_model_param"], objective)
     tp = tree_gb["tree_train_param"]
     bias = _bias(cfg, xgb_objective, K)
@@ -428,6 +477,8 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         l1=_f32(tp.get("alpha", tp.get("reg_alpha", 0))),
         max_delta_step=_f32(tp.get("max_delta_step", 0)),
         multiclass_factor=_MULTICLASS_FACTOR if objective == "multiclass" else 1.0,
+        objective_param=_objective_param(cfg, xgb_objective),
+        predicts_raw=xgb_objective == "binary:logitraw",
         constant_tree=trees.constant,
         classes=classes,
         n_features_in=n_features_in,
@@ -555,7 +606,9 @@ def _notes(cfg, xgb_objective, booster_name, rounds, n_parallel, identity):
             f"saved config base_score {base_score}"
             + (
                 " (probability, converted to its logit)"
-                if xgb_objective == "binary:logistic"
+                if xgb_objective in _LOGIT_LINK
+                else " (mean, converted to its log)"
+                if xgb_objective in _LOG_LINK
                 else " (margin)"
             )
         ),

@@ -82,7 +82,8 @@ class RefitInputs(NamedTuple):
     #: ``(T,)`` learning rate and constant flag of each tree
     learning_rates: np.ndarray
     constant_tree: np.ndarray
-    #: objective code and multiclass hessian factor
+    #: objective code and the objective's parameter (``TreeEnsemble.kernel_param``: the
+    #: multiclass hessian factor, or a regression objective's parameter)
     objective: int
     multiclass_factor: float
     #: the leaf rule (:mod:`skinfluence._leaf_rule`): ``(T,)`` steps each tree's

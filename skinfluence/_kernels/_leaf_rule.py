@@ -12,7 +12,8 @@ when the library halved a step that did not lower the loss (backtracking, which 
 uses up attempts, so ``M <= k``). The scales are locally constant, so the value is a
 smooth function of the row weights and of the rows' scores before the tree; its
 derivatives follow by the chain rule through the steps. With
-``c_m = ds_m / du_{m-1} = -(sum w h + s_m sum w d') / (D_m + lambda)`` (``d' = kappa``
+``c_m = ds_m / du_{m-1} = -(sum w g' + s_m sum w d') / (D_m + lambda)`` (``g'`` the
+gradient's own derivative, the hessian but for Poisson with a hessian offset and Huber) (``d' = kappa``
 for Newton, 0 for gradient steps) and the per-leaf factors ``rho_M = 1``,
 ``rho_{m-1} = rho_m (1 + a_m c_m)``:
 
@@ -41,13 +42,13 @@ def _step_at(t, leaves, o, L, scores, u, y, w, code, c, l2, gradient_step, out):
     ``out`` ``(3, L)``."""
     n = leaves.shape[0]
     G, D, Ht, Dp = np.zeros(L), np.zeros(L), np.zeros(L), np.zeros(L)
-    f, p, gh = np.empty(1), np.empty(1), np.empty(3)
+    f, p, gh = np.empty(1), np.empty(1), np.empty(4)
     for j in range(n):
         l = leaves[j, t]
         f[0] = scores[j, t] + u[l]
         grad_hess_row(code, y[j], f, 0, c, p, gh)
         G[l] += w[j] * gh[0]
-        Ht[l] += w[j] * gh[1]
+        Ht[l] += w[j] * gh[3]  # the gradient's own derivative (the slope)
         if gradient_step:
             D[l] += w[j]
         else:
@@ -173,7 +174,7 @@ def _tree_terms(t, leaves, o, L, scores, y, w, code, c, l2, n_steps, gradient_st
         for l in range(L):
             rho[m - 1, l] = rho[m, l] * (1.0 + scales[m] * record[m, 2, l])
     n = leaves.shape[0]
-    f, p, gh = np.empty(1), np.empty(1), np.empty(3)
+    f, p, gh = np.empty(1), np.empty(1), np.empty(4)
     for m in range(kept):
         for j in range(n):
             l = leaves[j, t]
@@ -186,10 +187,10 @@ def _tree_terms(t, leaves, o, L, scores, y, w, code, c, l2, n_steps, gradient_st
             s = record[m, 0, l]
             if gradient_step:
                 source[j, t] += scale * (gh[0] + s)
-                propagation[j, t] += w[j] * scale * gh[1]
+                propagation[j, t] += w[j] * scale * gh[3]
             else:
                 source[j, t] += scale * (gh[0] + s * gh[1])
-                propagation[j, t] += w[j] * scale * (gh[1] + s * gh[2])
+                propagation[j, t] += w[j] * scale * (gh[3] + s * gh[2])
 
 
 @njit_parallel

@@ -14,45 +14,46 @@ from ._objectives import VALUE, row_loss
 
 
 @njit_parallel
-def representer_loss_change(kv, alpha, f_query, y_query, objective, out):
+def representer_loss_change(kv, alpha, f_query, y_query, objective, c, out):
     """TREX local influence ``out[e, i] = L(y_e, f_e - alpha_i k_ei) - L(y_e, f_e)``.
 
     ``kv`` (m, n) kernel values ``k(x_e, x_i)``; ``alpha`` (n, K); ``f_query`` (m, K)
-    the surrogate's raw output at the queries. ``out`` (m, n) is overwritten; ``kv`` and
-    ``out`` may be the same array. Parallel over query rows.
+    the surrogate's raw output at the queries; ``c`` the objective's parameter. ``out``
+    (m, n) is overwritten; ``kv`` and ``out`` may be the same array. Parallel over
+    query rows.
     """
     m, n = kv.shape
     K = alpha.shape[1]
     for e in prange(m):
         fe = f_query[e]
         ye = y_query[e]
-        base = row_loss(objective, ye, fe)
+        base = row_loss(objective, ye, fe, c)
         buf = np.empty(K)
         for i in range(n):
             k = kv[e, i]
             if objective == VALUE:
                 out[e, i] = alpha[i, 0] * k
                 continue
-            for c in range(K):
-                buf[c] = fe[c] - alpha[i, c] * k
-            out[e, i] = row_loss(objective, ye, buf) - base
+            for col in range(K):
+                buf[col] = fe[col] - alpha[i, col] * k
+            out[e, i] = row_loss(objective, ye, buf, c) - base
 
 
 @njit_parallel
-def representer_self_change(kdiag, alpha, f_train, y_train, objective):
+def representer_self_change(kdiag, alpha, f_train, y_train, objective, c):
     """TREX self-influence ``L(y_i, f_i - alpha_i k_ii) - L(y_i, f_i)`` (parallel over
-    rows)."""
+    rows; ``c`` the objective's parameter)."""
     n, K = alpha.shape
     out = np.empty(n)
     for i in prange(n):
         buf = np.empty(K)
-        for c in range(K):
-            buf[c] = f_train[i, c] - alpha[i, c] * kdiag[i]
+        for k in range(K):
+            buf[k] = f_train[i, k] - alpha[i, k] * kdiag[i]
         if objective == VALUE:
             out[i] = alpha[i, 0] * kdiag[i]
         else:
-            out[i] = row_loss(objective, y_train[i], buf) - row_loss(
-                objective, y_train[i], f_train[i]
+            out[i] = row_loss(objective, y_train[i], buf, c) - row_loss(
+                objective, y_train[i], f_train[i], c
             )
     return out
 

@@ -7,7 +7,8 @@ Conventions (shared by every kernel of this module):
 * trees are in round-major, class-inner order: tree ``t`` is round ``t // K``,
   raw-score column ``t % K``;
 * ``objective``: a code of :mod:`skinfluence._kernels._objectives` (0 squared error,
-  1 binary log-loss, 2 multiclass softmax, 3 "value": psi(F) = -F, g = -1, h = 0).
+  1 binary log-loss, 2 multiclass softmax, 3 "value": psi(F) = -F, g = -1, h = 0, 4-9
+  the regression objectives), ``c`` its parameter.
 
 All loops that run in parallel write only to their own row (or their own tree), so the
 results do not depend on the number of threads.
@@ -57,6 +58,23 @@ def replay(leaves, offsets, values, bias, n_outputs, objective, c, y, want_kappa
         for k in range(K):
             final[i, k] = f[k]
     return g, h, kap, final
+
+
+@njit_parallel
+def replay_slopes(leaves, offsets, values, bias, objective, c, y):
+    """Slopes ``dg/dF`` ``(n, T)`` of a one-column objective along the stored
+    trajectory (as :func:`replay`; the objectives whose hessian is not the derivative
+    of their gradient)."""
+    n, n_trees = leaves.shape
+    slope = np.empty((n, n_trees))
+    for i in prange(n):
+        f = bias.copy()
+        out = np.empty(4)
+        for t in range(n_trees):
+            grad_hess_row(objective, y[i], f, 0, c, f, out)
+            slope[i, t] = out[3]
+            f[0] += values[offsets[t] + leaves[i, t]]
+    return slope
 
 
 @njit_parallel

@@ -3,8 +3,10 @@
 Every protocol refits ``clone(model)`` (same hyperparameters and seed, the model's own
 thread count set to 1) on an edited copy of the training set and measures the loss of
 query rows from the refit model's ``predict_proba`` (classification, probabilities
-clipped to ``[1e-5, 1 - 1e-5]``) or ``predict`` (regression, ``0.5 (y - y_hat)**2``),
-as in :ref:`methods-evaluation`. Refits go through :class:`joblib.Parallel`.
+clipped to ``[1e-5, 1 - 1e-5]``) or ``predict`` (regression, ``0.5 (y - y_hat)**2``, or
+the objective's own loss at the raw score of the prediction for the other regression
+objectives, e.g. Poisson), as in :ref:`methods-evaluation`. Refits go through
+:class:`joblib.Parallel`.
 """
 
 import numpy as np
@@ -14,8 +16,14 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.multiclass import type_of_target
 from threadpoolctl import threadpool_limits
 
-from .._adapters import refit_template  # one refit policy everywhere
-from .._objectives import clipped_true_proba, model_prediction, model_proba, squared_loss
+from .._adapters import is_fitted, refit_template, to_ensemble  # one refit policy everywhere
+from .._objectives import (
+    clipped_true_proba,
+    model_loss,
+    model_prediction,
+    model_proba,
+    squared_loss,
+)
 from .._parallel import split_batches
 from ..base import _progress
 
@@ -72,12 +80,30 @@ def _fit(template, X, y):
         return clone(template).fit(X, y)
 
 
-class _Scorer:
-    """Loss, prediction and true-class output of a fitted model on labelled rows."""
+def _regression_loss(estimator):
+    """How :func:`model_loss` scores a regressor whose objective is not the squared
+    error (``objective``, ``param``, ``link``), read from the fitted model; None for
+    the squared error, or when the model cannot be read (unfitted, unsupported)."""
+    try:
+        if not is_fitted(estimator):
+            return None
+        ens = to_ensemble(estimator)
+    except Exception:  # any model the adapters refuse is scored by the squared error
+        return None
+    if not ens.is_regression or ens.objective == "squared_error":
+        return None
+    link = None if ens.predicts_raw else ens.objective
+    return {"objective": ens.objective, "param": ens.objective_param, "link": link}
 
-    def __init__(self, task, classes=None):
+
+class _Scorer:
+    """Loss, prediction and true-class output of a fitted model on labelled rows
+    (``regression_loss``: see :func:`_regression_loss`)."""
+
+    def __init__(self, task, classes=None, regression_loss=None):
         self.task = task
         self.classes = None if classes is None else np.asarray(classes)
+        self.regression_loss = regression_loss
 
     def evaluate(self, model, X, y):
         """Dict of per-row ``loss``, ``prediction`` (label or value), ``proba_true`` and
@@ -88,7 +114,12 @@ class _Scorer:
     def _evaluate(self, model, X, y):
         if self.task == "regression":
             pred = model_prediction(model, X)
-            return {"loss": squared_loss(y, pred), "prediction": pred}
+            spec = self.regression_loss
+            if spec is None:
+                return {"loss": squared_loss(y, pred), "prediction": pred}
+            yf = np.asarray(y, dtype=np.float64)
+            loss = model_loss(model, X, yf, spec["objective"], None, spec["param"], spec["link"])
+            return {"loss": loss, "prediction": pred}
         # a refit that lost a class has probability 0 for it
         P = model_proba(model, X, self.classes)
         p = clipped_true_proba(P, np.searchsorted(self.classes, np.asarray(y)))
@@ -260,7 +291,8 @@ def _prepare(estimator, X, y):
     template = refit_template(estimator)
     task = _task(template, y)
     classes = None if task == "regression" else np.unique(y)
-    return template, task, classes, _Scorer(task, classes), y
+    spec = _regression_loss(estimator) if task == "regression" else None
+    return template, task, classes, _Scorer(task, classes, spec), y
 
 
 # ------------------------------------------------------------------------- parallel

@@ -13,6 +13,7 @@ import importlib
 
 from ._models import (
     LIBRARIES,
+    OBJECTIVES,
     TASKS,
     TYPICAL_SHAPES,
     available_libraries,
@@ -28,6 +29,7 @@ _STRATEGIES = ("Dataset", "FittedModel", "datasets", "fitted_models", "models")
 
 __all__ = [
     "LIBRARIES",
+    "OBJECTIVES",
     "TASKS",
     "TYPICAL_SHAPES",
     "Dataset",

@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "LIBRARIES",
+    "OBJECTIVES",
     "TASKS",
     "TYPICAL_SHAPES",
     "available_libraries",
@@ -87,6 +88,35 @@ _FIXED = {
 
 _CATBOOST_LOSS = {"binary": "Logloss", "multiclass": "MultiClass"}
 
+#: Regression objectives besides the squared error: objective -> library -> the
+#: estimator's parameters selecting it (the libraries listed have it as a single
+#: Newton step). ``make_model(..., regression_objective=...)`` selects one and
+#: ``make_data("regression", regression_objective=...)`` draws labels for it.
+OBJECTIVES = {
+    "poisson": {
+        "lightgbm": {"objective": "poisson"},
+        "xgboost": {"objective": "count:poisson"},
+        "sklearn_hgb": {"loss": "poisson"},
+        "catboost": {"loss_function": "Poisson"},
+    },
+    "gamma": {
+        "lightgbm": {"objective": "gamma"},
+        "xgboost": {"objective": "reg:gamma"},
+        "sklearn_hgb": {"loss": "gamma"},
+    },
+    "tweedie": {
+        "lightgbm": {"objective": "tweedie", "tweedie_variance_power": 1.5},
+        "xgboost": {"objective": "reg:tweedie", "tweedie_variance_power": 1.5},
+        "catboost": {"loss_function": "Tweedie:variance_power=1.5"},
+    },
+    "cross_entropy": {
+        "lightgbm": {"objective": "cross_entropy"},
+        "xgboost": {"objective": "reg:logistic"},
+    },
+    "pseudo_huber": {"xgboost": {"objective": "reg:pseudohubererror", "huber_slope": 1.0}},
+    "huber": {"lightgbm": {"objective": "huber", "alpha": 1.0}},
+}
+
 
 def available_libraries(forests=True):
     """The keys of :data:`LIBRARIES` whose package is installed.
@@ -156,6 +186,7 @@ def make_model(
     random_state=0,
     n_jobs=1,
     categorical=None,
+    regression_objective=None,
     **params,
 ):
     """An unfitted model of ``library`` for ``task`` whose leaves are Newton steps.
@@ -188,6 +219,11 @@ def make_model(
         ``enable_categorical`` and CatBoost's one-hot encoding of up to 255 levels; a
         sequence also gives CatBoost its ``cat_features``. ``None`` sets nothing.
         GradientBoosting and the forests take no categorical columns.
+    regression_objective : str or None, default=None
+        A key of :data:`OBJECTIVES` (``task="regression"``): sets the library's
+        parameters of that objective; ``None``: the squared error or the log-loss. (A
+        library's own objective parameter, such as ``objective="reg:gamma"``, can also
+        be passed in ``params``.)
     **params
         Further keyword arguments of the library's estimator, passed as given (they
         override the settings above).
@@ -202,8 +238,8 @@ def make_model(
     ImportError
         If the library is not installed.
     ValueError
-        If the library or the task is unknown, or the library cannot take categorical
-        columns.
+        If the library or the task is unknown, the library has not the objective, or
+        the library cannot take categorical columns.
 
     Examples
     --------
@@ -225,6 +261,14 @@ def make_model(
         kwargs[threads] = n_jobs
     if library == "catboost" and classifier:
         kwargs["loss_function"] = _CATBOOST_LOSS[task]
+    objective = regression_objective
+    if objective is not None:
+        if task != "regression" or library not in OBJECTIVES.get(objective, {}):
+            raise ValueError(
+                f"no {objective!r} objective for {library} {task}; regression objectives: "
+                + ", ".join(f"{k} ({', '.join(v)})" for k, v in OBJECTIVES.items())
+            )
+        kwargs.update(OBJECTIVES[objective][library])
     kwargs.update(_categorical(library, categorical), **params)
     return _estimator_class(library, classifier)(**kwargs)
 
@@ -262,23 +306,49 @@ def fit_native(model, library, X, y):
     return model.fit(Xm, y), Xm
 
 
-def make_data(task, n=120, d=4, seed=0, n_classes=3):
+def make_data(task, n=120, d=4, seed=0, n_classes=3, regression_objective=None):
     """A small synthetic data set ``(X, y)`` for ``task`` (one of :data:`TASKS`).
 
     ``X`` is ``(n, d)`` standard normal (``d >= 3``); the signal
     ``z = x0 + x1**2 / 2 - x2 + 0.3 * noise`` gives ``y = 3 z + 1`` (regression), ``z``
     above its median (binary) or its ``n_classes`` equal-count bins (multiclass).
+    ``regression_objective`` (a key of :data:`OBJECTIVES`) draws labels it takes,
+    with mean ``mu = exp(z / 2)``: Poisson counts, Gamma (shape 2) values, Tweedie
+    values (a Poisson number of Gamma summands, zeros included), probabilities
+    ``sigmoid(z)`` (cross-entropy), or ``3 z + 1`` with every tenth row shifted by 8
+    (outliers for the Huber losses).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d))
     z = X[:, 0] + 0.5 * X[:, 1] ** 2 - X[:, 2] + 0.3 * rng.normal(size=n)
+    objective = regression_objective
+    if objective is not None:
+        if task != "regression" or objective not in OBJECTIVES:
+            raise ValueError(f"no {objective!r} labels for {task}; choose from {tuple(OBJECTIVES)}")
+        return X, _objective_labels(objective, z, rng)
     if task == "regression":
         return X, 3 * z + 1
     if task == "binary":
         return X, (z > np.median(z)).astype(int)
     return X, quantile_classes(z, n_classes)
+
+
+def _objective_labels(objective, z, rng):
+    mu = np.exp(z / 2)
+    if objective == "poisson":
+        return rng.poisson(mu).astype(np.float64)
+    if objective == "gamma":
+        return rng.gamma(2.0, mu / 2.0)
+    if objective == "tweedie":
+        counts = rng.poisson(mu)
+        return np.array([rng.gamma(2.0, 0.5, size=c).sum() for c in counts])
+    if objective == "cross_entropy":
+        return 1.0 / (1.0 + np.exp(-z))
+    y = 3 * z + 1
+    y[::10] += 8.0
+    return y
 
 
 def quantile_classes(z, n_classes):

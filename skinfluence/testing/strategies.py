@@ -35,10 +35,18 @@ from sklearn.base import clone
 from .._adapters import UnsupportedModelError
 from .._ensemble import LeafModelError, TrainingDataMismatchError
 from ..base import BaseInfluence
-from ._models import LIBRARIES, TASKS, available_libraries, make_model
+from ._models import (
+    LIBRARIES,
+    OBJECTIVES,
+    TASKS,
+    _objective_labels,
+    available_libraries,
+    make_model,
+)
 
 __all__ = [
     "LIBRARIES",
+    "OBJECTIVES",
     "TASKS",
     "Dataset",
     "FittedModel",
@@ -69,6 +77,9 @@ class Dataset(NamedTuple):
         Names of the categorical columns (pandas ``category`` dtype).
     has_nan : bool
         Whether some numeric column holds NaN.
+    objective : str or None
+        The regression objective the labels are drawn for (a key of
+        :data:`OBJECTIVES`); ``None``: the squared error (or classification).
     """
 
     X: Any
@@ -76,6 +87,7 @@ class Dataset(NamedTuple):
     task: str
     categorical: tuple = ()
     has_nan: bool = False
+    objective: str | None = None
 
 
 class FittedModel(NamedTuple):
@@ -133,6 +145,7 @@ def datasets(
     nan=False,
     categorical=False,
     as_frame=False,
+    objective=None,
 ):
     """Strategy for small tabular data sets with a learnable target.
 
@@ -156,6 +169,12 @@ def datasets(
         pandas. ``None`` lets hypothesis decide.
     as_frame : bool, default=False
         Return X as a pandas DataFrame even without categorical columns.
+    objective : str, sequence of str or None, default=None
+        Regression objectives (keys of :data:`OBJECTIVES`, or ``"squared_error"``) to
+        draw labels for: Poisson counts, Gamma and Tweedie values, probabilities for the
+        cross-entropy, targets with outliers for the Huber losses (as
+        :func:`~skinfluence.testing.make_data`). Implies ``task="regression"``.
+        ``None``: the squared error's targets.
 
     Returns
     -------
@@ -180,6 +199,12 @@ def datasets(
         )
     if max_classes < 3:
         raise ValueError(f"max_classes must be at least 3, got {max_classes}")
+    if objective is not None:
+        if task not in (None, "regression", ("regression",), ["regression"]):
+            raise ValueError(f"objective={objective!r} needs task='regression', got {task!r}")
+        task = "regression"
+        objective = draw(_choice(objective, ("squared_error", *OBJECTIVES), "objective"))
+        objective = None if objective == "squared_error" else objective
     task = draw(_choice(task, TASKS, "task"))
     n = draw(st.integers(min_rows, max_rows))
     d = draw(st.integers(min_features, max_features))
@@ -209,7 +234,10 @@ def datasets(
             mask[rng.integers(n)] = True  # at least one NaN per chosen column
             X[mask, j] = np.nan
 
-    if task == "regression":
+    if objective is not None:
+        z = (signal - signal.mean()) / max(float(signal.std()), 1e-12)
+        y = _objective_labels(objective, z, rng)
+    elif task == "regression":
         y = 10.0 * signal + 5.0
     else:
         # balanced classes by rank: every class has at least n // n_classes >= 2 rows
@@ -224,7 +252,7 @@ def datasets(
         for name, levels, codes in cats:
             frame[name] = pd.Categorical.from_codes(codes, categories=levels)
         X = frame
-    return Dataset(X, y, task, names, with_nan)
+    return Dataset(X, y, task, names, with_nan, objective)
 
 
 # each library's tree shape for a drawn depth, besides the depth itself
@@ -236,7 +264,8 @@ _SHAPE = {
 
 
 def _estimator(library, task, data, *, n_estimators, depth, learning_rate, seed):
-    """An unfitted model of ``library`` for ``task`` suited to ``data``."""
+    """An unfitted model of ``library`` for ``task`` suited to ``data`` (and to its
+    regression objective)."""
     shape = {"depth" if library == "catboost" else "max_depth": depth, **_SHAPE.get(library, {})}
     if library == "lightgbm":
         shape["num_leaves"] = 2**depth
@@ -247,11 +276,14 @@ def _estimator(library, task, data, *, n_estimators, depth, learning_rate, seed)
         learning_rate=learning_rate,
         random_state=seed,
         categorical=data.categorical,
+        regression_objective=data.objective,
         **shape,
     )
 
 
 def _compatible(library, data):
+    if data.objective is not None and library not in OBJECTIVES[data.objective]:
+        return False
     if data.has_nan and library not in _NAN_OK:
         return False
     if data.categorical and library not in _CAT_OK:
@@ -420,6 +452,7 @@ def fitted_models(
     max_depth=4,
     nan=False,
     categorical=False,
+    objective=None,
     method=None,
 ):
     """Strategy for tiny fitted models of every installed library, with their data.
@@ -435,6 +468,9 @@ def fitted_models(
         As in :func:`models`.
     nan, categorical : bool or None, default=False
         Options of the default data strategy (see :func:`datasets`).
+    objective : str, sequence of str or None, default=None
+        Regression objectives of the default data strategy (see :func:`datasets`);
+        only the libraries that have the drawn objective are drawn.
     method : influence estimator class or instance, default=None
         Draw only models this skinfluence method accepts, for which
         ``method(case.model).fit(case.X, case.y)`` does not refuse the model; checked
@@ -473,7 +509,7 @@ def fitted_models(
     >>> test_boostin_fits()
     """
     if data is None:
-        data = datasets(task, nan=nan, categorical=categorical)
+        data = datasets(task, nan=nan, categorical=categorical, objective=objective)
     probe, forests = _method(method, forests)
     ds = draw(data)
     library, model = draw(_candidates(ds, libraries, forests, max_estimators, max_depth))
