@@ -470,9 +470,7 @@ def test_unfitted_model_raises_not_fitted(cls):
         skinfluence.to_ensemble(getattr(xgb, cls)())
 
 
-@pytest.mark.parametrize(
-    "objective", ["reg:absoluteerror", "reg:squaredlogerror", "binary:hinge"]
-)
+@pytest.mark.parametrize("objective", ["reg:absoluteerror", "reg:squaredlogerror", "binary:hinge"])
 def test_unsupported_objective(objective):
     X, y = xgboost_data(14, 60, 2, "binary")
     model = model_for(objective, n_estimators=2).fit(X, y)

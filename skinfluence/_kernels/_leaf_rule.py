@@ -13,12 +13,12 @@ uses up attempts, so ``M <= k``). The scales are locally constant, so the value 
 smooth function of the row weights and of the rows' scores before the tree; its
 derivatives follow by the chain rule through the steps. With
 ``c_m = ds_m / du_{m-1} = -(sum w g' + s_m sum w d') / (D_m + lambda)`` (``g'`` the
-gradient's own derivative, the hessian but for Poisson with a hessian offset and Huber) (``d' = kappa``
-for Newton, 0 for gradient steps) and the per-leaf factors ``rho_M = 1``,
+gradient's own derivative, the hessian but for Poisson with a hessian offset and Huber;
+``d' = kappa`` for Newton, 0 for gradient steps) and the per-leaf factors ``rho_M = 1``,
 ``rho_{m-1} = rho_m (1 + a_m c_m)``:
 
     du_M / dw_j = -sum_m a_m rho_m (g_j + s_m d_j) / (D_m + lambda)
-    du_M / dF_j = -w_j sum_m a_m rho_m (h_j + s_m d'_j) / (D_m + lambda)
+    du_M / dF_j = -w_j sum_m a_m rho_m (g'_j + s_m d'_j) / (D_m + lambda)
 
 (all row terms at the scores of step ``m``). The kernel returns them scaled by
 ``beta = D_1 + lambda``, so that they enter the single-step formulas in place of the
