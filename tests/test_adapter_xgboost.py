@@ -227,12 +227,14 @@ def _binary_with_one_setting(seed, n, **params):
     return X, y, ens, msg
 
 
-def test_max_delta_step_that_does_not_bind_passes():
-    X, y, ens, msg = _binary_with_one_setting(
-        4, 150, n_estimators=5, max_depth=2, max_delta_step=50
-    )
-    assert "max_delta_step=50" in msg and "0 of" in msg
-    assert_ensemble_exact(ens, X, y)
+def test_max_delta_step_is_the_leaf_rule():
+    """A clamp is part of the leaf rule (not a breaking setting), binding or not."""
+    for mds in (50, 0.05):
+        X, y = xgboost_data(4, 150, 3, "binary")
+        model = model_for("binary:logistic", n_estimators=5, max_depth=2, max_delta_step=mds)
+        ens = to_ensemble(model.fit(X, y))
+        assert ens.breaking_settings == () and ens.max_delta_step == pytest.approx(mds)
+        assert_ensemble_exact(ens, X, y)
 
 
 def test_scale_pos_weight_is_a_row_weight_on_positives():

@@ -332,7 +332,6 @@ def test_loo_scores_refits_by_the_objective_loss(i):
 
 
 # ------------------------------------------------------------------ XGBoost's clamp
-@pytest.mark.xfail(strict=True, reason="clamp: lead's leaf-rule layer")
 def test_xgboost_default_count_poisson():
     """XGBoost's count:poisson sets max_delta_step=0.7: the hessian offset and a leaf
     clamp that binds on some leaves (a clamped leaf has derivative 0)."""

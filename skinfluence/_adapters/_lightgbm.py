@@ -1023,17 +1023,6 @@ def _leaf_value_breaks(params, values, learning_rates, n_leaves, constant):
             f"lambda_l1={l1:g} (L1 soft-thresholding of the leaf values): refit "
             "with lambda_l1=0 (reg_alpha=0)"
         )
-    mds = _as_float(params, "max_delta_step")
-    if mds > 0:
-        eta = np.repeat(learning_rates, n_leaves)
-        keep = ~np.repeat(constant, n_leaves) & (eta > 0)
-        unshrunk = np.abs(values[keep] / eta[keep])
-        n_bind = int(np.sum(unshrunk >= mds * (1 - 1e-9)))
-        if n_bind:  # a clamp that binds nowhere leaves every Newton step intact
-            out.append(
-                f"max_delta_step={mds:g} (clamps the unshrunk leaf values; "
-                f"binding on {n_bind} leaves): refit with max_delta_step=0"
-            )
     ps = _as_float(params, "path_smooth")
     if ps > 0:
         out.append(

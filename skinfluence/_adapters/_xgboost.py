@@ -340,16 +340,6 @@ def _breaking_settings(booster_name, gb, tp, obj_cfg, n_parallel, leaf_values, e
         out.append(
             f"reg_alpha={alpha:g} (L1 soft-threshold on the leaf values): refit with reg_alpha=0"
         )
-    mds = _f32(tp.get("max_delta_step", 0))
-    if mds > 0:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.abs(leaf_values) / eta_leaf
-        at_bound = int(np.sum(step >= mds * (1 - 1e-5)))
-        out.append(
-            f"max_delta_step={mds:g} (clamps each leaf's Newton step to +-{mds:g}; "
-            f"this breaks the leaf model only where the clamp binds: {at_bound} of "
-            f"{leaf_values.size} leaves are at the bound): refit with max_delta_step=0"
-        )
     mono = str(tp.get("monotone_constraints", "()"))
     mono_vals = [v for v in mono.strip("()[] ").replace(" ", "").split(",") if v]
     if any(float(v) != 0 for v in mono_vals):
@@ -414,7 +404,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
     -----
     Settings that change the leaf values away from one Newton step on all training rows
     (``subsample`` < 1, ``sampling_method='gradient_based'``, ``reg_alpha`` > 0,
-    ``max_delta_step`` > 0, ``monotone_constraints``, ``dart``,
+    ``monotone_constraints``, ``dart``,
     ``num_parallel_tree`` > 1, ``scale_pos_weight`` != 1, ``process_type='update'``) are
     listed in ``breaking_settings``; the routing and the reconstruction stay exact for
     them (with ``num_parallel_tree`` > 1 each parallel tree is its own ensemble round,
