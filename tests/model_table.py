@@ -8,6 +8,7 @@ import importlib
 from typing import NamedTuple
 
 import numpy as np
+from scipy.special import expit
 
 #: the method columns; the similarity, retraining and baseline methods take every
 #: model the adapters accept
@@ -87,6 +88,38 @@ _ROWS = [
         "regression",
         ("lambda_l1", "soft-thresholded leaves"),
     ),
+    Row(
+        "LightGBM",
+        "poisson",
+        "defaults (hessian offset 0.7)",
+        _lgb("LGBMRegressor", objective="poisson"),
+        "count",
+    ),
+    Row("LightGBM", "gamma", "defaults", _lgb("LGBMRegressor", objective="gamma"), "positive"),
+    Row(
+        "LightGBM",
+        "tweedie",
+        "defaults (power 1.5)",
+        _lgb("LGBMRegressor", objective="tweedie"),
+        "tweedie",
+    ),
+    Row(
+        "LightGBM",
+        "cross_entropy",
+        "labels in [0, 1]",
+        _lgb("LGBMRegressor", objective="cross_entropy"),
+        "proba",
+    ),
+    Row("LightGBM", "huber", "defaults", _lgb("LGBMRegressor", objective="huber"), "regression"),
+    Row(
+        "LightGBM",
+        "regression_l1, quantile, mape, fair",
+        "L1-type leaves",
+        _lgb("LGBMRegressor", objective="regression_l1"),
+        "regression",
+        ("not supported", "leaves are medians or quantiles, not Newton steps"),
+        everywhere=True,
+    ),
     # ------------------------------------------------------------------ XGBoost
     Row("XGBoost", "reg:squarederror", "defaults", _xgb("XGBRegressor"), "regression"),
     Row("XGBoost", "binary:logistic", "defaults", _xgb("XGBClassifier"), "binary"),
@@ -105,6 +138,46 @@ _ROWS = [
         _xgb("XGBRegressor", subsample=0.5),
         "regression",
         ("subsample", "row subsampling: leaves fitted on unknown rows"),
+    ),
+    Row(
+        "XGBoost",
+        "count:poisson",
+        "defaults (hessian offset and leaf clamp 0.7)",
+        _xgb("XGBRegressor", objective="count:poisson"),
+        "count",
+    ),
+    Row(
+        "XGBoost", "reg:gamma", "defaults", _xgb("XGBRegressor", objective="reg:gamma"), "positive"
+    ),
+    Row(
+        "XGBoost",
+        "reg:tweedie",
+        "defaults (power 1.5)",
+        _xgb("XGBRegressor", objective="reg:tweedie"),
+        "tweedie",
+    ),
+    Row(
+        "XGBoost",
+        "reg:logistic",
+        "labels in [0, 1]",
+        _xgb("XGBRegressor", objective="reg:logistic"),
+        "proba",
+    ),
+    Row(
+        "XGBoost",
+        "reg:pseudohubererror",
+        "defaults (slope 1)",
+        _xgb("XGBRegressor", objective="reg:pseudohubererror"),
+        "regression",
+    ),
+    Row(
+        "XGBoost",
+        "reg:absoluteerror",
+        "L1 leaves",
+        _xgb("XGBRegressor", objective="reg:absoluteerror"),
+        "regression",
+        ("not supported", "leaves are medians, not Newton steps"),
+        everywhere=True,
     ),
     # ------------------------------------------------------------------ CatBoost
     Row("CatBoost", "RMSE", "defaults", _cb("CatBoostRegressor", iterations=60), "regression"),
@@ -150,6 +223,36 @@ _ROWS = [
         "regression",
         ("model_shrink_rate", "earlier trees shrunk after they were fitted"),
     ),
+    Row(
+        "CatBoost",
+        "Poisson",
+        "defaults",
+        _cb("CatBoostRegressor", iterations=30, loss_function="Poisson"),
+        "count",
+    ),
+    Row(
+        "CatBoost",
+        "Tweedie",
+        "variance_power=1.5",
+        _cb("CatBoostRegressor", iterations=30, loss_function="Tweedie:variance_power=1.5"),
+        "tweedie",
+    ),
+    Row(
+        "CatBoost",
+        "CrossEntropy",
+        "labels in [0, 1]",
+        _cb("CatBoost", iterations=30, loss_function="CrossEntropy"),
+        "proba",
+    ),
+    Row(
+        "CatBoost",
+        "MAE, Quantile, MAPE",
+        "L1-type leaves",
+        _cb("CatBoostRegressor", iterations=10, loss_function="MAE"),
+        "regression",
+        ("not support", "leaves are medians or quantiles, not Newton steps"),
+        everywhere=True,
+    ),
     # ------------------------------------------------------------------ scikit-learn
     Row(
         "scikit-learn",
@@ -171,6 +274,20 @@ _ROWS = [
         "HistGradientBoostingClassifier with early stopping (default above 10,000 rows)",
         _sk("HistGradientBoostingClassifier", max_iter=15, early_stopping=True),
         "binary",
+    ),
+    Row(
+        "scikit-learn",
+        "poisson",
+        "HistGradientBoostingRegressor(loss='poisson')",
+        _sk("HistGradientBoostingRegressor", max_iter=15, loss="poisson"),
+        "count",
+    ),
+    Row(
+        "scikit-learn",
+        "gamma",
+        "HistGradientBoostingRegressor(loss='gamma')",
+        _sk("HistGradientBoostingRegressor", max_iter=15, loss="gamma"),
+        "positive",
     ),
     Row(
         "scikit-learn",
@@ -215,7 +332,8 @@ def rows():
 def make(row):
     """The unfitted model of a row."""
     module, cls, params = row.model
-    return getattr(importlib.import_module(module), cls)(**params)
+    factory = getattr(importlib.import_module(module), cls)
+    return factory(params) if cls == "CatBoost" else factory(**params)  # CatBoost(params)
 
 
 def data(task, seed=0):
@@ -226,6 +344,15 @@ def data(task, seed=0):
     z = X[:, 0] + 0.5 * X[:, 1] - 0.3 * X[:, 2] + 0.5 * rng.normal(size=n)
     if task == "regression":
         return X, 3 * z
+    if task == "count":
+        return X, rng.poisson(np.exp(0.5 * z)).astype(float)
+    if task == "positive":
+        return X, rng.gamma(2.0, np.exp(0.5 * z) / 2.0)
+    if task == "tweedie":
+        counts = rng.poisson(np.exp(0.3 * z))
+        return X, np.array([rng.gamma(2.0, 1.0, c).sum() for c in counts])
+    if task == "proba":
+        return X, expit(z)
     if task == "multiclass":
         return X, np.digitize(z, np.quantile(z, [1 / 3, 2 / 3]))
     return X, (z > 0).astype(int)

@@ -13,25 +13,53 @@ import numpy as np
 from scipy.special import expit, log_softmax, softmax
 
 
-def grad_hess(objective, y, F):
-    """Gradient and hessian of the training loss at raw scores ``F``."""
-    if objective == "binary":
+def grad_hess(ens, y, F):
+    """Gradient and hessian of the training loss at raw scores ``F``, as the library
+    computes them (``ens.objective_param``: Poisson hessian offset, Tweedie power,
+    pseudo-Huber slope, Huber threshold)."""
+    a = ens.objective_param
+    if ens.objective in ("binary", "cross_entropy"):
         p = expit(F)
         return p - y, p * (1 - p)
-    if objective == "squared_error":
+    if ens.objective == "squared_error":
         return F - y, np.ones_like(F)
-    raise ValueError(f"no oracle for objective {objective!r}")
+    if ens.objective == "poisson":
+        return np.exp(F) - y, np.exp(F + a)
+    if ens.objective == "gamma":
+        return 1 - y * np.exp(-F), y * np.exp(-F)
+    if ens.objective == "tweedie":
+        e1, e2 = np.exp((1 - a) * F), np.exp((2 - a) * F)
+        return e2 - y * e1, (2 - a) * e2 - (1 - a) * y * e1
+    if ens.objective == "pseudo_huber":
+        r = F - y
+        s = 1 + (r / a) ** 2
+        return r / np.sqrt(s), s**-1.5
+    if ens.objective == "huber":
+        return np.clip(F - y, -a, a), np.ones_like(F)
+    raise ValueError(f"no oracle for objective {ens.objective!r}")
 
 
-def loss(objective, y, F):
-    """The query loss (unclipped)."""
-    if objective == "multiclass":
+def loss(ens, y, F):
+    """The query loss (unclipped) of the model's objective."""
+    a = ens.objective_param
+    if ens.objective == "multiclass":
         return -log_softmax(F, axis=1)[np.arange(len(y)), np.asarray(y).astype(int)]
-    if objective == "binary":
-        return np.logaddexp(0.0, np.where(y == 1, -F, F))
-    if objective == "squared_error":
+    if ens.objective in ("binary", "cross_entropy"):
+        return y * np.logaddexp(0.0, -F) + (1 - y) * np.logaddexp(0.0, F)
+    if ens.objective == "squared_error":
         return 0.5 * (F - y) ** 2
-    raise ValueError(f"no oracle for objective {objective!r}")
+    if ens.objective == "poisson":
+        return np.exp(F) - y * F
+    if ens.objective == "gamma":
+        return y * np.exp(-F) + F
+    if ens.objective == "tweedie":
+        return -y * np.exp((1 - a) * F) / (1 - a) + np.exp((2 - a) * F) / (2 - a)
+    if ens.objective == "pseudo_huber":
+        return a**2 * (np.sqrt(1 + ((F - y) / a) ** 2) - 1)
+    if ens.objective == "huber":
+        r = np.abs(F - y)
+        return np.where(r <= a, 0.5 * r**2, a * (r - 0.5 * a))
+    raise ValueError(f"no oracle for objective {ens.objective!r}")
 
 
 def tree_values(ens, leaf_col, y, w, F, t, scales=None):
@@ -41,7 +69,7 @@ def tree_values(ens, leaf_col, y, w, F, t, scales=None):
     o, L = ens.leaf_offsets[t], ens.n_leaves[t]
     u = np.zeros(L)
     for a in np.ones(ens.leaf_steps) if scales is None else scales:
-        g, h = grad_hess(ens.objective, y, F + u[leaf_col])
+        g, h = grad_hess(ens, y, F + u[leaf_col])
         d = np.ones_like(h) if ens.leaf_step_method == "gradient" else h
         den = np.bincount(leaf_col, w * d, L) + ens.l2[o : o + L]
         G = np.bincount(leaf_col, w * g, L)
@@ -138,8 +166,8 @@ def finite_difference(ens, leaves, y, w, i, q_leaves, yq, scales=None, eps=1e-5)
     up, down = w.copy(), w.copy()
     up[i] *= 1 + eps
     down[i] *= 1 - eps
-    Lu = loss(ens.objective, yq, scores(ens, refit(ens, leaves, y, up, scales), q_leaves))
-    Ld = loss(ens.objective, yq, scores(ens, refit(ens, leaves, y, down, scales), q_leaves))
+    Lu = loss(ens, yq, scores(ens, refit(ens, leaves, y, up, scales), q_leaves))
+    Ld = loss(ens, yq, scores(ens, refit(ens, leaves, y, down, scales), q_leaves))
     return (Ld - Lu) / (2 * eps)
 
 
@@ -147,8 +175,8 @@ def removal(ens, leaves, y, w, i, q_leaves, yq, scales=None):
     """The queries' loss change when row ``i`` is removed and every leaf refitted."""
     w0 = w.copy()
     w0[i] = 0.0
-    before = loss(ens.objective, yq, scores(ens, ens.leaf_values, q_leaves))
-    after = loss(ens.objective, yq, scores(ens, refit(ens, leaves, y, w0, scales), q_leaves))
+    before = loss(ens, yq, scores(ens, ens.leaf_values, q_leaves))
+    after = loss(ens, yq, scores(ens, refit(ens, leaves, y, w0, scales), q_leaves))
     return after - before
 
 
