@@ -120,6 +120,13 @@ _ROWS = [
         ("not supported", "leaves are medians or quantiles, not Newton steps"),
         everywhere=True,
     ),
+    Row(
+        "LightGBM",
+        "binary",
+        "pandas categorical column (native categorical splits)",
+        _lgb("LGBMClassifier"),
+        "binary_cat",
+    ),
     # ------------------------------------------------------------------ XGBoost
     Row("XGBoost", "reg:squarederror", "defaults", _xgb("XGBRegressor"), "regression"),
     Row("XGBoost", "binary:logistic", "defaults", _xgb("XGBClassifier"), "binary"),
@@ -178,6 +185,13 @@ _ROWS = [
         "regression",
         ("not supported", "leaves are medians, not Newton steps"),
         everywhere=True,
+    ),
+    Row(
+        "XGBoost",
+        "binary:logistic",
+        "enable_categorical=True (pandas categorical column)",
+        _xgb("XGBClassifier", enable_categorical=True, tree_method="hist"),
+        "binary_cat",
     ),
     # ------------------------------------------------------------------ CatBoost
     Row("CatBoost", "RMSE", "defaults", _cb("CatBoostRegressor", iterations=60), "regression"),
@@ -253,6 +267,21 @@ _ROWS = [
         ("not support", "leaves are medians or quantiles, not Newton steps"),
         everywhere=True,
     ),
+    Row(
+        "CatBoost",
+        "Logloss",
+        "categorical feature, one-hot (one_hot_max_size >= its categories)",
+        _cb("CatBoostClassifier", iterations=30, cat_features=["c"], one_hot_max_size=255),
+        "binary_cat_str",
+    ),
+    Row(
+        "CatBoost",
+        "Logloss",
+        "categorical feature encoded by CTRs (CatBoost's default)",
+        _cb("CatBoostClassifier", iterations=30, cat_features=["c"]),
+        "binary_cat_str",
+        ("CTR", "CTR values fitted on other rows than the final routing"),
+    ),
     # ------------------------------------------------------------------ scikit-learn
     Row(
         "scikit-learn",
@@ -288,6 +317,13 @@ _ROWS = [
         "HistGradientBoostingRegressor(loss='gamma')",
         _sk("HistGradientBoostingRegressor", max_iter=15, loss="gamma"),
         "positive",
+    ),
+    Row(
+        "scikit-learn",
+        "log_loss",
+        "HistGradientBoostingClassifier, categorical column (categorical_features='from_dtype')",
+        _sk("HistGradientBoostingClassifier", max_iter=15, early_stopping=False),
+        "binary_cat",
     ),
     Row(
         "scikit-learn",
@@ -342,6 +378,15 @@ def data(task, seed=0):
     n, d = (160, 30) if task == "binary30" else (160, 5)
     X = rng.normal(size=(n, d))
     z = X[:, 0] + 0.5 * X[:, 1] - 0.3 * X[:, 2] + 0.5 * rng.normal(size=n)
+    if task.startswith("binary_cat"):
+        import pandas as pd
+
+        codes = rng.integers(0, 6, n)
+        y = ((z + 0.8 * (codes % 3 == 0)) > 0.3).astype(int)
+        labels = np.array(list("abcdef"))[codes]
+        frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(d)])
+        frame["c"] = labels if task.endswith("_str") else pd.Categorical(labels)
+        return frame, y
     if task == "regression":
         return X, 3 * z
     if task == "count":

@@ -30,12 +30,16 @@ def test_page_shows_the_table():
     assert model_table.rst() in page, "regenerate with python -m tests.model_table"
 
 
+def _take(X, rows):
+    return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
+
+
 def _oracle_inputs(est, X, y):
     """The explained rows (the model's training rows), their leaves, labels as the
     library holds them, weights, and the kept step scales."""
     ens = est.ensemble_
     rows = np.setdiff1d(np.arange(len(y)), est.validation_indices_)
-    leaves = ens.leaf_ids(X[rows])
+    leaves = ens.leaf_ids(_take(X, rows))
     yy = np.asarray(y[rows], dtype=np.float64)
     if ens.label_dtype is not None:
         yy = yy.astype(ens.label_dtype).astype(np.float64)
@@ -60,7 +64,7 @@ def test_gradient_cells(row, method):
             got = est.derivatives_[p]
             np.testing.assert_allclose(got, fd, rtol=1e-4, atol=1e-6 * np.abs(got).max() + 1e-12)
         return
-    got = est.transform(X[rows][q], y[rows][q])[:, rows]
+    got = est.transform(_take(X, rows[q]), y[rows][q])[:, rows]
     scale = np.abs(got).max()
     for p in (0, 17):
         if method == "LeafInfluence":
@@ -78,9 +82,9 @@ def test_trex_cell(row):
             sk.TREX(model).fit(X, y)
         return
     est = sk.TREX(model).fit(X, y)
-    Xt = X[np.setdiff1d(np.arange(len(y)), est.validation_indices_)]
+    Xt = _take(X, np.setdiff1d(np.arange(len(y)), est.validation_indices_))
     phi = est.kernel_features(Xt)
     f = est.surrogate_decision_function(Xt)
     rec = (phi @ phi.T).toarray() @ est.representer_weights_
     np.testing.assert_allclose(rec, f, rtol=0, atol=1e-6 * max(1.0, np.abs(f).max()))
-    assert np.isfinite(est.transform(X[:3], y[:3])).all()
+    assert np.isfinite(est.transform(_take(X, np.arange(3)), y[:3])).all()
