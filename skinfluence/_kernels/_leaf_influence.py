@@ -158,6 +158,37 @@ def single_point(train, terms):
     return D
 
 
+@njit
+def gather_changes(Dp, o, L, Jk, train, n_top, selected, li, i):
+    """Add each leaf change ``Dp[o + l]`` of a tree to the score derivative ``Jk`` of
+    the rows it moves: every row of the leaf when the update set takes them (all rows,
+    or a selected top-k leaf), else only the removed row ``i`` in its own leaf ``li``."""
+    indptr, order = train.indptr, train.order
+    for l in range(L):
+        j = o + l
+        d = Dp[j]
+        if d == 0.0:
+            continue
+        if n_top < 0 or selected[l]:
+            for pos in range(indptr[j], indptr[j + 1]):
+                Jk[order[pos]] += d
+        elif l == li:
+            Jk[i] += d
+
+
+@njit
+def _move_rows(j, i, d, ds, k, n_top, train, s):
+    """Move the scores of the rows of flat leaf ``j`` (but ``i``) by its change ``d``
+    (and their top-k selection change by ``ds``)."""
+    for pos in range(train.indptr[j], train.indptr[j + 1]):
+        row = train.order[pos]
+        if row != i:
+            s.score_change[k, row] += d
+            s.changed[row] = True
+            if n_top > 0:
+                s.selection_change[k, row] += ds
+
+
 @njit_parallel
 def forward_block(rows, train, terms, n_top, gfin_self):
     """Forward mode for a block of removed rows (:ref:`methods-leaf-influence-algorithms`).
@@ -217,16 +248,7 @@ def forward_block(rows, train, terms, n_top, gfin_self):
                     s += A[i, t]
                 Dp[j] = cf * s
             # J gathers D (after all leaves of the tree are computed)
-            for l in range(L):
-                j = o + l
-                d = Dp[j]
-                if d == 0.0:
-                    continue
-                if n_top < 0 or selected[l]:
-                    for pos in range(indptr[j], indptr[j + 1]):
-                        J[k, order[pos]] += d
-                elif l == li:
-                    J[k, i] += d
+            gather_changes(Dp, o, L, J[k], train, n_top, selected, li, i)
         s = 0.0
         for c in range(K):
             s += gfin_self[p, c] * J[c, i]
@@ -421,9 +443,9 @@ def _refit_tree_steps(t, i, train, refit, n_top, s, dvp):
     """:func:`_refit_tree` for leaves computed by several steps (one column): every
     leaf is recomputed from its rows (the update set decides whose score changes
     count); returns the change of ``i``'s own leaf."""
-    indptr, order, k = train.indptr, train.order, t % train.n_outputs
+    k = t % train.n_outputs
     values, recomputed = refit.leaf_values, refit.recomputed
-    delta, sel, selected = s.score_change, s.selection_change, s.selected
+    sel, selected = s.selection_change, s.selected
     o = train.offsets[t]
     L = train.offsets[t + 1] - o
     li = train.leaves[i, t]
@@ -445,14 +467,7 @@ def _refit_tree_steps(t, i, train, refit, n_top, s, dvp):
         if l == li:
             own = d
         if full and d != 0.0:
-            ds = d + values[j] - recomputed[j]
-            for pos in range(indptr[j], indptr[j + 1]):
-                row = order[pos]
-                if row != i:
-                    delta[k, row] += d
-                    s.changed[row] = True
-                    if n_top > 0:
-                        sel[k, row] += ds
+            _move_rows(j, i, d, d + values[j] - recomputed[j], k, n_top, train, s)
     return own
 
 
@@ -464,7 +479,7 @@ def _refit_tree(t, i, train, refit, n_top, s, dvp):
     indptr, order, k = train.indptr, train.order, t % train.n_outputs
     G, H, l2, values = refit.gradient_sums, refit.hessian_sums, refit.l2, refit.leaf_values
     g, h, w, eta = refit.gradients, refit.hessians, refit.weights, refit.learning_rates
-    delta, sel, selected = s.score_change, s.selection_change, s.selected
+    sel, selected = s.selection_change, s.selected
     o = train.offsets[t]
     L = train.offsets[t + 1] - o
     li = train.leaves[i, t]
@@ -511,13 +526,7 @@ def _refit_tree(t, i, train, refit, n_top, s, dvp):
                 # not changes: they must not break ties either
                 if abs(ds) <= 1e-10 * max(abs(vnew), abs(v0)):
                     ds = 0.0
-            for pos in range(indptr[j], indptr[j + 1]):
-                row = order[pos]
-                if row != i:
-                    delta[k, row] += d
-                    s.changed[row] = True
-                    if n_top > 0:
-                        sel[k, row] += ds
+            _move_rows(j, i, d, ds, k, n_top, train, s)
     return own
 
 

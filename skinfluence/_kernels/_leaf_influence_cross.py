@@ -26,7 +26,7 @@ not depend on the number of threads.
 import numpy as np
 
 from ._jit import njit, njit_parallel, prange
-from ._leaf_influence import _max_leaves, _select_top_leaves
+from ._leaf_influence import _max_leaves, _select_top_leaves, gather_changes
 from ._objectives import softmax_into
 
 
@@ -154,16 +154,7 @@ def forward_block_cross(rows, train, terms, proba, n_top, gfin_self):
                     s += A[t, i]
                 Dp[j] = cf * s
             # J gathers D (after all leaves of the tree are computed)
-            for l in range(L):
-                j = o + l
-                d = Dp[j]
-                if d == 0.0:
-                    continue
-                if n_top < 0 or selected[l]:
-                    for pos in range(indptr[j], indptr[j + 1]):
-                        Jk[order[pos]] += d
-                elif l == li:
-                    Jk[i] += d
+            gather_changes(Dp, o, L, Jk, train, n_top, selected, li, i)
         s = 0.0
         for c in range(K):
             s += gfin_self[p, c] * J[c, i]
