@@ -74,7 +74,9 @@ _NAMES = {
 }
 
 # settings every model of the library gets: no early stopping, one Newton step per leaf
-# (CatBoost's default for its gradient losses, written out), no console or file output
+# (CatBoost chooses up to 10 by itself depending on the data; fixed here so that the
+# factory's models do not change with the data shape; set them to None for CatBoost's
+# own choice), no console or file output
 _FIXED = {
     "sklearn_hgb": {"early_stopping": False},
     "lightgbm": {"verbose": -1},
