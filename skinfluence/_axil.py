@@ -1,0 +1,293 @@
+"""AXIL: a squared-error boosted model's prediction as a weighted sum of the training
+targets (Geertsema and Lu, 2023)."""
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from ._kernels import _axil
+from ._leaf_rule import leaf_terms
+from .base import BaseInfluence, _fit_model, _numba_threads
+
+__all__ = ["AXIL"]
+
+_BIAS = ("auto", "constant")
+
+
+class AXIL(BaseInfluence):
+    """AXIL weights: each prediction as a linear combination of the training targets.
+
+    A gradient-boosted model trained with the squared error, whose leaves are Newton
+    steps (unit hessians: ``v = eta * sum_j w_j (y_j - F(x_j)) / (sum_j w_j +
+    lambda)``), predicts ``F(x) = sum_i k_i(x) y_i + c(x)`` exactly: every leaf value is
+    linear in the residuals of its rows, and the scores those residuals are taken at
+    are themselves linear in the targets. ``k_i(x)`` is the AXIL weight of training row
+    ``i`` for query ``x``; ``c(x)`` (:meth:`intercept`) is the part of the prediction no
+    target carries. When the initial score is the (weighted) mean of the training
+    targets (every library's default for the squared error) it is spread over the rows
+    with weights ``w_i / sum(w)``; then, for a model without constant leaves,
+    ``c(x) = 0`` and ``sum_i k_i(x) = 1``. The tree structure (which rows share a leaf)
+    is held fixed: ``k_i(x)`` is the exact derivative of the prediction with respect to
+    ``y_i`` at fixed structure, not the effect of removing row ``i``.
+
+    Parameters
+    ----------
+    estimator : object, default=None
+        A squared-error gradient-boosted regressor: LightGBM ``regression``, XGBoost
+        ``reg:squarederror``, CatBoost ``RMSE``, scikit-learn
+        ``GradientBoostingRegressor`` / ``HistGradientBoostingRegressor`` (fitted,
+        ``FrozenEstimator``, raw Booster or ``Pipeline``: explained as given; unfitted:
+        cloned and fitted in ``fit``; ``None``: a small ``HistGradientBoostingRegressor``).
+        Classifiers, other objectives and random forests are refused.
+    bias : {"auto", "constant"}, default="auto"
+        ``"auto"``: when the model's initial score equals the weighted mean of the
+        training targets (to float32 rounding), attribute it to the rows (weights
+        ``w_i / sum(w)``); otherwise keep it as a constant. ``"constant"``: always keep
+        it as a constant, carried by :meth:`intercept`.
+    check_leaf_model : {"raise", "warn"}, default="raise"
+        What to do when the stored leaves are not reproduced by the model's leaf rule
+        on the training data (row or column-wise bagging that drops rows, L1, dart,
+        ...): raise an error, or warn and return weights that do not reproduce the
+        predictions.
+    atol, rtol : float, default=1e-5
+        Tolerances of the leaf-model check.
+    dtype, chunk_memory_mb, n_jobs, verbose
+        See :class:`~skinfluence.base.BaseInfluence`.
+
+    Attributes
+    ----------
+    estimator_ : object
+        The model explained.
+    ensemble_ : TreeEnsemble
+        Its framework-neutral view.
+    n_train_ : int
+        Number of training rows.
+    bias_ : float
+        The model's initial score.
+    bias_attributed_ : bool
+        Whether ``bias_`` was attributed to the rows as their weighted mean (else it
+        is part of :meth:`intercept`).
+    target_derivatives_ : ndarray of shape (n_train, n_trees)
+        ``a[j, t]``: the derivative of the (shrunk) value of the leaf row ``j`` reaches
+        in tree ``t`` with respect to ``y_j``, ``eta w_j / (W_leaf + lambda)`` for one
+        Newton step (0 in constant leaves).
+    n_features_in_ : int
+    feature_names_in_ : ndarray
+
+    Notes
+    -----
+    **What the outputs mean.** ``transform(X)`` (no labels) returns the weights
+    ``k_i(x)``: an attribution of the prediction, not a change of a loss. A positive
+    weight means the prediction moves with ``y_i``; ``k_i(x) y_i`` is row ``i``'s share
+    of the prediction. ``transform(X, y)`` (query labels) returns
+    ``I_i(x, y) = k_i(x) (y_i - F(x)) (y - F(x))``, the package's sign convention
+    (positive = helpful): with the weights summing to 1, ``F(x)`` is a weighted average
+    of the targets, and ``I_i`` is the first-order rise of the query's loss
+    ``(F(x) - y)^2 / 2`` when row ``i``'s share of that average is removed and the
+    others are rescaled to sum to 1. It is a heuristic of the weighted-average view,
+    not the effect of retraining without the row. ``self_influence()`` is the diagonal
+    of ``fit_transform(X, y)``, ``k_i(x_i) (y_i - F(x_i))^2``; :meth:`self_weights`
+    gives ``k_i(x_i)`` (the leverage of a row on its own prediction).
+
+    **Cost.** ``fit`` is O(N T) after routing and stores the leaf ids and the
+    derivatives, 12 bytes per (row, tree). One query costs one backward pass over the
+    trees, O(N T) (two passes over the rows per tree), with O(N + leaves) memory: the
+    ``N x N`` matrix of the training rows is never built. ``transform`` writes each
+    query's row of the output directly. ``global_influence`` is linear in the queries'
+    leaf indicators: one pass without labels, two with, O(N T + n_query T) in all.
+    ``self_weights`` and ``self_influence`` need one pass per training row,
+    O(N^2 T), in blocks of ``chunk_memory_mb``.
+
+    The weights reproduce the predictions, ``transform(X) @ y + intercept(X) ==
+    predict(X)``, to float32 rounding for LightGBM, XGBoost and CatBoost (which store
+    float32 leaves or labels) and to float64 rounding for scikit-learn; checked with and
+    without sample weights and L2 regularisation (``tests/test_axil.py``).
+
+    References
+    ----------
+    .. [1] P. Geertsema and H. Lu. Instance-based Explanations for Gradient Boosting
+       Machine Predictions with AXIL Weights. arXiv:2301.01864, 2023.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.ensemble import HistGradientBoostingRegressor
+    >>> from skinfluence import AXIL
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> model = HistGradientBoostingRegressor(max_iter=20, random_state=0).fit(X, y)
+    >>> axil = AXIL(model).fit(X, y)
+    >>> K = axil.transform(X[:3])
+    >>> bool(np.allclose(K @ y, model.predict(X[:3])))
+    True
+    """
+
+    _accepts_forests = False
+    _fills_out = True
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        bias="auto",
+        check_leaf_model="raise",
+        atol=1e-5,
+        rtol=1e-5,
+        dtype=np.float64,
+        chunk_memory_mb=256,
+        n_jobs=None,
+        verbose=0,
+    ):
+        super().__init__(
+            estimator, dtype=dtype, chunk_memory_mb=chunk_memory_mb, n_jobs=n_jobs, verbose=verbose
+        )
+        self.bias = bias
+        self.check_leaf_model = check_leaf_model
+        self.atol = atol
+        self.rtol = rtol
+
+    def _resolve_estimator(self, X, y, sample_weight):
+        if self.estimator is not None:
+            return super()._resolve_estimator(X, y, sample_weight)
+        from ._adapters import DEFAULT_LIBRARY, _hooks
+
+        model = _hooks(DEFAULT_LIBRARY).default_model(True, len(y))  # always a regressor
+        return _fit_model(model, X, y, sample_weight), True
+
+    def _fit_influence(self, X, leaves, y_enc, sample_weight):
+        if self.bias not in _BIAS:
+            raise ValueError(f"bias must be one of {_BIAS}, got {self.bias!r}")
+        ens = self.ensemble_
+        if ens.objective != "squared_error" or ens.n_outputs != 1:
+            raise ValueError(
+                f"AXIL needs a model trained with the squared error, got {ens.describe()}: "
+                "only then is every leaf value, and so the prediction, a linear function "
+                "of the training targets; use BoostIn, LeafInfluence or TREX"
+            )
+        self._check_leaf_model(
+            leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol
+        )
+        terms = leaf_terms(ens, leaves, y_enc, sample_weight, kappa=True)
+        flat = ens.flat_leaves(leaves)
+        # d v / d y_j = -d v / d F_j for the squared error (g = F - y, h = 1)
+        a = -terms.coef[flat] * terms.propagation
+        self._const = np.ascontiguousarray(np.where(terms.coef == 0, ens.leaf_values, 0.0))
+        self._leaves_t = np.ascontiguousarray(leaves.T)
+        self._a_t = np.ascontiguousarray(a.T)
+        self._y = np.ascontiguousarray(y_enc, dtype=np.float64)
+        self._f = np.ascontiguousarray(ens.raw_from_leaves(leaves)[:, 0])
+        w = terms.weights
+        total = float(w.sum())
+        b0 = float(ens.bias[0])
+        mean = float(w @ self._y) / total if total > 0 else np.nan
+        scale = float(np.abs(self._y).max()) if len(self._y) else 0.0
+        self.bias_ = b0
+        # the libraries store the initial score in float32 (relative rounding 6e-8)
+        self.bias_attributed_ = bool(
+            self.bias == "auto" and total > 0 and abs(b0 - mean) <= 1e-6 * max(scale, 1e-300)
+        )
+        if self.bias_attributed_:
+            self._bias_a, self._bias_const = np.ascontiguousarray(w / total), 0.0
+        else:
+            self._bias_a, self._bias_const = np.zeros(len(w)), b0
+
+    @property
+    def target_derivatives_(self):
+        check_is_fitted(self, "_a_t")
+        return self._a_t.T
+
+    def _kernel_args(self):
+        return self._leaves_t, self._a_t, self.ensemble_.leaf_offsets, self._const
+
+    def _query_row_bytes(self):
+        return 8 * (max(1, self.n_train_) + self.ensemble_.n_leaves_total)
+
+    def _query_arrays(self, X, leaves, y_enc, objective):
+        f = self.ensemble_.raw_from_leaves(leaves)[:, 0]
+        y = np.full(len(leaves), np.nan) if y_enc is None else np.asarray(y_enc, np.float64)
+        return {"leaves": leaves, "f": np.ascontiguousarray(f), "y": y}
+
+    def _weights_block(self, leaves, out):
+        """AXIL weights of a block of queries into ``out``; returns their intercepts."""
+        intercept = np.empty(len(leaves))
+        _axil.query_weights(
+            np.ascontiguousarray(leaves, dtype=np.int32),
+            *self._kernel_args(),
+            self._bias_a,
+            self._bias_const,
+            out,
+            intercept,
+        )
+        return intercept
+
+    def _influence_block(self, q, context, out=None):
+        if out is None:
+            out = np.empty((len(q["leaves"]), self.n_train_))
+        self._weights_block(q["leaves"], out)
+        if context != "value":  # labelled: k_i (y_i - F) (y - F)
+            for r, (f, y) in enumerate(zip(q["f"], q["y"])):
+                out[r] *= (self._y - f) * (y - f)
+        return out
+
+    def _pass(self, seed, seed_bias):
+        """Weights of the targets in ``sum_l seed[l] v_l + seed_bias * F_0``."""
+        rho = np.zeros(self.n_train_)
+        total, constant = _axil.backward(
+            np.ascontiguousarray(seed, dtype=np.float64), *self._kernel_args(), rho
+        )
+        _axil.finish(rho, total, constant, float(seed_bias), self._bias_a, self._bias_const)
+        return rho
+
+    def _global_from_queries(self, q, m, context):
+        ens = self.ensemble_
+        flat = ens.flat_leaves(q["leaves"]).ravel()
+
+        def seeds(per_query):
+            s = np.bincount(flat, np.repeat(per_query, ens.n_trees), ens.n_leaves_total)
+            return s, float(per_query.sum())
+
+        if context == "value":
+            return self._pass(*seeds(np.ones(m)))
+        r = q["y"] - q["f"]  # sum_e k_i(x_e) (y_i - f_e) r_e, two passes
+        return self._y * self._pass(*seeds(r)) - self._pass(*seeds(q["f"] * r))
+
+    def _self_weights(self):
+        n = self.n_train_
+        buf = np.empty((max(1, min(n, self._chunk_rows())), n))
+        return _axil.self_weights(*self._kernel_args(), self._bias_a, self._bias_const, 0, n, buf)
+
+    def _self_influence(self):
+        return self._self_weights() * (self._y - self._f) ** 2
+
+    def self_weights(self):
+        """``k_i(x_i)``: the weight of each training row's target in its own prediction,
+        shape ``(n_train,)`` (0 for the rows the model held out).
+
+        The diagonal of ``transform(X_train)``, one backward pass per row: O(N^2 T).
+        """
+        check_is_fitted(self, "ensemble_")
+        with _numba_threads(self.n_jobs):
+            return self._to_rows(self._self_weights().astype(self._out_dtype()))
+
+    def intercept(self, X):
+        """The part of each prediction that no training target carries.
+
+        ``transform(X) @ y_train + intercept(X)`` is the model's raw prediction. It is 0
+        when the initial score was attributed to the rows (``bias_attributed_``) and no
+        leaf is constant (a tree the library did not fit to the rows, a clamped leaf).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_query, n_features)
+
+        Returns
+        -------
+        intercept : ndarray of shape (n_query,)
+        """
+        q, _, m = self._prepare(X, None)
+        if self.bias_attributed_ and not self._const.any():
+            return np.zeros(m)
+        out = np.empty(m)
+        with _numba_threads(self.n_jobs):
+            for a, b, blk in self._blocks(q, m, "intercept"):
+                buf = np.empty((b - a, self.n_train_))
+                out[a:b] = self._weights_block(blk["leaves"], buf)
+        return out
