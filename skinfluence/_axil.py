@@ -1,10 +1,13 @@
 """AXIL: a squared-error boosted model's prediction as a weighted sum of the training
 targets (Geertsema and Lu, 2023)."""
 
+import warnings
+
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._kernels import _axil
+from ._ensemble import LeafModelError
+from ._kernels import _axil, _leaves, _trees
 from ._leaf_rule import leaf_terms
 from .base import BaseInfluence, _fit_model, _numba_threads
 
@@ -37,7 +40,9 @@ class AXIL(BaseInfluence):
         ``GradientBoostingRegressor`` / ``HistGradientBoostingRegressor`` (fitted,
         ``FrozenEstimator``, raw Booster or ``Pipeline``: explained as given; unfitted:
         cloned and fitted in ``fit``; ``None``: a small ``HistGradientBoostingRegressor``).
-        Classifiers, other objectives and random forests are refused.
+        Also scikit-learn ``RandomForestRegressor`` / ``ExtraTreesRegressor`` grown on
+        all rows (``bootstrap=False``; each leaf the weighted mean of its targets).
+        Classifiers, other objectives and bootstrap forests are refused.
     bias : {"auto", "constant"}, default="auto"
         ``"auto"``: when the model's initial score equals the weighted mean of the
         training targets (to float32 rounding), attribute it to the rows (weights
@@ -45,9 +50,10 @@ class AXIL(BaseInfluence):
         it as a constant, carried by :meth:`intercept`.
     check_leaf_model : {"raise", "warn"}, default="raise"
         What to do when the stored leaves are not reproduced by the model's leaf rule
-        on the training data (row or column-wise bagging that drops rows, L1, dart,
-        ...): raise an error, or warn and return weights that do not reproduce the
-        predictions.
+        on the training data (row subsampling, L1, dart, ...; for a forest: leaves that
+        are not the weighted means of the targets, as with bootstrap samples): raise an
+        error, or warn and return weights that do not reproduce the predictions.
+        Column subsampling keeps every row in every leaf sum and is exact.
     atol, rtol : float, default=1e-5
         Tolerances of the leaf-model check.
     dtype, chunk_memory_mb, n_jobs, verbose
@@ -62,14 +68,15 @@ class AXIL(BaseInfluence):
     n_train_ : int
         Number of training rows.
     bias_ : float
-        The model's initial score.
+        The model's initial score (0 for forests).
     bias_attributed_ : bool
         Whether ``bias_`` was attributed to the rows as their weighted mean (else it
         is part of :meth:`intercept`).
     target_derivatives_ : ndarray of shape (n_train, n_trees)
         ``a[j, t]``: the derivative of the (shrunk) value of the leaf row ``j`` reaches
         in tree ``t`` with respect to ``y_j``, ``eta w_j / (W_leaf + lambda)`` for one
-        Newton step (0 in constant leaves).
+        Newton step (0 in constant leaves); for a forest ``w_j / (T W_leaf)``, the row's
+        weight in the tree's share of the average.
     n_features_in_ : int
     feature_names_in_ : ndarray
 
@@ -95,12 +102,16 @@ class AXIL(BaseInfluence):
     query's row of the output directly. ``global_influence`` is linear in the queries'
     leaf indicators: one pass without labels, two with, O(N T + n_query T) in all.
     ``self_weights`` and ``self_influence`` need one pass per training row,
-    O(N^2 T), in blocks of ``chunk_memory_mb``.
+    O(N^2 T), in blocks of ``chunk_memory_mb``. A forest's trees do not depend on
+    each other: ``k_i(x) = sum_t w_i [same leaf] / (T W_leaf)`` is a leaf co-occurrence
+    product (one multiply-add per training row sharing a leaf with the query, as for
+    :class:`~skinfluence.BoostIn`), and ``self_weights`` is O(N T).
 
     The weights reproduce the predictions, ``transform(X) @ y + intercept(X) ==
     predict(X)``, to float32 rounding for LightGBM, XGBoost and CatBoost (which store
-    float32 leaves or labels) and to float64 rounding for scikit-learn; checked with and
-    without sample weights and L2 regularisation (``tests/test_axil.py``).
+    float32 leaves or labels) and to float64 rounding for scikit-learn's
+    ``GradientBoostingRegressor`` and forests; checked with and without sample weights
+    and L2 regularisation (``tests/test_axil.py``). See :ref:`methods-axil`.
 
     References
     ----------
@@ -120,7 +131,7 @@ class AXIL(BaseInfluence):
     True
     """
 
-    _accepts_forests = False
+    _accepts_forests = True
     _fills_out = True
 
     def __init__(
@@ -162,18 +173,26 @@ class AXIL(BaseInfluence):
                 "only then is every leaf value, and so the prediction, a linear function "
                 "of the training targets; use BoostIn, LeafInfluence or TREX"
             )
+        self._y = np.ascontiguousarray(y_enc, dtype=np.float64)
+        self._f = np.ascontiguousarray(ens.raw_from_leaves(leaves)[:, 0])
+        self._leaves_t = np.ascontiguousarray(leaves.T)
+        w = np.ones(len(leaves)) if sample_weight is None else sample_weight
+        if ens.tree_type == "rf":
+            a = self._fit_forest(leaves, w)
+        else:
+            a = self._fit_boosted(leaves, y_enc, sample_weight)
+        self._a_t = np.ascontiguousarray(a.T)
+
+    def _fit_boosted(self, leaves, y_enc, sample_weight):
+        """The derivatives ``a`` of a boosted model; sets the constants and the bias."""
+        ens = self.ensemble_
         self._check_leaf_model(
             leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol
         )
         terms = leaf_terms(ens, leaves, y_enc, sample_weight, kappa=True)
-        flat = ens.flat_leaves(leaves)
         # d v / d y_j = -d v / d F_j for the squared error (g = F - y, h = 1)
-        a = -terms.coef[flat] * terms.propagation
+        a = -terms.coef[ens.flat_leaves(leaves)] * terms.propagation
         self._const = np.ascontiguousarray(np.where(terms.coef == 0, ens.leaf_values, 0.0))
-        self._leaves_t = np.ascontiguousarray(leaves.T)
-        self._a_t = np.ascontiguousarray(a.T)
-        self._y = np.ascontiguousarray(y_enc, dtype=np.float64)
-        self._f = np.ascontiguousarray(ens.raw_from_leaves(leaves)[:, 0])
         w = terms.weights
         total = float(w.sum())
         b0 = float(ens.bias[0])
@@ -188,6 +207,44 @@ class AXIL(BaseInfluence):
             self._bias_a, self._bias_const = np.ascontiguousarray(w / total), 0.0
         else:
             self._bias_a, self._bias_const = np.zeros(len(w)), b0
+        return a
+
+    def _fit_forest(self, leaves, w):
+        """The weights ``a`` of a forest whose leaves are weighted means of the targets
+        (:ref:`methods-axil-forests`); refuses other forests."""
+        ens = self.ensemble_
+        if self.check_leaf_model not in ("raise", "warn"):
+            raise ValueError(
+                f"check_leaf_model must be 'raise' or 'warn', got {self.check_leaf_model!r}"
+            )
+        W = _trees.leaf_counts(leaves, ens.leaf_offsets, w)
+        Wy = _trees.leaf_counts(leaves, ens.leaf_offsets, w * self._y)
+        live = W > 0
+        means = np.where(live, Wy / np.where(live, W, 1.0), 0.0)
+        v = ens.leaf_values
+        bad = live & (np.abs(means - v) > self.atol + self.rtol * np.abs(v))
+        if bad.any():
+            j = int(np.argmax(np.where(bad, np.abs(means - v), -np.inf)))
+            msg = (
+                f"{ens.describe()}: the leaves are not the weighted means of the training "
+                f"targets of the rows given to fit ({int(bad.sum())} of {int(live.sum())} "
+                f"leaves differ; worst: stored {v[j]:.8g}, mean {means[j]:.8g}). A forest "
+                "grown on bootstrap samples (bootstrap=True, max_samples) or on other rows "
+                "is not a weighted sum of these targets: AXIL explains forests trained on "
+                "all rows (bootstrap=False, e.g. ExtraTreesRegressor's default)."
+            )
+            if self.check_leaf_model == "raise":
+                raise LeafModelError(msg)
+            warnings.warn(msg, UserWarning, stacklevel=4)
+        self._const = np.zeros(ens.n_leaves_total)
+        self.bias_, self.bias_attributed_ = 0.0, False
+        self._bias_a, self._bias_const = np.zeros(len(w)), 0.0
+        flat = ens.flat_leaves(leaves)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_leaf = np.where(live, 1.0 / (ens.n_trees * W), 0.0)
+        a = w[:, None] * per_leaf[flat]
+        self._tiles = _leaves.tiled(leaves, ens.leaf_offsets, a)
+        return a
 
     @property
     def target_derivatives_(self):
@@ -207,9 +264,17 @@ class AXIL(BaseInfluence):
 
     def _weights_block(self, leaves, out):
         """AXIL weights of a block of queries into ``out``; returns their intercepts."""
+        leaves = np.ascontiguousarray(leaves, dtype=np.int32)
+        if self.ensemble_.tree_type == "rf":
+            ones = np.ones(leaves.shape)
+            offsets = self.ensemble_.leaf_offsets
+            _leaves.tiled_product(
+                leaves, ones, offsets, *self._tiles, self.n_train_, _leaves.TILE, out
+            )
+            return np.zeros(len(leaves))
         intercept = np.empty(len(leaves))
         _axil.query_weights(
-            np.ascontiguousarray(leaves, dtype=np.int32),
+            leaves,
             *self._kernel_args(),
             self._bias_a,
             self._bias_const,
@@ -230,6 +295,11 @@ class AXIL(BaseInfluence):
     def _pass(self, seed, seed_bias):
         """Weights of the targets in ``sum_l seed[l] v_l + seed_bias * F_0``."""
         rho = np.zeros(self.n_train_)
+        if self.ensemble_.tree_type == "rf":  # no tree depends on another
+            offsets = self.ensemble_.leaf_offsets
+            for t, (row_leaves, row_a) in enumerate(zip(self._leaves_t, self._a_t)):
+                rho += row_a * seed[offsets[t] + row_leaves]
+            return rho
         total, constant = _axil.backward(
             np.ascontiguousarray(seed, dtype=np.float64), *self._kernel_args(), rho
         )
@@ -251,6 +321,8 @@ class AXIL(BaseInfluence):
 
     def _self_weights(self):
         n = self.n_train_
+        if self.ensemble_.tree_type == "rf":  # each row shares its own leaves
+            return self._a_t.sum(axis=0)
         buf = np.empty((max(1, min(n, self._chunk_rows())), n))
         return _axil.self_weights(*self._kernel_args(), self._bias_a, self._bias_const, 0, n, buf)
 

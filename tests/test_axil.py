@@ -220,15 +220,6 @@ def test_classifiers_are_refused():
         AXIL(make_model("lightgbm", "binary")).fit(X, y)
 
 
-def test_forests_are_refused():
-    from sklearn.ensemble import RandomForestRegressor
-
-    X, y, _, _ = _data()
-    model = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y)
-    with pytest.raises(ValueError, match="AXIL needs a gradient-boosted model"):
-        AXIL(model).fit(X, y)
-
-
 @pytest.mark.parametrize(
     ("lib", "params"),
     [
@@ -250,3 +241,46 @@ def test_bad_bias_parameter():
     X, y, _, _ = _data()
     with pytest.raises(ValueError, match="bias must be one of"):
         AXIL(make_model("lightgbm", "squared_error"), bias="mean").fit(X, y)
+
+
+# ----------------------------------------------------------------- forests
+def _forests():
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
+    return [
+        ExtraTreesRegressor(n_estimators=4, min_samples_leaf=3, random_state=0),
+        RandomForestRegressor(n_estimators=4, bootstrap=False, max_features=0.5, random_state=0),
+    ]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("forest", _forests(), ids=lambda m: type(m).__name__)
+def test_forest_weights_are_leaf_shares(forest, weighted):
+    X, y, Xq, w = _data()
+    w = w if weighted else None
+    model = clone(forest).fit(X, y, sample_weight=w)
+    axil = AXIL(model).fit(X, y, sample_weight=w)
+    K = axil.transform(Xq)
+    np.testing.assert_allclose(K @ y, model.predict(Xq), rtol=0, atol=1e-12 * np.abs(y).max())
+    np.testing.assert_array_equal(axil.intercept(Xq), 0.0)
+    # the reference: the row's share of each tree's leaf mean, averaged over the trees
+    ww = np.ones(len(y)) if w is None else w
+    leaves, q_leaves = axil.ensemble_.leaf_ids(X), axil.ensemble_.leaf_ids(Xq)
+    same = leaves[None, :, :] == q_leaves[:, None, :]  # (m, n, T)
+    W = (same * ww[None, :, None]).sum(axis=1, keepdims=True)
+    K_ref = (same * ww[None, :, None] / W).mean(axis=2)
+    np.testing.assert_allclose(K, K_ref, rtol=1e-12, atol=1e-15)
+    yq = model.predict(Xq) + 0.5
+    np.testing.assert_allclose(axil.self_weights(), np.diag(axil.transform(X)), atol=1e-15)
+    np.testing.assert_allclose(
+        axil.global_influence(Xq, yq), axil.transform(Xq, yq).sum(0), atol=1e-12
+    )
+
+
+def test_bootstrap_forests_are_refused():
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y, _, _ = _data()
+    model = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y)
+    with pytest.raises(LeafModelError, match="not the weighted means of the training targets"):
+        AXIL(model).fit(X, y)
