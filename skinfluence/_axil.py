@@ -3,6 +3,7 @@ targets (Geertsema and Lu, 2023)."""
 
 import warnings
 
+import numba
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
@@ -98,8 +99,11 @@ class AXIL(BaseInfluence):
     **Cost.** ``fit`` is O(N T) after routing and stores the leaf ids and the
     derivatives, 12 bytes per (row, tree). One query costs one backward pass over the
     trees, O(N T) (two passes over the rows per tree), with O(N + leaves) memory: the
-    ``N x N`` matrix of the training rows is never built. ``transform`` writes each
-    query's row of the output directly. ``global_influence`` is linear in the queries'
+    ``N x N`` matrix of the training rows is never built. Queries run in parallel in
+    groups of up to 16 that share each tree's read of the training rows; the groups'
+    accumulators (8 bytes per query and training row) stay within ``chunk_memory_mb``,
+    and ``transform`` writes the weights into its output directly. Results do not
+    depend on ``n_jobs``, the grouping or the blocks. ``global_influence`` is linear in the queries'
     leaf indicators: one pass without labels, two with, O(N T + n_query T) in all.
     ``self_weights`` and ``self_influence`` need one pass per training row,
     O(N^2 T), in blocks of ``chunk_memory_mb``. A forest's trees do not depend on
@@ -278,10 +282,17 @@ class AXIL(BaseInfluence):
             *self._kernel_args(),
             self._bias_a,
             self._bias_const,
+            self._group_width(),
             out,
             intercept,
         )
         return intercept
+
+    def _group_width(self, rows=1):
+        """Queries per group of the kernel: at most 16, and the ``rows`` arrays of
+        ``width x n_train`` floats each thread holds within ``chunk_memory_mb``."""
+        per_query = 8 * rows * self.n_train_ * numba.get_num_threads()
+        return int(max(1, min(_axil.GROUP, self._memory_budget() // per_query)))
 
     def _influence_block(self, q, context, out=None):
         if out is None:
@@ -320,11 +331,11 @@ class AXIL(BaseInfluence):
         return self._y * self._pass(*seeds(r)) - self._pass(*seeds(q["f"] * r))
 
     def _self_weights(self):
-        n = self.n_train_
         if self.ensemble_.tree_type == "rf":  # each row shares its own leaves
             return self._a_t.sum(axis=0)
-        buf = np.empty((max(1, min(n, self._chunk_rows())), n))
-        return _axil.self_weights(*self._kernel_args(), self._bias_a, self._bias_const, 0, n, buf)
+        return _axil.self_weights(
+            *self._kernel_args(), self._bias_a, self._bias_const, self._group_width(2)
+        )
 
     def _self_influence(self):
         return self._self_weights() * (self._y - self._f) ** 2

@@ -81,8 +81,9 @@ def _random_problem(rng, n, m, n_leaves):
     m=st.integers(1, 8),
     n_leaves=st.lists(st.integers(1, 6), min_size=1, max_size=6),
     attributed=st.booleans(),
+    group=st.sampled_from([1, 3, 16]),
 )
-def test_kernels_equal_the_dense_forward_recursion(seed, n, m, n_leaves, attributed):
+def test_kernels_equal_the_dense_forward_recursion(seed, n, m, n_leaves, attributed, group):
     rng = np.random.default_rng(seed)
     leaves, q_leaves, a, offsets, const = _random_problem(rng, n, m, n_leaves)
     bias_a = rng.dirichlet(np.ones(n)) if attributed else np.zeros(n)
@@ -90,15 +91,22 @@ def test_kernels_equal_the_dense_forward_recursion(seed, n, m, n_leaves, attribu
     K_ref, c_ref = _forward_reference(leaves, q_leaves, a, offsets, const, bias_a, bias_const)
     leaves_t, a_t = np.ascontiguousarray(leaves.T), np.ascontiguousarray(a.T)
     out, c = np.full((m, n), np.nan), np.full(m, np.nan)
-    _axil.query_weights(q_leaves, leaves_t, a_t, offsets, const, bias_a, bias_const, out, c)
+    _axil.query_weights(q_leaves, leaves_t, a_t, offsets, const, bias_a, bias_const, group, out, c)
     np.testing.assert_allclose(out, K_ref, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(c, c_ref, rtol=1e-10, atol=1e-12)
+    # bit for bit the single-query pass seeded with the query's leaves, for any group
+    for e in range(m):
+        one_hot = np.zeros(offsets[-1])
+        one_hot[q_leaves[e] + offsets[:-1]] = 1.0
+        rho = np.zeros(n)
+        total, constant = _axil.backward(one_hot, leaves_t, a_t, offsets, const, rho)
+        c_e = _axil.finish(rho, total, constant, 1.0, bias_a, bias_const)
+        np.testing.assert_array_equal(out[e], rho)
+        assert c[e] == c_e
     # the diagonal, in buffers of 1 and 3 rows
     K_train, _ = _forward_reference(leaves, leaves, a, offsets, const, bias_a, bias_const)
-    for rows in (1, 3):
-        diag = _axil.self_weights(
-            leaves_t, a_t, offsets, const, bias_a, bias_const, 0, n, np.empty((rows, n))
-        )
+    for rows in (1, 3, 16):
+        diag = _axil.self_weights(leaves_t, a_t, offsets, const, bias_a, bias_const, rows)
         np.testing.assert_allclose(diag, np.diag(K_train), rtol=1e-10, atol=1e-12)
     # one pass with weighted seeds = the weighted sum of the queries' weights
     s = rng.normal(size=m)
@@ -195,6 +203,8 @@ def test_labels_self_and_global_outputs():
     small = clone(axil).set_params(chunk_memory_mb=0.01).fit(X, y, sample_weight=w)
     np.testing.assert_array_equal(small.self_weights(), axil.self_weights())
     np.testing.assert_array_equal(small.transform(Xq), K)
+    single = clone(axil).set_params(dtype=np.float32).fit(X, y, sample_weight=w)
+    np.testing.assert_array_equal(single.transform(Xq), K.astype(np.float32))
     idx, _ = axil.top_k(Xq, yq, k=3)
     np.testing.assert_array_equal(idx, np.argsort(-expected, axis=1, kind="stable")[:, :3])
 

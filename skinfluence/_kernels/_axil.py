@@ -51,24 +51,76 @@ def backward(seed, leaves_t, a_t, offsets, const, rho):
     return total, constant
 
 
+#: the most queries that share one read of the training rows per tree
+GROUP = 16
+
+
 @njit_parallel
-def query_weights(q_leaves, leaves_t, a_t, offsets, const, bias_a, bias_const, out, intercept):
+def query_weights(
+    q_leaves, leaves_t, a_t, offsets, const, bias_a, bias_const, group, out, intercept
+):
     """AXIL weights of query rows: ``out[e]`` the weight of each training target in the
     prediction of query ``e``, ``intercept[e]`` the part of it that no target carries.
 
     ``bias_a`` is ``(n,)``: the weights of the targets in the initial score (``w / W``
     when it is their weighted mean, else zeros); ``bias_const`` its unattributed value.
+    Queries run in groups of ``group`` (at most :data:`GROUP`), one group per thread,
+    with ``8 * group * n`` bytes of accumulators: each tree's rows are read once for
+    the group. Every query's arithmetic is that of :func:`backward` in the same order,
+    so the results do not depend on the grouping.
     """
     m = q_leaves.shape[0]
-    n_total = offsets[-1]
-    for e in prange(m):
-        seed = np.zeros(n_total)
-        for t in range(q_leaves.shape[1]):
-            seed[offsets[t] + q_leaves[e, t]] = 1.0
-        rho = out[e]
-        rho[:] = 0.0
-        total, constant = backward(seed, leaves_t, a_t, offsets, const, rho)
-        intercept[e] = finish(rho, total, constant, 1.0, bias_a, bias_const)
+    group = max(1, min(GROUP, group))
+    n_groups = (m + group - 1) // group
+    for grp in prange(n_groups):
+        lo = grp * group
+        hi = min(m, lo + group)
+        rows = out[lo:hi]
+        totals, constants = _group_backward(q_leaves[lo:hi], leaves_t, a_t, offsets, const, rows)
+        for r in range(hi - lo):
+            intercept[lo + r] = finish(rows[r], totals[r], constants[r], 1.0, bias_a, bias_const)
+
+
+@njit
+def _group_backward(q_leaves, leaves_t, a_t, offsets, const, out):
+    """:func:`backward` for a group of ``g`` queries seeded by their own leaves, into
+    their rows ``out`` ``(g, n)``; returns the ``(g,)`` totals and constants. The
+    accumulators are held row-major by training row (``(n, g)``), so that the inner
+    loop over the group is contiguous."""
+    n_trees, n = leaves_t.shape
+    g = q_leaves.shape[0]
+    width = 0
+    for t in range(n_trees):
+        width = max(width, offsets[t + 1] - offsets[t])
+    rho = np.zeros((n, g))
+    sums = np.zeros((width, g))
+    beta = np.empty((width, g))
+    constants = np.zeros(g)
+    for t in range(n_trees - 1, -1, -1):
+        off = offsets[t]
+        n_leaves = offsets[t + 1] - off
+        for leaf in range(n_leaves):
+            for r in range(g):
+                seed = 1.0 if q_leaves[r, t] == leaf else 0.0
+                beta[leaf, r] = seed - sums[leaf, r]
+                constants[r] += beta[leaf, r] * const[off + leaf]
+        sums[:] = 0.0
+        prev = leaves_t[t - 1] if t > 0 else leaves_t[t]
+        row_leaves = leaves_t[t]
+        row_a = a_t[t]
+        for j in range(n):
+            lj = row_leaves[j]
+            aj = row_a[j]
+            pj = prev[j]
+            for r in range(g):
+                rho[j, r] += aj * beta[lj, r]
+                sums[pj, r] += rho[j, r]
+    totals = np.zeros(g)
+    for j in range(n):
+        for r in range(g):
+            out[r, j] = rho[j, r]
+            totals[r] += rho[j, r]
+    return totals, constants
 
 
 @njit
@@ -81,22 +133,20 @@ def finish(rho, total, constant, seed_bias, bias_a, bias_const):
 
 
 @njit_parallel
-def self_weights(leaves_t, a_t, offsets, const, bias_a, bias_const, start, stop, buf):
-    """``k_i(x_i)`` for training rows ``start .. stop - 1``, using the ``(m, n)`` buffer
-    ``buf`` for ``m`` rows at a time (each in a full backward pass)."""
-    out = np.empty(stop - start)
-    m = buf.shape[0]
-    n_total = offsets[-1]
-    for first in range(start, stop, m):
-        last = min(stop, first + m)
-        for r in prange(last - first):
-            i = first + r
-            seed = np.zeros(n_total)
-            for t in range(leaves_t.shape[0]):
-                seed[offsets[t] + leaves_t[t, i]] = 1.0
-            rho = buf[r]
-            rho[:] = 0.0
-            total, constant = backward(seed, leaves_t, a_t, offsets, const, rho)
-            finish(rho, total, constant, 1.0, bias_a, bias_const)
-            out[i - start] = rho[i]
+def self_weights(leaves_t, a_t, offsets, const, bias_a, bias_const, group):
+    """``k_i(x_i)`` for every training row: a backward pass per row, in groups of
+    ``group`` rows (one per thread, ``16 * group * n`` bytes each)."""
+    n = leaves_t.shape[1]
+    out = np.empty(n)
+    group = max(1, min(GROUP, group))
+    n_groups = (n + group - 1) // group
+    for grp in prange(n_groups):
+        lo = grp * group
+        hi = min(n, lo + group)
+        q_leaves = np.ascontiguousarray(leaves_t[:, lo:hi].T)
+        rows = np.empty((hi - lo, n))
+        totals, constants = _group_backward(q_leaves, leaves_t, a_t, offsets, const, rows)
+        for r in range(hi - lo):
+            finish(rows[r], totals[r], constants[r], 1.0, bias_a, bias_const)
+            out[lo + r] = rows[r, lo + r]
     return out
