@@ -20,9 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-from skinfluence import AXIL, LeafModelError
+from skinfluence import AXIL, LeafModelError, UnsupportedModelError
 from skinfluence._kernels import _axil
 
+from . import model_table
 from .models import LIBRARIES, make_data, make_model
 
 _FLOAT64_LEAVES = ("sklearn_gb",)
@@ -294,3 +295,42 @@ def test_bootstrap_forests_are_refused():
     model = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y)
     with pytest.raises(LeafModelError, match="not the weighted means of the training targets"):
         AXIL(model).fit(X, y)
+
+
+# ------------------------------------------------ every regression model of the table
+_TABLE = [r for r in model_table.rows() if r.task == "regression"]
+
+
+@pytest.mark.parametrize(
+    "row", _TABLE, ids=[f"{r.library}-{r.objective}-{r.setting}" for r in _TABLE]
+)
+def test_models_table_regression_rows(row):
+    """AXIL on each regression model of ``doc/models.rst``: the weights reproduce the
+    prediction where the gradient methods are exact, and the same check refuses the
+    model where they are refused (a bootstrap forest: AXIL's own forest check)."""
+    X, y = model_table.data(row.task)
+    model = model_table.make(row).fit(X, y)
+    if row.refused is not None:
+        reason = row.refused[0]
+        if row.model[1] == "RandomForestRegressor":  # bootstrap: refused by AXIL's check
+            reason = "not the weighted means of the training targets"
+        with pytest.raises((ValueError, UnsupportedModelError), match=reason):
+            AXIL(model).fit(X, y)
+        return
+    axil = AXIL(model).fit(X, y)
+    got = axil.transform(X[:20]) @ y + axil.intercept(X[:20])
+    np.testing.assert_allclose(got, model.predict(X[:20]), rtol=0, atol=1e-5 * np.abs(y).max())
+
+
+def test_rows_held_out_by_early_stopping_get_weight_zero():
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X, y = make_data("squared_error", n=300)
+    model = HistGradientBoostingRegressor(
+        max_iter=30, early_stopping=True, validation_fraction=0.2, n_iter_no_change=50
+    ).fit(X, y)
+    axil = AXIL(model).fit(X, y)
+    K = axil.transform(X[:20])
+    assert len(axil.validation_indices_) == 60 and axil.bias_attributed_
+    np.testing.assert_array_equal(K[:, axil.validation_indices_], 0.0)
+    np.testing.assert_allclose(K @ y, model.predict(X[:20]), rtol=0, atol=1e-5 * np.abs(y).max())
