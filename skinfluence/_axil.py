@@ -197,6 +197,7 @@ class AXIL(BaseInfluence):
         # d v / d y_j = -d v / d F_j for the squared error (g = F - y, h = 1)
         a = -terms.coef[ens.flat_leaves(leaves)] * terms.propagation
         self._const = np.ascontiguousarray(np.where(terms.coef == 0, ens.leaf_values, 0.0))
+        self._tiles = None
         w = terms.weights
         total = float(w.sum())
         b0 = float(ens.bias[0])
@@ -288,6 +289,27 @@ class AXIL(BaseInfluence):
         )
         return intercept
 
+    def transform(self, X, y=None):
+        """AXIL weights of every training row for every query row, or (with ``y``) the
+        loss influence derived from them.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_query, n_features)
+        y : array-like of shape (n_query,), default=None
+            Query labels. Without: the weights ``k_i(x)``, the weight of target ``y_i``
+            in the prediction of ``x`` (an attribution of the prediction; positive: the
+            prediction moves with ``y_i``). With: ``k_i(x) (y_i - F(x)) (y - F(x))``,
+            positive = helpful (removing the row's share of the weighted average would
+            raise the query's squared loss; see the class notes).
+
+        Returns
+        -------
+        weights : ndarray of shape (n_query, n_train)
+            ``weights @ y_train + intercept(X)`` is the raw prediction (without ``y``).
+        """
+        return super().transform(X, y)
+
     def _group_width(self, rows=1):
         """Queries per group of the kernel: at most 16, and the ``rows`` arrays of
         ``width x n_train`` floats each thread holds within ``chunk_memory_mb``."""
@@ -366,7 +388,7 @@ class AXIL(BaseInfluence):
         intercept : ndarray of shape (n_query,)
         """
         q, _, m = self._prepare(X, None)
-        if self.bias_attributed_ and not self._const.any():
+        if self._bias_const == 0.0 and not self._const.any():
             return np.zeros(m)
         out = np.empty(m)
         with _numba_threads(self.n_jobs):
