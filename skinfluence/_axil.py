@@ -112,10 +112,11 @@ class AXIL(BaseInfluence):
     :class:`~skinfluence.BoostIn`), and ``self_weights`` is O(N T).
 
     The weights reproduce the predictions, ``transform(X) @ y + intercept(X) ==
-    predict(X)``, to float32 rounding for LightGBM, XGBoost and CatBoost (which store
-    float32 leaves or labels) and to float64 rounding for scikit-learn's
-    ``GradientBoostingRegressor`` and forests; checked with and without sample weights
-    and L2 regularisation (``tests/test_axil.py``). See :ref:`methods-axil`.
+    predict(X)``, to float32 rounding for LightGBM, XGBoost, CatBoost and
+    ``HistGradientBoostingRegressor`` (float32 leaves, labels or gradients) and to
+    float64 rounding for ``GradientBoostingRegressor`` and forests; checked with and
+    without sample weights and L2 regularisation (``tests/test_axil.py``). See
+    :ref:`methods-axil`.
 
     References
     ----------
