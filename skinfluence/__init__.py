@@ -4,6 +4,7 @@ prediction, as scikit-learn estimators."""
 __version__ = "0.1.0.dev0"
 
 from ._adapters import UnsupportedModelError, to_ensemble
+from ._axil import AXIL
 from ._baselines import LossInfluence, MinorityInfluence, RandomInfluence, TargetInfluence
 from ._boostin import BoostIn
 from ._config import config_context, get_config, set_config
@@ -21,6 +22,7 @@ from .cleaning import InfluenceCleaner, InfluenceSampler
 
 __all__ = [
     "BoostIn",
+    "AXIL",
     "LeafInfluence",
     "LeafRefit",
     "LOO",
