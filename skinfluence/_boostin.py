@@ -4,7 +4,7 @@ import numpy as np
 
 from . import _full_hessian
 from ._kernels import _leaves, _trees
-from ._leaf_rule import leaf_terms
+from ._leaf_rule import leaf_terms, relabelled_changes
 from .base import BaseInfluence
 
 __all__ = ["BoostIn"]
@@ -186,6 +186,27 @@ class BoostIn(BaseInfluence):
 
     def _self_influence(self):
         return self._self.copy()
+
+    def _label_edit_state(self, targets):
+        # the leaf changes of every row relabelled alone, tiled as the derivatives are
+        ens = self.ensemble_
+        change = relabelled_changes(
+            ens, self._train_leaves, self._fit_labels, targets, self._fit_weights
+        )
+        return _leaves.tiled(self._train_leaves, ens.leaf_offsets, change)
+
+    def _label_edit_block(self, q, context, state):
+        out = np.empty((len(q["leaves"]), self.n_train_))
+        _leaves.tiled_product(
+            q["leaves"],
+            np.ascontiguousarray(q["grad"]),
+            self.ensemble_.leaf_offsets,
+            *state,
+            self.n_train_,
+            _leaves.TILE,
+            out,
+        )
+        return out
 
     def _global_from_queries(self, q, m, context):
         ens = self.ensemble_

@@ -188,3 +188,50 @@ def recomputed_values(ens, leaves, y, sample_weight=None):
     """The leaf values the rule recomputes from the given rows (shrunk), ``G`` and ``H``."""
     t = leaf_terms(ens, leaves, y, sample_weight, terms=False)
     return t.recomputed, t.gradient_sums, t.hessian_sums
+
+
+def relabelled_changes(ens, leaves, y, targets, sample_weight=None):
+    """Change of each row's own leaf value in every tree when that row alone takes a
+    new label, the other rows' gradients held at the stored trajectory.
+
+    The leaf is recomputed exactly by its rule with the row's gradient and hessian at
+    the new label (one Newton step, clamp included), so the change is exact for the
+    fixed trajectory, not linearised.
+
+    Parameters
+    ----------
+    ens : TreeEnsemble
+    leaves : ndarray of shape (n, n_trees)
+    y, targets : ndarray of shape (n,)
+        The rows' labels and their new labels (encoded).
+    sample_weight : ndarray of shape (n,), optional
+
+    Returns
+    -------
+    change : ndarray of shape (n, n_trees)
+        ``v_t(y_j := targets[j]) - v_t`` of row ``j``'s leaf in tree ``t``.
+
+    Raises
+    ------
+    NotImplementedError
+        For leaves of several steps or K x K Newton leaves.
+    """
+    if ens.leaf_steps > 1 or ens.leaf_step_method != "newton" or ens.full_hessian:
+        raise NotImplementedError(
+            f"label edits are not implemented yet for {ens.describe()}, whose leaves "
+            "are not one Newton step per column"
+        )
+    terms = leaf_terms(ens, leaves, y, sample_weight, terms=False)
+    g_new, h_new, _, _ = ens.replay(leaves, targets)
+    flat = ens.flat_leaves(leaves)
+    w = terms.weights[:, None]
+    G = terms.gradient_sums[flat] + w * (g_new - terms.gradients)
+    beta = terms.beta[flat] + w * (h_new - terms.hessians)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(beta > 0, -G / np.where(beta > 0, beta, 1.0), 0.0)
+    if ens.max_delta_step > 0:
+        step = np.clip(step, -ens.max_delta_step, ens.max_delta_step)
+    change = ens.learning_rates[None, :] * step - terms.recomputed[flat]
+    change[:, ens.constant_tree] = 0.0
+    change[targets == y] = 0.0
+    return np.ascontiguousarray(change)

@@ -383,6 +383,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             X, leaves, y_enc = _safe_indexing(X, rows), leaves[rows], y_enc[rows]
             sample_weight = None if sample_weight is None else sample_weight[rows]
         self.n_train_ = _n_rows(X)
+        # the explained rows' labels and weights, for label edits
+        self._fit_labels, self._fit_weights = y_enc, sample_weight
         return X, leaves, y_enc, sample_weight
 
     def _to_rows(self, values):
@@ -533,6 +535,52 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             out = self._global_from_queries(q, m, context)
         return self._to_rows(np.asarray(out, dtype=self._out_dtype()))
 
+    def label_edit(self, X, y=None, *, new_labels):
+        """Change of each query's loss when one training row's label is edited.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_query, n_features)
+        y : array-like of shape (n_query,), default=None
+            Query labels, as in :meth:`transform`.
+        new_labels : scalar or array-like of shape (n_rows_fit,)
+            The label each training row would get (class labels for classifiers; one
+            per row given to ``fit``, or one for all).
+
+        Returns
+        -------
+        change : ndarray of shape (n_query, n_train)
+            ``change[e, i]`` estimates ``L_e(y_i := new_labels[i]) - L_e``, the change of
+            query ``e``'s loss when row ``i`` alone is relabelled (positive: the edit
+            would raise the query's loss). Rows whose new label equals their label get
+            0; so do rows the model held out.
+
+        Raises
+        ------
+        NotImplementedError
+            If the method has no label-edit form (see :ref:`methods-label-edit`).
+        """
+        check_is_fitted(self, "ensemble_")
+        targets = self._edit_targets(new_labels)
+        q, context, m = self._prepare(X, y)
+        out = np.empty((m, self.n_train_), dtype=self._out_dtype())
+        with _numba_threads(self.n_jobs):
+            state = self._label_edit_state(targets)
+            for a, b, blk in self._blocks(q, m, "label edit"):
+                out[a:b] = self._label_edit_block(blk, context, state)
+        return self._to_rows(out)
+
+    def _edit_targets(self, new_labels):
+        """``new_labels`` encoded (class indices or floats) for the explained rows."""
+        n_fit = self._n_features_out
+        labels = np.asarray(new_labels, dtype=None if np.ndim(new_labels) else object)
+        if labels.ndim == 0:
+            labels = np.full(n_fit, new_labels, dtype=object)
+        labels = self._validate_y(labels, n_fit, name="new_labels")
+        enc = self._round_labels(self._encode_y(labels, name="new_labels"))
+        cols = getattr(self, "_columns", None)
+        return enc if cols is None else enc[cols]
+
     def top_k(self, X, y=None, k=10, kind="helpful"):
         """The ``k`` most helpful (or harmful) training rows of each query.
 
@@ -622,6 +670,18 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     def _self_influence(self):
         """The ``(n_train,)`` influence of each training row on its own loss."""
         raise self._missing_hook("_self_influence")
+
+    def _label_edit_state(self, targets):
+        """What the label-edit blocks of one call share, from the explained rows' new
+        labels ``targets`` (encoded)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no label-edit influence yet; BoostIn has one "
+            "(see the label-edit section of the methods page)"
+        )
+
+    def _label_edit_block(self, q, context, state):
+        """The ``(m, n_train)`` loss changes of a block of ``m`` queries."""
+        raise self._missing_hook("_label_edit_block")
 
     def _global_from_queries(self, q, m, context):
         """The ``(n_train,)`` influence summed over the ``m`` queries of ``q``."""

@@ -1,0 +1,123 @@
+"""Label-edit influence (``label_edit``): BoostIn against a numpy recomputation of each
+relabelled leaf; refusals of the methods that have none yet."""
+
+import numpy as np
+import pytest
+from scipy.special import softmax
+
+import skinfluence as sk
+
+from . import model_table, oracles
+
+lgb = pytest.importorskip("lightgbm")
+xgb = pytest.importorskip("xgboost")
+
+CASES = {
+    "lightgbm-regression": (lambda: lgb.LGBMRegressor(n_estimators=8, verbose=-1), "regression"),
+    "lightgbm-binary": (lambda: lgb.LGBMClassifier(n_estimators=8, verbose=-1), "binary"),
+    "lightgbm-multiclass": (lambda: lgb.LGBMClassifier(n_estimators=6, verbose=-1), "multiclass"),
+    # the hessian y exp(-F) depends on the label
+    "lightgbm-gamma": (
+        lambda: lgb.LGBMRegressor(n_estimators=8, objective="gamma", verbose=-1),
+        "positive",
+    ),
+    "xgboost-binary-clamped": (
+        lambda: xgb.XGBClassifier(n_estimators=8, max_delta_step=1.0, learning_rate=0.5),
+        "binary",
+    ),
+}
+
+
+def _new_labels(task, y, rng):
+    if task in ("binary", "multiclass"):
+        k = len(np.unique(y))
+        return (y + rng.integers(1, k, len(y))) % k
+    return y * rng.uniform(0.5, 1.5, len(y))
+
+
+def _gradients(ens, y, F):
+    """Query-loss gradients ``(m, K)`` at raw scores ``F`` ``(m, K)``."""
+    if ens.n_outputs > 1:
+        P = softmax(F, axis=1)
+        P[np.arange(len(y)), y.astype(int)] -= 1.0
+        return P
+    return oracles.grad_hess(ens, y, F[:, 0])[0][:, None]
+
+
+def _leaf_change(ens, leaves, y, new, w, F, i, t):
+    """Exact change of row ``i``'s leaf in tree ``t`` when it alone takes label
+    ``new[i]`` (the other rows' gradients at the stored scores ``F`` before the tree)."""
+    K, k = ens.n_outputs, t % ens.n_outputs
+    rows = leaves[:, t] == leaves[i, t]
+    if K > 1:
+        P = softmax(F[rows], axis=1)
+        Y = np.eye(K)[y[rows].astype(int)]
+        g, h = P[:, k] - Y[:, k], ens.multiclass_factor * P[:, k] * (1 - P[:, k])
+        p_i = softmax(F[i])[k]
+        g_i, h_i = p_i - float(new[i] == k), ens.multiclass_factor * p_i * (1 - p_i)
+    else:
+        g, h = oracles.grad_hess(ens, y[rows], F[rows, 0])
+        g_i, h_i = oracles.grad_hess(ens, new[i : i + 1], F[i : i + 1, 0])
+    j = np.flatnonzero(np.flatnonzero(rows) == i)[0]
+    lam = ens.l2[ens.leaf_offsets[t] + leaves[i, t]]
+
+    def value(G, H):
+        step = -G / (H + lam)
+        if ens.max_delta_step > 0:
+            step = np.clip(step, -ens.max_delta_step, ens.max_delta_step)
+        return ens.learning_rates[t] * step
+
+    G, H = (w[rows] * g).sum(), (w[rows] * h).sum()
+    G_new = G + w[i] * (g_i[0] - g[j]) if K == 1 else G + w[i] * (g_i - g[j])
+    H_new = H + w[i] * (h_i[0] - h[j]) if K == 1 else H + w[i] * (h_i - h[j])
+    return value(G_new, H_new) - value(G, H)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_boostin_label_edit_is_the_relabelled_leaf_change(case):
+    make, task = CASES[case]
+    X, y = model_table.data(task)
+    model = make().fit(X, y)
+    est = sk.BoostIn(model).fit(X, y)
+    ens = est.ensemble_  # built from the training data (LightGBM's initial score)
+    leaves = ens.leaf_ids(X)
+    yy = y.astype(float)
+    new = _new_labels(task, y, np.random.default_rng(1))
+    if ens.label_dtype is not None:  # the labels as the library holds them
+        yy, new = (a.astype(ens.label_dtype).astype(float) for a in (yy, new))
+    got = est.label_edit(X[:4], y[:4], new_labels=new)
+    assert got.shape == (4, len(y))
+    K = ens.n_outputs
+    stored = ens.leaf_values[ens.flat_leaves(leaves)]
+    w = np.ones(len(y))
+    for i in (0, 5, 77):
+        expected = np.zeros(4)
+        for b in range(ens.n_rounds):
+            F = ens.bias + stored[:, : b * K].reshape(len(y), b, K).sum(axis=1)
+            gq = _gradients(ens, yy[:4], F[:4])
+            for k in range(K):
+                t = b * K + k
+                same = leaves[:4, t] == leaves[i, t]
+                d = _leaf_change(ens, leaves, yy, new.astype(float), w, F, i, t)
+                expected += same * gq[:, k] * d
+        np.testing.assert_allclose(got[:, i], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_unchanged_labels_give_zero_and_scalar_broadcasts():
+    X, y = model_table.data("binary")
+    est = sk.BoostIn(lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)).fit(X, y)
+    np.testing.assert_array_equal(est.label_edit(X[:3], y[:3], new_labels=y), 0.0)
+    ones = est.label_edit(X[:3], y[:3], new_labels=1)
+    np.testing.assert_array_equal(ones[:, y == 1], 0.0)
+    assert np.any(ones[:, y == 0] != 0.0)
+    with pytest.raises(ValueError, match="never saw"):
+        est.label_edit(X[:3], y[:3], new_labels=7)
+    with pytest.raises(ValueError, match="new_labels has 3 entries"):
+        est.label_edit(X[:3], y[:3], new_labels=[0, 1, 0])
+
+
+def test_methods_without_label_edit_say_so():
+    X, y = model_table.data("binary")
+    model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)
+    with pytest.raises(NotImplementedError, match="LeafInfluence has no label-edit"):
+        sk.LeafInfluence(model).fit(X, y).label_edit(X[:2], y[:2], new_labels=1 - y)
