@@ -10,11 +10,14 @@ from . import _full_hessian
 from ._kernels import _leaf_influence as _li
 from ._kernels import _leaves
 from ._leaf_rule import leaf_terms
-from ._leaf_update_sets import check_multiclass, update_set_for
+from ._leaf_update_sets import AllPoints, check_multiclass, update_set_for
 from ._objectives import REGRESSION_OBJECTIVES, gradient, unclipped_loss
 from .base import BaseInfluence, _numba_threads, _progress
 
 __all__ = ["LeafInfluence", "LeafRefit"]
+
+#: objectives whose gradient is not linear in the label (label edits not linearised)
+_NONLINEAR_IN_LABEL = ("pseudo_huber", "huber")
 
 
 def _regression_loss_change(objective, y, z, d, param):
@@ -337,6 +340,30 @@ class LeafInfluence(_LeafBase):
                 terms.coef, terms.source, terms.propagation, self._row_blocks, self._fits_cache
             )
         self.derivatives_ = getattr(self._update, "derivatives", None)
+
+    def _label_edit_state(self, targets):
+        # first order in a soft move of each row's label toward its new label: the
+        # reverse sweep with the source g + vbar h replaced by its change
+        ens = self.ensemble_
+        update = getattr(self, "_update", None)
+        if not isinstance(update, AllPoints) or ens.full_hessian or ens.leaf_steps > 1:
+            raise NotImplementedError(
+                "LeafInfluence.label_edit needs update_set=-1 and leaves of one Newton "
+                "step per column"
+            )
+        if ens.objective in _NONLINEAR_IN_LABEL:
+            raise NotImplementedError(
+                f"LeafInfluence.label_edit: the {ens.objective} gradient is not linear in "
+                "the label; use BoostIn.label_edit"
+            )
+        leaves = self._train.leaves
+        g, h, _, _ = ens.replay(leaves, self._fit_labels)
+        g_new, h_new, _, _ = ens.replay(leaves, targets)
+        vbar = ens.unshrunk_values[ens.flat_leaves(leaves)]
+        return update.edited_terms(np.ascontiguousarray((g_new - g) + vbar * (h_new - h)))
+
+    def _label_edit_block(self, q, context, state):
+        return self._update.label_edit_block(q, state)
 
     @property
     def _fills_out(self):

@@ -181,13 +181,30 @@ class AllPoints(_ForwardMode):
     def fit(self, coef, source, propagation, row_blocks, fits_cache):
         self._terms(coef, source, propagation)
 
-    def _reverse(self, Gq):
+    def _sweep(self, Gq, terms):
+        """``dPsi / d(source scale)`` of every row for the query objectives ``Gq``."""
         Gq, n_chunks = np.ascontiguousarray(Gq), numba.get_num_threads()
         if self.cross:
-            score = _cross.reverse_sweep_cross(Gq, self.train, self.terms, self.proba, n_chunks)
-        else:
-            score = _li.reverse_sweep(Gq, self.train, self.terms, n_chunks)
-        return -self.weights[:, None] * score
+            return _cross.reverse_sweep_cross(Gq, self.train, terms, self.proba, n_chunks)
+        return _li.reverse_sweep(Gq, self.train, terms, n_chunks)
+
+    def _reverse(self, Gq):
+        return -self.weights[:, None] * self._sweep(Gq, self.terms)
+
+    def edited_terms(self, source):
+        """The derivative terms with another source ``(n_train, T)`` (a label edit:
+        the change of ``g + vbar h`` per unit move of each row's label)."""
+        if self.cross:  # stored by tree
+            return self.terms._replace(source=np.ascontiguousarray(source.T))
+        order = self.train.order
+        return self.terms._replace(
+            source=source, source_sorted=_leaves.sort_by_leaf(source, order, self.n_train)
+        )
+
+    def label_edit_block(self, q, terms):
+        """``(m, n_train)`` first-order loss changes of label edits (``edited_terms``)."""
+        score = self._sweep(self.leaf_gradients(q), terms)
+        return np.ascontiguousarray((self.weights[:, None] * score).T)
 
     def influence_block(self, q, out, row_blocks):
         return np.ascontiguousarray(self._reverse(self.leaf_gradients(q)).T)

@@ -108,8 +108,9 @@ def _multiclass_round(ens, leaves, Y, w, F, b, values):
 
 
 def _refit_multiclass(ens, leaves, y, w):
+    """``y``: class indices, or ``(n, K)`` soft one-hot labels."""
     K = ens.n_outputs
-    Y = np.eye(K)[y.astype(int)]
+    Y = y if np.ndim(y) == 2 else np.eye(K)[y.astype(int)]
     F = np.tile(ens.bias, (len(y), 1))
     values = ens.leaf_values.copy()
     for b in range(ens.n_rounds):

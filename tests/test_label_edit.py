@@ -119,5 +119,74 @@ def test_unchanged_labels_give_zero_and_scalar_broadcasts():
 def test_methods_without_label_edit_say_so():
     X, y = model_table.data("binary")
     model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)
-    with pytest.raises(NotImplementedError, match="LeafInfluence has no label-edit"):
-        sk.LeafInfluence(model).fit(X, y).label_edit(X[:2], y[:2], new_labels=1 - y)
+    with pytest.raises(NotImplementedError, match="TREX has no label-edit"):
+        sk.TREX(model).fit(X, y).label_edit(X[:2], y[:2], new_labels=1 - y)
+
+
+LEAF_INFLUENCE_CASES = {
+    "lightgbm-regression": (lambda: lgb.LGBMRegressor(n_estimators=8, verbose=-1), "regression"),
+    "lightgbm-binary": (lambda: lgb.LGBMClassifier(n_estimators=8, verbose=-1), "binary"),
+    "lightgbm-gamma": (
+        lambda: lgb.LGBMRegressor(n_estimators=8, objective="gamma", verbose=-1),
+        "positive",
+    ),
+    "xgboost-poisson": (
+        lambda: xgb.XGBRegressor(n_estimators=8, objective="count:poisson"),
+        "count",
+    ),
+    "lightgbm-multiclass": (lambda: lgb.LGBMClassifier(n_estimators=6, verbose=-1), "multiclass"),
+}
+
+
+def _soft(ens, y, new, i, tau):
+    """Labels with row ``i`` moved by ``tau`` toward its new label (soft one-hot rows
+    for multiclass)."""
+    if ens.n_outputs > 1:
+        Y = np.eye(ens.n_outputs)[y.astype(int)]
+        Y[i] += tau * (np.eye(ens.n_outputs)[int(new[i])] - Y[i])
+        return Y
+    out = y.copy()
+    out[i] += tau * (new[i] - y[i])
+    return out
+
+
+@pytest.mark.parametrize(
+    "case,multiclass",
+    [(c, "exact") for c in sorted(LEAF_INFLUENCE_CASES)] + [("lightgbm-multiclass", "diagonal")],
+)
+def test_leaf_influence_label_edit_is_the_soft_label_derivative(case, multiclass):
+    """First order in a soft move of the label: central differences of a fixed-structure
+    refit with ``y_i + tau (y*_i - y_i)`` (exact for multiclass with the exact form)."""
+    make, task = LEAF_INFLUENCE_CASES[case]
+    X, y = model_table.data(task)
+    est = sk.LeafInfluence(make().fit(X, y), multiclass=multiclass).fit(X, y)
+    ens = est.ensemble_
+    leaves = ens.leaf_ids(X)
+    yy = y.astype(float)
+    new = _new_labels(task, y, np.random.default_rng(2)).astype(float)
+    if ens.label_dtype is not None:
+        yy, new = (a.astype(ens.label_dtype).astype(float) for a in (yy, new))
+    got = est.label_edit(X[:4], y[:4], new_labels=new)
+    w, eps, scale = np.ones(len(y)), 1e-5, np.abs(got).max()
+    for i in (0, 5, 77):
+        up = oracles.refit(ens, leaves, _soft(ens, yy, new, i, eps), w)
+        down = oracles.refit(ens, leaves, _soft(ens, yy, new, i, -eps), w)
+        fd = (
+            oracles.loss(ens, yy[:4], oracles.scores(ens, up, leaves[:4]))
+            - oracles.loss(ens, yy[:4], oracles.scores(ens, down, leaves[:4]))
+        ) / (2 * eps)
+        if multiclass == "diagonal":  # the paper's form drops the cross-class terms
+            assert np.corrcoef(got[:, i], fd)[0, 1] > 0.9
+        else:
+            np.testing.assert_allclose(got[:, i], fd, rtol=1e-4, atol=1e-6 * scale)
+
+
+def test_leaf_influence_label_edit_refusals():
+    X, y = model_table.data("binary")
+    model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)
+    with pytest.raises(NotImplementedError, match="update_set=-1"):
+        sk.LeafInfluence(model, update_set=0).fit(X, y).label_edit(X[:2], y[:2], new_labels=1)
+    Xr, yr = model_table.data("regression")
+    huber = lgb.LGBMRegressor(n_estimators=5, objective="huber", verbose=-1).fit(Xr, yr)
+    with pytest.raises(NotImplementedError, match="not linear in the label"):
+        sk.LeafInfluence(huber).fit(Xr, yr).label_edit(Xr[:2], yr[:2], new_labels=yr)
