@@ -191,7 +191,7 @@ class BoostIn(BaseInfluence):
         # the leaf changes of every row relabelled alone, tiled as the derivatives are
         ens = self.ensemble_
         change = relabelled_changes(
-            ens, self._train_leaves, self._fit_labels, targets, self._fit_weights
+            ens, self._train_leaves, self._explained_labels, targets, self._explained_weights
         )
         return _leaves.tiled(self._train_leaves, ens.leaf_offsets, change)
 

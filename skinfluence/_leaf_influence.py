@@ -357,7 +357,7 @@ class LeafInfluence(_LeafBase):
                 "the label; use BoostIn.label_edit"
             )
         leaves = self._train.leaves
-        g, h, _, _ = ens.replay(leaves, self._fit_labels)
+        g, h, _, _ = ens.replay(leaves, self._explained_labels)
         g_new, h_new, _, _ = ens.replay(leaves, targets)
         vbar = ens.unshrunk_values[ens.flat_leaves(leaves)]
         return update.edited_terms(np.ascontiguousarray((g_new - g) + vbar * (h_new - h)))

@@ -384,7 +384,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             sample_weight = None if sample_weight is None else sample_weight[rows]
         self.n_train_ = _n_rows(X)
         # the explained rows' labels and weights, for label edits
-        self._fit_labels, self._fit_weights = y_enc, sample_weight
+        self._explained_labels, self._explained_weights = y_enc, sample_weight
         return X, leaves, y_enc, sample_weight
 
     def _to_rows(self, values):
