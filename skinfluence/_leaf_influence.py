@@ -525,6 +525,27 @@ class LeafRefit(_LeafBase):
                     self._self_values[rows] = self._self_from(rows, ds)
             self._leaf_changes = leaf_changes
 
+    def _label_edit_state(self, targets):
+        ens = self.ensemble_
+        if self._n_top != -1 or ens.full_hessian or self._refit.steps.shape[0] > 0:
+            raise NotImplementedError(
+                "LeafRefit.label_edit needs update_set=-1 and leaves of one Newton step per column"
+            )
+        return np.ascontiguousarray(targets, dtype=np.float64)
+
+    def _label_edit_block(self, q, context, targets):
+        # the exact fixed-structure refit with each row relabelled, in blocks of rows
+        out = np.zeros((len(q["flat"]), self.n_train_))
+        K, edited = self.ensemble_.n_outputs, targets != self._refit.labels
+        for rows in self._row_blocks("label edit"):
+            rows = rows[edited[rows]]  # an unchanged label changes nothing
+            if not len(rows):
+                continue
+            dv, _ = _li.relabel_block(rows, targets[rows], self._train, self._refit)
+            dF = _li.gather_leaf_sums(q["flat"], dv, K)
+            out[:, rows] = _loss_change(context, q["y"], q["F"], dF, self.ensemble_.objective_param)
+        return out
+
     def _self_from(self, rows, dself):
         labels = self._refit.labels[rows]
         ens = self.ensemble_

@@ -190,3 +190,28 @@ def test_leaf_influence_label_edit_refusals():
     huber = lgb.LGBMRegressor(n_estimators=5, objective="huber", verbose=-1).fit(Xr, yr)
     with pytest.raises(NotImplementedError, match="not linear in the label"):
         sk.LeafInfluence(huber).fit(Xr, yr).label_edit(Xr[:2], yr[:2], new_labels=yr)
+
+
+@pytest.mark.parametrize("case", sorted(LEAF_INFLUENCE_CASES))
+def test_leaf_refit_label_edit_is_the_relabelled_refit(case):
+    """Exact: the fixed-structure refit with row i relabelled (every row updated)."""
+    make, task = LEAF_INFLUENCE_CASES[case]
+    X, y = model_table.data(task)
+    est = sk.LeafRefit(make().fit(X, y)).fit(X, y)
+    ens = est.ensemble_
+    leaves = ens.leaf_ids(X)
+    yy = y.astype(float)
+    new = _new_labels(task, y, np.random.default_rng(3)).astype(float)
+    if ens.label_dtype is not None:
+        yy, new = (a.astype(ens.label_dtype).astype(float) for a in (yy, new))
+    got = est.label_edit(X[:4], y[:4], new_labels=new)
+    w = np.ones(len(y))
+    before = oracles.loss(ens, yy[:4], oracles.scores(ens, ens.leaf_values, leaves[:4]))
+    for i in (0, 5, 77):
+        edited = yy.copy()
+        edited[i] = new[i]
+        after = oracles.scores(ens, oracles.refit(ens, leaves, edited, w), leaves[:4])
+        expected = oracles.loss(ens, yy[:4], after) - before
+        # the stored (float32) leaves differ from a float64 refit by ~1e-8
+        np.testing.assert_allclose(got[:, i], expected, rtol=1e-5, atol=1e-6 * np.abs(got).max())
+    np.testing.assert_array_equal(est.label_edit(X[:2], y[:2], new_labels=y), 0.0)

@@ -366,9 +366,9 @@ def _refit_scratch(K, n, max_L, n_top):
 
 
 @njit
-def _refit_gradients(b, K, refit, s):
+def _refit_gradients(b, K, refit, s, edited=-1, new_label=0.0):
     """Gradient and hessian changes of the changed rows at their re-trained scores
-    before round ``b`` (once per round)."""
+    before round ``b`` (once per round); row ``edited`` (if any) at ``new_label``."""
     F_before, g, h, w, y = (
         refit.scores_before,
         refit.gradients,
@@ -380,15 +380,16 @@ def _refit_gradients(b, K, refit, s):
     delta, dg, dh = s.score_change, s.gradient_change, s.hessian_change
     f, pb, out = s.scores, s.proba, s.grad_hess
     for j in range(F_before.shape[0]):
-        if not s.changed[j]:
+        if not s.changed[j] and j != edited:
             continue
         for m in range(K):
             f[m] = F_before[j, b * K + m] + delta[m, j]
         if objective == MULTICLASS:
             softmax_into(f, pb)
+        yj = new_label if j == edited else y[j]
         for m in range(K):
             t = b * K + m
-            grad_hess_row(objective, y[j], f, m, c, pb, out)
+            grad_hess_row(objective, yj, f, m, c, pb, out)
             dg[m, j] = w[j] * (out[0] - g[j, t])
             dh[m, j] = w[j] * (out[1] - h[j, t])
 
@@ -564,4 +565,57 @@ def refit_block(rows, train, refit, n_top):
                 t = b * K + k
                 if not refit.constant_tree[t]:
                     dself[p, k] += _refit_tree(t, i, train, refit, n_top, s, dv[p])
+    return dv, dself
+
+
+@njit
+def _relabel_tree(t, i, train, refit, s, dvp):
+    """Refit the leaves of tree ``t`` with every row (``i`` relabelled, its gradient
+    change included like every changed row's): writes the leaf changes into ``dvp``,
+    moves every row of a changed leaf and returns the change of ``i``'s own leaf."""
+    k = t % train.n_outputs
+    o = train.offsets[t]
+    own = 0.0
+    for l in range(train.offsets[t + 1] - o):
+        j = o + l
+        Gp = refit.gradient_sums[j]
+        Hp = refit.hessian_sums[j]
+        for pos in range(train.indptr[j], train.indptr[j + 1]):
+            row = train.order[pos]
+            Gp += s.gradient_change[k, row]
+            Hp += s.hessian_change[k, row]
+        vnew = _newton_value(Gp, Hp + refit.l2[j], refit.learning_rates[t], refit.max_delta_step)
+        d = vnew - refit.leaf_values[j]
+        dvp[j] = d
+        if l == train.leaves[i, t]:
+            own = d
+        if d != 0.0:
+            _move_rows(j, -1, d, 0.0, k, -1, train, s)
+    return own
+
+
+@njit_parallel
+def relabel_block(rows, new_labels, train, refit):
+    """Fixed-structure Newton refit with each row of ``rows`` relabelled to
+    ``new_labels`` (every row updated; :ref:`methods-label-edit`). Parallel over the
+    edited rows.
+
+    Returns ``dv`` ``(r, n_leaves_total)``, ``dv[p, j] = v'_j - v_j`` of the refit with
+    ``rows[p]`` relabelled, and ``dself`` ``(r, K)``, the change of its own raw score.
+    """
+    offsets, K = train.offsets, train.n_outputs
+    n, n_trees = train.leaves.shape
+    r = rows.shape[0]
+    dv = np.zeros((r, offsets[n_trees]))
+    dself = np.zeros((r, K))
+    max_L = _max_leaves(offsets)
+    for p in prange(r):
+        i = rows[p]
+        s = _refit_scratch(K, n, max_L, -1)
+        for b in range(n_trees // K):  # row i's gradient differs from round 0 on
+            _refit_gradients(b, K, refit, s, i, new_labels[p])
+            for k in range(K):
+                t = b * K + k
+                if not refit.constant_tree[t]:
+                    dself[p, k] += _relabel_tree(t, i, train, refit, s, dv[p])
     return dv, dself
