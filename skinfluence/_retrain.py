@@ -95,6 +95,27 @@ def _refit_batch(template, X, y, w, y_enc, Xq, yq, spec, tasks):
     return out
 
 
+def _relabel_batch(template, X, y, w, y_enc, Xq, yq, spec, tasks):
+    """Refit on every row with one row relabelled, per task ``(row, new label)``;
+    returns one dict per task: ``query`` (loss per query row), ``error``."""
+    lk = spec["loss_kw"]
+    out = []
+    with threadpool_limits(limits=1):
+        for task, label in tasks:
+            res = {"task": task, "error": None}
+            try:
+                y_new = np.array(y, copy=True)
+                y_new[task] = label
+                model = _fit_model(clone(template), X, y_new, w)
+                Lq = model_loss(model, Xq, yq, spec["query_objective"], **lk)
+                _check_finite(Lq, "query")
+                res["query"] = Lq
+            except Exception as exc:  # reported by the caller, never a silent NaN
+                res["error"] = f"{type(exc).__name__}: {exc}"
+            out.append(res)
+    return out
+
+
 def _prefix_valid(spec, n_rows, counts):
     """At least 2 rows (regression) or every class (classification), counting only rows
     of positive weight."""
@@ -474,6 +495,27 @@ class LOO(_RetrainInfluence):
         self._self = own - base
         self.models_ = models
         self.n_refits_ = n
+
+    def _label_edit_state(self, targets):
+        return np.asarray(targets, dtype=np.float64)
+
+    def _label_edit_block(self, q, context, targets):
+        # one refit per edited row, on every row with that row relabelled
+        Xq, yq = _safe_indexing(context.X, q["rows"]), context.y[q["rows"]]
+        base = model_loss(self.estimator_, Xq, yq, context.objective, **self._loss_kw)
+        out = np.zeros((len(base), self.n_train_))
+        edited = np.flatnonzero(targets != self._y_enc)
+        labels = targets if self._classes is None else self._classes[targets.astype(np.intp)]
+        spec = self._spec(query_objective=context.objective)
+        tasks = [(int(i), labels[i]) for i in edited]
+        for res in self._run(_relabel_batch, spec, tasks, Xq, yq, desc="relabelled refits"):
+            if res["error"] is not None:
+                raise RuntimeError(
+                    f"LOO: the refit with training row {res['task']} relabelled failed: "
+                    f"{res['error']}"
+                )
+            out[:, res["task"]] = res["query"] - base
+        return out
 
     def _query_matrix(self, Xq, yq, objective, reduce="rows"):
         base = _reduce(model_loss(self.estimator_, Xq, yq, objective, **self._loss_kw), reduce)

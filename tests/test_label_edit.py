@@ -215,3 +215,28 @@ def test_leaf_refit_label_edit_is_the_relabelled_refit(case):
         # the stored (float32) leaves differ from a float64 refit by ~1e-8
         np.testing.assert_allclose(got[:, i], expected, rtol=1e-5, atol=1e-6 * np.abs(got).max())
     np.testing.assert_array_equal(est.label_edit(X[:2], y[:2], new_labels=y), 0.0)
+
+
+@pytest.mark.parametrize("task", ["regression", "binary"])
+def test_loo_label_edit_is_the_relabelled_retraining(task):
+    from sklearn.base import clone
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+
+    X, y = model_table.data(task)
+    X, y = X[:40], y[:40]
+    cls = GradientBoostingRegressor if task == "regression" else GradientBoostingClassifier
+    model = cls(n_estimators=5, max_depth=2, random_state=0).fit(X, y)
+    new = _new_labels(task, y, np.random.default_rng(4))
+    new[::3] = y[::3]  # some rows keep their label
+    got = sk.LOO(model).fit(X, y).label_edit(X[:3], y[:3], new_labels=new)
+
+    def loss(m):
+        if task == "regression":
+            return 0.5 * (y[:3] - m.predict(X[:3])) ** 2
+        return -np.log(np.clip(m.predict_proba(X[:3])[np.arange(3), y[:3]], 1e-5, 1 - 1e-5))
+
+    for i in (0, 1, 7):
+        edited = y.copy()
+        edited[i] = new[i]
+        expected = loss(clone(model).fit(X, edited)) - loss(model)
+        np.testing.assert_allclose(got[:, i], expected, rtol=1e-10, atol=1e-12)
