@@ -176,7 +176,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     _explains_trained_rows = True
     #: layout of the fitted state; bumped when it changes, so that an explainer pickled
     #: with another layout is refused with a clear message instead of failing later
-    _STATE_FORMAT = 4
+    _STATE_FORMAT = 5
 
     def __getstate__(self):
         state = super().__getstate__()
