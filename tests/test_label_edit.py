@@ -240,3 +240,29 @@ def test_loo_label_edit_is_the_relabelled_retraining(task):
         edited[i] = new[i]
         expected = loss(clone(model).fit(X, edited)) - loss(model)
         np.testing.assert_allclose(got[:, i], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_targeted_edit_protocol_ranks_by_label_edit():
+    """The paper's targeted-edit protocol relabels each query's top rows to its
+    adversarial label; a method with a label-edit form ranks them by it."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from skinfluence.evaluation import single_query_curve
+
+    X, y = model_table.data("binary")
+    model = GradientBoostingClassifier(n_estimators=5, max_depth=2, random_state=0)
+    Xt, yt, Xq, yq = X[:120], y[:120], X[120:123], y[120:123]
+    res = single_query_curve(model, Xt, yt, Xq, yq, sk.BoostIn(), edit="targeted")
+    assert res.attrs["ranked_by"] == "label_edit"
+    # the rows edited first are those whose relabelling raises the query's loss most
+    from skinfluence.evaluation._single import _label_edit_rankings
+
+    fitted = model.fit(Xt, yt)
+    exp = sk.BoostIn(fitted).fit(Xt, yt)
+    adv = 1 - yq
+    R = _label_edit_rankings(exp, fitted, Xt, yt, Xq, yq, adv)
+    for e in range(3):
+        change = exp.label_edit(Xq[e : e + 1], yq[e : e + 1], new_labels=adv[e])[0]
+        np.testing.assert_array_equal(R[e], np.argsort(-change, kind="stable"))
+    res = single_query_curve(model, Xt, yt, Xq, yq, sk.TREX(), edit="targeted")
+    assert res.attrs["ranked_by"] == "removal"

@@ -111,7 +111,10 @@ def single_query_curve(
         independently for every query. ``"poison"``: training-mean features plus
         ``"relabel"``'s labels. ``"targeted"``: the adversarial label of the query
         (binary: the other class; multiclass: the most probable other class;
-        regression: the training quartile on the other side of the median).
+        regression: the training quartile on the other side of the median); an
+        estimator with a label-edit form (:ref:`methods-label-edit`) then ranks the rows
+        by its label-edit influence toward that label, as the paper's LE methods do
+        (``attrs["ranked_by"]`` says which ranking was used).
     fractions : sequence of float, default=None
         Fractions of the training set to edit; default ``(0, .001, .005, .01, .015,
         .02)`` and, for ``"targeted"``, ``(0, .002, ..., .02)``.
@@ -128,7 +131,7 @@ def single_query_curve(
         One row per (query, fraction): ``query``, ``fraction``, ``n_edited``, ``loss``,
         ``prediction`` (label or value), ``correct`` (classification: predicted label ==
         label) and ``loss_change`` (loss minus the unedited model's loss). ``attrs``
-        hold ``edit`` and ``task``.
+        hold ``edit``, ``task`` and ``ranked_by`` (``"label_edit"`` or ``"removal"``).
 
     Examples
     --------
@@ -157,10 +160,16 @@ def single_query_curve(
     need = int(counts.max())
     full = _fit(template, X_train, y)
     base = scorer.evaluate(full, X_query, yq)
-    R = _query_rankings(influence, ranking, full, X_train, y, X_query, yq, need)
     seed = base_seed(random_state)
     if edit == "targeted":
         adv = _adversarial_labels(task, classes, yq, base.get("proba"), y)
+    ranked_by = "removal"
+    R = None
+    if edit == "targeted" and ranking is None and _is_explainer(influence):
+        R = _label_edit_rankings(influence, full, X_train, y, X_query, yq, adv)
+        ranked_by = "removal" if R is None else "label_edit"
+    if R is None:
+        R = _query_rankings(influence, ranking, full, X_train, y, X_query, yq, need)
     mean_row = _mean_row(X_train) if edit == "poison" else None
 
     jobs, keys = [], []
@@ -208,7 +217,23 @@ def single_query_curve(
     cols["prediction"] = np.asarray(cols["prediction"])
     if task != "regression":
         cols["correct"] = cols["prediction"] == yq[q]
-    return _to_result(cols, {"edit": edit, "task": task, "protocol": "single_query"})
+    attrs = {"edit": edit, "task": task, "protocol": "single_query", "ranked_by": ranked_by}
+    return _to_result(cols, attrs)
+
+
+def _label_edit_rankings(influence, model, X, y, Xq, yq, adv):
+    """Per-query training rows by descending label-edit influence toward the query's
+    adversarial label, or None when the method has no label-edit form."""
+    exp = _fitted_explainer(influence, model, X, y)
+    R = np.empty((Xq.shape[0], X.shape[0]), dtype=np.int64)
+    for label in np.unique(adv):
+        rows = np.flatnonzero(adv == label)
+        try:
+            change = exp.label_edit(_safe_indexing(Xq, rows), yq[rows], new_labels=label)
+        except NotImplementedError:
+            return None
+        R[rows] = _descending(change)
+    return R
 
 
 def _counterfactual_worker(template, X, y, Xq, task, median, jobs):
