@@ -182,7 +182,8 @@ class BoostIn(BaseInfluence):
             )
         self.derivatives_ = np.ascontiguousarray(delta)
         self._train_leaves = leaves
-        self._self = (g * delta).sum(axis=1)
+        # g is not needed after this: its memory takes the products (no (n, T) temporary)
+        self._self = np.multiply(g, delta, out=g).sum(axis=1)
         self._tiles = _leaves.tiled(leaves, ens.leaf_offsets, self.derivatives_)
 
     def _query_arrays(self, X, leaves, y_enc, objective):
