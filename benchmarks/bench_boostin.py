@@ -5,6 +5,7 @@ Run from the repository root::
     python benchmarks/bench_boostin.py            # n_train in {1e3, 1e4, 1e5}
     python benchmarks/bench_boostin.py --quick    # n_train in {1e3, 1e4}
     python benchmarks/bench_boostin.py --interleaved 20   # speed-up at 1e5, 20 rounds
+    python benchmarks/bench_boostin.py --fit-ratio 9      # fit / LightGBM routing at 1e5
 
 Model: LightGBM binary classifier, 100 trees x 31 leaves, on synthetic data. Queries:
 1,000 rows. The baseline is a straightforward numpy implementation of the reference
@@ -19,6 +20,13 @@ output vary from 0.1 to 0.4 s on the benchmark machine). Speed-ups are given bes
 against best and median against median. The last column divides the transform time by the
 multiply-adds the exact sparse product has to do (times the number of threads): the
 kernel's cost per unit of unavoidable work.
+
+``fit`` is timed against LightGBM's own routing, ``predict(X, pred_leaf=True)`` on the
+same rows, alternating the two in one process (three rounds per size in the table,
+``--fit-ratio`` for more at 100,000 rows): the ratio of each round and their median.
+``fit`` routes the rows with that very call and checks the parsed trees against the
+library's raw prediction (``predict(X, raw_score=True)``) on every row, so two library
+passes over the data are its floor; ``--fit-ratio`` also times that raw prediction.
 
 Peak memory is the growth of the process's maximum resident set size during the call,
 measured in a fresh subprocess per (n_train, step).
@@ -70,6 +78,22 @@ def measure_memory(n_train, step):
     return peak_growth_mb(exp.self_influence)
 
 
+def fit_ratios(X, y, model, rounds, raw=False):
+    """``rounds`` alternations of ``BoostIn(model).fit(X, y)`` and the model's own
+    routing ``predict(X, pred_leaf=True)`` (and, with ``raw``, its raw prediction):
+    arrays of fit times, routing times, raw-prediction times and fit / routing ratios."""
+    from skinfluence import BoostIn
+
+    fits, routes, raws = [], [], []
+    for _ in range(rounds):
+        fits.append(timed(lambda: BoostIn(model).fit(X, y))[0])
+        routes.append(timed(lambda: model.predict(X, pred_leaf=True))[0])
+        if raw:
+            raws.append(timed(lambda: model.predict(X, raw_score=True))[0])
+    fits, routes = np.array(fits), np.array(routes)
+    return fits, routes, np.array(raws), fits / routes
+
+
 def run(n_train, dense_queries):
     import numba
 
@@ -78,6 +102,7 @@ def run(n_train, dense_queries):
     X, y, Xq, yq, model = train_and_queries(n_train, N_QUERIES)
     exp = BoostIn(model)
     t_fit, _ = timed(lambda: exp.fit(X, y))
+    _, t_route, _, fit_ratio = fit_ratios(X, y, model, rounds=3)
     exp.transform(Xq[:5], yq[:5])  # numba compilation / cache load
     t_tr, t_tr_median, M = timed_all(lambda: exp.transform(Xq, yq), repeat=5)
     t_self, _ = timed(lambda: exp.self_influence(), repeat=3)
@@ -94,6 +119,8 @@ def run(n_train, dense_queries):
     return {
         "n_train": n_train,
         "fit_s": t_fit,
+        "route_s": float(np.median(t_route)),
+        "fit_ratio": float(np.median(fit_ratio)),
         "transform_s": t_tr,
         "transform_median_s": t_tr_median,
         "ns_per_shared": 1e9
@@ -142,7 +169,30 @@ def main():
         help="only the speed-up at n_train=100,000, measured ROUNDS times alternating "
         "ours (1,000 queries) and the dense baseline (20 queries)",
     )
+    p.add_argument(
+        "--fit-ratio",
+        type=int,
+        metavar="ROUNDS",
+        help="only fit against LightGBM's predict(pred_leaf=True) at n_train=100,000, "
+        "ROUNDS alternating rounds",
+    )
     args = p.parse_args()
+    if args.fit_ratio:
+        from skinfluence import BoostIn
+
+        X, y, _, _, model = train_and_queries(100_000, N_QUERIES)
+        BoostIn(model).fit(X, y)  # numba compilation / cache load, first touch
+        f, r, raw, ratio = fit_ratios(X, y, model, args.fit_ratio, raw=True)
+        q1, med, q3 = np.percentile(ratio, [25, 50, 75])
+        print(
+            f"n_train=100,000, {len(ratio)} alternating rounds: fit median {np.median(f):.3f} s, "
+            f"predict(pred_leaf=True) median {np.median(r):.3f} s, "
+            f"predict(raw_score=True) median {np.median(raw):.3f} s; "
+            f"fit / pred_leaf median {med:.2f}x, quartiles {q1:.2f}x-{q3:.2f}x, "
+            f"range {ratio.min():.2f}x-{ratio.max():.2f}x"
+        )
+        print("rounds: " + ", ".join(f"{x:.2f}x" for x in ratio))
+        return
     if args.interleaved:
         r = interleaved_ratios(100_000, args.interleaved)
         q1, med, q3 = np.percentile(r, [25, 50, 75])
@@ -175,16 +225,18 @@ def main():
         rows.append(r)
         print(f"n_train={n}: done", file=sys.stderr)
     print(
-        "| n_train | fit (s) | transform 1000 q, best of 5 (s) | median (s) "
+        "| n_train | fit (s) | pred_leaf (s) | fit / pred_leaf, median of 3 "
+        "| transform 1000 q, best of 5 (s) | median (s) "
         "| ours / query (ms) | dense / query (ms) | speed-up (best) | speed-up (medians) "
         "| self_influence (s) "
         "| global_influence (s) | output (MiB) | peak transform (MiB) | peak fit (MiB) "
         "| shared-leaf work / dense work | ns per shared multiply-add and thread |"
     )
-    print("|" + "---|" * 15)
+    print("|" + "---|" * 17)
     for r in rows:
         print(
-            f"| {r['n_train']:,} | {r['fit_s']:.2f} | {r['transform_s']:.3f} | "
+            f"| {r['n_train']:,} | {r['fit_s']:.2f} | {r['route_s']:.3f} | "
+            f"{r['fit_ratio']:.2f}x | {r['transform_s']:.3f} | "
             f"{r['transform_median_s']:.3f} | "
             f"{r['transform_per_query_ms']:.3f} | {r['dense_per_query_ms']:.2f} | "
             f"{r['speedup']:.0f}x | {r['speedup_median']:.0f}x | "

@@ -141,13 +141,22 @@ class BoostIn(BaseInfluence):
         if self.leaf_scaling not in _SCALINGS:
             raise ValueError(f"leaf_scaling must be one of {_SCALINGS}, got {self.leaf_scaling!r}")
         ens = self.ensemble_
-        self._check_leaf_model(
-            leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol
-        )
-        n = len(leaves)
         if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
+            self._check_leaf_model(
+                leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol
+            )
             return _full_hessian.fit_boostin(self, leaves, y_enc, sample_weight)
-        terms = leaf_terms(ens, leaves, y_enc, sample_weight, terms=self.derivative == "exact")
+        self._validate_leaf_check(self.check_leaf_model)
+        n = len(leaves)
+        leaves = np.ascontiguousarray(leaves, dtype=np.int32)
+        exact = self.derivative == "exact"
+        # several steps per leaf: the derivative terms come from the steps themselves
+        multi = ens.leaf_steps > 1 or ens.leaf_step_method == "gradient"
+        # one replay serves the leaf-model check and the derivatives
+        terms = leaf_terms(ens, leaves, y_enc, sample_weight, terms=exact and multi)
+        self._check_leaf_model(
+            leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol, terms
+        )
         w, g, h = terms.weights, terms.gradients, terms.hessians
         # eta / beta where the leaf has a derivative (0: constant trees, clamped leaves)
         per_leaf = np.where(terms.coef != 0, -terms.coef, 0.0)
@@ -156,14 +165,25 @@ class BoostIn(BaseInfluence):
             power = 1 if self.leaf_scaling == "inverse_size" else 2
             with np.errstate(divide="ignore"):
                 per_leaf = np.where(counts > 0, per_leaf / counts**power, 0.0)
-        flat = ens.flat_leaves(leaves)
-        if self.derivative == "published":
-            delta = w[:, None] * (g + ens.leaf_values[flat] * h) * per_leaf[flat]
+        if exact and multi:
+            delta = w[:, None] * terms.source * per_leaf[ens.flat_leaves(leaves)]
         else:
-            delta = w[:, None] * terms.source * per_leaf[flat]
+            # published: the stored value v in the numerator; exact: v / eta (the
+            # single-step source term g + (v / eta) h, rounded alike)
+            values = ens.unshrunk_values if exact else ens.leaf_values
+            delta = _trees.boostin_derivatives(
+                leaves,
+                ens.leaf_offsets,
+                np.ascontiguousarray(w, dtype=np.float64),
+                g,
+                h,
+                np.ascontiguousarray(values, dtype=np.float64),
+                np.ascontiguousarray(per_leaf),
+            )
         self.derivatives_ = np.ascontiguousarray(delta)
         self._train_leaves = leaves
-        self._self = (g * delta).sum(axis=1)
+        # g is not needed after this: its memory takes the products (no (n, T) temporary)
+        self._self = np.multiply(g, delta, out=g).sum(axis=1)
         self._tiles = _leaves.tiled(leaves, ens.leaf_offsets, self.derivatives_)
 
     def _query_arrays(self, X, leaves, y_enc, objective):

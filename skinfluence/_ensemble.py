@@ -399,13 +399,15 @@ class TreeEnsemble:
                 )
         return "routing differs (input preprocessing, missing values or categories)"
 
-    def newton_values(self, leaves, y, sample_weight=None):
+    def newton_values(self, leaves, y, sample_weight=None, terms=None):
         """Recompute every leaf by the model's leaf rule from the training rows.
 
         Returns ``(v_hat, G, H)`` flat over leaves, with G, H the weighted sums of the
         gradients and hessians at the scores before each tree. The rule is one Newton
         step unless the model says otherwise (clamp, several steps; see
-        :mod:`skinfluence._leaf_rule`).
+        :mod:`skinfluence._leaf_rule`). ``terms``: the
+        :func:`~skinfluence._leaf_rule.leaf_terms` of these rows when a caller already
+        computed them (not for K x K Newton leaves): read, not recomputed.
         """
         if self.full_hessian:  # K x K Newton steps
             from ._full_hessian import newton_values
@@ -413,13 +415,17 @@ class TreeEnsemble:
             return newton_values(self, leaves, y, sample_weight)
         from ._leaf_rule import recomputed_values
 
-        return recomputed_values(self, leaves, y, sample_weight)
+        return recomputed_values(self, leaves, y, sample_weight, terms=terms)
 
-    def check_leaf_model(self, leaves, y, sample_weight=None, atol=1e-5, rtol=1e-5, error=True):
+    def check_leaf_model(
+        self, leaves, y, sample_weight=None, atol=1e-5, rtol=1e-5, error=True, terms=None
+    ):
         """Check that every stored leaf is one Newton step on the given training rows.
 
         Raises :class:`LeafModelError` (or warns when ``error=False``) naming the worst
         leaf, with a diagnosis. Returns the largest violation (0 when it passes).
+        ``terms``: as for :meth:`newton_values` (the replay of these rows, shared with
+        the method that checks).
         """
         if self.tree_type != "gbdt":
             raise LeafModelError(
@@ -430,7 +436,7 @@ class TreeEnsemble:
         from ._leaf_rule import describe_rule
 
         rule = _FULL_HESSIAN_STEP if self.full_hessian else describe_rule(self)
-        v_hat, G, H = self.newton_values(leaves, y, sample_weight)
+        v_hat, G, H = self.newton_values(leaves, y, sample_weight, terms=terms)
         v = self.leaf_values
         keep = ~np.repeat(self.constant_tree, self.n_leaves)
         excess = np.where(keep, np.abs(v_hat - v) - (atol + rtol * np.abs(v)), -np.inf)

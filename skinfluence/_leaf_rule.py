@@ -162,8 +162,11 @@ def leaf_terms(ens, leaves, y, sample_weight=None, *, kappa=False, terms=True):
     w = _weights(n, sample_weight)
     multi = ens.leaf_steps > 1 or ens.leaf_step_method == "gradient"
     g, h, kap, final = ens.replay(leaves, y, kappa=kappa and not multi)
-    G = _trees.leaf_sums(leaves, ens.leaf_offsets, np.ascontiguousarray(g * w[:, None]))
-    H = _trees.leaf_sums(leaves, ens.leaf_offsets, np.ascontiguousarray(h * w[:, None]))
+    # unit weights: g * 1 is g itself (no (n, T) copies)
+    gw = g if sample_weight is None else np.ascontiguousarray(g * w[:, None])
+    hw = h if sample_weight is None else np.ascontiguousarray(h * w[:, None])
+    G = _trees.leaf_sums(leaves, ens.leaf_offsets, gw)
+    H = _trees.leaf_sums(leaves, ens.leaf_offsets, hw)
     if multi:
         v_hat, beta, source, propagation, taken = _multi_step(ens, leaves, y, w)
         clamped = np.zeros(len(beta), dtype=bool)
@@ -184,9 +187,10 @@ def leaf_terms(ens, leaves, y, sample_weight=None, *, kappa=False, terms=True):
     return LeafTerms(w, g, h, kap, final, G, H, beta, coef, v_hat, source, propagation, *taken)
 
 
-def recomputed_values(ens, leaves, y, sample_weight=None):
-    """The leaf values the rule recomputes from the given rows (shrunk), ``G`` and ``H``."""
-    t = leaf_terms(ens, leaves, y, sample_weight, terms=False)
+def recomputed_values(ens, leaves, y, sample_weight=None, terms=None):
+    """The leaf values the rule recomputes from the given rows (shrunk), ``G`` and ``H``;
+    read from ``terms`` (:func:`leaf_terms` of the same rows) when given."""
+    t = leaf_terms(ens, leaves, y, sample_weight, terms=False) if terms is None else terms
     return t.recomputed, t.gradient_sums, t.hessian_sums
 
 

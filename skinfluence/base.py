@@ -412,13 +412,24 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             return (raw[:, 0] > 0.5).astype(np.float64)  # a forest's raw score is P(y=1)
         return predict_from_raw(ens.objective, raw).astype(np.float64)
 
-    def _check_leaf_model(self, leaves, y_enc, sample_weight, mode, atol, rtol):
+    @staticmethod
+    def _validate_leaf_check(mode):
         if mode not in ("raise", "warn"):
             raise ValueError(f"check_leaf_model must be 'raise' or 'warn', got {mode!r}")
+
+    def _check_leaf_model(self, leaves, y_enc, sample_weight, mode, atol, rtol, terms=None):
+        self._validate_leaf_check(mode)
         ens = self.ensemble_
-        # the rows themselves were checked by ``fit``
+        # the rows themselves were checked by ``fit``; ``terms``: their leaf terms, when
+        # the method computed them already
         ens.check_leaf_model(
-            leaves, y_enc, sample_weight, atol=atol, rtol=rtol, error=(mode == "raise")
+            leaves,
+            y_enc,
+            sample_weight,
+            atol=atol,
+            rtol=rtol,
+            error=(mode == "raise"),
+            terms=terms,
         )
 
     @staticmethod
