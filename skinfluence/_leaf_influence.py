@@ -139,11 +139,20 @@ class _LeafBase(BaseInfluence):
         ``_train`` and ``_labels``); returns the :class:`~skinfluence._leaf_rule.LeafTerms`
         (with the derivative terms when ``with_terms``)."""
         self._validate_params_leaf()
-        self._check_leaf_model(
-            leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol
-        )
+        self._validate_leaf_check(self.check_leaf_model)
         ens = self.ensemble_
         terms = leaf_terms(ens, leaves, y_enc, sample_weight, kappa=True, terms=with_terms)
+        # one replay serves the leaf-model check and the method (the K x K leaves are
+        # checked by their own rule)
+        self._check_leaf_model(
+            leaves,
+            y_enc,
+            sample_weight,
+            self.check_leaf_model,
+            self.atol,
+            self.rtol,
+            None if ens.full_hessian else terms,
+        )
         indptr, order = _leaves.group_by_leaf(leaves, ens.leaf_offsets)
         self._train = _li.TrainLeaves(
             leaves, np.ascontiguousarray(leaves.T), ens.leaf_offsets, indptr, order, ens.n_outputs
