@@ -181,8 +181,9 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         if not isinstance(w, numbers.Real) or isinstance(w, bool) or not 0 <= w <= 1:
             raise ValueError(f"loss_weight must be a number in [0, 1], got {w!r}")
         f = self.fraction
-        if not isinstance(f, numbers.Real) or isinstance(f, bool) or not 0 <= f <= 1:
-            raise ValueError(f"fraction must be a number in [0, 1], got {f!r}")
+        auto = isinstance(f, str) and f == "auto"
+        if not auto and (not isinstance(f, numbers.Real) or isinstance(f, bool) or not 0 <= f <= 1):
+            raise ValueError(f"fraction must be a number in [0, 1] or 'auto', got {f!r}")
         k = self.n_rows
         if k is not None and (not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 0):
             raise ValueError(f"n_rows must be None or a non-negative integer, got {k!r}")
@@ -288,7 +289,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
                 "balance='class' selects per class and needs a classifier; the model "
                 f"{type(template).__name__} is a regressor (use balance=None)"
             )
-        oof_folds = self.criterion == "oof" or self.loss_weight > 0
+        oof_folds = self.criterion == "oof" or self.loss_weight > 0 or self._auto()
         folds = None
         if oof_folds:
             folds = list(self._splitter(is_clf, y).split(np.empty((n, 1)), y))
@@ -297,14 +298,15 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         bar = _Steps(steps, self.verbose, type(self).__name__)
         try:
             influence, oof, full_model = self._score(X, y, sample_weight, template, folds, bar)
-            if oof is None and self.loss_weight > 0:
+            if oof is None and oof_folds:
                 oof = self._oof_predict(X, y, sample_weight, template, is_clf, folds, bar)
             harm = -influence if self.criterion != "self" else influence.copy()
             self.__dict__.pop("oof_loss_", None)
+            self.__dict__.pop("auto_budget_", None)
             if self.loss_weight > 0:
                 self.oof_loss_ = oof[1]
                 harm = self._blend(harm, oof[1])
-            selected = self._select(harm, y)
+            selected = self._select(harm, y, self._budget(n, y, oof, is_clf))
             kept, y_new, changed = self._act(
                 X, y, sample_weight, template, selected, oof, is_clf, bar
             )
@@ -398,10 +400,28 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             out[scored] = (1.0 - w) * r_harm + w * r_loss
         return out
 
-    def _select(self, harm, y):
+    def _auto(self):
+        return isinstance(self.fraction, str) and self.fraction == "auto"
+
+    def _budget(self, n, y, oof, is_clf):
+        """How many rows to act on: ``n_rows``, ``floor(fraction * n)`` or, with
+        ``fraction="auto"``, the rows the out-of-fold models contradict."""
+        if self.n_rows is not None:
+            return self.n_rows
+        if not self._auto():
+            return int(np.floor(self.fraction * n + 1e-9))
+        pred = oof[0]
+        if is_clf:
+            self.auto_budget_ = int(np.sum(pred != y))
+        else:
+            res = np.asarray(y, dtype=np.float64) - pred
+            mad = np.median(np.abs(res - np.median(res)))
+            self.auto_budget_ = int(np.sum(np.abs(res - np.median(res)) > 3 * 1.4826 * mad))
+        return self.auto_budget_
+
+    def _select(self, harm, y, budget):
         """Indices of the rows to act on, most harmful first (ties: lower index)."""
         n = len(harm)
-        budget = self.n_rows if self.n_rows is not None else int(np.floor(self.fraction * n + 1e-9))
         if budget > n:
             raise ValueError(
                 f"n_rows={self.n_rows} exceeds the {n} training rows; use fraction to "
@@ -524,10 +544,16 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         How rows are scored, e.g. ``BoostIn()`` (the default), ``LeafInfluence()`` or
         ``TREX()``. Its own ``estimator`` parameter is replaced by the model fitted
         here; its other parameters are kept (``method__<param>`` in a grid).
-    fraction : float in [0, 1], default=0.0
+    fraction : float in [0, 1] or "auto", default=0.0
         Share of the training rows to act on (the ``floor(fraction * n_samples)`` most
         harmful). ``0`` fits the model on the data as given (the baseline a grid search
-        compares with).
+        compares with). ``"auto"``: as many rows as the out-of-fold models (``cv``
+        folds) contradict: classifiers, the rows whose out-of-fold predicted class is
+        not their label; regressors, the rows whose out-of-fold residual is more than
+        3 scaled median absolute deviations (``3 * 1.4826 * MAD``) from the median
+        residual. The count is ``auto_budget_``; the rows acted on are still the most
+        harmful by ``criterion`` (and ``loss_weight``), not necessarily the
+        contradicted ones.
     n_rows : int, default=None
         Number of rows to act on; overrides ``fraction``.
     threshold : float, default=None
@@ -596,6 +622,8 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         (in (0, 1]). NaN for rows that were not scored.
     oof_loss_ : ndarray of shape (n_samples,)
         Each row's out-of-fold loss (only when ``loss_weight > 0``).
+    auto_budget_ : int
+        The number of rows ``fraction="auto"`` allowed (only then).
     selected_indices_ : ndarray of int
         Positions of the rows acted on, most harmful first.
     removed_indices_ : ndarray of int
@@ -625,13 +653,13 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
     Row positions are 0-based positions in the ``X`` given to ``fit`` (not DataFrame
     index labels). The cost of ``fit`` is the scoring (``"self"`` and ``"validation"``:
     one model fit plus one influence fit and a self- or global-influence pass;
-    ``"oof"``: ``cv`` of each) plus the final fit; ``loss_weight > 0`` adds ``cv``
-    model fits unless ``criterion="oof"``; relabelling with ``"self"`` or
-    ``"validation"`` adds ``cv`` model fits for the out-of-fold predictions (only when
-    some row is selected and they were not computed for ``loss_weight``). With
-    ``"self"`` and nothing selected, the scoring model is reused as ``estimator_``.
-    Memory is that of the influence method's ``fit`` (BoostIn: about 20 bytes per
-    training row and tree); no ``n x n`` matrix is formed.
+    ``"oof"``: ``cv`` of each) plus the final fit. ``loss_weight > 0`` and
+    ``fraction="auto"`` add ``cv`` model fits for out-of-fold predictions unless
+    ``criterion="oof"`` (whose fold models are reused); so does relabelling with
+    ``"self"`` or ``"validation"`` when some row is selected. With ``"self"`` and nothing
+    selected, the scoring model is reused as ``estimator_``. Memory is that of the
+    influence method's ``fit`` (BoostIn: about 20 bytes per training row and tree);
+    no ``n x n`` matrix is formed.
 
     Cleaning that would leave a class without rows, or no rows at all, raises a
     ``ValueError``; inside ``GridSearchCV`` such a candidate gets ``error_score``.
@@ -809,7 +837,7 @@ loss_weight, validation_size, cv, random_state, verbose
     sample_indices_ : ndarray of int
         Positions of the rows returned by ``fit_resample`` (as in imbalanced-learn).
     kept_indices_, removed_indices_, selected_indices_, relabeled_indices_, \
-relabeled_from_, relabeled_to_, influence_, harm_, oof_loss_, method_
+relabeled_from_, relabeled_to_, influence_, harm_, oof_loss_, auto_budget_, method_
         As in :class:`InfluenceCleaner`.
     n_features_in_ : int
         Number of features seen in ``fit``.

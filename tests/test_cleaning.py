@@ -407,3 +407,41 @@ def test_new_parameters_in_a_grid_and_their_errors():
     Xr, yr = make_data("squared_error", n=60, seed=13)
     with pytest.raises(ValueError, match="needs a classifier"):
         InfluenceCleaner(hgb_regressor(), fraction=0.1, balance="class").fit(Xr, yr)
+
+
+def test_fraction_auto_acts_on_as_many_rows_as_the_folds_contradict():
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y = make_data("binary", n=150, seed=14)
+    y[:15] = 1 - y[:15]
+    cleaner = InfluenceCleaner(hgb_classifier(), fraction="auto", cv=3, random_state=0)
+    cleaner.fit(X, y)
+    pred = np.empty(150, dtype=y.dtype)
+    for tr, va in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
+        pred[va] = hgb_classifier().fit(X[tr], y[tr]).predict(X[va])
+    assert cleaner.auto_budget_ == int(np.sum(pred != y)) > 0
+    assert len(cleaner.removed_indices_) == cleaner.auto_budget_
+    # the most harmful rows by self-influence, as with a fixed budget
+    fixed = clone(cleaner).set_params(fraction=0.0, n_rows=cleaner.auto_budget_).fit(X, y)
+    np.testing.assert_array_equal(cleaner.removed_indices_, fixed.removed_indices_)
+    assert not hasattr(fixed, "auto_budget_")
+
+    Xr, yr = make_data("squared_error", n=120, seed=14)
+    yr[:6] += 50.0
+    reg = InfluenceCleaner(
+        make_model("lightgbm", "squared_error"),
+        fraction="auto",
+        loss_weight=1.0,
+        cv=3,
+        random_state=0,
+    ).fit(Xr, yr)
+    res = np.empty(120)
+    for tr, va in KFold(3, shuffle=True, random_state=0).split(Xr):
+        model = make_model("lightgbm", "squared_error").fit(Xr[tr], yr[tr])
+        res[va] = yr[va] - model.predict(Xr[va])
+    dev = np.abs(res - np.median(res))
+    assert reg.auto_budget_ == int(np.sum(dev > 3 * 1.4826 * np.median(dev)))
+    assert 6 <= reg.auto_budget_ <= 20
+    assert np.isin(np.arange(6), reg.removed_indices_).all()
+    with pytest.raises(ValueError, match="or 'auto'"):
+        clone(cleaner).set_params(fraction="all").fit(X, y)
