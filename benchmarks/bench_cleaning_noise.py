@@ -547,14 +547,15 @@ def per_group_table(rows, arms):
 
 def diagnostics(rows):
     lines = [
-        "| arm | detection AUC of the ranking score | clean rare-class rows: median harm minus "
+        "| task | arm | detection AUC of the ranking score | clean rare-class rows: median harm "
+        "minus "
         "the others', in sd of harm | share of rows acted on | grid: best fraction on the "
         "clean test | grid: regret of the pick |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     arms = list(dict.fromkeys(r["arm"] for r in rows))
-    for arm in arms:
-        sel = [r for r in rows if r["arm"] == arm]
+    for task, arm in [(t, a) for t in ("binary", "multiclass", "regression") for a in arms]:
+        sel = [r for r in rows if r["arm"] == arm and r["task"] == task]
         da = [r.get("detect_auc", np.nan) for r in sel]
         hr = [r.get("harm_rare_vs_rest", np.nan) for r in sel]
         pf = [r.get("acted_share", np.nan) for r in sel]
@@ -564,7 +565,7 @@ def diagnostics(rows):
         if not any(np.isfinite(x).any() for x in (da, hr, pf)):
             continue
         vals = [_fmt(np.nanmean(x)) if np.isfinite(x).any() else "" for x in (da, hr, pf, of, rg)]
-        lines.append(f"| {arm} | " + " | ".join(vals) + " |")
+        lines.append(f"| {task} | {arm} | " + " | ".join(vals) + " |")
     return lines
 
 

@@ -6,6 +6,7 @@ from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, KFold, train_test_split
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skinfluence import BoostIn
 from skinfluence.cleaning import InfluenceCleaner, InfluenceSampler
@@ -445,3 +446,29 @@ def test_fraction_auto_acts_on_as_many_rows_as_the_folds_contradict():
     assert np.isin(np.arange(6), reg.removed_indices_).all()
     with pytest.raises(ValueError, match="or 'auto'"):
         clone(cleaner).set_params(fraction="all").fit(X, y)
+
+
+_NEW_OPTIONS = [
+    InfluenceCleaner(
+        hgb_classifier(max_iter=5), fraction=0.1, balance="class", loss_weight=0.5, cv=3
+    ),
+    InfluenceCleaner(hgb_regressor(), fraction="auto", loss_weight=1.0, cv=3),
+    InfluenceSampler(hgb_classifier(max_iter=5), fraction="auto", balance="class", cv=3),
+]
+
+
+@parametrize_with_checks(
+    _NEW_OPTIONS,
+    expected_failed_checks=lambda est: (
+        {}
+        if isinstance(est, InfluenceSampler)
+        else {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "the budget counts rows: weight 2 and a repeated row clean differently"
+            )
+        }
+    ),
+    xfail_strict=True,
+)
+def test_new_options_are_scikit_learn_compatible(estimator, check):
+    check(estimator)
