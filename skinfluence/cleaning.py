@@ -36,7 +36,7 @@ __all__ = ["InfluenceCleaner", "InfluenceSampler"]
 
 _CRITERIA = ("self", "validation", "oof")
 _ACTIONS = ("remove", "relabel")
-_BALANCES = (None, "class")
+_BALANCES = (None, "class", "scale")
 
 
 # ------------------------------------------------------------------------- helpers
@@ -113,6 +113,24 @@ def _class_quota_mask(labels, budget):
     for c in range(len(classes)):
         keep[np.flatnonzero(inverse == c)[: quota[c]]] = True
     return keep
+
+
+def _scale_by_class(harm, y):
+    """``harm`` standardised within each class: minus the class median, over the
+    class's scaled median absolute deviation (``1.4826 * MAD``; its standard deviation
+    if the MAD is 0, and 1 if both are). NaN (unscored) entries stay NaN."""
+    out = np.full(len(harm), np.nan)
+    for c in np.unique(y):
+        rows = np.flatnonzero((y == c) & ~np.isnan(harm))
+        if len(rows) == 0:
+            continue
+        h = harm[rows]
+        med = np.median(h)
+        spread = 1.4826 * np.median(np.abs(h - med))
+        if not spread > 0:
+            spread = np.std(h) if np.std(h) > 0 else 1.0
+        out[rows] = (h - med) / spread
+    return out
 
 
 # ------------------------------------------------------------------- shared base
@@ -284,10 +302,10 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         is_clf = is_classifier(template)
         self._classes = np.unique(y) if is_clf else None
 
-        if self.balance == "class" and not is_clf:
+        if self.balance is not None and not is_clf:
             raise ValueError(
-                "balance='class' selects per class and needs a classifier; the model "
-                f"{type(template).__name__} is a regressor (use balance=None)"
+                f"balance={self.balance!r} works per class and needs a classifier; the "
+                f"model {type(template).__name__} is a regressor (use balance=None)"
             )
         oof_folds = self.criterion == "oof" or self.loss_weight > 0 or self._auto()
         folds = None
@@ -306,6 +324,8 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             if self.loss_weight > 0:
                 self.oof_loss_ = oof[1]
                 harm = self._blend(harm, oof[1])
+            if self.balance == "scale":
+                harm = _scale_by_class(harm, y)
             selected = self._select(harm, y, self._budget(n, y, oof, is_clf))
             kept, y_new, changed = self._act(
                 X, y, sample_weight, template, selected, oof, is_clf, bar
@@ -576,13 +596,16 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         ``"remove"``: drop the selected rows. ``"relabel"``: replace their target by the
         out-of-fold prediction of the model (classification: the predicted class;
         regression: the predicted value) and keep every row.
-    balance : {None, "class"}, default=None
-        How the budget is shared among classes. ``None``: the most harmful rows
-        overall. ``"class"`` (classifiers only): every class gets a share of the
-        budget proportional to its number of rows (largest remainders), filled with
-        its own most harmful rows, so cleaning does not thin out one class (influence
-        scales differ between classes: on imbalanced data the rarer class tends to
-        have the larger self-influence).
+    balance : {None, "class", "scale"}, default=None
+        How the budget is shared among classes (classifiers only). ``None``: the most
+        harmful rows overall. ``"class"``: every class gets a share of the budget
+        proportional to its number of rows (largest remainders), filled with its own
+        most harmful rows, so cleaning does not thin out one class (influence scales
+        differ between classes: on imbalanced data the rarer class tends to have the
+        larger self-influence). ``"scale"``: the harm is standardised within each
+        class (minus the class median, over ``1.4826`` times the class's median
+        absolute deviation) and the most harmful rows overall are taken, so a class
+        gets more of the budget only where its rows stand out from their own class.
     loss_weight : float in [0, 1], default=0.0
         Blend the influence ranking with the out-of-fold loss of each row: the
         ranking score becomes ``(1 - loss_weight) * r_harm + loss_weight * r_loss``,
@@ -619,7 +642,8 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
     harm_ : ndarray of shape (n_samples,)
         The ranking score, larger = more harmful: ``influence_`` for ``"self"``,
         ``-influence_`` otherwise; with ``loss_weight > 0`` the blended rank score
-        (in (0, 1]). NaN for rows that were not scored.
+        (in (0, 1]); with ``balance="scale"`` standardised within each class. NaN for
+        rows that were not scored.
     oof_loss_ : ndarray of shape (n_samples,)
         Each row's out-of-fold loss (only when ``loss_weight > 0``).
     auto_budget_ : int

@@ -337,6 +337,26 @@ def test_balance_class_gives_every_class_its_share_of_the_budget():
     np.testing.assert_allclose(bal.predict_proba(X), ref.predict_proba(X))
 
 
+def test_balance_scale_standardises_the_harm_within_each_class():
+    X, y = make_data("multiclass", n=150, seed=15)
+    base = InfluenceCleaner(hgb_classifier(), n_rows=15).fit(X, y)
+    scaled = clone(base).set_params(balance="scale").fit(X, y)
+    np.testing.assert_array_equal(scaled.influence_, base.influence_)
+    for c in np.unique(y):
+        h = base.harm_[y == c]
+        med = np.median(h)
+        expect = (h - med) / (1.4826 * np.median(np.abs(h - med)))
+        np.testing.assert_allclose(scaled.harm_[y == c], expect, rtol=1e-12)
+    top = np.lexsort((np.arange(150), -scaled.harm_))[:15]
+    np.testing.assert_array_equal(scaled.selected_indices_, top)
+    # a constant score within a class: no division by zero
+    Xs, ys = make_data("binary", n=60, seed=15)
+    from skinfluence.cleaning import _scale_by_class
+
+    out = _scale_by_class(np.where(ys == 0, 2.0, np.arange(60.0)), ys)
+    assert np.all(out[ys == 0] == 0) and np.all(np.isfinite(out))
+
+
 def test_loss_weight_one_ranks_by_the_out_of_fold_loss():
     from sklearn.model_selection import StratifiedKFold
 
@@ -406,8 +426,9 @@ def test_new_parameters_in_a_grid_and_their_errors():
         with pytest.raises(ValueError, match="loss_weight must be a number"):
             clone(cleaner).set_params(loss_weight=bad).fit(X, y)
     Xr, yr = make_data("squared_error", n=60, seed=13)
-    with pytest.raises(ValueError, match="needs a classifier"):
-        InfluenceCleaner(hgb_regressor(), fraction=0.1, balance="class").fit(Xr, yr)
+    for balance in ("class", "scale"):
+        with pytest.raises(ValueError, match="needs a classifier"):
+            InfluenceCleaner(hgb_regressor(), fraction=0.1, balance=balance).fit(Xr, yr)
 
 
 def test_fraction_auto_acts_on_as_many_rows_as_the_folds_contradict():
@@ -454,6 +475,7 @@ _NEW_OPTIONS = [
     ),
     InfluenceCleaner(hgb_regressor(), fraction="auto", loss_weight=1.0, cv=3),
     InfluenceSampler(hgb_classifier(max_iter=5), fraction="auto", balance="class", cv=3),
+    InfluenceCleaner(hgb_classifier(max_iter=5), fraction=0.1, balance="scale"),
 ]
 
 
