@@ -116,6 +116,11 @@ FIXED = {
         "loss_weight": 0.5,
         "action": "relabel",
     },
+    # added after the first partial full run (run with --arms to add them to it)
+    "self_scaled": {"balance": "scale"},
+    "auto_balanced": {"fraction": "auto", "balance": "class"},
+    "auto_scaled": {"fraction": "auto", "balance": "scale"},
+    "auto_scaled_loss0.5": {"fraction": "auto", "balance": "scale", "loss_weight": 0.5},
 }
 #: grids over the fractions of a variant: name -> InfluenceCleaner parameters
 VARIANT_GRIDS = {
@@ -379,31 +384,38 @@ def grid_rows(name, cands, fractions):
     return rows
 
 
-def run_setting(ds, noise, rate, seed, kind, n_train, quick):
+def run_setting(ds, noise, rate, seed, kind, n_train, quick, only=None):
+    """Every arm in one setting (``only``: just these arms, for adding arms to a run)."""
     X, y, task = load(ds)
     Xtr, ytr, Xte, yte = split(X, y, task, n_train, seed)
     y_noisy, mask = corrupt(Xtr, ytr, task, noise, rate, seed)
     k = int(y.max()) + 1 if task != "regression" else 0
     model = make_model(kind, task, seed)
     rows = []
-    t0 = time.perf_counter()
+
+    def want(name):
+        return only is None or name in only
 
     def add(row):
         row["sec"] = round(time.perf_counter() - add.t, 2)
         add.t = time.perf_counter()
         rows.append(row)
 
-    add.t = t0
+    add.t = time.perf_counter()
     for arm, yy in (("none", y_noisy), ("truth", ytr)):
-        fitted = clone(model).fit(Xtr, yy)
-        s1, s2 = task_metric(fitted, Xte, yte, task, k)
-        add({"arm": arm, "score": s1, "score2": s2})
-    add(run_cleanlab(model, Xtr, y_noisy, mask, Xte, yte, task, k, seed))
-    default = InfluenceCleaner(clone(model)).fit(Xtr, y_noisy)
-    s1, s2 = task_metric(default, Xte, yte, task, k)
-    add({"arm": "ic_default", "score": s1, "score2": s2, "n_sel": len(default.selected_indices_)})
+        if want(arm):
+            fitted = clone(model).fit(Xtr, yy)
+            s1, s2 = task_metric(fitted, Xte, yte, task, k)
+            add({"arm": arm, "score": s1, "score2": s2})
+    if want("cleanlab"):
+        add(run_cleanlab(model, Xtr, y_noisy, mask, Xte, yte, task, k, seed))
+    if want("ic_default"):
+        default = InfluenceCleaner(clone(model)).fit(Xtr, y_noisy)
+        s1, s2 = task_metric(default, Xte, yte, task, k)
+        row = {"arm": "ic_default", "score": s1, "score2": s2}
+        add({**row, "n_sel": len(default.selected_indices_)})
     for name, params in FIXED.items():
-        if quick and name not in QUICK_FIXED:
+        if (quick and name not in QUICK_FIXED) or not want(name):
             continue
         if task == "regression" and params.get("balance"):
             continue
@@ -412,13 +424,14 @@ def run_setting(ds, noise, rate, seed, kind, n_train, quick):
         except ValueError as exc:
             print(f"    {name}: {exc}", file=sys.stderr)
     data = (model, Xtr, y_noisy, ytr, mask, Xte, yte, task, k, seed)
-    cands = run_grid("grid", {}, GRID_FRACTIONS, *data)
-    for gname, fr in GRIDS.items():
-        rows.extend(grid_rows(gname, cands, fr))
+    if want("grid") or want("grid_issue"):
+        cands = run_grid("grid", {}, GRID_FRACTIONS, *data)
+        for gname, fr in GRIDS.items():
+            rows.extend(grid_rows(gname, cands, fr))
     for gname, params in VARIANT_GRIDS.items():
         if task == "regression" and params.get("balance"):
             continue
-        if quick and gname != "grid_bal_loss0.5":
+        if (quick and gname != "grid_bal_loss0.5") or not want(gname):
             continue
         fr = VARIANT_FRACTIONS
         cands = run_grid(gname, params, fr, *data)
@@ -477,6 +490,8 @@ def summarize(rows):
     by_setting = {}
     for r in rows:
         by_setting.setdefault(_key(r), {})[r["arm"]] = r
+    # a setting of an --arms run that the main run has not reached has no anchor
+    by_setting = {k: v for k, v in by_setting.items() if "none" in v and "cleanlab" in v}
     arms = list(dict.fromkeys(r["arm"] for r in rows))
     lines = []
     n_set = len(by_setting)
@@ -541,6 +556,8 @@ def per_group_table(rows, arms):
         "|---" * (5 + len(arms)) + "|",
     ]
     for g, v in sorted(groups.items()):
+        if "none" not in v:
+            continue
         cells = [f"{np.mean(v[a]):.4f}" if a in v else "" for a in arms]
         lines.append(
             f"| {g[0]} | {g[1]} | {g[2]} | {g[3]} | {len(v['none'])} | " + " | ".join(cells) + " |"
@@ -596,6 +613,14 @@ def main():
     p.add_argument("--n-train", type=int)
     p.add_argument("--json", help="results file (default: results/cleaning_noise[_quick].json)")
     p.add_argument("--report-only", action="store_true")
+    p.add_argument(
+        "--arms",
+        nargs="*",
+        help="run only these arms (to add arms to the settings of an earlier run: the "
+        "splits, noise and models are seeded, so the arms stay paired); their rows go to "
+        "--json, read together with --extra-json files by the report",
+    )
+    p.add_argument("--extra-json", nargs="*", default=[], help="more result files to report")
     args = p.parse_args()
     quick = args.quick
     config = {
@@ -614,9 +639,14 @@ def main():
     stem = "_quick" if quick else ""
     path = Path(args.json or str(OUT_JSON).replace(".json", f"{stem}.json"))
     out_md = path.with_suffix(".md")
-    rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    stored = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    rows = stored["rows"]
+    if args.report_only and "config" in stored:
+        config = stored["config"]  # what was run, not this command line's defaults
+    extra = [r for f in args.extra_json for r in json.loads(Path(f).read_text())["rows"]]
+    only = set(args.arms) if args.arms else None
     if not args.report_only:
-        done = {_key(r) for r in rows}
+        done = {_key(r) for r in rows if only is None or r["arm"] in only}
         warnings.simplefilter("ignore")
         os.environ.setdefault("PYTHONWARNINGS", "ignore")
         with threadpool_limits(1):
@@ -633,20 +663,20 @@ def main():
                 if (ds, noise, rate, seed, kind) in done:
                     continue
                 t = time.perf_counter()
-                new = run_setting(ds, noise, rate, seed, kind, config["n_train"], quick)
+                new = run_setting(ds, noise, rate, seed, kind, config["n_train"], quick, only)
                 rows.extend(new)
                 path.write_text(json.dumps({"config": config, "rows": rows}))
-                write_report(rows, config, out_md)
-                by = {r["arm"]: r["score"] for r in new}
+                if only is None:
+                    write_report(rows + extra, config, out_md)
+                scores = " ".join(f"{r['arm']} {r['score']:.4f}" for r in new[:6])
                 print(
-                    f"{ds:13s} {noise:8s} {rate:.2f} s{seed} {kind:8s} "
-                    f"none {by['none']:.4f} truth {by['truth']:.4f} "
-                    f"cleanlab {by['cleanlab']:.4f} self {by.get('self', np.nan):.4f} "
-                    f"grid {by['grid']:.4f} {time.perf_counter() - t:6.1f}s",
+                    f"{ds:13s} {noise:8s} {rate:.2f} s{seed} {kind:8s} {scores} "
+                    f"{time.perf_counter() - t:6.1f}s",
                     flush=True,
                 )
-    write_report(rows, config, out_md)
-    print("\n".join(summarize(rows)))
+    if only is None:
+        write_report(rows + extra, config, out_md)
+        print("\n".join(summarize(rows + extra)))
 
 
 if __name__ == "__main__":
