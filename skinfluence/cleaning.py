@@ -36,6 +36,7 @@ __all__ = ["InfluenceCleaner", "InfluenceSampler"]
 
 _CRITERIA = ("self", "validation", "oof")
 _ACTIONS = ("remove", "relabel")
+_BALANCES = (None, "class", "scale")
 
 
 # ------------------------------------------------------------------------- helpers
@@ -98,6 +99,40 @@ def _with_y_like(y_orig, values):
     return values
 
 
+def _class_quota_mask(labels, budget):
+    """Mask over ``labels`` (rows in ranking order) keeping, for every class, its first
+    ``q_c`` rows, where the quotas ``q_c`` share ``budget`` in proportion to the class
+    counts (largest remainders, ties to the earlier class) and never exceed them."""
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    exact = budget * counts / counts.sum()
+    quota = np.floor(exact).astype(np.intp)
+    rest = budget - int(quota.sum())
+    if rest > 0:
+        quota[np.argsort(-(exact - quota), kind="stable")[:rest]] += 1
+    keep = np.zeros(len(labels), dtype=bool)
+    for c in range(len(classes)):
+        keep[np.flatnonzero(inverse == c)[: quota[c]]] = True
+    return keep
+
+
+def _scale_by_class(harm, y):
+    """``harm`` standardised within each class: minus the class median, over the
+    class's scaled median absolute deviation (``1.4826 * MAD``; its standard deviation
+    if the MAD is 0, and 1 if both are). NaN (unscored) entries stay NaN."""
+    out = np.full(len(harm), np.nan)
+    for c in np.unique(y):
+        rows = np.flatnonzero((y == c) & ~np.isnan(harm))
+        if len(rows) == 0:
+            continue
+        h = harm[rows]
+        med = np.median(h)
+        spread = 1.4826 * np.median(np.abs(h - med))
+        if not spread > 0:
+            spread = np.std(h) if np.std(h) > 0 else 1.0
+        out[rows] = (h - med) / spread
+    return out
+
+
 # ------------------------------------------------------------------- shared base
 class _Cleaned(NamedTuple):
     """What :meth:`_BaseInfluenceCleaning._clean` hands to ``fit`` / ``fit_resample``."""
@@ -130,6 +165,8 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         threshold=None,
         criterion="self",
         action="remove",
+        balance=None,
+        loss_weight=0.0,
         validation_size=0.2,
         cv=5,
         random_state=None,
@@ -142,6 +179,8 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         self.threshold = threshold
         self.criterion = criterion
         self.action = action
+        self.balance = balance
+        self.loss_weight = loss_weight
         self.validation_size = validation_size
         self.cv = cv
         self.random_state = random_state
@@ -153,9 +192,16 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             raise ValueError(f"criterion must be one of {_CRITERIA}, got {self.criterion!r}")
         if self.action not in _ACTIONS:
             raise ValueError(f"action must be one of {_ACTIONS}, got {self.action!r}")
+        b = self.balance
+        if not (b is None or (isinstance(b, str) and b in _BALANCES)):
+            raise ValueError(f"balance must be one of {_BALANCES}, got {self.balance!r}")
+        w = self.loss_weight
+        if not isinstance(w, numbers.Real) or isinstance(w, bool) or not 0 <= w <= 1:
+            raise ValueError(f"loss_weight must be a number in [0, 1], got {w!r}")
         f = self.fraction
-        if not isinstance(f, numbers.Real) or isinstance(f, bool) or not 0 <= f <= 1:
-            raise ValueError(f"fraction must be a number in [0, 1], got {f!r}")
+        auto = isinstance(f, str) and f == "auto"
+        if not auto and (not isinstance(f, numbers.Real) or isinstance(f, bool) or not 0 <= f <= 1):
+            raise ValueError(f"fraction must be a number in [0, 1] or 'auto', got {f!r}")
         k = self.n_rows
         if k is not None and (not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 0):
             raise ValueError(f"n_rows must be None or a non-negative integer, got {k!r}")
@@ -256,18 +302,33 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         is_clf = is_classifier(template)
         self._classes = np.unique(y) if is_clf else None
 
-        steps = {"self": 3, "validation": 3, "oof": None}[self.criterion]
+        if self.balance is not None and not is_clf:
+            raise ValueError(
+                f"balance={self.balance!r} works per class and needs a classifier; the "
+                f"model {type(template).__name__} is a regressor (use balance=None)"
+            )
+        oof_folds = self.criterion == "oof" or self.loss_weight > 0 or self._auto()
         folds = None
-        if self.criterion == "oof":
+        if oof_folds:
             folds = list(self._splitter(is_clf, y).split(np.empty((n, 1)), y))
-            steps = len(folds) + 1
+        steps = {"self": 3, "validation": 3, "oof": 1}[self.criterion]
+        steps += len(folds) if oof_folds else 0
         bar = _Steps(steps, self.verbose, type(self).__name__)
         try:
-            influence, oof_pred, full_model = self._score(X, y, sample_weight, template, folds, bar)
+            influence, oof, full_model = self._score(X, y, sample_weight, template, folds, bar)
+            if oof is None and oof_folds:
+                oof = self._oof_predict(X, y, sample_weight, template, is_clf, folds, bar)
             harm = -influence if self.criterion != "self" else influence.copy()
-            selected = self._select(harm, n)
+            self.__dict__.pop("oof_loss_", None)
+            self.__dict__.pop("auto_budget_", None)
+            if self.loss_weight > 0:
+                self.oof_loss_ = oof[1]
+                harm = self._blend(harm, oof[1])
+            if self.balance == "scale":
+                harm = _scale_by_class(harm, y)
+            selected = self._select(harm, y, self._budget(n, y, oof, is_clf))
             kept, y_new, changed = self._act(
-                X, y, sample_weight, template, selected, oof_pred, is_clf, bar
+                X, y, sample_weight, template, selected, oof, is_clf, bar
             )
         finally:
             bar.close()
@@ -287,7 +348,9 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         return _Cleaned(X, y, sample_weight, kept, y_new, reusable, template)
 
     def _score(self, X, y, sample_weight, template, folds, bar):
-        """Influence of every row (NaN where unscored), OOF predictions if computed."""
+        """Influence of every row (NaN where unscored), the out-of-fold predictions
+        and losses ``(pred, loss)`` if computed (else ``None``), and the model fitted
+        on all rows if one was."""
         n = X.shape[0]
         sw = (lambda idx: None) if sample_weight is None else (lambda idx: sample_weight[idx])
         influence = np.full(n, np.nan)
@@ -320,7 +383,8 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         # were trained with it, averaged over those models
         total = np.zeros(n)
         count = np.zeros(n)
-        oof_pred = None
+        is_clf = is_classifier(template)
+        pred, loss = None, np.empty(n)
         for tr, va in folds:
             Xtr = _take(X, tr)
             model = _fit_model(clone(template), Xtr, y[tr], sw(tr))
@@ -328,23 +392,56 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             Xva = _take(X, va)
             total[tr] += method.global_influence(Xva, y[va])
             count[tr] += 1
-            pred = np.asarray(model.predict(Xva)).reshape(-1)
-            if oof_pred is None:
-                oof_pred = np.empty(n, dtype=pred.dtype if not is_classifier(template) else y.dtype)
-            oof_pred[va] = pred
+            fold_pred, loss[va] = self._fold_predict(model, Xva, y[va], is_clf)
+            if pred is None:
+                pred = np.empty(n, dtype=y.dtype if is_clf else fold_pred.dtype)
+            pred[va] = fold_pred
             bar.step("fold")
         scored = count > 0
         influence[scored] = total[scored] / count[scored]
-        return influence, oof_pred, None
+        return influence, (pred, loss), None
 
     @staticmethod
     def _stratifiable(y):
         _, counts = np.unique(y, return_counts=True)
         return counts.min() >= 2
 
-    def _select(self, harm, n):
+    def _blend(self, harm, loss):
+        """``(1 - w) * rank(harm) + w * rank(loss)``, ranks scaled to (0, 1]."""
+        from scipy.stats import rankdata
+
+        w = self.loss_weight
+        out = np.full(len(harm), np.nan)
+        scored = np.flatnonzero(~np.isnan(harm))
+        m = len(scored)
+        if m:
+            r_harm = rankdata(harm[scored]) / m
+            r_loss = rankdata(loss[scored]) / m
+            out[scored] = (1.0 - w) * r_harm + w * r_loss
+        return out
+
+    def _auto(self):
+        return isinstance(self.fraction, str) and self.fraction == "auto"
+
+    def _budget(self, n, y, oof, is_clf):
+        """How many rows to act on: ``n_rows``, ``floor(fraction * n)`` or, with
+        ``fraction="auto"``, the rows the out-of-fold models contradict."""
+        if self.n_rows is not None:
+            return self.n_rows
+        if not self._auto():
+            return int(np.floor(self.fraction * n + 1e-9))
+        pred = oof[0]
+        if is_clf:
+            self.auto_budget_ = int(np.sum(pred != y))
+        else:
+            res = np.asarray(y, dtype=np.float64) - pred
+            mad = np.median(np.abs(res - np.median(res)))
+            self.auto_budget_ = int(np.sum(np.abs(res - np.median(res)) > 3 * 1.4826 * mad))
+        return self.auto_budget_
+
+    def _select(self, harm, y, budget):
         """Indices of the rows to act on, most harmful first (ties: lower index)."""
-        budget = self.n_rows if self.n_rows is not None else int(np.floor(self.fraction * n + 1e-9))
+        n = len(harm)
         if budget > n:
             raise ValueError(
                 f"n_rows={self.n_rows} exceeds the {n} training rows; use fraction to "
@@ -352,12 +449,15 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             )
         scored = np.flatnonzero(~np.isnan(harm))
         order = scored[np.lexsort((scored, -harm[scored]))]
-        chosen = order[:budget]
+        if self.balance == "class":
+            chosen = order[_class_quota_mask(y[order], min(budget, len(order)))]
+        else:
+            chosen = order[:budget]
         if self.threshold is not None:
             chosen = chosen[harm[chosen] > self.threshold]
         return chosen.astype(np.intp)
 
-    def _act(self, X, y, sample_weight, template, selected, oof_pred, is_clf, bar):
+    def _act(self, X, y, sample_weight, template, selected, oof, is_clf, bar):
         n = len(y)
         if self.action == "remove":
             kept = np.setdiff1d(np.arange(n), selected).astype(np.intp)
@@ -373,10 +473,9 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         kept = np.arange(n, dtype=np.intp)
         if len(selected) == 0:
             return kept, y, np.empty(0, dtype=np.intp)
-        if oof_pred is None:
-            oof_pred = self._oof_predict(X, y, sample_weight, template, is_clf)
-            bar.step("out-of-fold predictions")
-        new = oof_pred[selected]
+        if oof is None:
+            oof = self._oof_predict(X, y, sample_weight, template, is_clf, None, bar)
+        new = oof[0][selected]
         y_new = y.astype(np.result_type(y.dtype, new.dtype), copy=True) if not is_clf else y.copy()
         y_new[selected] = new
         changed = selected[y_new[selected] != y[selected]]
@@ -395,17 +494,42 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
                     "threshold"
                 )
 
-    def _oof_predict(self, X, y, sample_weight, template, is_clf):
+    def _oof_predict(self, X, y, sample_weight, template, is_clf, folds, bar):
+        """Out-of-fold predictions and per-row losses ``(pred, loss)``."""
         n = len(y)
-        out = None
-        for tr, va in self._splitter(is_clf, y).split(np.empty((n, 1)), y):
+        if folds is None:
+            folds = self._splitter(is_clf, y).split(np.empty((n, 1)), y)
+        pred, loss = None, np.empty(n)
+        for tr, va in folds:
             sw = None if sample_weight is None else sample_weight[tr]
             model = _fit_model(clone(template), _take(X, tr), y[tr], sw)
-            pred = np.asarray(model.predict(_take(X, va))).reshape(-1)
-            if out is None:
-                out = np.empty(n, dtype=y.dtype if is_clf else pred.dtype)
-            out[va] = pred
-        return out
+            fold_pred, loss[va] = self._fold_predict(model, _take(X, va), y[va], is_clf)
+            if pred is None:
+                pred = np.empty(n, dtype=y.dtype if is_clf else fold_pred.dtype)
+            pred[va] = fold_pred
+            bar.step("out-of-fold fit")
+        return pred, loss
+
+    def _fold_predict(self, model, X, y, is_clf):
+        """The model's predictions on held-out rows and their losses: log-loss of the
+        predicted probabilities (clipped at 1e-12; 0-1 loss without ``predict_proba``)
+        for classifiers, the squared error for regressors. Losses are computed only
+        when ``loss_weight > 0`` (else NaN)."""
+        pred = np.asarray(model.predict(X)).reshape(-1)
+        loss = np.full(len(y), np.nan)
+        if self.loss_weight > 0:
+            if not is_clf:
+                loss = (np.asarray(y, dtype=np.float64) - pred) ** 2
+            elif hasattr(model, "predict_proba"):
+                P = np.asarray(model.predict_proba(X))
+                cls = np.asarray(model.classes_)
+                col = np.searchsorted(cls, y).clip(0, len(cls) - 1)
+                known = cls[col] == y
+                p = np.where(known, P[np.arange(len(y)), col], 0.0)
+                loss = -np.log(np.clip(p, 1e-12, 1.0))
+            else:
+                loss = (pred != y).astype(np.float64)
+        return pred, loss
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -440,10 +564,16 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         How rows are scored, e.g. ``BoostIn()`` (the default), ``LeafInfluence()`` or
         ``TREX()``. Its own ``estimator`` parameter is replaced by the model fitted
         here; its other parameters are kept (``method__<param>`` in a grid).
-    fraction : float in [0, 1], default=0.0
+    fraction : float in [0, 1] or "auto", default=0.0
         Share of the training rows to act on (the ``floor(fraction * n_samples)`` most
         harmful). ``0`` fits the model on the data as given (the baseline a grid search
-        compares with).
+        compares with). ``"auto"``: as many rows as the out-of-fold models (``cv``
+        folds) contradict: classifiers, the rows whose out-of-fold predicted class is
+        not their label; regressors, the rows whose out-of-fold residual is more than
+        3 scaled median absolute deviations (``3 * 1.4826 * MAD``) from the median
+        residual. The count is ``auto_budget_``; the rows acted on are still the most
+        harmful by ``criterion`` (and ``loss_weight``), not necessarily the
+        contradicted ones.
     n_rows : int, default=None
         Number of rows to act on; overrides ``fraction``.
     threshold : float, default=None
@@ -466,6 +596,25 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         ``"remove"``: drop the selected rows. ``"relabel"``: replace their target by the
         out-of-fold prediction of the model (classification: the predicted class;
         regression: the predicted value) and keep every row.
+    balance : {None, "class", "scale"}, default=None
+        How the budget is shared among classes (classifiers only). ``None``: the most
+        harmful rows overall. ``"class"``: every class gets a share of the budget
+        proportional to its number of rows (largest remainders), filled with its own
+        most harmful rows, so cleaning does not thin out one class (influence scales
+        differ between classes: on imbalanced data the rarer class tends to have the
+        larger self-influence). ``"scale"``: the harm is standardised within each
+        class (minus the class median, over ``1.4826`` times the class's median
+        absolute deviation) and the most harmful rows overall are taken, so a class
+        gets more of the budget only where its rows stand out from their own class.
+    loss_weight : float in [0, 1], default=0.0
+        Blend the influence ranking with the out-of-fold loss of each row: the
+        ranking score becomes ``(1 - loss_weight) * r_harm + loss_weight * r_loss``,
+        where ``r_harm`` and ``r_loss`` are the ranks (scaled to (0, 1]) of the harm
+        and of the row's loss under a model fitted on the other ``cv`` folds
+        (log-loss of the predicted probabilities for classifiers, squared error for
+        regressors). ``0``: influence only (no extra fits); ``1``: the out-of-fold
+        loss only (the loss/residual baseline). With ``criterion="oof"`` the fold
+        models are reused; otherwise ``cv`` extra model fits.
     validation_size : float or int, default=0.2
         Size of the internal validation split (``criterion="validation"``), as in
         :func:`~sklearn.model_selection.train_test_split`.
@@ -492,7 +641,13 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         rows that were not scored.
     harm_ : ndarray of shape (n_samples,)
         The ranking score, larger = more harmful: ``influence_`` for ``"self"``,
-        ``-influence_`` otherwise. NaN for rows that were not scored.
+        ``-influence_`` otherwise; with ``loss_weight > 0`` the blended rank score
+        (in (0, 1]); with ``balance="scale"`` standardised within each class. NaN for
+        rows that were not scored.
+    oof_loss_ : ndarray of shape (n_samples,)
+        Each row's out-of-fold loss (only when ``loss_weight > 0``).
+    auto_budget_ : int
+        The number of rows ``fraction="auto"`` allowed (only then).
     selected_indices_ : ndarray of int
         Positions of the rows acted on, most harmful first.
     removed_indices_ : ndarray of int
@@ -522,11 +677,13 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
     Row positions are 0-based positions in the ``X`` given to ``fit`` (not DataFrame
     index labels). The cost of ``fit`` is the scoring (``"self"`` and ``"validation"``:
     one model fit plus one influence fit and a self- or global-influence pass;
-    ``"oof"``: ``cv`` of each) plus the final fit; relabelling with ``"self"`` or
-    ``"validation"`` adds ``cv`` model fits for the out-of-fold predictions (only when
-    some row is selected). With ``"self"`` and nothing selected, the scoring model is
-    reused as ``estimator_``. Memory is that of the influence method's ``fit``
-    (BoostIn: about 20 bytes per training row and tree); no ``n x n`` matrix is formed.
+    ``"oof"``: ``cv`` of each) plus the final fit. ``loss_weight > 0`` and
+    ``fraction="auto"`` add ``cv`` model fits for out-of-fold predictions unless
+    ``criterion="oof"`` (whose fold models are reused); so does relabelling with
+    ``"self"`` or ``"validation"`` when some row is selected. With ``"self"`` and nothing
+    selected, the scoring model is reused as ``estimator_``. Memory is that of the
+    influence method's ``fit`` (BoostIn: about 20 bytes per training row and tree);
+    no ``n x n`` matrix is formed.
 
     Cleaning that would leave a class without rows, or no rows at all, raises a
     ``ValueError``; inside ``GridSearchCV`` such a candidate gets ``error_score``.
@@ -694,8 +851,8 @@ class InfluenceSampler(_BaseInfluenceCleaning):
 
     Parameters
     ----------
-    estimator, method, fraction, n_rows, threshold, criterion, action, \
-validation_size, cv, random_state, verbose
+    estimator, method, fraction, n_rows, threshold, criterion, action, balance, \
+loss_weight, validation_size, cv, random_state, verbose
         As in :class:`InfluenceCleaner`; ``estimator`` is the model used for scoring
         (and for the out-of-fold predictions of ``action="relabel"``).
 
@@ -704,7 +861,7 @@ validation_size, cv, random_state, verbose
     sample_indices_ : ndarray of int
         Positions of the rows returned by ``fit_resample`` (as in imbalanced-learn).
     kept_indices_, removed_indices_, selected_indices_, relabeled_indices_, \
-relabeled_from_, relabeled_to_, influence_, harm_, method_
+relabeled_from_, relabeled_to_, influence_, harm_, oof_loss_, auto_budget_, method_
         As in :class:`InfluenceCleaner`.
     n_features_in_ : int
         Number of features seen in ``fit``.

@@ -6,6 +6,7 @@ from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, KFold, train_test_split
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skinfluence import BoostIn
 from skinfluence.cleaning import InfluenceCleaner, InfluenceSampler
@@ -310,3 +311,186 @@ def test_errors_are_clear():
         InfluenceCleaner(hgb_classifier()).fit(X, y[:-1])
     with pytest.raises(NotFittedError):
         InfluenceCleaner(hgb_classifier()).predict(X)
+
+
+# ------------------------------------------------------- balance, loss_weight
+def test_balance_class_gives_every_class_its_share_of_the_budget():
+    X, y = make_data("binary", n=150, seed=10)
+    y = np.where(np.arange(150) < 30, 1, 0)  # 30 rows of class 1, 120 of class 0
+    y[:5] = 0
+    base = InfluenceCleaner(hgb_classifier(), n_rows=20).fit(X, y)
+    bal = clone(base).set_params(balance="class").fit(X, y)
+    # the same scores, a different selection
+    np.testing.assert_array_equal(bal.harm_, base.harm_)
+    sel = bal.selected_indices_
+    counts = {c: int(np.sum(y == c)) for c in (0, 1)}
+    assert counts == {0: 125, 1: 25}
+    # quotas 20 * 125/150 = 16.67 -> 17 and 20 * 25/150 = 3.33 -> 3 (largest remainder)
+    assert int(np.sum(y[sel] == 0)) == 17 and int(np.sum(y[sel] == 1)) == 3
+    for c in (0, 1):
+        rows = np.flatnonzero(y == c)
+        top = rows[np.lexsort((rows, -base.harm_[rows]))][: int(np.sum(y[sel] == c))]
+        np.testing.assert_array_equal(np.sort(sel[y[sel] == c]), np.sort(top))
+    # acted on most harmful first, as without balance
+    assert np.all(np.diff(bal.harm_[sel]) <= 0)
+    ref = hgb_classifier().fit(np.delete(X, sel, axis=0), np.delete(y, sel))
+    np.testing.assert_allclose(bal.predict_proba(X), ref.predict_proba(X))
+
+
+def test_balance_scale_standardises_the_harm_within_each_class():
+    X, y = make_data("multiclass", n=150, seed=15)
+    base = InfluenceCleaner(hgb_classifier(), n_rows=15).fit(X, y)
+    scaled = clone(base).set_params(balance="scale").fit(X, y)
+    np.testing.assert_array_equal(scaled.influence_, base.influence_)
+    for c in np.unique(y):
+        h = base.harm_[y == c]
+        med = np.median(h)
+        expect = (h - med) / (1.4826 * np.median(np.abs(h - med)))
+        np.testing.assert_allclose(scaled.harm_[y == c], expect, rtol=1e-12)
+    top = np.lexsort((np.arange(150), -scaled.harm_))[:15]
+    np.testing.assert_array_equal(scaled.selected_indices_, top)
+    # a constant score within a class: no division by zero
+    Xs, ys = make_data("binary", n=60, seed=15)
+    from skinfluence.cleaning import _scale_by_class
+
+    out = _scale_by_class(np.where(ys == 0, 2.0, np.arange(60.0)), ys)
+    assert np.all(out[ys == 0] == 0) and np.all(np.isfinite(out))
+
+
+def test_loss_weight_one_ranks_by_the_out_of_fold_loss():
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y = make_data("multiclass", n=150, seed=11)
+    y[:12] = (y[:12] + 1) % 3
+    cleaner = InfluenceCleaner(
+        hgb_classifier(), n_rows=15, loss_weight=1.0, cv=3, random_state=0
+    ).fit(X, y)
+    # the out-of-fold log-loss, recomputed from the same folds
+    loss = np.empty(150)
+    for tr, va in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
+        P = hgb_classifier().fit(X[tr], y[tr]).predict_proba(X[va])
+        loss[va] = -np.log(np.clip(P[np.arange(len(va)), y[va]], 1e-12, 1))
+    np.testing.assert_allclose(cleaner.oof_loss_, loss, rtol=1e-12)
+    top = np.lexsort((np.arange(150), -loss))[:15]
+    np.testing.assert_array_equal(cleaner.selected_indices_, top)
+    assert np.all((cleaner.harm_ > 0) & (cleaner.harm_ <= 1))
+    # the corrupted rows are found far above chance (15 of 150 rows selected: 0.1)
+    assert np.isin(np.arange(12), cleaner.selected_indices_).mean() >= 0.3
+    # refitting without the loss forgets it
+    cleaner.set_params(loss_weight=0.0).fit(X, y)
+    assert not hasattr(cleaner, "oof_loss_")
+
+
+def test_loss_weight_blends_ranks_and_reuses_oof_folds():
+    from scipy.stats import rankdata
+
+    X, y = make_data("squared_error", n=120, seed=12)
+    y[:8] += 30.0
+    model = make_model("lightgbm", "squared_error")
+    oof = InfluenceCleaner(model, criterion="oof", cv=3, random_state=0, n_rows=10).fit(X, y)
+    mixed = clone(oof).set_params(loss_weight=0.5).fit(X, y)
+    np.testing.assert_array_equal(mixed.influence_, oof.influence_)
+    expect = 0.5 * rankdata(-oof.influence_) / 120 + 0.5 * rankdata(mixed.oof_loss_) / 120
+    np.testing.assert_allclose(mixed.harm_, expect, rtol=1e-12)
+    # the out-of-fold squared residuals of the fold models (the same folds as oof)
+    loss = np.empty(120)
+    for tr, va in KFold(3, shuffle=True, random_state=0).split(X):
+        loss[va] = (y[va] - clone(model).fit(X[tr], y[tr]).predict(X[va])) ** 2
+    np.testing.assert_allclose(mixed.oof_loss_, loss, rtol=1e-10)
+    # the residual ranking alone finds every outlier; the blend half (chance: 1 in 12)
+    only = clone(oof).set_params(loss_weight=1.0).fit(X, y)
+    assert np.isin(np.arange(8), only.selected_indices_).all()
+    assert np.isin(np.arange(8), mixed.selected_indices_).mean() >= 0.5
+    # validation criterion: unscored rows stay unscored and are never selected
+    val = InfluenceCleaner(
+        model, criterion="validation", loss_weight=0.5, n_rows=10, random_state=0
+    ).fit(X, y)
+    assert np.isnan(val.harm_).sum() == 24 and np.all(np.isfinite(val.oof_loss_))
+    assert not np.isnan(val.harm_[val.selected_indices_]).any()
+
+
+def test_new_parameters_in_a_grid_and_their_errors():
+    X, y = make_data("binary", n=120, seed=13)
+    cleaner = InfluenceCleaner(hgb_classifier(), fraction=0.1, cv=3, random_state=0)
+    params = cleaner.get_params()
+    assert params["balance"] is None and params["loss_weight"] == 0.0
+    search = GridSearchCV(
+        cleaner, {"balance": [None, "class"], "loss_weight": [0.0, 0.5]}, cv=2, error_score="raise"
+    ).fit(X, y)
+    assert search.best_params_["balance"] in (None, "class")
+    with pytest.raises(ValueError, match="balance must be one of"):
+        clone(cleaner).set_params(balance="classes").fit(X, y)
+    with pytest.raises(ValueError, match="balance must be one of"):
+        clone(cleaner).set_params(balance=["class"]).fit(X, y)
+    for bad in (1.5, -0.1, "half", True):
+        with pytest.raises(ValueError, match="loss_weight must be a number"):
+            clone(cleaner).set_params(loss_weight=bad).fit(X, y)
+    Xr, yr = make_data("squared_error", n=60, seed=13)
+    for balance in ("class", "scale"):
+        with pytest.raises(ValueError, match="needs a classifier"):
+            InfluenceCleaner(hgb_regressor(), fraction=0.1, balance=balance).fit(Xr, yr)
+
+
+def test_fraction_auto_acts_on_as_many_rows_as_the_folds_contradict():
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y = make_data("binary", n=150, seed=14)
+    y[:15] = 1 - y[:15]
+    cleaner = InfluenceCleaner(hgb_classifier(), fraction="auto", cv=3, random_state=0)
+    cleaner.fit(X, y)
+    pred = np.empty(150, dtype=y.dtype)
+    for tr, va in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
+        pred[va] = hgb_classifier().fit(X[tr], y[tr]).predict(X[va])
+    assert cleaner.auto_budget_ == int(np.sum(pred != y)) > 0
+    assert len(cleaner.removed_indices_) == cleaner.auto_budget_
+    # the most harmful rows by self-influence, as with a fixed budget
+    fixed = clone(cleaner).set_params(fraction=0.0, n_rows=cleaner.auto_budget_).fit(X, y)
+    np.testing.assert_array_equal(cleaner.removed_indices_, fixed.removed_indices_)
+    assert not hasattr(fixed, "auto_budget_")
+
+    Xr, yr = make_data("squared_error", n=120, seed=14)
+    yr[:6] += 50.0
+    reg = InfluenceCleaner(
+        make_model("lightgbm", "squared_error"),
+        fraction="auto",
+        loss_weight=1.0,
+        cv=3,
+        random_state=0,
+    ).fit(Xr, yr)
+    res = np.empty(120)
+    for tr, va in KFold(3, shuffle=True, random_state=0).split(Xr):
+        model = make_model("lightgbm", "squared_error").fit(Xr[tr], yr[tr])
+        res[va] = yr[va] - model.predict(Xr[va])
+    dev = np.abs(res - np.median(res))
+    assert reg.auto_budget_ == int(np.sum(dev > 3 * 1.4826 * np.median(dev)))
+    assert 6 <= reg.auto_budget_ <= 20
+    assert np.isin(np.arange(6), reg.removed_indices_).all()
+    with pytest.raises(ValueError, match="or 'auto'"):
+        clone(cleaner).set_params(fraction="all").fit(X, y)
+
+
+_NEW_OPTIONS = [
+    InfluenceCleaner(
+        hgb_classifier(max_iter=5), fraction=0.1, balance="class", loss_weight=0.5, cv=3
+    ),
+    InfluenceCleaner(hgb_regressor(), fraction="auto", loss_weight=1.0, cv=3),
+    InfluenceSampler(hgb_classifier(max_iter=5), fraction="auto", balance="class", cv=3),
+    InfluenceCleaner(hgb_classifier(max_iter=5), fraction=0.1, balance="scale"),
+]
+
+
+@parametrize_with_checks(
+    _NEW_OPTIONS,
+    expected_failed_checks=lambda est: (
+        {}
+        if isinstance(est, InfluenceSampler)
+        else {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "the budget counts rows: weight 2 and a repeated row clean differently"
+            )
+        }
+    ),
+    xfail_strict=True,
+)
+def test_new_options_are_scikit_learn_compatible(estimator, check):
+    check(estimator)
