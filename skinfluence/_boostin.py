@@ -190,19 +190,23 @@ class BoostIn(BaseInfluence):
         g, _, _, _ = self.ensemble_.replay(leaves, y_enc, objective=objective)
         return {"leaves": leaves, "grad": g}
 
-    def _influence_block(self, q, context, out=None):
+    def _product(self, q, tiles, out=None):
+        """``out[e, i] = sum_t 1[same leaf] grad[e, t] D[i, t]`` for ``D`` tiled."""
         if out is None:
             out = np.empty((len(q["leaves"]), self.n_train_))
         _leaves.tiled_product(
             q["leaves"],
             np.ascontiguousarray(q["grad"]),
             self.ensemble_.leaf_offsets,
-            *self._tiles,
+            *tiles,
             self.n_train_,
             _leaves.TILE,
             out,
         )
         return out
+
+    def _influence_block(self, q, context, out=None):
+        return self._product(q, self._tiles, out)
 
     def _self_influence(self):
         return self._self.copy()
@@ -216,17 +220,7 @@ class BoostIn(BaseInfluence):
         return _leaves.tiled(self._train_leaves, ens.leaf_offsets, change)
 
     def _label_edit_block(self, q, context, state):
-        out = np.empty((len(q["leaves"]), self.n_train_))
-        _leaves.tiled_product(
-            q["leaves"],
-            np.ascontiguousarray(q["grad"]),
-            self.ensemble_.leaf_offsets,
-            *state,
-            self.n_train_,
-            _leaves.TILE,
-            out,
-        )
-        return out
+        return self._product(q, state)
 
     def _global_from_queries(self, q, m, context):
         ens = self.ensemble_
