@@ -554,17 +554,19 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         X : array-like or DataFrame of shape (n_query, n_features)
         y : array-like of shape (n_query,), default=None
             Query labels, as in :meth:`transform`.
-        new_labels : scalar or array-like of shape (n_rows_fit,)
+        new_labels : scalar, array-like of shape (n_rows_fit,) or "each"
             The label each training row would get (class labels for classifiers; one
-            per row given to ``fit``, or one for all).
+            per row given to ``fit``, or one for all). ``"each"`` (classifiers): every
+            class in turn.
 
         Returns
         -------
-        change : ndarray of shape (n_query, n_train)
+        change : ndarray of shape (n_query, n_train), or (n_query, n_train, n_classes)
             ``change[e, i]`` estimates ``L_e(y_i := new_labels[i]) - L_e``, the change of
             query ``e``'s loss when row ``i`` alone is relabelled (positive: the edit
             would raise the query's loss). Rows whose new label equals their label get
-            0; so do rows the model held out.
+            0; so do rows the model held out. With ``"each"``, ``change[e, i, c]`` is the
+            change when row ``i`` takes class ``classes_[c]``.
 
         Raises
         ------
@@ -572,6 +574,12 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             If the method has no label-edit form (see :ref:`methods-label-edit`).
         """
         check_is_fitted(self, "ensemble_")
+        if isinstance(new_labels, str) and new_labels == "each":
+            if self.ensemble_.is_regression:
+                raise ValueError('new_labels="each" needs a classifier; give the new values')
+            return np.stack(
+                [self.label_edit(X, y, new_labels=c) for c in self.classes_.tolist()], axis=-1
+            )
         targets = self._edit_targets(new_labels)
         q, context, m = self._prepare(X, y)
         out = np.empty((m, self.n_train_), dtype=self._out_dtype())

@@ -266,3 +266,17 @@ def test_targeted_edit_protocol_ranks_by_label_edit():
         np.testing.assert_array_equal(R[e], np.argsort(-change, kind="stable"))
     res = single_query_curve(model, Xt, yt, Xq, yq, sk.TREX(), edit="targeted")
     assert res.attrs["ranked_by"] == "removal"
+
+
+def test_each_class_stacks_the_single_label_edits():
+    X, y = model_table.data("multiclass")
+    est = sk.BoostIn(lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)).fit(X, y)
+    each = est.label_edit(X[:3], y[:3], new_labels="each")
+    assert each.shape == (3, len(y), 3)
+    for c in range(3):
+        np.testing.assert_array_equal(each[:, :, c], est.label_edit(X[:3], y[:3], new_labels=c))
+        np.testing.assert_array_equal(each[:, y == c, c], 0.0)
+    Xr, yr = model_table.data("regression")
+    reg = sk.BoostIn(lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(Xr, yr)).fit(Xr, yr)
+    with pytest.raises(ValueError, match="needs a classifier"):
+        reg.label_edit(Xr[:2], yr[:2], new_labels="each")
