@@ -486,7 +486,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError(f"dtype must be float64 or float32, got {self.dtype!r}")
         return dt
 
-    def transform(self, X, y=None):
+    def transform(self, X, y=None, *, out=None):
         """Influence of every training row on every query row.
 
         Parameters
@@ -497,6 +497,12 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             classifiers use the model's predicted labels (positive = the training row
             supports the prediction); regressors give the influence on the predicted
             value (positive = removing the row would lower the prediction).
+        out : array-like of shape (n_query, n_train), default=None
+            Where to write the result instead of a new array: anything that takes
+            ``out[a:b] = block`` (a ``numpy.memmap``, a zarr or HDF5 array). It is written
+            one block of queries at a time, so the memory used besides ``out`` stays
+            within ``chunk_memory_mb``: an influence matrix larger than memory goes
+            straight to disk. Returned as given (with the default ``set_output``).
 
         Returns
         -------
@@ -506,6 +512,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """
         dt = self._out_dtype()
         q, context, m = self._prepare(X, y)
+        if out is not None:
+            return self._transform_into(q, context, m, out)
         out = np.empty((m, self.n_train_), dtype=dt)
         # an estimator that writes its blocks into ``out`` needs no block memory: one
         # block then, unless a progress bar is asked for
@@ -517,6 +525,22 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 else:
                     out[a:b] = self._influence_block(blk, context)
         return self._to_rows(out)
+
+    def _transform_into(self, q, context, m, out):
+        """``transform`` written block by block into ``out``."""
+        shape = (m, self._n_features_out)
+        got = tuple(getattr(out, "shape", ()))
+        if got != shape:
+            raise ValueError(
+                f"out must have shape {shape} (one row per query, one column per row "
+                f"given to fit), got {got or type(out).__name__}"
+            )
+        dt = self._out_dtype()
+        with _numba_threads(self.n_jobs):
+            for a, b, blk in self._blocks(q, m, "influence"):
+                block = np.asarray(self._influence_block(blk, context), dtype=dt)
+                out[a:b] = self._to_rows(block)
+        return out
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Fit, then the influence of the training rows on themselves (with their
