@@ -209,3 +209,17 @@ def leaf_derivatives(ens, leaves, y, w, i, scales=None, eps=1e-6):
             pair.append(vals[ens.flat_leaves(leaves[i : i + 1])[0, cols]])
         out[cols] = (pair[0] - pair[1]) / (2 * eps)
     return out
+
+
+def update_rows(J, leaves, t, n_leaves, i, update_set):
+    """The rows of LeafInfluence's update set in tree ``t`` for removed row ``i``: all
+    (-1), ``i`` only (0), or ``i`` and the rows of the ``update_set`` leaves with the
+    largest summed ``|J|`` (ties toward the lower leaf id)."""
+    U = np.arange(len(leaves)) == i
+    if update_set == -1:
+        U[:] = True
+    elif update_set > 0:
+        sums = np.array([np.abs(J[leaves[:, t] == leaf]).sum() for leaf in range(n_leaves)])
+        top = np.lexsort((np.arange(n_leaves), -sums))[:update_set]
+        U |= np.isin(leaves[:, t], top)
+    return U

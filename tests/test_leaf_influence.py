@@ -17,6 +17,7 @@ except ImportError:  # pragma: no cover - before the lead adds the exports
     from skinfluence._leaf_influence import LeafInfluence, LeafRefit
 from skinfluence import LeafModelError
 
+from . import oracles
 from .models import make_data, make_model
 from .reference import assert_top_k, encode_labels, grad_hess
 
@@ -106,16 +107,7 @@ def forward_reference(ens, leaves, y, w, i, update_set):
         for k in range(K):
             t = b * K + k
             off = ens.leaf_offsets[t]
-            U = np.zeros(n, bool)
-            U[i] = True
-            if update_set == -1:
-                U[:] = True
-            elif update_set > 0:
-                sums = np.array(
-                    [np.abs(J[leaves[:, t] == leaf]).sum() for leaf in range(ens.n_leaves[t])]
-                )
-                top = np.lexsort((np.arange(len(sums)), -sums))[:update_set]
-                U |= np.isin(leaves[:, t], top)
+            U = oracles.update_rows(J, leaves, t, ens.n_leaves[t], i, update_set)
             if ens.constant_tree[t]:
                 continue
             Dt = np.zeros(ens.n_leaves[t])

@@ -12,6 +12,7 @@ from scipy.special import softmax
 from skinfluence import LeafInfluence
 from skinfluence._kernels import _leaf_influence_cross as _cross
 
+from . import oracles
 from .models import make_data, make_model
 from .reference import grad_hess
 from .test_leaf_influence import _loss, brute_force_refit, raw
@@ -65,13 +66,7 @@ def forward_reference(ens, leaves, y, w, i, update_set=-1):
         for k in range(K):
             t = b * K + k
             off = ens.leaf_offsets[t]
-            U = np.arange(n) == i
-            if update_set == -1:
-                U[:] = True
-            elif update_set > 0:
-                sums = [np.abs(J[leaves[:, t] == leaf]).sum() for leaf in range(ens.n_leaves[t])]
-                top = np.lexsort((np.arange(len(sums)), -np.asarray(sums)))[:update_set]
-                U |= np.isin(leaves[:, t], top)
+            U = oracles.update_rows(J, leaves, t, ens.n_leaves[t], i, update_set)
             if ens.constant_tree[t]:
                 continue
             Dt = np.zeros(ens.n_leaves[t])
