@@ -125,6 +125,14 @@ def test_differences_are_ranked_in_standard_deviations():
         "same features as the query",
     ]
     assert _texts(disp.ax_.get_yticklabels())[1] == "#1: a=10 (query 0), b=1 (query 0)"
+    # regression labels are shown with 4 significant digits
+    reg = InfluenceDisplay.from_influence(
+        inf, X_train=X, y_train=np.array([1 / 3, 2.0, 3.0, 4.0]), x_query=X[0], k=1
+    )
+    assert _texts(reg.ax_.get_yticklabels()) == [
+        "#0 (y=0.3333): same features as the query",
+        "#3 (y=4): same features as the query",
+    ]
 
 
 def test_sign_helpful_means_removal_raises_the_query_loss():
@@ -161,9 +169,10 @@ def test_from_influence_matches_from_estimator_and_uses_given_axes(credit):
         _texts(a.ax_.get_yticklabels())[0].split(":")[0]
         == _texts(b.ax_.get_yticklabels())[0].split(":")[0]
     )
-    # a Series (df.iloc[i]) and a 1-D array are one query row too
-    c = InfluenceDisplay.from_influence(inf, X_train=X, y_train=y, x_query=Xq.iloc[0], k=3)
+    # a Series (df.iloc[i], categorical columns as objects) is one query row too
+    c = InfluenceDisplay.from_estimator(explainer, Xq.iloc[0], yq, X_train=X, y_train=y, k=3)
     assert c.differences == a.differences
+    np.testing.assert_allclose(c.influence, a.influence)
     # plot() again on other axes keeps the data and moves the artists
     fig2, ax2 = plt.subplots()
     assert a.plot(ax=ax2, helpful_color="green").ax_ is ax2

@@ -4,7 +4,7 @@
 import numpy as np
 
 from ._common import check_matplotlib, get_axes
-from ._rows import explain_rows, one_query_row, query_influence
+from ._rows import explain_rows, fmt, one_query_row, query_influence
 
 _XLABEL = "influence on the query's loss (> 0: helpful)"
 
@@ -128,7 +128,7 @@ class InfluenceDisplay:
         """
         caller = f"{cls.__name__}.from_estimator"
         check_matplotlib(caller)
-        x_query = one_query_row(X_query_row, caller)
+        x_query = one_query_row(X_query_row, caller, like=X_train)
         influence = query_influence(estimator, x_query, y_query, X_train, caller)
         return cls.from_influence(
             influence,
@@ -194,7 +194,7 @@ class InfluenceDisplay:
         for i, row in enumerate(self.rows):
             text = f"#{row}"
             if self.labels is not None:
-                text += f" (y={self.labels[i]})"
+                text += f" (y={fmt(self.labels[i])})"
             if self.differences is not None:
                 text += f": {self.differences[i]}"
             out.append(text)
@@ -307,7 +307,7 @@ def top_influences_frame(
 
     pd = import_optional("pandas")
     caller = "top_influences_frame"
-    x_query = one_query_row(X_query_row, caller)
+    x_query = one_query_row(X_query_row, caller, like=X_train)
     influence = query_influence(estimator, x_query, y_query, X_train, caller)
     info = explain_rows(
         influence, X_train, y_train, x_query, k, feature_names, n_differences, caller

@@ -14,13 +14,26 @@ def _n_rows(X):
     return X.shape[0] if hasattr(X, "shape") else len(X)
 
 
-def one_query_row(x, caller):
-    """The query as a 2-D input of exactly one row (a 1-D array, a pandas Series or a
-    one-row array / DataFrame)."""
+def _series_row(x, like):
+    """A pandas Series as a one-row DataFrame, with the dtypes of ``like`` (the
+    training DataFrame) when it has the same columns."""
+    row = x.to_frame().T
+    if _is_dataframe(like) and hasattr(like, "dtypes") and list(like.columns) == list(row.columns):
+        try:
+            return row.astype(like.dtypes.to_dict())
+        except (TypeError, ValueError):
+            pass
+    return row.infer_objects()
+
+
+def one_query_row(x, caller, like=None):
+    """The query as a 2-D input of exactly one row (a 1-D array, a pandas Series, which
+    gets the dtypes of the training DataFrame ``like``, or a one-row array /
+    DataFrame)."""
     if _is_dataframe(x):
         rows = x.shape[0]
     elif type(x).__module__.startswith("pandas") and hasattr(x, "to_frame"):
-        x, rows = x.to_frame().T.infer_objects(), 1  # a Series: one row
+        x, rows = _series_row(x, like), 1
     else:
         x = np.asarray(x)
         if x.ndim == 1:
@@ -128,7 +141,7 @@ def _distance(col, rows, q, scale):
     return np.array([0.0 if (_missing(v) and _missing(q)) or v == q else 1.0 for v in vals])
 
 
-def _fmt(v):
+def fmt(v):
     if _missing(v):
         return "NaN"
     if isinstance(v, float | np.floating):
@@ -158,7 +171,7 @@ def differences(X_train, x_query, rows, names, n_differences):
     for r, row in enumerate(rows):
         order = [j for j in np.argsort(-dist[r], kind="stable") if dist[r, j] > 0]
         parts = [
-            f"{names[j]}={_fmt(cols[j][row])} (query {_fmt(qcols[j][0])})"
+            f"{names[j]}={fmt(cols[j][row])} (query {fmt(qcols[j][0])})"
             for j in order[:n_differences]
         ]
         texts.append(", ".join(parts) if parts else "same features as the query")
@@ -193,7 +206,7 @@ def explain_rows(influence, X_train, y_train, x_query, k, feature_names, n_diffe
             raise ValueError(f"X_train must be 2-D; got shape {X_train.shape}")
     n_train = _n_rows(X_train)
     influence = check_influence_row(influence, n_train, caller)
-    x_query = one_query_row(x_query, caller)
+    x_query = one_query_row(x_query, caller, like=X_train)
     pos, vals = top_rows(influence, k)
     names = feature_names_of(X_train, feature_names, X_train.shape[1])
     return {
