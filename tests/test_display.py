@@ -436,6 +436,7 @@ def test_cleaning_curve_from_search(search):
     np.testing.assert_allclose(disp.level_lines_[0].get_ydata(), 0.7)
     np.testing.assert_allclose(disp.level_lines_[1].get_ydata(), 0.65)
     assert _texts(ax.get_legend().get_texts()) == [
+        "cleaned",
         f"chosen (fraction={best:g})",
         "no cleaning",
         "cleanlab",
@@ -495,7 +496,7 @@ def test_cleaning_curve_errors_and_metrics(search):
     disp = CleaningCurveDisplay.from_cv_results(multi, scoring="auc", baseline=0.5)
     np.testing.assert_allclose(disp.lines_[0].get_ydata(), [0.7, 0.8])
     assert disp.ax_.get_ylabel().startswith("held-out auc")
-    assert _texts(disp.ax_.get_legend().get_texts()) == ["baseline"]
+    assert _texts(disp.ax_.get_legend().get_texts()) == ["cleaned", "baseline"]
     # n_rows (not a fraction): plain x values and the parameter as the x label
     rows = CleaningCurveDisplay.from_cv_results(
         _cv_results([{"n_rows": 0}, {"n_rows": 5}], [0.5, 0.6]), param="n_rows"

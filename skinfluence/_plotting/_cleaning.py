@@ -109,7 +109,8 @@ class CleaningCurveDisplay:
     mean, std : list of ndarray
         Mean and standard deviation of the test score over the folds.
     name : list of str or None, default=None
-        Legend label of each curve.
+        Legend label of each curve (:meth:`from_cv_results`: the other searched
+        parameters, or ``"cleaned"`` when only the fraction varies).
     levels : dict, default=None
         ``{label: (mean, std or None)}``: horizontal reference lines (with a band
         when ``std`` is given).
@@ -230,7 +231,7 @@ class CleaningCurveDisplay:
             fraction=fractions,
             mean=means,
             std=stds,
-            name=list(series),
+            name=["cleaned" if k is None else k for k in series],
             levels=levels,
             best=best,
             param=param,

@@ -67,7 +67,8 @@ class EditCurveDisplay(_CurvesDisplay):
 
     See Also
     --------
-    skinfluence.evaluation.single_query_curve, skinfluence.evaluation.set_curve
+    skinfluence.evaluation.single_query_curve : Edit curves of single queries.
+    skinfluence.evaluation.set_curve : Edit curves of a set of queries.
 
     Examples
     --------
@@ -128,6 +129,7 @@ class EditCurveDisplay(_CurvesDisplay):
         Parameters
         ----------
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
         **kwargs
             Passed to ``Axes.plot`` for every curve.
 
@@ -197,6 +199,7 @@ class CounterfactualDisplay(_CurvesDisplay):
         results : DataFrame, dict of arrays, or dict of those
             From :func:`~skinfluence.evaluation.counterfactual`.
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
         **kwargs
             Passed to ``Axes.step`` for every curve.
 
@@ -225,6 +228,7 @@ class CounterfactualDisplay(_CurvesDisplay):
         Parameters
         ----------
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
         **kwargs
             Passed to ``Axes.step`` for every curve.
 
@@ -297,6 +301,7 @@ class NoiseDetectionDisplay(_CurvesDisplay):
         metric : str, default="fraction_found"
             ``"fraction_found"``, ``"loss"``, ``"accuracy"``, ...
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
         **kwargs
             Passed to ``Axes.plot`` for every curve.
 
@@ -322,6 +327,7 @@ class NoiseDetectionDisplay(_CurvesDisplay):
         Parameters
         ----------
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
         **kwargs
             Passed to ``Axes.plot`` for every curve.
 
@@ -393,6 +399,7 @@ class QueryScoresDisplay:
             ``"lds"`` or ``"correlation"``. NaN scores (queries without a score) are
             left out.
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
         **kwargs
             Passed to ``Axes.boxplot``.
 
@@ -414,6 +421,7 @@ class QueryScoresDisplay:
         Parameters
         ----------
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
         **kwargs
             Passed to ``Axes.boxplot``.
 
@@ -447,6 +455,7 @@ class LDSDisplay(QueryScoresDisplay):
     name : list of str or None, default=None
         Tick label of each box.
     column : str, default="lds"
+        Name of the score (the y-axis label).
 
     Attributes
     ----------
@@ -476,6 +485,7 @@ class LDSDisplay(QueryScoresDisplay):
         results : DataFrame, dict of arrays, or dict of those
             From :func:`~skinfluence.evaluation.linear_datamodeling_score`.
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
         **kwargs
             Passed to ``Axes.boxplot``.
 
@@ -499,6 +509,7 @@ class LOOCorrelationDisplay(QueryScoresDisplay):
     name : list of str or None, default=None
         Tick label of each box.
     column : str, default="correlation"
+        Name of the score (the y-axis label).
 
     Attributes
     ----------
@@ -528,6 +539,7 @@ class LOOCorrelationDisplay(QueryScoresDisplay):
         results : DataFrame, dict of arrays, or dict of those
             From :func:`~skinfluence.evaluation.loo_correlation`.
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
         **kwargs
             Passed to ``Axes.boxplot``.
 

@@ -44,8 +44,8 @@ class InfluenceDisplay:
 
     See Also
     --------
-    top_influences_frame : the same rows as a DataFrame, with all their features.
-    skinfluence.base.BaseInfluence.top_k : the rows alone.
+    top_influences_frame : The same rows as a DataFrame, with all their features.
+    skinfluence.base.BaseInfluence.top_k : The rows alone.
 
     Notes
     -----
@@ -164,12 +164,24 @@ class InfluenceDisplay:
         ----------
         influence : array-like of shape (n_train,)
             One row of ``transform`` (the query's influence of every training row).
-        X_train, y_train, k, feature_names, n_differences, ax, **kwargs
-            As in :meth:`from_estimator`.
+        X_train : array-like or DataFrame of shape (n_train, n_features)
+            The training data (for the row ids, the feature values and their scales).
+        y_train : array-like of shape (n_train,) or None
+            Its labels (None: not shown).
         x_query : array-like or DataFrame of shape (1, n_features) or (n_features,)
             The query row (to compare the training rows' features with).
         y_query : scalar, default=None
             The query's label, shown in the title.
+        k : int, default=5
+            Most helpful and most harmful rows to show (up to ``k`` of each).
+        feature_names : list of str, default=None
+            Feature names; default the DataFrame's columns, else ``x0, x1, ...``.
+        n_differences : int, default=2
+            Features named per row: those whose values differ most from the query's.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when None.
+        **kwargs
+            Passed to :meth:`plot`.
 
         Returns
         -------
@@ -284,7 +296,7 @@ def top_influences_frame(
 
     See Also
     --------
-    InfluenceDisplay : the same rows as a bar chart.
+    InfluenceDisplay : The same rows as a bar chart.
 
     Examples
     --------

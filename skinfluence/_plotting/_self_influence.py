@@ -92,8 +92,8 @@ class SelfInfluenceDisplay:
 
     See Also
     --------
-    skinfluence.InfluenceCleaner : removes or relabels the top rows.
-    skinfluence.evaluation.noise_detection : the protocol that refits after fixing.
+    skinfluence.InfluenceCleaner : Removes or relabels the top rows.
+    skinfluence.evaluation.noise_detection : The protocol that refits after fixing.
 
     Examples
     --------
@@ -182,6 +182,7 @@ class SelfInfluenceDisplay:
         fraction : float in [0, 1], default=None
             Without ``selected``: mark the top ``floor(fraction * n_samples)`` rows.
         ax : matplotlib Axes, or a pair of Axes when ``noisy`` is given, default=None
+            Axes to draw on; a new figure when None.
         **kwargs
             Passed to :meth:`plot`.
 
