@@ -410,9 +410,11 @@ def test_query_score_displays():
 # ------------------------------------------------------------ CleaningCurveDisplay
 @pytest.fixture(scope="module")
 def search(credit):
+    """A search over the cleaned fraction of a cleaner inside a Pipeline."""
     X, y, _, _, _, _ = credit
-    grid = {"fraction": [0.0, 0.05, 0.1]}
-    return GridSearchCV(InfluenceCleaner(_model()), grid, cv=3).fit(X, y)
+    pipe = Pipeline([("cleaner", InfluenceCleaner(_model()))])
+    grid = {"cleaner__fraction": [0.0, 0.05, 0.1]}
+    return GridSearchCV(pipe, grid, cv=2).fit(X, y)
 
 
 def test_cleaning_curve_from_search(search):
@@ -421,6 +423,7 @@ def test_cleaning_curve_from_search(search):
     disp = CleaningCurveDisplay.from_cv_results(
         search, baseline={"no cleaning": 0.7, "cleanlab": np.array([0.6, 0.7])}, ax=ax
     )
+    assert disp.param == "cleaner__fraction"  # found by the name it ends with
     assert disp.ax_ is ax and disp.figure_ is fig and len(disp.lines_) == 1
     np.testing.assert_allclose(disp.lines_[0].get_xdata(), [0, 5, 10])
     np.testing.assert_allclose(disp.lines_[0].get_ydata(), cv["mean_test_score"])
@@ -430,7 +433,7 @@ def test_cleaning_curve_from_search(search):
         cv["mean_test_score"] + cv["std_test_score"],
     )
     np.testing.assert_allclose([band[:, 1].min(), band[:, 1].max()], [lo.min(), hi.max()])
-    best = search.best_params_["fraction"]
+    best = search.best_params_["cleaner__fraction"]
     np.testing.assert_allclose(disp.best_.get_xdata(), [100 * best])
     np.testing.assert_allclose(disp.best_.get_ydata(), [search.best_score_])
     np.testing.assert_allclose(disp.level_lines_[0].get_ydata(), 0.7)
@@ -473,7 +476,7 @@ def test_cleaning_curve_groups_routed_and_other_params():
 
 
 def test_cleaning_curve_errors_and_metrics(search):
-    with pytest.raises(ValueError, match="no parameter 'n_rows'.*'fraction'"):
+    with pytest.raises(ValueError, match="no parameter 'n_rows'.*'cleaner__fraction'"):
         CleaningCurveDisplay.from_cv_results(search, param="n_rows")
     no_fraction = _cv_results([{"C": 1.0}, {"C": 2.0}], [0.5, 0.6])
     with pytest.raises(ValueError, match="no parameter 'fraction'.*\\['C'\\]"):
@@ -505,15 +508,11 @@ def test_cleaning_curve_errors_and_metrics(search):
     assert rows.ax_.get_xlabel() == "n_rows"
 
 
-def test_cleaning_curve_in_a_pipeline(credit):
-    X, y, _, _, _, _ = credit
-    X = X.select_dtypes("number")
-    pipe = Pipeline([("cleaner", InfluenceCleaner(_model()))])
-    search = GridSearchCV(pipe, {"cleaner__fraction": [0.0, 0.1]}, cv=2).fit(X, y)
-    disp = CleaningCurveDisplay.from_cv_results(search, param="fraction")
-    assert disp.param == "cleaner__fraction"
-    np.testing.assert_allclose(disp.lines_[0].get_ydata(), search.cv_results_["mean_test_score"])
-    assert disp.best_ is not None
+def test_cleaning_curve_param_names(search):
+    full = CleaningCurveDisplay.from_cv_results(search, param="cleaner__fraction")
+    short = CleaningCurveDisplay.from_cv_results(search, param="fraction")
+    np.testing.assert_allclose(full.lines_[0].get_ydata(), short.lines_[0].get_ydata())
+    assert full.best == short.best and full.best is not None
 
 
 # ------------------------------------------------------------------------ packaging
