@@ -432,7 +432,9 @@ class QueryScoresDisplay:
         ax, fig = get_axes(ax, f"{type(self).__name__}.plot")
         names = as_list(self.name, len(self.scores), "name")
         labels = ["" if n is None else str(n) for n in names]
-        self.boxplot_ = ax.boxplot(list(self.scores), tick_labels=labels, **kwargs)
+        self.boxplot_ = ax.boxplot(list(self.scores), **kwargs)
+        # tick labels set apart: boxplot's keyword was renamed in matplotlib 3.9
+        ax.set_xticks(np.arange(1, len(labels) + 1), labels=labels)
         self.zero_line_ = ax.axhline(0.0, color="grey", lw=0.8)
         ax.set_ylabel(self.column)
         for t in ax.get_xticklabels():
