@@ -352,8 +352,10 @@ def test_self_influence_display_errors(credit):
 # ------------------------------------------------------------ evaluation protocols
 def test_edit_curve_display():
     res = pd.DataFrame({"fraction": [0, 0, 0.1, 0.1], "loss": [1.0, 2.0, 3.0, np.nan]})
+    res0 = res.copy()
     fig, ax = plt.subplots()
     disp = EditCurveDisplay.from_results({"A": res, "B": res}, ax=ax, color="k")
+    pd.testing.assert_frame_equal(res, res0)
     assert disp.ax_ is ax and len(disp.lines_) == 2 and len(ax.lines) == 2
     np.testing.assert_allclose(disp.lines_[0].get_xdata(), [0, 10])
     np.testing.assert_allclose(disp.lines_[0].get_ydata(), [1.5, 3.0])  # NaN ignored
@@ -461,7 +463,10 @@ def test_cleaning_curve_groups_routed_and_other_params():
         for f in (0.1, 0.0, "auto")
     ]
     cv = _cv_results(params, [0.8, 0.7, 0.75, 0.6, 0.65, 0.9])
+    mean0 = cv["mean_test_score"].copy()
     disp = CleaningCurveDisplay.from_cv_results(cv)  # "fraction" found as the routed name
+    np.testing.assert_array_equal(cv["mean_test_score"], mean0)
+    assert cv["params"][0]["cleaner__fraction"] == 0.1
     assert disp.param == "cleaner__fraction" and disp.best is None
     assert disp.name == ["cleaner__method=BoostIn", "cleaner__method=LeafSim"]
     np.testing.assert_allclose(disp.lines_[0].get_xdata(), [0, 10])  # sorted
