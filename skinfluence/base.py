@@ -719,7 +719,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         labels ``targets`` (encoded)."""
         raise NotImplementedError(
             f"{type(self).__name__} has no label-edit influence yet; BoostIn, "
-            "LeafInfluence, LeafRefit and LOO have one (see the label-edit section of "
+            "LeafInfluence, LeafRefit, TREX and LOO have one (see the label-edit section of "
             "the methods page)"
         )
 

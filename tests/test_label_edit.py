@@ -116,11 +116,112 @@ def test_unchanged_labels_give_zero_and_scalar_broadcasts():
         est.label_edit(X[:3], y[:3], new_labels=[0, 1, 0])
 
 
-def test_methods_without_label_edit_say_so():
+TREX_CASES = {
+    "lightgbm-regression-lpw": (
+        lambda: lgb.LGBMRegressor(n_estimators=8, verbose=-1),
+        "regression",
+        "lpw",
+    ),
+    "lightgbm-regression-lp_": (
+        lambda: lgb.LGBMRegressor(n_estimators=8, verbose=-1),
+        "regression",
+        "lp_",
+    ),
+    "lightgbm-binary-lpw": (
+        lambda: lgb.LGBMClassifier(n_estimators=8, verbose=-1),
+        "binary",
+        "lpw",
+    ),
+    "lightgbm-multiclass-lpw": (
+        lambda: lgb.LGBMClassifier(n_estimators=5, verbose=-1),
+        "multiclass",
+        "lpw",
+    ),
+    "xgboost-poisson-fpw": (
+        lambda: xgb.XGBRegressor(n_estimators=8, max_depth=3, objective="count:poisson"),
+        "count",
+        "fpw",
+    ),
+}
+
+
+def _surrogate_outputs(est, leaves, Y, rows):
+    """Raw outputs at ``rows`` of the surrogate refitted to targets ``Y``: L-BFGS, then
+    Newton iterations with a hessian from central differences of the objective's
+    gradient (independent of the package's hessian), to a gradient at rounding level."""
+    from skinfluence._trex import _surrogate_loss_grad, fit_surrogate
+
+    ens = est.ensemble_
+    Phi = est._kernel.features(leaves)
+    args = (ens.objective, Phi, Y, est.lmbd)
+    W = fit_surrogate(*args, 1e-10, 5000, ens.objective_param)[0].ravel()
+    fun = _surrogate_loss_grad(ens.objective, Phi, Phi.T.tocsr(), Y, est.lmbd, ens.objective_param)
+    if not hasattr(est, "_test_hessian"):  # once per model: Newton converges with it
+        h = 1e-6
+        H = np.array([(fun(W + h * e)[1] - fun(W - h * e)[1]) / (2 * h) for e in np.eye(W.size)])
+        est._test_hessian = (H + H.T) / 2
+    H = est._test_hessian
+    for _ in range(8):
+        W = W - np.linalg.solve(H, fun(W)[1])
+    return Phi[rows] @ W.reshape(-1, Y.shape[1])
+
+
+@pytest.mark.parametrize("case", sorted(TREX_CASES))
+def test_trex_label_edit_is_the_surrogates_newton_step(case):
+    """Squared error: equal to the surrogate refitted with the row relabelled (its
+    objective is quadratic). Other losses: the surrogate output moves by the derivative
+    of the refitted surrogate in a soft move of the label (central differences)."""
+    from skinfluence._objectives import loss
+    from skinfluence._trex import _surrogate_targets
+
+    make, task, kernel = TREX_CASES[case]
+    X, y = model_table.data(task)
+    est = sk.TREX(make().fit(X, y), kernel=kernel, tol=1e-13).fit(X, y)
+    ens, obj = est.ensemble_, est.ensemble_.objective
+    leaves = ens.leaf_ids(X)
+    yy = est._y_train
+    new = _new_labels(task, y, np.random.default_rng(5)).astype(float)
+    if ens.label_dtype is not None:
+        new = new.astype(ens.label_dtype).astype(float)
+    got = est.label_edit(X[:4], y[:4], new_labels=new)
+    Y = _surrogate_targets(ens, leaves, yy, "actual")
+    f0 = _surrogate_outputs(est, leaves, Y, slice(0, 4))
+    base = loss(obj, yy[:4], f0)
+    rows = [i for i in (0, 5, 77, 100) if new[i] != yy[i]][:2]
+    for i in rows:
+        edited = _surrogate_targets(
+            ens, leaves, np.where(np.arange(len(yy)) == i, new, yy), "actual"
+        )
+        if obj == "squared_error":
+            expected = (
+                loss(obj, yy[:4], _surrogate_outputs(est, leaves, edited, slice(0, 4))) - base
+            )
+            # the solvers' tolerance 1e-13 relative: the change agrees to ~1e-11
+            np.testing.assert_allclose(
+                got[:, i], expected, rtol=1e-8, atol=1e-10 * np.abs(got).max()
+            )
+            continue
+
+        def moved(tau, i=i, edited=edited):
+            return _surrogate_outputs(est, leaves, Y + tau * (edited - Y), slice(0, 4))
+
+        def central(eps):
+            return (moved(eps) - moved(-eps)) / (2 * eps)
+
+        # Richardson-extrapolated central differences: truncation O(eps^4) ~ 1e-9
+        # relative, the refits converged to rounding
+        d = (4 * central(0.01) - central(0.02)) / 3
+        expected = loss(obj, yy[:4], f0 + d) - base
+        np.testing.assert_allclose(got[:, i], expected, rtol=1e-6, atol=1e-8 * np.abs(got).max())
+    np.testing.assert_array_equal(est.label_edit(X[:2], y[:2], new_labels=y), 0.0)
+
+
+def test_trex_label_edit_refuses_the_predicted_target():
     X, y = model_table.data("binary")
     model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)
-    with pytest.raises(NotImplementedError, match="TREX has no label-edit"):
-        sk.TREX(model).fit(X, y).label_edit(X[:2], y[:2], new_labels=1 - y)
+    est = sk.TREX(model, target="predicted").fit(X, y)
+    with pytest.raises(NotImplementedError, match="do not involve the training labels"):
+        est.label_edit(X[:2], y[:2], new_labels=1 - y)
 
 
 LEAF_INFLUENCE_CASES = {
@@ -213,7 +314,7 @@ def test_leaf_refit_label_edit_is_the_relabelled_refit(case):
         after = oracles.scores(ens, oracles.refit(ens, leaves, edited, w), leaves[:4])
         expected = oracles.loss(ens, yy[:4], after) - before
         # the stored (float32) leaves differ from a float64 refit by ~1e-8
-        np.testing.assert_allclose(got[:, i], expected, rtol=1e-5, atol=1e-6 * np.abs(got).max())
+        np.testing.assert_allclose(got[:, i], expected, rtol=1e-6, atol=1e-8 * np.abs(got).max())
     np.testing.assert_array_equal(est.label_edit(X[:2], y[:2], new_labels=y), 0.0)
 
 
@@ -265,7 +366,7 @@ def test_targeted_edit_protocol_ranks_by_label_edit():
         change = exp.label_edit(Xq[e : e + 1], yq[e : e + 1], new_labels=adv[e])[0]
         np.testing.assert_array_equal(R[e], np.argsort(-change, kind="stable"))
     res = single_query_curve(model, Xt, yt, Xq, yq, sk.TREX(), edit="targeted")
-    assert res.attrs["ranked_by"] == "removal"
+    assert res.attrs["ranked_by"] == "label_edit"
 
 
 def test_each_class_stacks_the_single_label_edits():
