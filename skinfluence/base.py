@@ -719,7 +719,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         labels ``targets`` (encoded)."""
         raise NotImplementedError(
             f"{type(self).__name__} has no label-edit influence yet; BoostIn, "
-            "LeafInfluence, LeafRefit, TREX and LOO have one (see the label-edit section of "
+            "LeafInfluence, LeafRefit, TREX, LOO, SubSample and DataShapley have one (see "
+            "the label-edit section of "
             "the methods page)"
         )
 

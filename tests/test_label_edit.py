@@ -381,3 +381,83 @@ def test_each_class_stacks_the_single_label_edits():
     reg = sk.BoostIn(lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(Xr, yr)).fit(Xr, yr)
     with pytest.raises(ValueError, match="needs a classifier"):
         reg.label_edit(Xr[:2], yr[:2], new_labels="each")
+
+
+def _gb(task, n=40):
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+
+    X, y = model_table.data(task)
+    cls = GradientBoostingRegressor if task == "regression" else GradientBoostingClassifier
+    return X[:n], y[:n], cls(n_estimators=5, max_depth=2, random_state=0)
+
+
+def _query_loss(task, model, Xq, yq):
+    if task == "regression":
+        return 0.5 * (yq - model.predict(Xq)) ** 2
+    p = model.predict_proba(Xq)[np.arange(len(yq)), yq]
+    return -np.log(np.clip(p, 1e-5, 1 - 1e-5))
+
+
+@pytest.mark.parametrize("task", ["regression", "binary"])
+def test_subsample_label_edit_replays_relabelled_subsets(task):
+    """Each subset refit with its edited rows relabelled (probability relabel_frac,
+    seeded), against the subset with its labels: per row, the mean change where it was
+    relabelled minus the mean where it kept its label. Replayed with clone().fit."""
+    from sklearn.base import clone
+
+    X, y, template = _gb(task)
+    model = clone(template).fit(X, y)
+    new = _new_labels(task, y, np.random.default_rng(6))
+    new[::4] = y[::4]
+    est = sk.SubSample(model, n_iter=10, sub_frac=0.6, relabel_frac=0.4, random_state=3)
+    with pytest.warns(UserWarning, match="never in, or never out"):  # 10 subsets
+        est.fit(X, y)
+    with pytest.warns(UserWarning, match="never relabelled"):  # 10 subsets: some rows
+        got = est.label_edit(X[:3], y[:3], new_labels=new)
+    n, edited = len(y), new != y
+    D, moved, inside = [], [], []
+    for t in range(10):
+        rows = np.sort(np.random.default_rng(3 + t).choice(n, 24, replace=False))
+        relabel = np.zeros(n, bool)
+        relabel[rows] = (np.random.default_rng([3 + t, 2]).random(n)[rows] < 0.4) & edited[rows]
+        y_t = np.where(relabel, new, y)
+        after = _query_loss(task, clone(template).fit(X[rows], y_t[rows]), X[:3], y[:3])
+        before = _query_loss(task, clone(template).fit(X[rows], y[rows]), X[:3], y[:3])
+        D.append(after - before)
+        moved.append(relabel)
+        inside.append(np.isin(np.arange(n), rows) & ~relabel & edited)
+    D, moved, inside = np.array(D), np.array(moved), np.array(inside)
+    for i in range(n):
+        if not edited[i] or not moved[:, i].any() or not inside[:, i].any():
+            np.testing.assert_array_equal(got[:, i], 0.0)
+            continue
+        expected = D[moved[:, i]].mean(axis=0) - D[inside[:, i]].mean(axis=0)
+        np.testing.assert_allclose(got[:, i], expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("task", ["regression", "binary"])
+def test_data_shapley_label_edit_is_the_difference_of_shapley_values(task):
+    """Along the same permutations: relabelling row i changes the query's loss by its
+    Shapley value with its label minus its value with the new label (the other rows'
+    labels fixed), i.e. DataShapley on the original rows minus DataShapley on the rows
+    with i relabelled, column i (both computed by clone().fit refits)."""
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y, template = _gb(task, n=24)
+    model = clone(template).fit(X, y)
+    new = _new_labels(task, y, np.random.default_rng(7))
+    kw = {"trunc_frac": 0.5, "check_every": 4, "max_iter": 4, "random_state": 2}
+    kw["keep_models"] = False
+    with pytest.warns(ConvergenceWarning):  # 4 permutations do not converge
+        est = sk.DataShapley(model, **kw).fit(X, y)
+    got = est.label_edit(X[:3], y[:3], new_labels=new)
+    base = est.transform(X[:3], y[:3])
+    for i in (0, 3, 11):
+        edited = y.copy()
+        edited[i] = new[i]
+        with pytest.warns(ConvergenceWarning):
+            other = sk.DataShapley(clone(template).fit(X, edited), **kw).fit(X, edited)
+        expected = base[:, i] - other.transform(X[:3], y[:3])[:, i]
+        np.testing.assert_allclose(got[:, i], expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(est.label_edit(X[:2], y[:2], new_labels=y), 0.0)
