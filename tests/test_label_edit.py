@@ -461,3 +461,78 @@ def test_data_shapley_label_edit_is_the_difference_of_shapley_values(task):
         expected = base[:, i] - other.transform(X[:3], y[:3])[:, i]
         np.testing.assert_allclose(got[:, i], expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(est.label_edit(X[:2], y[:2], new_labels=y), 0.0)
+
+
+# ------------------------------------------------------- CatBoost: steps and K x K
+cb = pytest.importorskip("catboost")
+CB = {"random_seed": 0, "verbose": 0, "thread_count": 1, "iterations": 5, "depth": 2}
+CB["allow_writing_files"] = False
+CATBOOST_CASES = {
+    "logloss-newton-steps-weighted": ("binary", {"leaf_estimation_iterations": 10}, True),
+    "logloss-gradient-steps": (
+        "binary",
+        {"leaf_estimation_method": "Gradient", "leaf_estimation_iterations": 4},
+        False,
+    ),
+    "rmse-newton-steps": ("regression", {"leaf_estimation_iterations": 3}, False),
+    "multiclass-full-hessian": ("multiclass", {"loss_function": "MultiClass"}, True),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CATBOOST_CASES))
+def catboost_case(request):
+    task, params, weighted = CATBOOST_CASES[request.param]
+    X, y = model_table.data(task)
+    X, y = X[:90], y[:90]
+    w = None
+    if weighted:  # CatBoost holds weights in float32
+        w = np.random.default_rng(8).uniform(0.5, 2.0, len(y)).astype(np.float32).astype(float)
+    cls = cb.CatBoostRegressor if task == "regression" else cb.CatBoostClassifier
+    model = cls(learning_rate=0.3, **CB, **params).fit(X, y, sample_weight=w)
+    new = _new_labels(task, y, np.random.default_rng(9))
+    return task, model, X, y, w, new
+
+
+def _relabelled_leaves(ens, leaves, y, new, w, i, b, F, scales):
+    """The K leaf values of row ``i`` in round ``b``, recomputed by the model's rule
+    (kept steps and scales, or the K x K Newton system) at the stored scores ``F``
+    before the round, with labels ``y`` and with row ``i`` relabelled: (before, after)."""
+    K = ens.n_outputs
+    out = []
+    for labels in (y, np.where(np.arange(len(y)) == i, new, y)):
+        if K > 1:
+            vals = ens.leaf_values.copy()
+            oracles._multiclass_round(ens, leaves, np.eye(K)[labels.astype(int)], w, F, b, vals)
+            out.append(vals[ens.flat_leaves(leaves[i : i + 1])[0, b * K : (b + 1) * K]])
+        else:
+            sc = None if scales is None else scales[b]
+            v = oracles.tree_values(ens, leaves[:, b], labels, w, F[:, 0], b, sc)
+            out.append(v[leaves[i, b]])
+    return out
+
+
+def test_boostin_label_edit_on_catboost_leaves(catboost_case):
+    """Leaves of several (backtracked) Newton or gradient steps, and K x K Newton
+    leaves: equal to each relabelled leaf recomputed by the model's rule in numpy."""
+    task, model, X, y, w, new = catboost_case
+    est = sk.BoostIn(model).fit(X, y, sample_weight=w)
+    ens = est.ensemble_
+    leaves = ens.leaf_ids(X)
+    yy, nn = (a.astype(np.float32).astype(float) for a in (y, new))
+    ww = np.ones(len(y)) if w is None else w
+    got = est.label_edit(X[:4], y[:4], new_labels=new)
+    scales = oracles.kept_scales(ens, leaves, yy, ww) if ens.n_outputs == 1 else None
+    K = ens.n_outputs
+    stored = ens.leaf_values[ens.flat_leaves(leaves)]
+    for i in (0, 5, 77):
+        expected = np.zeros(4)
+        for b in range(ens.n_rounds):
+            F = ens.bias + stored[:, : b * K].reshape(len(y), b, K).sum(axis=1)
+            if ens.constant_tree[b * K]:
+                continue
+            before, after = _relabelled_leaves(ens, leaves, yy, nn, ww, i, b, F, scales)
+            same = leaves[:4, b * K] == leaves[i, b * K]
+            gq = _gradients(ens, yy[:4], F[:4])
+            expected += same * (gq * np.atleast_1d(after - before)).sum(axis=1)
+        # float64 recomputations of the same rule on both sides
+        np.testing.assert_allclose(got[:, i], expected, rtol=1e-9, atol=1e-12)
