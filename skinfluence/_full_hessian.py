@@ -29,6 +29,7 @@ __all__ = [
     "refit_inputs",
     "refit_block",
     "relabelled_changes",
+    "relabel_block",
 ]
 
 
@@ -299,3 +300,8 @@ def refit_inputs(ens, leaves, y, weights):
 def refit_block(rows, train, refit, n_top):
     """``(dv, dself)`` of the full-hessian refit without each of ``rows``."""
     return _fh.refit_block(rows, train, refit, n_top)
+
+
+def relabel_block(rows, new_labels, train, refit):
+    """``(dv, dself)`` of the full-hessian refit with each of ``rows`` relabelled."""
+    return _fh.relabel_block(rows, new_labels, train, refit)

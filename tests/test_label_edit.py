@@ -536,3 +536,23 @@ def test_boostin_label_edit_on_catboost_leaves(catboost_case):
             expected += same * (gq * np.atleast_1d(after - before)).sum(axis=1)
         # float64 recomputations of the same rule on both sides
         np.testing.assert_allclose(got[:, i], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_leaf_refit_label_edit_on_catboost_leaves(catboost_case):
+    """The fixed-structure refit with the row relabelled, every leaf recomputed by the
+    model's rule (kept steps and scales, or the K x K system) in numpy."""
+    task, model, X, y, w, new = catboost_case
+    est = sk.LeafRefit(model).fit(X, y, sample_weight=w)
+    ens = est.ensemble_
+    leaves = ens.leaf_ids(X)
+    yy, nn = (a.astype(np.float32).astype(float) for a in (y, new))
+    ww = np.ones(len(y)) if w is None else w
+    got = est.label_edit(X[:4], y[:4], new_labels=new)
+    scales = oracles.kept_scales(ens, leaves, yy, ww) if ens.n_outputs == 1 else None
+    before = oracles.loss(ens, yy[:4], oracles.scores(ens, ens.leaf_values, leaves[:4]))
+    for i in (0, 5, 77):
+        edited = np.where(np.arange(len(y)) == i, nn, yy)
+        values = oracles.refit(ens, leaves, edited, ww, scales)
+        expected = oracles.loss(ens, yy[:4], oracles.scores(ens, values, leaves[:4])) - before
+        # the stored (float32) leaves differ from a float64 refit by ~1e-8
+        np.testing.assert_allclose(got[:, i], expected, rtol=1e-5, atol=1e-6 * np.abs(got).max())
