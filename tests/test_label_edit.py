@@ -556,3 +556,79 @@ def test_leaf_refit_label_edit_on_catboost_leaves(catboost_case):
         expected = oracles.loss(ens, yy[:4], oracles.scores(ens, values, leaves[:4])) - before
         # the stored (float32) leaves differ from a float64 refit by ~1e-8
         np.testing.assert_allclose(got[:, i], expected, rtol=1e-5, atol=1e-6 * np.abs(got).max())
+
+
+SIMILARITY_CASES = {
+    "leafsim-binary": (lambda: sk.LeafSim(), "binary", True),
+    "treesim-multiclass-cosine": (lambda: sk.TreeSim(measure="cosine"), "multiclass", True),
+    "treesim-regression": (lambda: sk.TreeSim(kernel="fpw"), "regression", True),
+    "inputsim-regression-unlabelled": (lambda: sk.InputSim(), "regression", False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIMILARITY_CASES))
+def test_similarity_label_edit_is_the_signed_similarity_change(case):
+    """sim(i, e) (s(y_i) - s(y*_i)): the row's influence minus the influence the same
+    method gives the row relabelled (an explainer fit on the relabelled rows)."""
+    make, task, labelled = SIMILARITY_CASES[case]
+    X, y = model_table.data(task)
+    model = (lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier)(
+        n_estimators=5, verbose=-1
+    ).fit(X, y)
+    new = _new_labels(task, y, np.random.default_rng(10))
+    est = make().set_params(estimator=model).fit(X, y)
+    yq = y[:4] if labelled else None
+    got = est.label_edit(X[:4], yq, new_labels=new)
+    base = est.transform(X[:4], yq)
+    # X[3] is a training row: InputSim's zero distance, clipped to the largest float
+    for i in (0, 3, 5, 77):
+        edited = np.where(np.arange(len(y)) == i, new, y)
+        with sk.config_context(check_training_rows="warn"):
+            other = make().set_params(estimator=model).fit(X, edited)
+        with np.errstate(over="ignore"):
+            expected = base[:, i] - other.transform(X[:4], yq)[:, i]
+        expected = np.clip(expected, -np.finfo(float).max, np.finfo(float).max)
+        np.testing.assert_array_equal(got[:, i], expected)
+    np.testing.assert_array_equal(est.label_edit(X[:2], None, new_labels=y), 0.0)
+
+
+def test_baselines_say_why_they_have_no_label_edit():
+    X, y = model_table.data("binary")
+    model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)
+    for cls in (sk.RandomInfluence, sk.TargetInfluence, sk.MinorityInfluence):
+        with pytest.raises(NotImplementedError, match="random ranking baseline"):
+            cls(model).fit(X, y).label_edit(X[:2], y[:2], new_labels=1 - y)
+    with pytest.raises(NotImplementedError, match="LossInfluence has no local influence"):
+        sk.LossInfluence(model).fit(X, y).label_edit(X[:2], y[:2], new_labels=1 - y)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: lgb.LGBMRegressor(n_estimators=8, boost_from_average=False, verbose=-1),
+        lambda: xgb.XGBRegressor(n_estimators=8, max_depth=3, base_score=0.0),
+    ],
+    ids=["lightgbm", "xgboost"],
+)
+def test_axil_label_edit_is_the_relabelled_refit(make):
+    """The prediction is linear in the targets: relabelling moves it by
+    k_i(x) (y*_i - y_i), the fixed-structure refit with the row relabelled (a model
+    whose initial score does not depend on the targets)."""
+    X, y = model_table.data("regression")
+    est = sk.AXIL(make().fit(X, y)).fit(X, y)
+    ens = est.ensemble_
+    leaves = ens.leaf_ids(X)
+    yy = y.astype(np.float32).astype(float)
+    new = _new_labels("regression", y, np.random.default_rng(11)).astype(np.float32)
+    got = est.label_edit(X[:4], y[:4], new_labels=new)
+    free = est.label_edit(X[:4], None, new_labels=new)
+    w = np.ones(len(y))
+    before = oracles.scores(ens, ens.leaf_values, leaves[:4])
+    for i in (0, 5, 77):
+        edited = yy.copy()
+        edited[i] = new[i]
+        after = oracles.scores(ens, oracles.refit(ens, leaves, edited, w), leaves[:4])
+        expected = oracles.loss(ens, yy[:4], after) - oracles.loss(ens, yy[:4], before)
+        # float32 stored leaves against a float64 refit: ~1e-7 of the prediction
+        np.testing.assert_allclose(got[:, i], expected, rtol=1e-4, atol=1e-5 * np.abs(got).max())
+        np.testing.assert_allclose(free[:, i], before - after, rtol=1e-4, atol=1e-6)
