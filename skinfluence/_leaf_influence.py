@@ -355,10 +355,16 @@ class LeafInfluence(_LeafBase):
         # reverse sweep with the source g + vbar h replaced by its change
         ens = self.ensemble_
         update = getattr(self, "_update", None)
-        if not isinstance(update, AllPoints) or ens.full_hessian or ens.leaf_steps > 1:
+        if not isinstance(update, AllPoints):
             raise NotImplementedError(
-                "LeafInfluence.label_edit needs update_set=-1 and leaves of one Newton "
-                "step per column"
+                "LeafInfluence.label_edit needs update_set=-1 (the smaller update sets "
+                "are not implemented for label edits)"
+            )
+        if ens.full_hessian or ens.leaf_steps > 1 or ens.leaf_step_method != "newton":
+            raise NotImplementedError(
+                "LeafInfluence.label_edit needs leaves of one Newton step per column, not "
+                f"{ens.describe()}; BoostIn.label_edit and LeafRefit.label_edit cover "
+                "these leaves"
             )
         if ens.objective in _NONLINEAR_IN_LABEL:
             raise NotImplementedError(
