@@ -233,7 +233,6 @@ def _sign_vector(S, e, b):
     sgn = _label_sign(S, e)
     if sgn is None:  # regression: LeafSim's rule around the query's prediction
         p = S.ens.raw_from_leaves(S.Lq[e : e + 1].astype(np.int32))[0, 0]
-        p_tr = S.ens.raw_from_leaves(S.L.astype(np.int32))[:, 0]
         se = 1.0 if p >= S.yq[e] else -1.0
         si = np.where(S.y >= p, 1.0, -1.0)
         sgn = np.where(se != si, 1.0, -1.0)
@@ -495,7 +494,7 @@ def _boostin_at(S, w, fw, e):
         k = t % K
         if k == 0:
             gq, _, _ = _grad_hess(S.task, Fq[None, :], S.yq[e : e + 1], 1.0)
-        lo, hi = int(S.off[t]), int(S.off[t + 1])
+        lo = int(S.off[t])
         lq = S.Lq[e, t]
         v = vals[lo + lq]
         rows = S.L[:, t] == lq
@@ -531,6 +530,59 @@ def m_adaptive_boostin(S):
     return out
 
 
+def _z(x, mask=None):
+    m = np.isfinite(x) if mask is None else mask
+    sd = x[m].std()
+    return x / (sd if sd > 0 else 1.0)
+
+
+def _leafsim_at(S, w, e, sgn):
+    """LeafSim of query e with leaf sizes counted over the rows of weight > 0."""
+    keep = w > 0
+    counts = np.bincount(S.flat[keep].ravel(), minlength=int(S.off[-1]))
+    w2 = 1.0 / np.maximum(counts, 1) ** 2
+    return (_same(S, e) * w2[S.flat]).sum(1) * sgn * keep
+
+
+def m_consensus3(S):
+    """(c) z-scored sum of published BoostIn, LeafSim and LeafInfluence."""
+    w = np.ones(S.n)
+    li = -refit_adjoint(S, w, refit_forward(S, w), np.arange(len(S.yq))).T
+    out = np.empty((len(S.yq), S.n))
+    for e in range(len(S.yq)):
+        b = (_same(S, e) * S.D * S.gq[e][None, :]).sum(1)
+        ls = _leafsim_at(S, w, e, _sign_vector(S, e, None))
+        out[e] = _z(b) + _z(ls) + _z(li[e])
+    return out
+
+
+def m_adaptive_boostin_leafsim(S):
+    """(b + c) BoostIn+LeafSim re-scored after each chunk at the fixed-structure refit
+    without the rows taken (BoostIn on the refit trajectory, LeafSim on the remaining
+    leaf sizes)."""
+    k_max = int(np.floor(max(FRACTIONS) * S.n + 1e-9))
+    out = np.empty((len(S.yq), S.n))
+    for e in range(len(S.yq)):
+        sgn = _sign_vector(S, e, None)
+        w = np.ones(S.n)
+        order = []
+        for j, c in enumerate(_schedule(k_max)):
+            if j == 0:
+                b = (_same(S, e) * S.D * S.gq[e][None, :]).sum(1)
+            else:
+                b = _boostin_at(S, w, refit_forward(S, w), e)
+            keep = w > 0
+            score = _z(b, keep) + _z(_leafsim_at(S, w, e, sgn), keep)
+            score[~keep] = -np.inf
+            top = np.argsort(-score, kind="stable")[:c]
+            order.extend(top.tolist())
+            w[top] = 0.0
+        score[w == 0] = -np.inf
+        rest = [i for i in np.argsort(-score, kind="stable") if w[i] != 0]
+        out[e, np.array(order + rest)] = np.arange(S.n, 0, -1, dtype=np.float64)
+    return out
+
+
 CANDIDATES = {
     "BoostIn+LeafSim": m_boostin_leafsim,
     "PathSim": m_pathsim,
@@ -540,6 +592,8 @@ CANDIDATES = {
     "LeafInfAdjoint": m_leafinf_adjoint,
     "Adaptive": m_adaptive,
     "AdaptiveBoostIn": m_adaptive_boostin,
+    "Consensus3": m_consensus3,
+    "AdaptiveBoostIn+LeafSim": m_adaptive_boostin_leafsim,
 }
 
 
@@ -650,7 +704,54 @@ def n_boostin_leafsim(S):
     return -m_boostin_leafsim(S).sum(0)
 
 
+def _adaptive_global(S, k_max, score_at):
+    """Rows by descending harm, re-scored after each chunk at the fixed-structure
+    refit without the rows already taken (chunks 1, 1, 2, 4, ...)."""
+    w = np.ones(S.n)
+    order = []
+    harm = None
+    for c in _schedule(k_max):
+        harm = score_at(w)
+        harm[w == 0] = -np.inf
+        top = np.argsort(-harm, kind="stable")[:c]
+        order.extend(top.tolist())
+        w[top] = 0.0
+    harm[w == 0] = -np.inf
+    rest = [i for i in np.argsort(-harm, kind="stable") if w[i] != 0]
+    scores = np.empty(S.n)
+    scores[np.array(order + rest)] = np.arange(S.n, 0, -1, dtype=np.float64)
+    return scores
+
+
+def n_adaptive_global(S):
+    """Re-linearised global LeafInfluence on the validation rows (harm = -influence)."""
+    rows = np.arange(len(S.yq))
+
+    def harm(w):
+        fw = refit_forward(S, w)
+        return refit_adjoint(S, w, fw, rows).sum(1)  # d loss / d w: removal helps if > 0
+
+    return _adaptive_global(S, int(0.3 * S.n), harm)
+
+
+def n_adaptive_boostin_global(S):
+    def harm(w):
+        fw = refit_forward(S, w)
+        return -sum(_boostin_at(S, w, fw, e) for e in range(len(S.yq)))
+
+    return _adaptive_global(S, int(0.3 * S.n), harm)
+
+
+def n_leafinf_global(S):
+    """Check: global LeafInfluence by the adjoint (should equal the library's)."""
+    w = np.ones(S.n)
+    return refit_adjoint(S, w, refit_forward(S, w), np.arange(len(S.yq))).sum(1)
+
+
 CANDIDATES_NOISE = {
+    "AdaptiveGlobal": n_adaptive_global,
+    "AdaptiveBoostInGlobal": n_adaptive_boostin_global,
+    "LeafInfGlobalAdjoint": n_leafinf_global,
     "SelfOut": n_selfout,
     "Loss": n_loss,
     "PathSim": n_pathsim,
@@ -829,14 +930,14 @@ def main():
                         continue
                     print(f"{ds} {seed} {m}: {time.perf_counter() - t0:.1f}s", flush=True)
         return
+    out = {}
     df = removal_frame(datasets, args.seeds, args.lib, methods)
     if df is not None:
-        s = summarize_removal(df, methods, args.ours)
-        print(json.dumps(s, indent=1, default=float))
+        out["removal"] = summarize_removal(df, methods, args.ours)
     nf = noise_frame(datasets, args.seeds, args.lib, methods)
     if len(nf):
-        print(json.dumps(summarize_noise(nf, args.ours), indent=1, default=float))
-
+        out["noise"] = summarize_noise(nf, args.ours)
+    print(json.dumps(out, indent=1, default=float))
 
 if __name__ == "__main__":
     main()
