@@ -748,7 +748,22 @@ def n_leafinf_global(S):
     return refit_adjoint(S, w, refit_forward(S, w), np.arange(len(S.yq))).sum(1)
 
 
+def n_consensus3(S):
+    """Global form of Consensus3 on the validation rows: harm = -(z(BoostIn global) +
+    z(LeafSim global) + z(LeafInfluence global))."""
+    w = np.ones(S.n)
+    rows = np.arange(len(S.yq))
+    li = -refit_adjoint(S, w, refit_forward(S, w), rows).sum(1)
+    b = np.zeros(S.n)
+    ls = np.zeros(S.n)
+    for e in rows:
+        b += (_same(S, e) * S.D * S.gq[e][None, :]).sum(1)
+        ls += _leafsim_at(S, w, e, _sign_vector(S, e, None))
+    return -(_z(b) + _z(ls) + _z(li))
+
+
 CANDIDATES_NOISE = {
+    "Consensus3": n_consensus3,
     "AdaptiveGlobal": n_adaptive_global,
     "AdaptiveBoostInGlobal": n_adaptive_boostin_global,
     "LeafInfGlobalAdjoint": n_leafinf_global,
@@ -902,10 +917,74 @@ def summarize_noise(df, ours):
     return out
 
 
+# ------------------------------------------------------------------ results file
+PUBLISHED_RANKED = [m for m in PUBLISHED if m != "Random"]
+PRIMARY = "Consensus3"
+SECONDARY = [
+    "BoostIn+LeafSim",
+    "PathSim",
+    "Greedy",
+    "BoostInW1",
+    "BoostInW2",
+    "Adaptive",
+    "AdaptiveBoostIn",
+    "AdaptiveBoostIn+LeafSim",
+]
+NOISE_SECONDARY = [
+    "SelfOut",
+    "Loss",
+    "AdaptiveGlobal",
+    "AdaptiveBoostInGlobal",
+    "PathSim",
+    "BoostIn+LeafSim",
+]
+
+
+def _block(group, seeds, methods, ours):
+    out = {}
+    df = removal_frame(GROUPS[group], seeds, "lightgbm", methods)
+    if df is not None:
+        out["removal"] = summarize_removal(df, methods, ours)
+    nf = noise_frame(GROUPS[group], seeds, "lightgbm", methods)
+    if len(nf):
+        nf = nf[nf["method"].isin(methods)]
+        # only settings where every method has a result
+        full = nf.groupby(["dataset", "seed"])["method"].nunique() == len(set(nf["method"]))
+        keep = full[full].index
+        nf = nf.set_index(["dataset", "seed"]).loc[keep].reset_index()
+        out["noise"] = summarize_noise(nf, ours)
+        out["noise"]["n_settings"] = int(len(keep))
+    return out
+
+
+def write_results():
+    res = {
+        "config": {**CFG, "fractions": FRACTIONS, "library": "lightgbm", "groups": GROUPS},
+        "primary": PRIMARY,
+        "dev_vs_published": _block("dev", [1, 2], PUBLISHED_RANKED + [PRIMARY], [PRIMARY]),
+        "dev_all_candidates": _block(
+            "dev", [1, 2], PUBLISHED_RANKED + [PRIMARY] + SECONDARY, [PRIMARY] + SECONDARY
+        ),
+        "dev_noise_candidates": _block(
+            "dev", [1, 2], PUBLISHED_RANKED + [PRIMARY] + NOISE_SECONDARY, [PRIMARY]
+        ),
+        "heldout_vs_published": _block("heldout", [1], PUBLISHED_RANKED + [PRIMARY], [PRIMARY]),
+        "heldout_secondary": _block(
+            "heldout",
+            [1],
+            PUBLISHED_RANKED + [PRIMARY, "Adaptive", "AdaptiveBoostIn", "BoostIn+LeafSim"],
+            [PRIMARY, "Adaptive", "AdaptiveBoostIn", "BoostIn+LeafSim"],
+        ),
+    }
+    path = ROOT / "benchmarks" / "results" / "new_method.json"
+    path.write_text(json.dumps(res, indent=1, default=float))
+    print(f"wrote {path}")
+
+
 # --------------------------------------------------------------------------- main
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("run", "noise", "summary"))
+    ap.add_argument("what", choices=("run", "noise", "summary", "write"))
     ap.add_argument("--group", default="dev")
     ap.add_argument("--datasets", nargs="*")
     ap.add_argument("--seeds", nargs="*", type=int, default=[1, 2])
@@ -930,6 +1009,9 @@ def main():
                         continue
                     print(f"{ds} {seed} {m}: {time.perf_counter() - t0:.1f}s", flush=True)
         return
+    if args.what == "write":
+        write_results()
+        return
     out = {}
     df = removal_frame(datasets, args.seeds, args.lib, methods)
     if df is not None:
@@ -938,6 +1020,7 @@ def main():
     if len(nf):
         out["noise"] = summarize_noise(nf, args.ours)
     print(json.dumps(out, indent=1, default=float))
+
 
 if __name__ == "__main__":
     main()
