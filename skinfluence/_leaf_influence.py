@@ -241,7 +241,9 @@ class LeafInfluence(_LeafBase):
         Number of training rows.
     derivatives_ : ndarray of shape (n_train, n_trees) or None
         With ``update_set=0``: ``D[i, t]``, the derivative of ``i``'s leaf of tree ``t``
-        with respect to ``w_i`` (:ref:`methods-leaf-influence-single-point`). ``None`` otherwise.
+        with respect to ``w_i`` (:ref:`methods-leaf-influence-single-point`); without
+        sample weights (or all 1) formed from the tiled layout on first access.
+        ``None`` otherwise.
     n_features_in_ : int
     feature_names_in_ : ndarray
 
@@ -256,10 +258,15 @@ class LeafInfluence(_LeafBase):
       O(N T + n_val T). ``self_influence`` needs the forward mode: O(N^2 T) time,
       O(N K) memory per thread.
     * ``update_set=0``: everything O(N T) except the query, a sparse leaf
-      co-occurrence product as in :class:`BoostIn`.
-    * ``update_set=k >= 1``: the forward mode for every row, O(N^2 T) in ``fit``; the
-      derivatives of all leaves (N x Λ floats) are kept when they fit in
-      ``chunk_memory_mb``, else recomputed for each block of queries.
+      co-occurrence product as in :class:`BoostIn`. The fitted state is the tiled
+      layout of that product (10 bytes per row and tree), plus the derivatives and
+      the leaf ids (12 bytes) when the rows have sample weights other than 1.
+    * ``update_set=k >= 1``: the forward mode for every row, O(N^2 T) in ``fit``,
+      eight removed rows per pass over the training rows (one vector operation per
+      row and tree); the written leaf derivatives (the top-k leaves and the row's own
+      leaf of each tree: N x T x (k + 1) values and leaf ids, 12 bytes each) are kept
+      when they fit in ``chunk_memory_mb``, else recomputed for each block of queries.
+      A query then costs O(N T (k + 1)).
 
     Sign: positive = helpful (removing the row would raise the query's loss). With
     ``update_set=-1`` this is the exact derivative of a fixed-structure refit, for
