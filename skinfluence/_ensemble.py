@@ -258,7 +258,11 @@ class TreeEnsemble:
             raise RuntimeError(
                 f"routing returned shape {leaves.shape}, expected (n, {self.n_trees})"
             )
-        if leaves.size and _trees.count_out_of_range(leaves, self.n_leaves):
+        if leaves.size > 2**16:  # one pass, no (n, T) temporaries
+            outside = _trees.count_out_of_range(leaves, self.n_leaves) > 0
+        else:  # a few rows (queries): no parallel kernel launch
+            outside = leaves.size and (leaves.min() < 0 or np.any(leaves >= self.n_leaves))
+        if outside:
             raise RuntimeError("routing returned a leaf index outside its tree")
         return leaves
 
