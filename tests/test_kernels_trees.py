@@ -158,3 +158,32 @@ def test_replay_sums_without_trees():
     )
     assert g.shape == h.shape == (4, 0) and G.size == H.size == 0
     np.testing.assert_array_equal(final, np.full((4, 1), 0.5))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float32])
+def test_remap_leaves_in_one_pass_is_the_per_tree_lookup(dtype):
+    from skinfluence._adapters._base import leaf_map, remap_leaves
+
+    rng = np.random.default_rng(5)
+    n, n_trees = 3000, 30  # above the size where the kernel takes over
+    maps, cols = [], []
+    for _ in range(n_trees):
+        ids = np.sort(rng.choice(40, rng.integers(2, 9), replace=False))
+        maps.append(leaf_map(ids))
+        cols.append(rng.choice(ids, n))
+    raw = np.column_stack(cols).astype(dtype)
+    expected = np.column_stack([m[c] for m, c in zip(maps, cols)]).astype(np.int32)
+    got = remap_leaves(raw, maps)
+    assert got.dtype == np.int32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, expected)
+    if raw.dtype.kind == "i":  # a few rows: the per-tree numpy lookup
+        np.testing.assert_array_equal(remap_leaves(raw[:10], maps), expected[:10])
+    for bad_id in (1000, -1):  # beyond the map, negative
+        bad = raw.copy()
+        bad[7, 3] = bad_id
+        with pytest.raises(RuntimeError, match="does not list as a leaf"):
+            remap_leaves(bad, maps)
+    internal = raw.copy()
+    internal[9, 4] = next(i for i in range(len(maps[4])) if maps[4][i] < 0)
+    with pytest.raises(RuntimeError, match="does not list as a leaf"):
+        remap_leaves(internal, maps)

@@ -275,3 +275,24 @@ def leaf_counts(leaves, offsets, row_weight):
     """
     weights = np.broadcast_to(np.asarray(row_weight, dtype=np.float64)[:, None], leaves.shape)
     return leaf_sums(leaves, offsets, weights)
+
+
+@njit_parallel
+def remap_ids(raw, flat_map, map_offsets):
+    """``out[i, t] = flat_map[map_offsets[t] + raw[i, t]]`` (int32), and the number of
+    entries whose id is outside tree ``t``'s map or maps to -1 (those get -1)."""
+    n, n_trees = raw.shape
+    out = np.empty((n, n_trees), dtype=np.int32)
+    bad = 0
+    for i in prange(n):
+        for t in range(n_trees):
+            r = raw[i, t]
+            if r < 0 or r >= map_offsets[t + 1] - map_offsets[t]:
+                out[i, t] = -1
+                bad += 1
+                continue
+            v = flat_map[map_offsets[t] + np.int64(r)]
+            out[i, t] = v
+            if v < 0:
+                bad += 1
+    return out, bad
