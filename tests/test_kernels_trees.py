@@ -138,6 +138,9 @@ def test_replay_sums_is_the_general_replay_and_leaf_sums(objective, c, labels, w
             leaves, offsets, values, bias, objective, c, y, w, sums=True
         )
         g1, h1, _, final1 = _trees.replay(leaves, offsets, values, bias, 1, objective, c, y, False)
+        big = np.ascontiguousarray(np.tile(leaves, (20, 1)))  # above the size threshold
+        y20 = np.tile(y, 20)
+        g2, _, _, final2 = _trees.replay(big, offsets, values, bias, 1, objective, c, y20, False)
     finally:
         numba.set_num_threads(old)
     # the general kernel (per-row buffers, every objective through grad_hess_row)
@@ -145,6 +148,8 @@ def test_replay_sums_is_the_general_replay_and_leaf_sums(objective, c, labels, w
     for got in ((g, h, final), (g1, h1, final1)):
         for a, b in zip(got, (g0, h0, final0)):
             np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(g2[: len(leaves)], g0)
+    np.testing.assert_array_equal(final2[-len(leaves) :], final0)
     gw = g0 if w is None else g0 * w[:, None]
     hw = h0 if w is None else h0 * w[:, None]
     np.testing.assert_array_equal(G, _trees.leaf_sums(leaves, offsets, gw))

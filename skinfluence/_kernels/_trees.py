@@ -26,10 +26,13 @@ def replay(leaves, offsets, values, bias, n_outputs, objective, c, y, want_kappa
 
     Returns ``g, h, kappa`` of shape ``(n, T)``, evaluated for tree ``t = (b, k)`` at the
     scores before round ``b``, and the final raw scores ``(n, K)``. ``kappa`` is
-    ``(0, 0)`` unless ``want_kappa``. One raw-score column without ``kappa`` takes
-    the kernel of :func:`replay_sums` (the same values bit for bit).
+    ``(0, 0)`` unless ``want_kappa``. One raw-score column without ``kappa`` over more
+    than 65,536 entries takes the kernel of :func:`replay_sums` (the same values bit for
+    bit).
     """
-    if n_outputs == 1 and not want_kappa:
+    # few rows (queries): the row-parallel kernel keeps one row on one thread; the
+    # tree blocks would wake every thread for a few microseconds of work each
+    if n_outputs == 1 and not want_kappa and leaves.size > 2**16:
         g, h, _, _, final = replay_sums(leaves, offsets, values, bias, objective, c, y)
         return g, h, np.empty((0, 0)), final
     return _replay(leaves, offsets, values, bias, n_outputs, objective, c, y, want_kappa)
