@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/bench_boostin.py --quick    # n_train in {1e3, 1e4}
     python benchmarks/bench_boostin.py --interleaved 20   # speed-up at 1e5, 20 rounds
     python benchmarks/bench_boostin.py --fit-ratio 9      # fit / LightGBM routing at 1e5
+    python benchmarks/bench_boostin.py --fit-ratio 9 --library xgboost   # XGBoost's
 
 Model: LightGBM binary classifier, 100 trees x 31 leaves, on synthetic data. Queries:
 1,000 rows. The baseline is a straightforward numpy implementation of the reference
@@ -25,8 +26,12 @@ kernel's cost per unit of unavoidable work.
 same rows, alternating the two in one process (three rounds per size in the table,
 ``--fit-ratio`` for more at 100,000 rows): the ratio of each round and their median.
 ``fit`` routes the rows with that very call and checks the parsed trees against the
-library's raw prediction (``predict(X, raw_score=True)``) on every row, so two library
-passes over the data are its floor; ``--fit-ratio`` also times that raw prediction.
+library's raw prediction (``predict(X, raw_score=True)``) on a covering sample of the
+rows (a row reaching each leaf plus 1,000 uniform rows; on every row with
+``reconstruction_check="all"``); ``--fit-ratio`` also times the raw prediction of all
+rows, for reference. ``--library xgboost`` times the same against XGBoost's routing,
+``Booster.predict(DMatrix(X), pred_leaf=True)``, the DMatrix built in the call as
+``fit`` builds it.
 
 Peak memory is the growth of the process's maximum resident set size during the call,
 measured in a fresh subprocess per (n_train, step).
@@ -78,18 +83,54 @@ def measure_memory(n_train, step):
     return peak_growth_mb(exp.self_influence)
 
 
+def xgboost_model(X, y):
+    """An XGBoost binary classifier of the LightGBM model's shape (100 trees, at most 31
+    leaves grown leaf-wise, learning rate 0.1) fitted on ``X, y``."""
+    import xgboost as xgb
+
+    return xgb.XGBClassifier(
+        n_estimators=N_TREES,
+        max_leaves=N_LEAVES,
+        max_depth=0,
+        grow_policy="lossguide",
+        tree_method="hist",
+        learning_rate=0.1,
+        random_state=0,
+    ).fit(X, y)
+
+
+def library_calls(model):
+    """The model's own routing and raw prediction over all rows, as ``fit`` calls them:
+    LightGBM ``predict(X, pred_leaf=True)`` / ``raw_score=True``; XGBoost
+    ``Booster.predict(DMatrix(X), pred_leaf=True)`` / ``output_margin=True`` (the
+    DMatrix built in the call)."""
+    if type(model).__module__.startswith("xgboost"):
+        import xgboost as xgb
+
+        booster = model.get_booster()
+        return (
+            lambda X: booster.predict(xgb.DMatrix(X), pred_leaf=True),
+            lambda X: booster.predict(xgb.DMatrix(X), output_margin=True),
+        )
+    return (
+        lambda X: model.predict(X, pred_leaf=True),
+        lambda X: model.predict(X, raw_score=True),
+    )
+
+
 def fit_ratios(X, y, model, rounds, raw=False):
     """``rounds`` alternations of ``BoostIn(model).fit(X, y)`` and the model's own
     routing ``predict(X, pred_leaf=True)`` (and, with ``raw``, its raw prediction):
     arrays of fit times, routing times, raw-prediction times and fit / routing ratios."""
     from skinfluence import BoostIn
 
+    route, raw_score = library_calls(model)
     fits, routes, raws = [], [], []
     for _ in range(rounds):
         fits.append(timed(lambda: BoostIn(model).fit(X, y))[0])
-        routes.append(timed(lambda: model.predict(X, pred_leaf=True))[0])
+        routes.append(timed(lambda: route(X))[0])
         if raw:
-            raws.append(timed(lambda: model.predict(X, raw_score=True))[0])
+            raws.append(timed(lambda: raw_score(X))[0])
     fits, routes = np.array(fits), np.array(routes)
     return fits, routes, np.array(raws), fits / routes
 
@@ -176,16 +217,25 @@ def main():
         help="only fit against LightGBM's predict(pred_leaf=True) at n_train=100,000, "
         "ROUNDS alternating rounds",
     )
+    p.add_argument(
+        "--library",
+        choices=("lightgbm", "xgboost"),
+        default="lightgbm",
+        help="the model of --fit-ratio (xgboost: the same data, 100 trees of at most 31 leaves)",
+    )
     args = p.parse_args()
     if args.fit_ratio:
         from skinfluence import BoostIn
 
         X, y, _, _, model = train_and_queries(100_000, N_QUERIES)
+        if args.library == "xgboost":
+            model = xgboost_model(X, y)
         BoostIn(model).fit(X, y)  # numba compilation / cache load, first touch
         f, r, raw, ratio = fit_ratios(X, y, model, args.fit_ratio, raw=True)
         q1, med, q3 = np.percentile(ratio, [25, 50, 75])
         print(
-            f"n_train=100,000, {len(ratio)} alternating rounds: fit median {np.median(f):.3f} s, "
+            f"{args.library}, n_train=100,000, {len(ratio)} alternating rounds: "
+            f"fit median {np.median(f):.3f} s, "
             f"predict(pred_leaf=True) median {np.median(r):.3f} s, "
             f"predict(raw_score=True) median {np.median(raw):.3f} s; "
             f"fit / pred_leaf median {med:.2f}x, quartiles {q1:.2f}x-{q3:.2f}x, "

@@ -6,8 +6,8 @@ import threading
 
 __all__ = ["config_context", "get_config", "set_config"]
 
-_DEFAULTS = {"check_training_rows": "raise"}
-_CHOICES = {"check_training_rows": ("raise", "warn")}
+_DEFAULTS = {"check_training_rows": "raise", "reconstruction_check": "covering"}
+_CHOICES = {"check_training_rows": ("raise", "warn"), "reconstruction_check": ("covering", "all")}
 _local = threading.local()
 
 
@@ -28,7 +28,7 @@ def get_config():
     return dict(_config())
 
 
-def set_config(check_training_rows=None):
+def set_config(check_training_rows=None, reconstruction_check=None):
     """Set the global configuration of skinfluence (for the current thread).
 
     Parameters
@@ -42,6 +42,16 @@ def set_config(check_training_rows=None):
         explain a model knowingly with other rows than its training rows (a subset,
         a different sample): the influences then describe those rows, not the
         model's training. ``None`` leaves the value unchanged.
+    reconstruction_check : {"covering", "all"}, default=None
+        On which training rows ``fit`` compares the parsed trees (bias plus the
+        reached leaf values) with the library's own raw prediction. ``"covering"``
+        (the default): on a covering sample, for every (tree, leaf) pair that a
+        training row reaches the first row reaching it, plus a fixed uniform sample
+        of 1,000 rows; every leaf value the training rows use is then compared at
+        least once, and the library predicts a few thousand rows instead of all of
+        them. ``"all"``: on every row given to ``fit``. Both raise the same
+        :class:`~skinfluence.ReconstructionError` with the same diagnosis. ``None``
+        leaves the value unchanged.
 
     See Also
     --------
@@ -49,22 +59,27 @@ def set_config(check_training_rows=None):
     get_config : the current values.
     """
     config = _config()
-    if check_training_rows is not None:
-        choices = _CHOICES["check_training_rows"]
-        if check_training_rows not in choices:
-            raise ValueError(
-                f"check_training_rows must be one of {choices}, got {check_training_rows!r}"
-            )
-        config["check_training_rows"] = check_training_rows
+    given = {
+        "check_training_rows": check_training_rows,
+        "reconstruction_check": reconstruction_check,
+    }
+    for name, value in given.items():
+        if value is None:
+            continue
+        if value not in _CHOICES[name]:
+            raise ValueError(f"{name} must be one of {_CHOICES[name]}, got {value!r}")
+        config[name] = value
 
 
 @contextlib.contextmanager
-def config_context(*, check_training_rows=None):
+def config_context(*, check_training_rows=None, reconstruction_check=None):
     """Set the configuration of skinfluence inside a ``with`` block only.
 
     Parameters
     ----------
     check_training_rows : {"raise", "warn"}, default=None
+        See :func:`set_config`.
+    reconstruction_check : {"covering", "all"}, default=None
         See :func:`set_config`.
 
     Examples
@@ -76,7 +91,7 @@ def config_context(*, check_training_rows=None):
     ...     explainer = skinfluence.TREX(model).fit(X[:500], y[:500])
     """
     old = get_config()
-    set_config(check_training_rows=check_training_rows)
+    set_config(check_training_rows=check_training_rows, reconstruction_check=reconstruction_check)
     try:
         yield
     finally:

@@ -25,6 +25,9 @@ class TrainingDataMismatchError(ValueError):
     """The rows given to ``fit`` are not the rows the model was trained on."""
 
 
+#: rows drawn uniformly (fixed seed) for the covering reconstruction check, besides a
+#: row reaching each leaf; up to this many rows, every row is checked
+RECONSTRUCTION_SAMPLE = 1000
 #: the stored per-leaf statistics by ``leaf_stats_kind``, for messages
 _STAT_NAMES = {"count": "counts", "weight": "weights", "hessian": "hessian sums (cover)"}
 #: the leaf rule of ``full_hessian`` ensembles, for messages
@@ -255,7 +258,11 @@ class TreeEnsemble:
             raise RuntimeError(
                 f"routing returned shape {leaves.shape}, expected (n, {self.n_trees})"
             )
-        if leaves.size and (leaves.min() < 0 or np.any(leaves >= self.n_leaves)):
+        if leaves.size > 2**16:  # one pass, no (n, T) temporaries
+            outside = _trees.count_out_of_range(leaves, self.n_leaves) > 0
+        else:  # a few rows (queries): no parallel kernel launch
+            outside = leaves.size and (leaves.min() < 0 or np.any(leaves >= self.n_leaves))
+        if outside:
             raise RuntimeError("routing returned a leaf index outside its tree")
         return leaves
 
@@ -313,6 +320,32 @@ class TreeEnsemble:
             bool(kappa),
         )
 
+    def replay_sums(self, leaves, y, weights=None):
+        """:meth:`replay` of a one-column model and the per-leaf sums of the weighted
+        gradients and hessians, in one pass.
+
+        Returns
+        -------
+        g, h : ndarrays ``(n, T)``
+        G, H : ndarrays ``(n_leaves_total,)``
+            Sums over each leaf's rows of ``g * weights`` and ``h * weights`` (``g``
+            and ``h`` when ``weights`` is None), as :func:`_trees.leaf_sums` of them.
+        final_raw : ndarray ``(n, 1)``
+        """
+        if self.tree_type != "gbdt" or self.n_outputs != 1:
+            raise ValueError("replay_sums needs a gradient-boosted model of one column")
+        return _trees.replay_sums(
+            np.ascontiguousarray(leaves, dtype=np.int32),
+            self.leaf_offsets,
+            self.leaf_values,
+            self.bias,
+            self.objective_code,
+            self.kernel_param,
+            np.ascontiguousarray(np.zeros(len(leaves)) if y is None else y, dtype=np.float64),
+            weights,
+            sums=True,
+        )
+
     def gradient_slopes(self, leaves, y, hessians):
         """Derivatives ``dg/dF`` ``(n, T)`` of the gradients along the stored trajectory:
         ``hessians`` (the replay's) itself, except for the objectives whose hessian is
@@ -332,16 +365,54 @@ class TreeEnsemble:
         )
 
     # ------------------------------------------------------------------ checks
+    def reconstruction_rows(self, leaves):
+        """The rows on which :meth:`check_reconstruction` compares with the library.
+
+        With the configuration ``reconstruction_check="covering"`` (the default): for
+        every (tree, leaf) pair that a row of ``leaves`` reaches, the first row reaching
+        it, plus a fixed-seed uniform sample of :data:`RECONSTRUCTION_SAMPLE` rows. Each
+        row's raw score is the bias plus one leaf value per tree, so a parsed leaf value
+        (or leaf numbering) that is wrong shows on every row reaching that leaf, and the
+        cover has one; a wrong bias shows on every row. ``"all"``: every row.
+
+        Returns
+        -------
+        rows : ndarray of int64, sorted, or None
+            ``None`` when every row is checked.
+        """
+        from ._config import get_config
+
+        n = len(leaves)
+        if get_config()["reconstruction_check"] == "all" or n <= RECONSTRUCTION_SAMPLE:
+            return None
+        leaves = np.ascontiguousarray(leaves, dtype=np.int32)
+        cover = _trees.covering_rows(leaves, self.leaf_offsets)
+        sample = np.random.default_rng(0).choice(n, RECONSTRUCTION_SAMPLE, replace=False)
+        rows = np.union1d(cover, sample)
+        return None if len(rows) >= n else rows
+
     def check_reconstruction(self, X, leaves=None):
         """Raise :class:`ReconstructionError` unless the parsed trees reproduce the
         library's raw prediction on ``X``.
+
+        The comparison runs on the rows :meth:`reconstruction_rows` chooses: by default
+        a covering sample (every leaf the rows of ``X`` reach is reached by a checked
+        row, plus 1,000 uniformly drawn rows), on which the library predicts; with
+        ``skinfluence.config_context(reconstruction_check="all")`` on every row.
 
         Returns the leaf ids of ``X`` (computed here when not given).
         """
         if leaves is None:
             leaves = self.leaf_ids(X)
-        ours = self.raw_from_leaves(leaves)
-        theirs = self.raw_predict(X)
+        rows = self.reconstruction_rows(leaves)
+        if rows is None:
+            Xc, lc = X, leaves
+        else:
+            from sklearn.utils import _safe_indexing
+
+            Xc, lc = _safe_indexing(X, rows), np.ascontiguousarray(leaves[rows])
+        ours = self.raw_from_leaves(lc)
+        theirs = self.raw_predict(Xc)
         if theirs.shape != ours.shape:
             raise ReconstructionError(
                 f"{self.describe()}: the library predicts {theirs.shape[1]} raw column(s) "
@@ -353,33 +424,42 @@ class TreeEnsemble:
         if not bad.any():
             return leaves
         i, k = np.unravel_index(np.argmax(gap - (atol + rtol * np.abs(theirs))), gap.shape)
+        row = int(i) if rows is None else int(rows[i])
         col_gaps = ours - theirs
         if np.ptp(col_gaps[:, k]) <= 10 * (atol + rtol * np.abs(theirs[:, k]).max()):
             diagnosis = (
                 "the gap is the same on every row: the bias (initial score) was read wrongly"
             )
         else:
-            diagnosis = self._locate_divergence(X, leaves, int(i))
+            diagnosis = self._locate_divergence(Xc, lc, int(i), row)
+        checked = f"{len(ours)} rows"
+        if rows is not None:
+            checked += (
+                f" checked (of the {len(leaves)} given: a row reaching each of their "
+                f"leaves and {RECONSTRUCTION_SAMPLE} drawn uniformly)"
+            )
         raise ReconstructionError(
             f"{self.describe()}: the parsed trees do not reproduce the library's raw "
-            f"prediction on {int(bad.any(axis=1).sum())} of {len(ours)} rows; largest gap "
-            f"{gap[i, k]:.3g} at row {i}, column {k} (ours {ours[i, k]:.10g}, library "
+            f"prediction on {int(bad.any(axis=1).sum())} of {checked}; largest gap "
+            f"{gap[i, k]:.3g} at row {row}, column {k} (ours {ours[i, k]:.10g}, library "
             f"{theirs[i, k]:.10g}; tolerance atol={atol:g}, rtol={rtol:g}). Diagnosis: "
             f"{diagnosis}. Check that X is preprocessed exactly as for the model's own "
             "predict (same columns, dtypes and categories); if it is, please report this "
             "model to skinfluence."
         )
 
-    def _locate_divergence(self, X, leaves, row):
+    def _locate_divergence(self, X, leaves, i, row):
+        """The first round whose partial raw score differs on row ``i`` of ``X`` (row
+        ``row`` of the rows given, for the message)."""
         if self.staged_raw_predictor is None or self.tree_type != "gbdt":
             return (
                 "the gap varies between rows: routing differs (input preprocessing, "
                 "missing values or categories)"
             )
-        x = X.iloc[[row]] if hasattr(X, "iloc") else X[row : row + 1]
+        x = X.iloc[[i]] if hasattr(X, "iloc") else X[i : i + 1]
         if hasattr(X, "slice") and not hasattr(X, "iloc"):  # polars
-            x = X.slice(row, 1)
-        lv = leaves[row : row + 1]
+            x = X.slice(i, 1)
+        lv = leaves[i : i + 1]
         K = self.n_outputs
         for b in range(1, self.n_rounds + 1):
             theirs = np.asarray(self.staged_raw_predictor(self._pre(x), b)).reshape(1, -1)

@@ -161,12 +161,16 @@ def leaf_terms(ens, leaves, y, sample_weight=None, *, kappa=False, terms=True):
     n = len(leaves)
     w = _weights(n, sample_weight)
     multi = ens.leaf_steps > 1 or ens.leaf_step_method == "gradient"
-    g, h, kap, final = ens.replay(leaves, y, kappa=kappa and not multi)
-    # unit weights: g * 1 is g itself (no (n, T) copies)
-    gw = g if sample_weight is None else np.ascontiguousarray(g * w[:, None])
-    hw = h if sample_weight is None else np.ascontiguousarray(h * w[:, None])
-    G = _trees.leaf_sums(leaves, ens.leaf_offsets, gw)
-    H = _trees.leaf_sums(leaves, ens.leaf_offsets, hw)
+    if ens.n_outputs == 1 and not (kappa and not multi):  # one pass: replay and sums
+        g, h, G, H, final = ens.replay_sums(leaves, y, None if sample_weight is None else w)
+        kap = np.empty((0, 0))
+    else:
+        g, h, kap, final = ens.replay(leaves, y, kappa=kappa and not multi)
+        # unit weights: g * 1 is g itself (no (n, T) copies)
+        gw = g if sample_weight is None else np.ascontiguousarray(g * w[:, None])
+        hw = h if sample_weight is None else np.ascontiguousarray(h * w[:, None])
+        G = _trees.leaf_sums(leaves, ens.leaf_offsets, gw)
+        H = _trees.leaf_sums(leaves, ens.leaf_offsets, hw)
     if multi:
         v_hat, beta, source, propagation, taken = _multi_step(ens, leaves, y, w)
         clamped = np.zeros(len(beta), dtype=bool)

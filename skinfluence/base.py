@@ -243,6 +243,14 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{name} must be numeric for a regression model") from exc
         classes = self.classes_
+        y = np.asarray(y)
+        if len(classes) and classes.dtype.kind in "biuf" and y.dtype.kind in "biuf":
+            # numbers: a sorted search instead of a Python lookup per row
+            order = np.argsort(classes, kind="stable")
+            pos = np.searchsorted(classes[order], y).clip(0, len(classes) - 1)
+            idx = order[pos]
+            if np.array_equal(classes[idx], y):
+                return idx.astype(np.float64)
         lookup = {c: i for i, c in enumerate(classes.tolist())}
         try:
             idx = np.fromiter((lookup[v] for v in y.tolist()), dtype=np.float64, count=len(y))

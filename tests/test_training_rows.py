@@ -193,7 +193,10 @@ def test_config_is_validated_and_restored():
     with pytest.raises(ValueError, match="check_training_rows"):
         with skinfluence.config_context(check_training_rows=False):
             pass
-    assert skinfluence.get_config() == {"check_training_rows": "raise"}
+    assert skinfluence.get_config() == {
+        "check_training_rows": "raise",
+        "reconstruction_check": "covering",
+    }
     skinfluence.set_config(check_training_rows="warn")
     try:
         assert skinfluence.get_config()["check_training_rows"] == "warn"
