@@ -41,6 +41,25 @@ autodoc_default_options = {"inherited-members": False}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 
+
+def _skip_member(app, what, name, obj, skip, options):
+    """Leave out inherited members that document scikit-learn's or Python's machinery:
+    the metadata-routing request setters (their docstrings point into scikit-learn's
+    own glossary) and the methods every tuple or exception has."""
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    if name == "get_metadata_routing":
+        return True
+    owner = getattr(obj, "__objclass__", None)
+    if owner in (tuple, object, BaseException, Exception):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_member)
+
+
 # -- links to other projects ---------------------------------------------------------
 _INTERSPHINX = {
     "python": "https://docs.python.org/3/",
@@ -100,10 +119,7 @@ html_theme_options = {
     "header_links_before_dropdown": 7,
     "navigation_with_keys": False,
     "show_toc_level": 2,
-    "secondary_sidebar_items": {
-        "**": ["page-toc"],
-        "auto_examples/**": ["page-toc", "sg_download_links"],
-    },
+    "secondary_sidebar_items": ["page-toc", "sg_download_links"],
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }

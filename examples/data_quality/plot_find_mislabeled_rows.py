@@ -49,35 +49,37 @@ scores = {name: m.fit(X, y).self_influence() for name, m in methods.items()}
 # the share of all flipped rows found; the dashed line is what a perfect ranking
 # would find.
 checked = np.arange(1, len(y) + 1)
-fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+fig, ax = plt.subplots(figsize=(6, 4))
 for name, s in scores.items():
     order = np.argsort(-s, kind="stable")
     found = np.cumsum(is_noisy[order])
-    axes[0].plot(100 * checked / len(y), found / is_noisy.sum(), label=name)
-axes[0].plot(
+    ax.plot(100 * checked / len(y), found / is_noisy.sum(), label=name)
+ax.plot(
     100 * checked / len(y),
     np.minimum(checked, is_noisy.sum()) / is_noisy.sum(),
     "k--",
     lw=0.8,
     label="perfect",
 )
-axes[0].set_xlim(0, 40)
-axes[0].set_xlabel("training rows checked (%)")
-axes[0].set_ylabel("flipped labels found (recall)")
-axes[0].legend()
+ax.set_xlim(0, 40)
+ax.set_xlabel("training rows checked (%)")
+ax.set_ylabel("flipped labels found (recall)")
+ax.legend()
+fig.tight_layout()
 
 # %%
-# The right panel shows BoostIn's self-influence of every row, ranked, with the
+# BoostIn's self-influence of every row, ranked, with the
 # flipped rows marked: they crowd the top of the ranking.
 s = scores["BoostIn"]
 order = np.argsort(-s, kind="stable")
-axes[1].plot(np.arange(len(s)), s[order], color="grey", lw=1)
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.plot(np.arange(len(s)), s[order], color="grey", lw=1)
 noisy_ranks = np.flatnonzero(is_noisy[order])
-axes[1].plot(noisy_ranks, s[order][noisy_ranks], "|", color="tab:red", label="flipped")
-axes[1].set_yscale("symlog", linthresh=1e-3)
-axes[1].set_xlabel("training rows, by BoostIn self-influence")
-axes[1].set_ylabel("self-influence")
-axes[1].legend()
+ax.plot(noisy_ranks, s[order][noisy_ranks], "|", color="tab:red", label="flipped")
+ax.set_yscale("symlog", linthresh=1e-3)
+ax.set_xlabel("training rows, by BoostIn self-influence")
+ax.set_ylabel("self-influence")
+ax.legend()
 fig.tight_layout()
 
 # %%
@@ -89,5 +91,6 @@ for name, s in scores.items():
 
 # %%
 # A row found this way is a candidate, not a verdict: rare but correct cases also
-# have a large self-influence. :ref:`sphx_glr_auto_examples_data_quality_plot_gridsearch_cleaning.py`
-# lets cross-validation decide how many rows to remove.
+# have a large self-influence. The example
+# :ref:`sphx_glr_auto_examples_data_quality_plot_gridsearch_cleaning.py` lets
+# cross-validation decide how many rows to remove.

@@ -39,7 +39,7 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_
 # statistics (CTRs) computed during training; the leaves were fitted on a routing of
 # the training rows that the final model no longer reproduces, and the gradient
 # methods' ``fit`` says so (:class:`~skinfluence.LeafModelError`, naming the setting):
-params = dict(iterations=60, depth=4, thread_count=1, random_seed=0, verbose=0)
+params = {"iterations": 60, "depth": 4, "thread_count": 1, "random_seed": 0, "verbose": 0}
 ctr_model = CatBoostClassifier(**params).fit(X_train, y_train, cat_features=cats)
 try:
     BoostIn(ctr_model).fit(X_train, y_train)
@@ -64,8 +64,8 @@ X_train.iloc[idx[0]].assign(label=y_train[idx[0]], influence=val[0])
 # XGBoost, four classes
 # ---------------------
 # The HPC job data: which of four run-time classes (``VF`` very fast, ``F`` fast,
-# ``M`` moderate, ``L`` long) a job falls in. XGBoost takes pandas categoricals with ``enable_categorical=True`` and
-# wants the labels as ``0 .. K-1``.
+# ``M`` moderate, ``L`` long) a job falls in. XGBoost takes pandas categoricals with
+# ``enable_categorical=True`` and wants the labels as ``0 .. K-1``.
 X, y_text, _ = load_dataset("hpc")
 encoder = LabelEncoder().fit(y_text)
 y = encoder.transform(y_text)
@@ -84,15 +84,16 @@ M = explainer.transform(X_test, y_test)
 K = len(encoder.classes_)
 order = [list(encoder.classes_).index(c) for c in ("VF", "F", "M", "L")]
 block = np.array([[M[y_test == q][:, y_train == t].mean() for t in order] for q in order])
-fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+fig, ax = plt.subplots(figsize=(5.5, 4.5))
 lim = np.abs(block).max()
-im = axes[0].imshow(block, cmap="RdBu", vmin=-lim, vmax=lim)
-axes[0].set_xticks(range(K), encoder.classes_[order])
-axes[0].set_yticks(range(K), encoder.classes_[order])
-axes[0].set_xlabel("class of the training row")
-axes[0].set_ylabel("class of the test row")
-axes[0].set_title("mean influence (blue = helpful)")
-fig.colorbar(im, ax=axes[0])
+im = ax.imshow(block, cmap="RdBu", vmin=-lim, vmax=lim)
+ax.set_xticks(range(K), encoder.classes_[order])
+ax.set_yticks(range(K), encoder.classes_[order])
+ax.set_xlabel("class of the training row")
+ax.set_ylabel("class of the test row")
+ax.set_title("mean influence (blue = helpful)")
+fig.colorbar(im, ax=ax)
+fig.tight_layout()
 
 # %%
 # Relabelling: ``label_edit(X, y, new_labels="each")`` estimates, for every training
@@ -111,7 +112,7 @@ for row, c in zip(*best):
         f"  training row {row}: {encoder.classes_[y_train[row]]} -> {encoder.classes_[c]}"
         f" changes the loss by {change[row, c]:+.4f}"
     )
-ax = axes[1]
+fig, ax = plt.subplots(figsize=(6, 4))
 for c in order:
     ax.plot(np.sort(change[:, c])[:50], label=f"relabel to {encoder.classes_[c]}")
 ax.set_xlabel("training rows, most loss-lowering edit first")
