@@ -37,18 +37,18 @@ default_role = "literal"
 
 # -- API reference -------------------------------------------------------------------
 autosummary_generate = True
-autodoc_default_options = {"inherited-members": False}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 
 
 def _skip_member(app, what, name, obj, skip, options):
     """Leave out inherited members that document scikit-learn's or Python's machinery:
-    the metadata-routing request setters (their docstrings point into scikit-learn's
-    own glossary) and the methods every tuple or exception has."""
+    the metadata-routing methods and ``set_output`` (their docstrings point into
+    scikit-learn's own user guide, with links that only resolve there) and the methods
+    every tuple or exception has."""
     if name.startswith("set_") and name.endswith("_request"):
         return True
-    if name == "get_metadata_routing":
+    if name in ("get_metadata_routing", "set_output"):
         return True
     owner = getattr(obj, "__objclass__", None)
     if owner in (tuple, object, BaseException, Exception):
