@@ -66,5 +66,13 @@ for ax in axes:
 fig.tight_layout()
 
 # %%
-# Mixes stronger than the prediction push it up, weaker ones down; the AXIL weights
-# are largest for mixes near the prediction, the ones sharing its leaves.
+# The heaviest row of the weighted average and the row whose removal would raise the
+# prediction most (BoostIn's most negative value):
+heaviest, most_negative = int(np.argmax(w)), int(np.argmin(b))
+print(f"largest weight: row {heaviest}, strength {y_train[heaviest]:.1f}, weight {w[heaviest]:.3f}")
+print(f"BoostIn's most negative: row {most_negative} (strength {y_train[most_negative]:.1f})")
+
+# %%
+# Here they are the same weak mix: it carries much of the prediction, and removing it
+# would raise the prediction most. Beyond the few heavy rows the two views differ: AXIL
+# says what the prediction is made of, BoostIn what removing one row would change.
