@@ -1,6 +1,7 @@
 """Root pytest configuration: hypothesis profiles, numba warm-up, doctest setup."""
 
 import os
+import sys
 import tempfile
 
 # Each pytest-xdist worker compiles the numba kernels into its own cache directory: two
@@ -13,6 +14,9 @@ if os.environ.get("PYTEST_XDIST_WORKER") and "NUMBA_CACHE_DIR" not in os.environ
         f"skinfluence-numba-{os.getuid()}",
         os.environ["PYTEST_XDIST_WORKER"],
     )
+
+# plots are drawn off-screen (a Display's doctest or test never opens a window)
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -41,6 +45,15 @@ settings.load_profile(os.getenv("HYPOTHESIS_PROFILE", "ci" if os.getenv("CI") el
 def _doctest_printoptions(doctest_namespace):
     np.set_printoptions(legacy="1.25", precision=4, suppress=True)
     doctest_namespace["np"] = np
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test or doctest drew (only once matplotlib is in use)."""
+    yield
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        plt.close("all")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -121,6 +121,16 @@ FIXED = {
     "auto_balanced": {"fraction": "auto", "balance": "class"},
     "auto_scaled": {"fraction": "auto", "balance": "scale"},
     "auto_scaled_loss0.5": {"fraction": "auto", "balance": "scale", "loss_weight": 0.5},
+    # session 7: "auto" counts the confident joint's off-diagonal rows (classifiers with
+    # predict_proba); rows of the "auto" arms above that predate it used the count of
+    # out-of-fold misclassified rows
+    "auto_loss0.5": {"fraction": "auto", "loss_weight": 0.5},
+}
+#: trusted-set arms: a share TRUSTED of the training rows has its labels verified (true
+#: labels, kept in training with them) and is given to fit as trusted_set
+TRUSTED = 0.1
+TRUSTED_ARMS = {
+    "trusted_grid": {"fraction": [0.0, 0.05, 0.1, 0.2, "auto"], "loss_weight": 0.5},
 }
 #: grids over the fractions of a variant: name -> InfluenceCleaner parameters
 VARIANT_GRIDS = {
@@ -307,6 +317,25 @@ def run_fixed(name, params, model, Xtr, y_noisy, mask, Xte, yte, task, k, seed):
     return row
 
 
+def run_trusted(name, params, model, Xtr, y_noisy, y_true, mask, Xte, yte, task, k, seed):
+    """A verified share of the training rows (true labels) is the trusted set."""
+    rng = np.random.default_rng(seed + 2000)
+    n = len(y_noisy)
+    verified = np.sort(rng.choice(n, int(round(TRUSTED * n)), replace=False))
+    y_fit = y_noisy.copy()
+    y_fit[verified] = y_true[verified]
+    trusted = (_safe_indexing(Xtr, verified), y_true[verified])
+    scoring = "roc_auc" if task == "binary" else None
+    est = InfluenceCleaner(clone(model), cv=5, random_state=seed, scoring=scoring, **params)
+    est.fit(Xtr, y_fit, trusted_set=trusted)
+    score, score2 = task_metric(est, Xte, yte, task, k)
+    row = {"arm": name, "score": score, "score2": score2, "picked": est.fraction_}
+    row.update(_rows_stats(est.selected_indices_, mask & (y_fit != y_true), y_fit, task))
+    # its fair baseline: the same verified labels, no cleaning
+    s1, s2 = task_metric(clone(model).fit(Xtr, y_fit), Xte, yte, task, k)
+    return [{"arm": "trusted_none", "score": s1, "score2": s2}, row]
+
+
 def run_cleanlab(model, Xtr, y_noisy, mask, Xte, yte, task, k, seed):
     if task == "regression":
         from cleanlab.regression.learn import CleanLearning
@@ -424,6 +453,10 @@ def run_setting(ds, noise, rate, seed, kind, n_train, quick, only=None):
         except ValueError as exc:
             print(f"    {name}: {exc}", file=sys.stderr)
     data = (model, Xtr, y_noisy, ytr, mask, Xte, yte, task, k, seed)
+    for name, params in TRUSTED_ARMS.items():
+        if want(name) and not quick:
+            for row in run_trusted(name, params, *data):
+                add(row)
     if want("grid") or want("grid_issue"):
         cands = run_grid("grid", {}, GRID_FRACTIONS, *data)
         for gname, fr in GRIDS.items():

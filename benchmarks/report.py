@@ -445,10 +445,15 @@ def make_plots(df, ranks, curves, out):
         for ax, (proto, fn) in zip(
             axes,
             [
-                ("remove", lambda r, ax: plotting.plot_edit_curve(r, metric="loss_change", ax=ax)),
-                ("set_remove", lambda r, ax: plotting.plot_edit_curve(r, ax=ax)),
-                ("noise", lambda r, ax: plotting.plot_noise_detection(r, ax=ax)),
-                ("lds", lambda r, ax: plotting.plot_lds(r, ax=ax)),
+                (
+                    "remove",
+                    lambda r, ax: plotting.EditCurveDisplay.from_results(
+                        r, metric="loss_change", ax=ax
+                    ),
+                ),
+                ("set_remove", lambda r, ax: plotting.EditCurveDisplay.from_results(r, ax=ax)),
+                ("noise", lambda r, ax: plotting.NoiseDetectionDisplay.from_results(r, ax=ax)),
+                ("lds", lambda r, ax: plotting.LDSDisplay.from_results(r, ax=ax)),
             ],
         ):
             sel = {k[3]: v for k, v in curves.items() if k[:3] == (proto, ds, lib)}

@@ -15,6 +15,17 @@ from ._ensemble import (
     TreeEnsemble,
 )
 from ._leaf_influence import LeafInfluence, LeafRefit
+from ._plotting import (
+    CleaningCurveDisplay,
+    CounterfactualDisplay,
+    EditCurveDisplay,
+    InfluenceDisplay,
+    LDSDisplay,
+    LOOCorrelationDisplay,
+    NoiseDetectionDisplay,
+    QueryScoresDisplay,
+    SelfInfluenceDisplay,
+)
 from ._retrain import LOO, DataShapley, SubSample
 from ._similarity import InputSim, LeafSim, TreeSim
 from ._trex import TREX
@@ -47,4 +58,13 @@ __all__ = [
     "config_context",
     "get_config",
     "set_config",
+    "InfluenceDisplay",
+    "SelfInfluenceDisplay",
+    "CleaningCurveDisplay",
+    "EditCurveDisplay",
+    "CounterfactualDisplay",
+    "NoiseDetectionDisplay",
+    "QueryScoresDisplay",
+    "LDSDisplay",
+    "LOOCorrelationDisplay",
 ]

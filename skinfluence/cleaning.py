@@ -23,6 +23,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _num_samples,
     check_array,
     check_is_fitted,
     column_or_1d,
@@ -32,7 +33,7 @@ from sklearn.utils.validation import (
 from ._adapters import default_model, default_model_has
 from .base import _fit_model, _is_dataframe
 
-__all__ = ["InfluenceCleaner", "InfluenceSampler"]
+__all__ = ["InfluenceCleaner", "InfluenceSampler", "compare_to_baseline"]
 
 _CRITERIA = ("self", "validation", "oof")
 _ACTIONS = ("remove", "relabel")
@@ -133,6 +134,48 @@ def _scale_by_class(harm, y):
     return out
 
 
+def _confidently_other(proba, codes):
+    """Rows whose out-of-fold probabilities confidently name another class than their
+    label (the off-diagonal of the confident joint of Northcutt et al., 2021).
+
+    Class ``j``'s threshold is the mean probability of ``j`` over the rows labelled
+    ``j``; a row is counted when, among the classes whose probability reaches their
+    threshold, the most probable is not its label. ``codes``: the labels as column
+    positions of ``proba``.
+    """
+    n, k = proba.shape
+    thresholds = np.ones(k)
+    for j in range(k):
+        rows = codes == j
+        if rows.any():
+            thresholds[j] = proba[rows, j].mean()
+    above = proba >= thresholds
+    best = np.where(above, proba, -1.0).argmax(axis=1)
+    return above.any(axis=1) & (best != codes)
+
+
+class _OutOfFold:
+    """Out-of-fold predictions ``pred``, losses ``loss`` and (classifiers with
+    ``predict_proba``) probabilities ``proba`` over the training classes, filled fold by
+    fold."""
+
+    def __init__(self, n):
+        self.n = n
+        self.pred = None
+        self.loss = np.empty(n)
+        self.proba = None
+
+    def put(self, rows, pred, loss, proba, dtype):
+        if self.pred is None:
+            self.pred = np.empty(self.n, dtype=dtype if dtype is not None else pred.dtype)
+        self.pred[rows] = pred
+        self.loss[rows] = loss
+        if proba is not None:
+            if self.proba is None:
+                self.proba = np.zeros((self.n, proba.shape[1]))
+            self.proba[rows] = proba
+
+
 # ------------------------------------------------------------------- shared base
 class _Cleaned(NamedTuple):
     """What :meth:`_BaseInfluenceCleaning._clean` hands to ``fit`` / ``fit_resample``."""
@@ -169,6 +212,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         loss_weight=0.0,
         validation_size=0.2,
         cv=5,
+        scoring=None,
         random_state=None,
         verbose=0,
     ):
@@ -183,6 +227,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         self.loss_weight = loss_weight
         self.validation_size = validation_size
         self.cv = cv
+        self.scoring = scoring
         self.random_state = random_state
         self.verbose = verbose
 
@@ -198,10 +243,15 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         w = self.loss_weight
         if not isinstance(w, numbers.Real) or isinstance(w, bool) or not 0 <= w <= 1:
             raise ValueError(f"loss_weight must be a number in [0, 1], got {w!r}")
-        f = self.fraction
-        auto = isinstance(f, str) and f == "auto"
-        if not auto and (not isinstance(f, numbers.Real) or isinstance(f, bool) or not 0 <= f <= 1):
-            raise ValueError(f"fraction must be a number in [0, 1] or 'auto', got {f!r}")
+        for f in self._candidates():
+            auto = isinstance(f, str) and f == "auto"
+            if not auto and (
+                not isinstance(f, numbers.Real) or isinstance(f, bool) or not 0 <= f <= 1
+            ):
+                raise ValueError(
+                    "fraction must be a number in [0, 1] or 'auto', or a non-empty list of "
+                    f"those (candidates compared on a trusted set), got {self.fraction!r}"
+                )
         k = self.n_rows
         if k is not None and (not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 0):
             raise ValueError(f"n_rows must be None or a non-negative integer, got {k!r}")
@@ -292,11 +342,12 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         return method.set_params(estimator=model)
 
     # -------------------------------------------------------------- cleaning
-    def _clean(self, X, y, sample_weight):
+    def _clean(self, X, y, sample_weight, trusted_set=None):
         """Score, select and act; sets the fitted attributes. Returns a
         :class:`_Cleaned`."""
         self._check_params()
         X, y, sample_weight = self._validate_input(X, y, sample_weight)
+        trusted_set = self._check_trusted(trusted_set, X.shape[0])
         n = X.shape[0]
         template = self._template(y)
         is_clf = is_classifier(template)
@@ -313,6 +364,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             folds = list(self._splitter(is_clf, y).split(np.empty((n, 1)), y))
         steps = {"self": 3, "validation": 3, "oof": 1}[self.criterion]
         steps += len(folds) if oof_folds else 0
+        steps += len(self._candidates()) if trusted_set is not None else 0
         bar = _Steps(steps, self.verbose, type(self).__name__)
         try:
             influence, oof, full_model = self._score(X, y, sample_weight, template, folds, bar)
@@ -322,14 +374,25 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             self.__dict__.pop("oof_loss_", None)
             self.__dict__.pop("auto_budget_", None)
             if self.loss_weight > 0:
-                self.oof_loss_ = oof[1]
-                harm = self._blend(harm, oof[1])
+                self.oof_loss_ = oof.loss
+                harm = self._blend(harm, oof.loss)
             if self.balance == "scale":
                 harm = _scale_by_class(harm, y)
-            selected = self._select(harm, y, self._budget(n, y, oof, is_clf))
-            kept, y_new, changed = self._act(
-                X, y, sample_weight, template, selected, oof, is_clf, bar
-            )
+            self.__dict__.pop("fraction_", None)
+            self.__dict__.pop("trusted_scores_", None)
+            if trusted_set is None:
+                selected = self._select(harm, y, self._budget(n, y, oof, is_clf, self.fraction))
+                kept, y_new, changed = self._act(
+                    X, y, sample_weight, template, selected, oof, is_clf, bar
+                )
+                if not (len(kept) == n and len(changed) == 0):
+                    full_model = None
+            else:
+                if oof is None and self.action == "relabel":
+                    oof = self._oof_predict(X, y, sample_weight, template, is_clf, folds, bar)
+                selected, kept, y_new, changed, full_model = self._choose_on_trusted(
+                    (X, y, sample_weight, template, is_clf), harm, oof, full_model, trusted_set, bar
+                )
         finally:
             bar.close()
         self.influence_ = influence
@@ -344,8 +407,80 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             self.relabeled_from_ = y[changed]
             self.relabeled_to_ = y_new[changed]
         self.kept_indices_ = kept
-        reusable = full_model if (len(kept) == n and len(changed) == 0) else None
-        return _Cleaned(X, y, sample_weight, kept, y_new, reusable, template)
+        return _Cleaned(X, y, sample_weight, kept, y_new, full_model, template)
+
+    def _check_trusted(self, trusted_set, n):
+        """``trusted_set`` as ``(X, y, sample_weight or None)``, or None; a list of
+        fractions needs one."""
+        many = isinstance(self.fraction, (list, tuple))
+        if trusted_set is None:
+            if many:
+                raise ValueError(
+                    f"fraction={self.fraction!r} lists candidates to compare on rows "
+                    "whose labels you trust: pass them to fit as trusted_set=(X_trusted, "
+                    "y_trusted); without such rows, give one fraction and let "
+                    "GridSearchCV compare them"
+                )
+            return None
+        if not isinstance(trusted_set, (tuple, list)) or len(trusted_set) not in (2, 3):
+            raise ValueError(
+                "trusted_set must be a tuple (X_trusted, y_trusted) or (X_trusted, "
+                f"y_trusted, sample_weight_trusted), got {type(trusted_set).__name__}"
+                + (f" of length {len(trusted_set)}" if hasattr(trusted_set, "__len__") else "")
+            )
+        Xt, yt = trusted_set[0], trusted_set[1]
+        swt = trusted_set[2] if len(trusted_set) == 3 else None
+        n_x, n_y = _num_samples(Xt), _num_samples(yt)
+        if n_x != n_y or n_x == 0:
+            raise ValueError(
+                f"trusted_set has {n_x} rows of X and {n_y} targets; pass one target per "
+                "row (and at least one row)"
+            )
+        if swt is not None and _num_samples(swt) != n_x:
+            raise ValueError(
+                f"trusted_set's sample weights have {_num_samples(swt)} entries for {n_x} rows"
+            )
+        return Xt, yt, swt
+
+    def _choose_on_trusted(self, data, harm, oof, full_model, trusted_set, bar):
+        """Act as each candidate fraction says, refit, score on the trusted rows and keep
+        the best (ties: the earlier candidate). Sets ``fraction_`` and
+        ``trusted_scores_``."""
+        from sklearn.metrics import check_scoring
+
+        X, y, sample_weight, template, is_clf = data
+        n = len(y)
+        scorer = check_scoring(template, scoring=self.scoring)
+        Xt, yt, swt = trusted_set
+        scores, best = [], None
+        for f in self._candidates():
+            selected = self._select(harm, y, self._budget(n, y, oof, is_clf, f))
+            try:
+                kept, y_new, changed = self._act(
+                    X, y, sample_weight, template, selected, oof, is_clf, bar
+                )
+            except ValueError:  # would leave a class without rows: not a candidate
+                scores.append(np.nan)
+                bar.step("candidate")
+                continue
+            if len(kept) == n and len(changed) == 0 and full_model is not None:
+                model = full_model
+            else:
+                sw = None if sample_weight is None else sample_weight[kept]
+                model = _fit_model(clone(template), _take(X, kept), y_new[kept], sw)
+            extra = {} if swt is None else {"sample_weight": swt}
+            scores.append(float(scorer(model, Xt, yt, **extra)))
+            bar.step("candidate")
+            if best is None or scores[-1] > best[0]:
+                best = (scores[-1], f, selected, kept, y_new, changed, model)
+        if best is None:
+            raise ValueError(
+                f"every candidate fraction {self.fraction!r} would leave a class without "
+                "rows; include smaller fractions"
+            )
+        self.trusted_scores_ = np.asarray(scores)
+        self.fraction_ = best[1]
+        return best[2:]
 
     def _score(self, X, y, sample_weight, template, folds, bar):
         """Influence of every row (NaN where unscored), the out-of-fold predictions
@@ -384,7 +519,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         total = np.zeros(n)
         count = np.zeros(n)
         is_clf = is_classifier(template)
-        pred, loss = None, np.empty(n)
+        oof = _OutOfFold(n)
         for tr, va in folds:
             Xtr = _take(X, tr)
             model = _fit_model(clone(template), Xtr, y[tr], sw(tr))
@@ -392,14 +527,11 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             Xva = _take(X, va)
             total[tr] += method.global_influence(Xva, y[va])
             count[tr] += 1
-            fold_pred, loss[va] = self._fold_predict(model, Xva, y[va], is_clf)
-            if pred is None:
-                pred = np.empty(n, dtype=y.dtype if is_clf else fold_pred.dtype)
-            pred[va] = fold_pred
+            oof.put(va, *self._fold_predict(model, Xva, y[va], is_clf), y.dtype if is_clf else None)
             bar.step("fold")
         scored = count > 0
         influence[scored] = total[scored] / count[scored]
-        return influence, (pred, loss), None
+        return influence, oof, None
 
     @staticmethod
     def _stratifiable(y):
@@ -420,18 +552,29 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             out[scored] = (1.0 - w) * r_harm + w * r_loss
         return out
 
-    def _auto(self):
-        return isinstance(self.fraction, str) and self.fraction == "auto"
+    def _candidates(self):
+        """The candidate fractions: ``fraction`` itself, or its entries when a list."""
+        f = self.fraction
+        if isinstance(f, (list, tuple)):
+            return list(f) if len(f) else [None]
+        return [f]
 
-    def _budget(self, n, y, oof, is_clf):
+    def _auto(self):
+        return any(isinstance(f, str) and f == "auto" for f in self._candidates())
+
+    def _budget(self, n, y, oof, is_clf, fraction):
         """How many rows to act on: ``n_rows``, ``floor(fraction * n)`` or, with
         ``fraction="auto"``, the rows the out-of-fold models contradict."""
         if self.n_rows is not None:
             return self.n_rows
-        if not self._auto():
-            return int(np.floor(self.fraction * n + 1e-9))
-        pred = oof[0]
-        if is_clf:
+        if not (isinstance(fraction, str) and fraction == "auto"):
+            return int(np.floor(fraction * n + 1e-9))
+        pred = oof.pred
+        if is_clf and oof.proba is not None:
+            self.auto_budget_ = int(
+                _confidently_other(oof.proba, np.searchsorted(self._classes, y)).sum()
+            )
+        elif is_clf:
             self.auto_budget_ = int(np.sum(pred != y))
         else:
             res = np.asarray(y, dtype=np.float64) - pred
@@ -475,7 +618,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             return kept, y, np.empty(0, dtype=np.intp)
         if oof is None:
             oof = self._oof_predict(X, y, sample_weight, template, is_clf, None, bar)
-        new = oof[0][selected]
+        new = oof.pred[selected]
         y_new = y.astype(np.result_type(y.dtype, new.dtype), copy=True) if not is_clf else y.copy()
         y_new[selected] = new
         changed = selected[y_new[selected] != y[selected]]
@@ -495,41 +638,42 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
                 )
 
     def _oof_predict(self, X, y, sample_weight, template, is_clf, folds, bar):
-        """Out-of-fold predictions and per-row losses ``(pred, loss)``."""
+        """Out-of-fold predictions, per-row losses and (classifiers) probabilities,
+        as an :class:`_OutOfFold`."""
         n = len(y)
         if folds is None:
             folds = self._splitter(is_clf, y).split(np.empty((n, 1)), y)
-        pred, loss = None, np.empty(n)
+        oof = _OutOfFold(n)
         for tr, va in folds:
             sw = None if sample_weight is None else sample_weight[tr]
             model = _fit_model(clone(template), _take(X, tr), y[tr], sw)
-            fold_pred, loss[va] = self._fold_predict(model, _take(X, va), y[va], is_clf)
-            if pred is None:
-                pred = np.empty(n, dtype=y.dtype if is_clf else fold_pred.dtype)
-            pred[va] = fold_pred
+            fold = self._fold_predict(model, _take(X, va), y[va], is_clf)
+            oof.put(va, *fold, y.dtype if is_clf else None)
             bar.step("out-of-fold fit")
-        return pred, loss
+        return oof
 
     def _fold_predict(self, model, X, y, is_clf):
-        """The model's predictions on held-out rows and their losses: log-loss of the
-        predicted probabilities (clipped at 1e-12; 0-1 loss without ``predict_proba``)
-        for classifiers, the squared error for regressors. Losses are computed only
-        when ``loss_weight > 0`` (else NaN)."""
+        """The model's predictions on held-out rows, their losses and (classifiers
+        with ``predict_proba``) their probabilities over all training classes
+        (``None`` otherwise). Loss: log-loss of the predicted probabilities (clipped
+        at 1e-12; 0-1 loss without ``predict_proba``) for classifiers, the squared
+        error for regressors; computed only when ``loss_weight > 0`` (else NaN)."""
         pred = np.asarray(model.predict(X)).reshape(-1)
         loss = np.full(len(y), np.nan)
+        proba = None
+        if is_clf and hasattr(model, "predict_proba"):
+            P = np.asarray(model.predict_proba(X))
+            proba = np.zeros((len(y), len(self._classes)))
+            proba[:, np.searchsorted(self._classes, np.asarray(model.classes_))] = P
         if self.loss_weight > 0:
             if not is_clf:
                 loss = (np.asarray(y, dtype=np.float64) - pred) ** 2
-            elif hasattr(model, "predict_proba"):
-                P = np.asarray(model.predict_proba(X))
-                cls = np.asarray(model.classes_)
-                col = np.searchsorted(cls, y).clip(0, len(cls) - 1)
-                known = cls[col] == y
-                p = np.where(known, P[np.arange(len(y)), col], 0.0)
+            elif proba is not None:
+                p = proba[np.arange(len(y)), np.searchsorted(self._classes, y)]
                 loss = -np.log(np.clip(p, 1e-12, 1.0))
             else:
                 loss = (pred != y).astype(np.float64)
-        return pred, loss
+        return pred, loss, proba
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -564,15 +708,24 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         How rows are scored, e.g. ``BoostIn()`` (the default), ``LeafInfluence()`` or
         ``TREX()``. Its own ``estimator`` parameter is replaced by the model fitted
         here; its other parameters are kept (``method__<param>`` in a grid).
-    fraction : float in [0, 1] or "auto", default=0.0
+    fraction : float in [0, 1], "auto" or list of those, default=0.0
         Share of the training rows to act on (the ``floor(fraction * n_samples)`` most
         harmful). ``0`` fits the model on the data as given (the baseline a grid search
-        compares with). ``"auto"``: as many rows as the out-of-fold models (``cv``
-        folds) contradict: classifiers, the rows whose out-of-fold predicted class is
-        not their label; regressors, the rows whose out-of-fold residual is more than
-        3 scaled median absolute deviations (``3 * 1.4826 * MAD``) from the median
-        residual. The count is ``auto_budget_``; the rows acted on are still the most
-        harmful by ``criterion`` (and ``loss_weight``), not necessarily the
+        compares with). A list, e.g. ``[0.0, 0.05, 0.1, "auto"]``: candidates compared
+        on rows whose labels you trust, given to ``fit`` as ``trusted_set``; each
+        candidate's cleaned model is fitted and scored by ``scoring`` on them, and the
+        best is kept (``fraction_``; ties: the earlier candidate). ``"auto"``: as many
+        rows as the out-of-fold models (``cv`` folds) contradict. Classifiers with
+        ``predict_proba``: the rows that the out-of-fold probabilities confidently
+        assign to another class (each class ``j`` has the threshold ``t_j``, the mean
+        out-of-fold probability of ``j`` over the rows labelled ``j``; a row counts
+        when, among the classes whose probability reaches their threshold, the most
+        probable is not its label: the off-diagonal count of the confident joint of
+        Northcutt et al. [2]_); other classifiers, the rows whose out-of-fold predicted
+        class is not their label; regressors, the rows whose out-of-fold residual is
+        more than 3 scaled median absolute deviations (``3 * 1.4826 * MAD``) from the
+        median residual. The count is ``auto_budget_``; the rows acted on are still the
+        most harmful by ``criterion`` (and ``loss_weight``), not necessarily the
         contradicted ones.
     n_rows : int, default=None
         Number of rows to act on; overrides ``fraction``.
@@ -622,6 +775,13 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         Folds for ``criterion="oof"`` and for the out-of-fold predictions of
         ``action="relabel"``. An integer gives shuffled (stratified when every class
         has enough rows) folds seeded by ``random_state``.
+    scoring : str or callable, default=None
+        How candidate fractions are compared on ``trusted_set`` (only then), as
+        :func:`~sklearn.metrics.check_scoring` takes it: ``None`` is the model's own
+        ``score`` (accuracy or R^2); ``"roc_auc"`` tells small differences apart on
+        fewer trusted rows than accuracy does. Log-loss is a poor judge here: a model
+        fitted to noisy labels hedges its probabilities, which log-loss rewards even
+        when cleaning raised accuracy and AUC.
     random_state : int, RandomState instance or None, default=None
         Seed of the validation split and of the folds (not of the model: set the
         model's own seed).
@@ -648,6 +808,11 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         Each row's out-of-fold loss (only when ``loss_weight > 0``).
     auto_budget_ : int
         The number of rows ``fraction="auto"`` allowed (only then).
+    fraction_ : float or "auto"
+        The candidate fraction chosen on ``trusted_set`` (only when one was given).
+    trusted_scores_ : ndarray of shape (n_candidates,)
+        The score of each candidate of ``fraction`` on ``trusted_set`` (NaN for a
+        candidate that would leave a class without rows; only when one was given).
     selected_indices_ : ndarray of int
         Positions of the rows acted on, most harmful first.
     removed_indices_ : ndarray of int
@@ -693,6 +858,9 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
     .. [1] J. Brophy, Z. Hammoudeh and D. Lowd. Adapting and Evaluating
        Influence-Estimation Methods for Gradient-Boosted Decision Trees. JMLR 24(154),
        2023 (section on fixing noisy labels by self-influence).
+    .. [2] C. Northcutt, L. Jiang and I. Chuang. Confident Learning: Estimating
+       Uncertainty in Dataset Labels. Journal of Artificial Intelligence Research 70,
+       2021 (the confident joint).
 
     Examples
     --------
@@ -716,7 +884,7 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
     True
     """
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, trusted_set=None):
         """Score the training rows, clean them and fit the model on the result.
 
         Parameters
@@ -729,12 +897,19 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         sample_weight : array-like of shape (n_samples,), default=None
             Row weights, given to the model, to the influence method and (for the kept
             rows) to the final fit.
+        trusted_set : tuple (X_trusted, y_trusted[, sample_weight_trusted]), default=None
+            Rows, not in ``X``, whose labels you trust (a small hand-checked sample is
+            enough to rank a few candidates): the candidates of a list ``fraction``
+            are compared on them. They are only scored, never trained on. Inside a
+            ``Pipeline`` or ``GridSearchCV`` it reaches this step by scikit-learn's
+            metadata routing (``set_fit_request(trusted_set=True)``), unsplit by the
+            folds; ``X_trusted`` must be in the format this step receives.
 
         Returns
         -------
         self : object
         """
-        res = self._clean(X, y, sample_weight)
+        res = self._clean(X, y, sample_weight, trusted_set)
         if res.reusable_model is not None:
             self.estimator_ = res.reusable_model
         else:
@@ -852,7 +1027,7 @@ class InfluenceSampler(_BaseInfluenceCleaning):
     Parameters
     ----------
     estimator, method, fraction, n_rows, threshold, criterion, action, balance, \
-loss_weight, validation_size, cv, random_state, verbose
+loss_weight, validation_size, cv, scoring, random_state, verbose
         As in :class:`InfluenceCleaner`; ``estimator`` is the model used for scoring
         (and for the out-of-fold predictions of ``action="relabel"``).
 
@@ -861,7 +1036,8 @@ loss_weight, validation_size, cv, random_state, verbose
     sample_indices_ : ndarray of int
         Positions of the rows returned by ``fit_resample`` (as in imbalanced-learn).
     kept_indices_, removed_indices_, selected_indices_, relabeled_indices_, \
-relabeled_from_, relabeled_to_, influence_, harm_, oof_loss_, auto_budget_, method_
+relabeled_from_, relabeled_to_, influence_, harm_, oof_loss_, auto_budget_, method_, \
+fraction_, trusted_scores_
         As in :class:`InfluenceCleaner`.
     n_features_in_ : int
         Number of features seen in ``fit``.
@@ -898,40 +1074,183 @@ relabeled_from_, relabeled_to_, influence_, harm_, oof_loss_, auto_budget_, meth
         pipe = make_pipeline(InfluenceSampler(model, fraction=0.1), clone(model))
     """
 
-    def fit(self, X, y):
+    def fit(self, X, y, trusted_set=None):
         """Score and select the rows; ``fit_resample`` also returns them.
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+        trusted_set : tuple (X_trusted, y_trusted[, sample_weight_trusted]), default=None
+            As in :meth:`InfluenceCleaner.fit`.
 
         Returns
         -------
         self : object
         """
-        self._fit(X, y)
+        self._fit(X, y, trusted_set)
         return self
 
-    def _fit(self, X, y):
-        res = self._clean(X, y, None)
+    def _fit(self, X, y, trusted_set=None):
+        res = self._clean(X, y, None, trusted_set)
         self.sample_indices_ = res.kept
         return res.X, res.kept, res.y_new
 
-    def fit_resample(self, X, y):
+    def fit_resample(self, X, y, trusted_set=None):
         """Clean ``(X, y)``: the kept rows, with their (possibly relabelled) targets.
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+        trusted_set : tuple (X_trusted, y_trusted[, sample_weight_trusted]), default=None
+            As in :meth:`InfluenceCleaner.fit`.
 
         Returns
         -------
         X_resampled : same type as X, shape (n_kept, n_features)
         y_resampled : same type as y, shape (n_kept,)
         """
-        X_val, kept, y_new = self._fit(X, y)
+        X_val, kept, y_new = self._fit(X, y, trusted_set)
         X_out = _take(X if _is_dataframe(X) or hasattr(X, "shape") else X_val, kept)
         y_out = _with_y_like(y, y_new)
         return X_out, _take(y_out, kept)
+
+
+# ------------------------------------------------------------ search diagnosis
+def compare_to_baseline(search, baseline=None, *, confidence=0.95):
+    """Can the search's folds tell its candidates from the baseline? Paired per fold.
+
+    For every candidate of a fitted :class:`~sklearn.model_selection.GridSearchCV` (or
+    any search with ``cv_results_`` and per-split test scores), the difference of its
+    test score to the baseline candidate's, fold by fold, with the corrected resampled
+    t interval of Nadeau and Bengio [1]_ (fold scores share training rows, so the plain
+    t interval is too narrow: the variance is inflated by ``1/k + n_test/n_train``).
+
+    Parameters
+    ----------
+    search : fitted search object
+        E.g. ``GridSearchCV(InfluenceCleaner(...), {"fraction": [0, 0.05, "auto"]})``
+        after ``fit``.
+    baseline : dict or int, default=None
+        The baseline candidate: its parameters (a dict that the candidate's parameters
+        contain) or its index in ``cv_results_``. ``None``: the candidate whose
+        ``fraction`` parameter (any parameter named ``fraction`` or ending in
+        ``__fraction``) is 0.
+    confidence : float, default=0.95
+        Level of the intervals.
+
+    Returns
+    -------
+    report : dict
+        ``"params"`` (list of the candidates' parameters), ``"difference"`` (mean
+        difference to the baseline per candidate), ``"low"``, ``"high"`` (interval
+        bounds), ``"distinguishable"`` (interval excludes 0), ``"baseline"`` (index),
+        ``"best"`` (``search.best_index_``) and ``"verdict"``: a sentence saying whether
+        the search's pick beats the baseline beyond the fold-to-fold noise.
+
+    Notes
+    -----
+    Noisy validation labels add noise the folds cannot average away; when the verdict
+    says the pick is not distinguishable, compare the candidates on rows whose labels
+    you trust (``InfluenceCleaner(fraction=[...]).fit(X, y, trusted_set=...)``).
+
+    References
+    ----------
+    .. [1] C. Nadeau and Y. Bengio. Inference for the Generalization Error. Machine
+       Learning 52, 239-281, 2003.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.ensemble import HistGradientBoostingClassifier
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from skinfluence.cleaning import InfluenceCleaner, compare_to_baseline
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 4))
+    >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    >>> y[:45] = 1 - y[:45]
+    >>> model = HistGradientBoostingClassifier(max_iter=20, random_state=0)
+    >>> search = GridSearchCV(InfluenceCleaner(model), {"fraction": [0.0, 0.15]}, cv=3)
+    >>> report = compare_to_baseline(search.fit(X, y))
+    >>> report["baseline"], len(report["difference"])
+    (0, 2)
+    """
+    from scipy import stats
+
+    if not hasattr(search, "cv_results_"):
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(f"this {type(search).__name__} has no cv_results_: call its fit first")
+    res = search.cv_results_
+    params = list(res["params"])
+    k = sum(1 for key in res if key.startswith("split") and key.endswith("_test_score"))
+    if k < 2:
+        raise ValueError(
+            "compare_to_baseline needs the per-fold test scores of at least 2 folds in "
+            f"cv_results_ (found {k}); refit the search with cv >= 2"
+        )
+    if not isinstance(search.best_index_, numbers.Integral):
+        raise ValueError("compare_to_baseline needs a search with a single metric")
+    folds = np.array([res[f"split{i}_test_score"] for i in range(k)], dtype=float).T
+    b = _baseline_index(params, baseline)
+    diff = folds - folds[b]
+    mean = diff.mean(axis=1)
+    n = getattr(search, "n_splits_", k)
+    ratio = 1.0 / (n - 1)  # test / train rows of k-fold splits
+    var = diff.var(axis=1, ddof=1) * (1.0 / k + ratio)
+    half = stats.t.ppf(0.5 + confidence / 2, k - 1) * np.sqrt(var)
+    low, high = mean - half, mean + half
+    best = int(search.best_index_)
+    sure = bool(low[best] > 0 or high[best] < 0) and best != b
+    if best == b:
+        verdict = "the search picked the baseline"
+    elif sure:
+        verdict = (
+            f"the pick differs from the baseline by {mean[best]:+.4g} "
+            f"[{low[best]:+.4g}, {high[best]:+.4g}]: beyond the fold-to-fold noise"
+        )
+    else:
+        verdict = (
+            f"the pick differs from the baseline by {mean[best]:+.4g} "
+            f"[{low[best]:+.4g}, {high[best]:+.4g}]: the folds cannot tell them apart; "
+            "compare the candidates on rows whose labels you trust (trusted_set)"
+        )
+    return {
+        "params": params,
+        "difference": mean,
+        "low": low,
+        "high": high,
+        "distinguishable": (low > 0) | (high < 0),
+        "baseline": b,
+        "best": best,
+        "verdict": verdict,
+    }
+
+
+def _baseline_index(params, baseline):
+    if isinstance(baseline, numbers.Integral) and not isinstance(baseline, bool):
+        if not 0 <= baseline < len(params):
+            raise ValueError(f"baseline={baseline} is not a candidate index (0..{len(params) - 1})")
+        return int(baseline)
+    if baseline is None:
+        hits = [
+            i
+            for i, p in enumerate(params)
+            if any(
+                (name == "fraction" or name.endswith("__fraction"))
+                and isinstance(v, numbers.Real)
+                and not isinstance(v, bool)
+                and v == 0
+                for name, v in p.items()
+            )
+        ]
+        what = "no candidate has fraction=0"
+    elif isinstance(baseline, dict):
+        hits = [i for i, p in enumerate(params) if all(p.get(q) == v for q, v in baseline.items())]
+        what = f"no candidate has the parameters {baseline!r}"
+    else:
+        raise TypeError(f"baseline must be None, a dict or an index, got {type(baseline).__name__}")
+    if not hits:
+        raise ValueError(f"{what}; pass baseline= (its parameters or index)")
+    return hits[0]

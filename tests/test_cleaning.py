@@ -438,10 +438,18 @@ def test_fraction_auto_acts_on_as_many_rows_as_the_folds_contradict():
     y[:15] = 1 - y[:15]
     cleaner = InfluenceCleaner(hgb_classifier(), fraction="auto", cv=3, random_state=0)
     cleaner.fit(X, y)
-    pred = np.empty(150, dtype=y.dtype)
+    P = np.empty((150, 2))
     for tr, va in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
-        pred[va] = hgb_classifier().fit(X[tr], y[tr]).predict(X[va])
-    assert cleaner.auto_budget_ == int(np.sum(pred != y)) > 0
+        P[va] = hgb_classifier().fit(X[tr], y[tr]).predict_proba(X[va])
+    # the confident joint's off-diagonal count, row by row
+    t = [P[y == j, j].mean() for j in range(2)]
+    count = 0
+    for i in range(150):
+        confident = [j for j in range(2) if P[i, j] >= t[j]]
+        if confident and max(confident, key=lambda j: P[i, j]) != y[i]:
+            count += 1
+    assert cleaner.auto_budget_ == count > 0
+    assert count < int(np.sum(P.argmax(1) != y)) + 15  # not the plain disagreement count
     assert len(cleaner.removed_indices_) == cleaner.auto_budget_
     # the most harmful rows by self-influence, as with a fixed budget
     fixed = clone(cleaner).set_params(fraction=0.0, n_rows=cleaner.auto_budget_).fit(X, y)
@@ -494,3 +502,158 @@ _NEW_OPTIONS = [
 )
 def test_new_options_are_scikit_learn_compatible(estimator, check):
     check(estimator)
+
+
+# ----------------------------------------------------------------- trusted rows
+def _trusted_data():
+    X, y = make_data("binary", n=360, seed=21)
+    X_tr, X_t, y_tr, y_t = X[:240], X[240:], y[:240].copy(), y[240:]
+    y_tr[:36] = 1 - y_tr[:36]  # 15% wrong labels in training, none in the trusted rows
+    return X_tr, y_tr, X_t, y_t
+
+
+def test_trusted_set_compares_every_candidate_by_refitting():
+    from sklearn.metrics import log_loss
+
+    X, y, X_t, y_t = _trusted_data()
+    cands = [0.0, 0.05, 0.15, "auto"]
+    cleaner = InfluenceCleaner(
+        hgb_classifier(),
+        fraction=cands,
+        loss_weight=0.5,
+        cv=3,
+        scoring="neg_log_loss",
+        random_state=0,
+    ).fit(X, y, trusted_set=(X_t, y_t))
+    expected = []
+    for f in cands:
+        one = clone(cleaner).set_params(fraction=f).fit(X, y)
+        expected.append(-log_loss(y_t, one.predict_proba(X_t)))
+        if f == cleaner.fraction_:
+            chosen = one
+    np.testing.assert_allclose(cleaner.trusted_scores_, expected, rtol=1e-12)
+    assert cleaner.fraction_ == cands[int(np.argmax(expected))]
+    np.testing.assert_array_equal(cleaner.removed_indices_, chosen.removed_indices_)
+    np.testing.assert_allclose(cleaner.predict_proba(X_t), chosen.predict_proba(X_t))
+    assert cleaner.auto_budget_ > 0  # "auto" was a candidate
+    # one fraction and a trusted set: its score is recorded, nothing else changes
+    single = clone(cleaner).set_params(fraction=0.05).fit(X, y, trusted_set=(X_t, y_t))
+    np.testing.assert_allclose(single.trusted_scores_, [expected[1]], rtol=1e-12)
+    assert single.fraction_ == 0.05
+    # the model's own score (accuracy) by default, trusted sample weights honoured
+    w = np.linspace(0.5, 2.0, len(y_t))
+    acc = clone(cleaner).set_params(scoring=None).fit(X, y, trusted_set=(X_t, y_t, w))
+    for f, score in zip(cands, acc.trusted_scores_):
+        one = clone(cleaner).set_params(fraction=f).fit(X, y)
+        assert score == pytest.approx(one.score(X_t, y_t, sample_weight=w))
+
+
+def test_trusted_set_reaches_the_cleaner_through_metadata_routing():
+    import sklearn
+
+    X, y, X_t, y_t = _trusted_data()
+    base = InfluenceCleaner(hgb_classifier(), fraction=[0.0, 0.1], cv=3, random_state=0)
+    direct = clone(base).fit(X, y, trusted_set=(X_t, y_t))
+    with sklearn.config_context(enable_metadata_routing=True):
+        cleaner = clone(base).set_fit_request(trusted_set=True)
+        search = GridSearchCV(cleaner, {"balance": [None]}, cv=KFold(3)).fit(
+            X, y, trusted_set=(X_t, y_t)
+        )
+        refit = search.best_estimator_
+        np.testing.assert_allclose(refit.trusted_scores_, direct.trusted_scores_)
+        assert refit.fraction_ == direct.fraction_
+        # a trusted set as long as X is still given whole to every fold, not split
+        X2, y2 = X[:120], y[:120]
+        X2_t, y2_t = X_t[:2], y_t[:2]
+        sampler = InfluenceSampler(hgb_classifier(), fraction=[0.0, 0.1], cv=3)
+        sampler.set_fit_request(trusted_set=True)
+        res = sampler.fit(X2, y2, trusted_set=(X2_t, y2_t))
+        assert len(res.trusted_scores_) == 2
+
+
+def test_trusted_set_errors_and_candidates_that_empty_a_class():
+    X, y, X_t, y_t = _trusted_data()
+    cleaner = InfluenceCleaner(hgb_classifier(), fraction=[0.0, 0.1], cv=3)
+    with pytest.raises(ValueError, match="trusted_set=\\(X_trusted, y_trusted\\)"):
+        cleaner.fit(X, y)
+    with pytest.raises(ValueError, match="tuple \\(X_trusted, y_trusted\\)"):
+        cleaner.fit(X, y, trusted_set=X_t)
+    with pytest.raises(ValueError, match="120 rows of X and 119 targets"):
+        cleaner.fit(X, y, trusted_set=(X_t, y_t[:-1]))
+    with pytest.raises(ValueError, match="sample weights have 3 entries"):
+        cleaner.fit(X, y, trusted_set=(X_t, y_t, np.ones(3)))
+    with pytest.raises(ValueError, match="non-empty list"):
+        clone(cleaner).set_params(fraction=[0.1, 2.0]).fit(X, y, trusted_set=(X_t, y_t))
+    # a candidate that would remove a whole class scores NaN and is never chosen
+    y_rare = y.copy()
+    y_rare[:] = 0
+    y_rare[-6:] = 1
+    rare = clone(cleaner).set_params(fraction=[0.0, 0.9], balance=None)
+    rare.fit(X, y_rare, trusted_set=(X_t, y_t))
+    assert np.isnan(rare.trusted_scores_[1]) and rare.fraction_ == 0.0
+    with pytest.raises(ValueError, match="every candidate fraction"):
+        clone(rare).set_params(fraction=[0.9]).fit(X, y_rare, trusted_set=(X_t, y_t))
+
+
+def test_trusted_choice_helps_on_real_noisy_labels(noisy_spam):
+    """The trusted rows are 300 held-out rows; the judge is the other 1,200 rows."""
+    X, y_noisy, _, _, X_te, y_te = noisy_spam
+    X_t, y_t, X_judge, y_judge = X_te[:300], y_te[:300], X_te[300:], y_te[300:]
+    cleaner = InfluenceCleaner(
+        _overfitting_model(),
+        fraction=[0.0, 0.05, 0.1, 0.2, "auto"],
+        loss_weight=0.5,
+        random_state=0,
+    ).fit(X, y_noisy, trusted_set=(X_t, y_t))
+    none = _overfitting_model().fit(X, y_noisy)
+    assert cleaner.fraction_ != 0.0
+    assert cleaner.score(X_judge, y_judge) > none.score(X_judge, y_judge) + 0.01
+
+
+class _FakeSearch:
+    """A fitted search's results, written by hand (3 folds, 3 candidates)."""
+
+    def __init__(self, scores, best, params):
+        self.cv_results_ = {"params": params}
+        for i, col in enumerate(np.asarray(scores, dtype=float).T):
+            self.cv_results_[f"split{i}_test_score"] = col
+        self.best_index_ = best
+        self.n_splits_ = len(scores[0])
+
+
+def test_compare_to_baseline_is_the_corrected_paired_t_interval():
+    from scipy import stats
+
+    from skinfluence.cleaning import compare_to_baseline
+
+    params = [{"fraction": 0.1}, {"fraction": 0.0}, {"fraction": "auto"}]
+    scores = [[0.80, 0.84, 0.79], [0.78, 0.80, 0.78], [0.90, 0.91, 0.92]]
+    rep = compare_to_baseline(_FakeSearch(scores, 2, params))
+    assert rep["baseline"] == 1 and rep["best"] == 2
+    d = np.array(scores[2]) - np.array(scores[1])
+    # Nadeau & Bengio: variance times (1/k + n_test/n_train), 3 folds: 1/3 + 1/2
+    half = stats.t.ppf(0.975, 2) * np.sqrt(d.var(ddof=1) * (1 / 3 + 1 / 2))
+    assert rep["difference"][2] == pytest.approx(d.mean())
+    assert rep["low"][2] == pytest.approx(d.mean() - half)
+    assert rep["high"][2] == pytest.approx(d.mean() + half)
+    assert rep["distinguishable"].tolist() == [False, False, True]
+    assert "beyond the fold-to-fold noise" in rep["verdict"]
+    # a pick within the noise says so and points at the trusted set
+    noisy = [[0.80, 0.84, 0.79], [0.81, 0.80, 0.80], [0.79, 0.86, 0.80]]
+    rep = compare_to_baseline(_FakeSearch(noisy, 2, params))
+    assert not rep["distinguishable"][2] and "trusted_set" in rep["verdict"]
+    # the baseline by parameters or index; routed parameter names are found
+    routed = [{"cleaner__fraction": p["fraction"]} for p in params]
+    assert compare_to_baseline(_FakeSearch(scores, 1, routed))["verdict"] == (
+        "the search picked the baseline"
+    )
+    assert compare_to_baseline(_FakeSearch(scores, 2, params), {"fraction": 0.1})["baseline"] == 0
+    assert compare_to_baseline(_FakeSearch(scores, 2, params), 2)["baseline"] == 2
+    with pytest.raises(ValueError, match="no candidate has fraction=0"):
+        compare_to_baseline(_FakeSearch(scores, 2, [{"fraction": 0.1}] * 3))
+    with pytest.raises(ValueError, match="not a candidate index"):
+        compare_to_baseline(_FakeSearch(scores, 2, params), 5)
+    with pytest.raises(TypeError, match="baseline must be"):
+        compare_to_baseline(_FakeSearch(scores, 2, params), "zero")
+    with pytest.raises(NotFittedError):
+        compare_to_baseline(GridSearchCV(InfluenceCleaner(), {"fraction": [0.0]}))

@@ -391,13 +391,13 @@ def test_dict_result_without_pandas(monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
-    ax = plotting.plot_edit_curve(
+    ax = plotting.EditCurveDisplay.from_results(
         {"m": {"fraction": np.array([0.0, 0.1]), "loss": np.array([1.0, 2.0]), "attrs": {}}}
-    )
+    ).ax_
     assert len(ax.lines) == 1
 
 
-def test_plot_helpers():
+def test_evaluation_displays():
     pytest.importorskip("matplotlib")
     import matplotlib
 
@@ -410,7 +410,7 @@ def test_plot_helpers():
     Xq, yq = np.array([[5.5], [0.2]]), np.array([1, 0])
     M = np.random.default_rng(0).normal(size=(2, 60))
     single = single_query_curve(hgb_clf(), X, y, Xq, yq, M, fractions=[0, 0.1])
-    ax = plotting.plot_edit_curve({"random": single, "other": single})
+    ax = plotting.EditCurveDisplay.from_results({"random": single, "other": single}).ax_
     assert len(ax.lines) == 2 and ax.get_legend() is not None
     np.testing.assert_allclose(ax.lines[0].get_xdata(), [0, 10])
     np.testing.assert_allclose(ax.lines[0].get_ydata(), single.groupby("fraction")["loss"].mean())
@@ -422,16 +422,16 @@ def test_plot_helpers():
             "fraction_edited": [0.05, 0.1],
         }
     )
-    ax = plotting.plot_counterfactual({"m": cf})
+    ax = plotting.CounterfactualDisplay.from_results({"m": cf}).ax_
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0, 0.5])
     noise = pd.DataFrame({"fraction": [0, 0.1], "fraction_found": [0, 0.5]})
     noise.attrs["detection_area"] = 0.5
-    ax = plotting.plot_noise_detection({"m": noise})
+    ax = plotting.NoiseDetectionDisplay.from_results({"m": noise}).ax_
     assert "area 0.50" in ax.get_legend().get_texts()[0].get_text()
-    ax = plotting.plot_lds(
+    ax = plotting.LDSDisplay.from_results(
         {"a": pd.DataFrame({"lds": [0.1, np.nan, 0.3]}), "b": pd.DataFrame({"lds": [0.5]})}
-    )
+    ).ax_
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
-    ax = plotting.plot_loo_correlation(pd.DataFrame({"correlation": [0.2, 0.4]}))
+    ax = plotting.LOOCorrelationDisplay.from_results(pd.DataFrame({"correlation": [0.2, 0.4]})).ax_
     assert ax.get_ylabel() == "correlation"
     plt.close("all")
