@@ -100,7 +100,6 @@ sphinx_gallery_conf = {
     "within_subsection_order": "FileNameSortKey",
     "doc_module": ("skinfluence",),
     "backreferences_dir": "generated/backreferences",
-    "reference_url": {"skinfluence": None},
     "download_all_examples": False,
     "remove_config_comments": True,
     "show_memory": False,

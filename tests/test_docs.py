@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 API_MODULES = (
     "skinfluence",
     "skinfluence.base",
+    "skinfluence.cleaning",
     "skinfluence.plotting",
     "skinfluence.evaluation",
     "skinfluence.datasets",

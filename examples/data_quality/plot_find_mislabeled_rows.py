@@ -18,6 +18,7 @@ from lightgbm import LGBMClassifier
 from sklearn.datasets import load_breast_cancer
 
 from skinfluence import BoostIn, LeafInfluence, LossInfluence, RandomInfluence
+from skinfluence.plotting import SelfInfluenceDisplay
 
 X, y_true = load_breast_cancer(return_X_y=True)
 rng = np.random.default_rng(0)
@@ -68,19 +69,15 @@ ax.legend()
 fig.tight_layout()
 
 # %%
-# BoostIn's self-influence of every row, ranked, with the
-# flipped rows marked: they crowd the top of the ranking.
-s = scores["BoostIn"]
-order = np.argsort(-s, kind="stable")
-fig, ax = plt.subplots(figsize=(6, 4))
-ax.plot(np.arange(len(s)), s[order], color="grey", lw=1)
-noisy_ranks = np.flatnonzero(is_noisy[order])
-ax.plot(noisy_ranks, s[order][noisy_ranks], "|", color="tab:red", label="flipped")
-ax.set_yscale("symlog", linthresh=1e-3)
-ax.set_xlabel("training rows, by BoostIn self-influence")
-ax.set_ylabel("self-influence")
-ax.legend()
-fig.tight_layout()
+# :class:`~skinfluence.plotting.SelfInfluenceDisplay` shows one method in detail: the
+# rows ranked by BoostIn's self-influence with the top 10% marked and the flipped rows
+# shown (they crowd the top of the ranking), and, since the flipped rows are known
+# here, the precision and recall of checking the rows in that order.
+display = SelfInfluenceDisplay.from_estimator(
+    methods["BoostIn"], X, y, fraction=0.1, noisy=is_noisy
+)
+display.figure_.set_size_inches(10, 4)
+display.figure_.tight_layout()
 
 # %%
 # Precision among the first rows checked, as many as were flipped:

@@ -35,7 +35,7 @@ from skinfluence.evaluation import (
     single_query_curve,
     subset_outputs,
 )
-from skinfluence.plotting import plot_edit_curve, plot_lds, plot_noise_detection
+from skinfluence.plotting import EditCurveDisplay, LDSDisplay, NoiseDetectionDisplay
 
 X, y = load_breast_cancer(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(
@@ -106,13 +106,15 @@ lds = {
 }
 
 # %%
-# The three protocols side by side:
+# The three protocols side by side, each drawn by its Display
+# (:mod:`skinfluence.plotting`); a mapping ``{name: result}`` gives one labelled curve
+# (or box) per method:
 fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-plot_edit_curve(removal, ax=axes[0])
+EditCurveDisplay.from_results(removal, ax=axes[0])
 axes[0].set_title("remove the most helpful rows")
-plot_noise_detection(detection, ax=axes[1])
+NoiseDetectionDisplay.from_results(detection, ax=axes[1])
 axes[1].set_title("find flipped labels")
-plot_lds(lds, ax=axes[2])
+LDSDisplay.from_results(lds, ax=axes[2])
 axes[2].set_title("linear datamodeling score")
 fig.tight_layout()
 

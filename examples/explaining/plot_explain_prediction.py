@@ -16,12 +16,12 @@ helped and hurt that prediction most, side by side with the applicant.
 # the rows exactly as LightGBM does (categories and NaN included).
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from lightgbm import LGBMClassifier
 from sklearn.model_selection import train_test_split
 
 from skinfluence import BoostIn
 from skinfluence.datasets import load_dataset
+from skinfluence.plotting import InfluenceDisplay, top_influences_frame
 
 X, y, task = load_dataset("credit")
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
@@ -32,8 +32,8 @@ print(f"{len(X_train)} training rows, test accuracy {model.score(X_test, y_test)
 # %%
 # One applicant the model calls "bad"
 # -----------------------------------
-# Without labels, ``transform`` and ``top_k`` explain the model's own prediction: the
-# influence is on the loss of the predicted label.
+# Without a label, the explainer explains the model's own prediction: the influence is
+# on the loss of the predicted label.
 pred = model.predict(X_test)
 query = X_test.iloc[[int(np.flatnonzero(pred == "bad")[0])]]
 print("prediction:", model.predict(query)[0])
@@ -42,69 +42,34 @@ query
 
 # %%
 explainer = BoostIn(model).fit(X_train, y_train)
-helpful, helpful_val = explainer.top_k(query, k=5)
-harmful, harmful_val = explainer.top_k(query, k=5, kind="harmful")
 
 # %%
-# The training rows behind it, as a table: the query first, then the five most helpful
-# and the five most harmful training rows with their labels and influence.
-rows = np.concatenate([helpful[0], harmful[0]])
-table = X_train.iloc[rows].copy()
-table.insert(0, "influence", np.concatenate([helpful_val[0], harmful_val[0]]))
-table.insert(1, "label", y_train[rows])
-table.insert(2, "kind", ["helpful"] * 5 + ["harmful"] * 5)
-head = query.copy()
-head.insert(0, "influence", np.nan)
-head.insert(1, "label", "(query)")
-head.insert(2, "kind", "query")
-table = pd.concat([head, table])
-table
+# The training rows behind it, as a table: the five most helpful and the five most
+# harmful training rows, with their influence, label, the features in which they
+# differ most from the applicant, and all their features.
+# :func:`~skinfluence.plotting.top_influences_frame` needs pandas.
+top_influences_frame(explainer, query, X_train=X_train, y_train=y_train, k=5)
 
 # %%
-# A picture of the same: bars for the influence of each row, annotated with its
-# label and the features in which it differs most from the applicant (numeric
-# features by their difference in training-set standard deviations, categorical
-# features when the category differs).
-numeric = X_train.select_dtypes("number").columns
-scale = X_train[numeric].std()
-
-
-def differences(row, n=2):
-    """The ``n`` features in which a training row differs most from the query."""
-    diff = (X_train.loc[row, numeric] - query.iloc[0][numeric]).astype(float)
-    gaps = (diff.abs() / scale).fillna(0.0).to_dict()
-    for c in X_train.columns.difference(numeric):
-        gaps[c] = 3.0 * float(X_train.loc[row, c] != query.iloc[0][c])
-    gaps = pd.Series(gaps)
-    return ", ".join(f"{c}={X_train.loc[row, c]}" for c in gaps.nlargest(n).index)
-
-
-values = np.concatenate([helpful_val[0], harmful_val[0]])
-fig, ax = plt.subplots(figsize=(8, 4.5))
-colors = ["tab:blue"] * 5 + ["tab:red"] * 5
-positions = np.arange(len(rows))[::-1]
-ax.barh(positions, values, color=colors)
-ax.set_yticks(
-    positions,
-    [f"row {X_train.index[r]} ({y_train[r]})" for r in rows],
+# The same rows as a picture: :class:`~skinfluence.plotting.InfluenceDisplay` draws one
+# bar per training row, its length the row's influence on the prediction, labelled with
+# the row's label and the features that differ most from the applicant (numeric
+# features by their gap in training-set standard deviations, categorical features when
+# the category differs).
+fig, ax = plt.subplots(figsize=(11, 4.5))
+display = InfluenceDisplay.from_estimator(
+    explainer, query, X_train=X_train, y_train=y_train, k=5, ax=ax
 )
-for pos, r, v in zip(positions, rows, values):
-    ax.annotate(
-        differences(X_train.index[r]),
-        (0, pos),
-        xytext=(-4 if v > 0 else 4, 0),
-        textcoords="offset points",
-        ha="right" if v > 0 else "left",
-        va="center",
-        fontsize=8,
-    )
-ax.axvline(0, color="grey", lw=0.8)
-ax.set_xlabel("influence on the prediction 'bad' (positive = helpful)")
 ax.set_title("Most helpful and most harmful training rows")
 fig.tight_layout()
 
 # %%
+# Like scikit-learn's Displays, it keeps what it drew (``display.ax_``,
+# ``display.figure_``, the bars) and draws again on other axes with
+# ``display.plot(ax=...)``.
+#
 # The helpful rows are applicants labelled "bad" who resemble this one; the harmful
 # ones are similar applicants labelled "good". A harmful row with a wrong label would
-# be a candidate for review: :ref:`sphx_glr_auto_examples_data_quality_plot_find_mislabeled_rows.py`
-# looks for such rows across the whole training set.
+# be a candidate for review: the example
+# :ref:`sphx_glr_auto_examples_data_quality_plot_find_mislabeled_rows.py` looks for
+# such rows across the whole training set.

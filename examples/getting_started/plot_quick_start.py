@@ -19,6 +19,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 from skinfluence import BoostIn
+from skinfluence.plotting import SelfInfluenceDisplay
 
 data = load_breast_cancer()
 X_train, X_test, y_train, y_test = train_test_split(
@@ -72,16 +73,8 @@ fig.tight_layout()
 # Self-influence: rows the model memorised
 # ----------------------------------------
 # The influence of a training row on its own prediction is large when the model fits
-# that row mostly because it saw it: typical of wrong labels and rare cases. Here are
-# the training rows ranked by self-influence, with the ten largest marked.
-s = explainer.self_influence()
-top = np.argsort(s)[::-1][:10]
-fig, ax = plt.subplots(figsize=(7, 3.5))
-ax.plot(np.sort(s)[::-1], color="tab:blue")
-ax.plot(np.arange(10), s[top], "o", color="tab:red", label="10 largest")
-ax.set_yscale("symlog", linthresh=1e-3)
-ax.set_xlabel("training rows, ranked")
-ax.set_ylabel("self-influence")
-ax.legend()
-fig.tight_layout()
-print("rows to look at first:", top)
+# that row mostly because it saw it: typical of wrong labels and rare cases.
+# :class:`~skinfluence.plotting.SelfInfluenceDisplay` draws the training rows ranked by
+# self-influence and marks the top 2%.
+display = SelfInfluenceDisplay.from_estimator(explainer, X_train, y_train, fraction=0.02)
+print("rows to look at first:", display.order_[:10])
