@@ -17,7 +17,8 @@ rows, the top ``m`` rows of several rankings and refits:
   counts.
 
 Usage (appends one JSON line per setting; environment ``SCORES=loss,avg`` and ``NB=2``
-restrict the rankings and budgets)::
+restrict the rankings and budgets; ``REPEATS=2`` averages the out-of-fold probabilities of
+two differently shuffled 5-fold runs)::
 
     python benchmarks/results/cleaning_equal_budget.py 0.2 0,1 [data sets] [out.jsonl]
     python benchmarks/results/cleaning_equal_budget.py --report out.jsonl ...
@@ -60,8 +61,20 @@ def fit_score(model, X, y, keep, Xte, yte, task, k):
 
 def rankings(model, Xtr, yn, seed):
     allr = np.arange(len(yn))
-    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-    P = cross_val_predict(clone(model), Xtr, yn, cv=folds, method="predict_proba")
+    repeats = int(os.environ.get("REPEATS", "1"))  # out-of-fold runs averaged
+    P = np.mean(
+        [
+            cross_val_predict(
+                clone(model),
+                Xtr,
+                yn,
+                cv=StratifiedKFold(5, shuffle=True, random_state=seed + 7919 * r),
+                method="predict_proba",
+            )
+            for r in range(repeats)
+        ],
+        axis=0,
+    )
     loss_oof = -np.log(np.clip(P[allr, yn], 1e-15, 1))
     full = clone(model).fit(Xtr, yn)
     loss_in = -np.log(np.clip(full.predict_proba(Xtr)[allr, yn], 1e-15, 1))
