@@ -111,6 +111,15 @@ class AXIL(BaseInfluence):
     product (one multiply-add per training row sharing a leaf with the query, as for
     :class:`~skinfluence.BoostIn`), and ``self_weights`` is O(N T).
 
+    ``label_edit``: the prediction is linear in the training targets, so relabelling
+    row ``i`` moves it by ``k_i(x_e) (y*_i - y_i)`` exactly (the trees' structure held
+    fixed, and the initial score moving with the targets as the library's
+    ``boost_from_average``/mean would); the query's squared-loss change follows, or
+    ``-k_i(x_e) (y*_i - y_i)`` without query labels. Same cost as ``transform``.
+    Checked against numpy fixed-structure refits with the row relabelled (LightGBM
+    without ``boost_from_average``, XGBoost with a fixed ``base_score``) to float32
+    rounding.
+
     The weights reproduce the predictions, ``transform(X) @ y + intercept(X) ==
     predict(X)``, to float32 rounding for LightGBM, XGBoost, CatBoost and
     ``HistGradientBoostingRegressor`` (float32 leaves, labels or gradients) and to
@@ -325,6 +334,19 @@ class AXIL(BaseInfluence):
             for r, (f, y) in enumerate(zip(q["f"], q["y"])):
                 out[r] *= (self._y - f) * (y - f)
         return out
+
+    def _label_edit_state(self, targets):
+        return np.asarray(targets, dtype=np.float64) - self._y
+
+    def _label_edit_block(self, q, context, dy):
+        # the prediction is linear in the targets: it moves by k_i(x_e) (y*_i - y_i)
+        dF = np.empty((len(q["leaves"]), self.n_train_))
+        self._weights_block(q["leaves"], dF)
+        dF *= dy[None, :]
+        if context == "value":  # the prediction itself: psi = -F
+            return -dF
+        r = (q["f"] - q["y"])[:, None]
+        return dF * (r + 0.5 * dF)  # 0.5 (F + dF - y)^2 - 0.5 (F - y)^2
 
     def _pass(self, seed, seed_bias):
         """Weights of the targets in ``sum_l seed[l] v_l + seed_bias * F_0``."""

@@ -103,6 +103,13 @@ class _RandomBaseline(BaseInfluence):
             y_enc = ens.raw_from_leaves(leaves)[:, 0]
         return {"keys": row_keys(X), "y": np.ascontiguousarray(y_enc, dtype=np.float64)}
 
+    def _label_edit_state(self, targets):
+        raise NotImplementedError(
+            f"{type(self).__name__} is a random ranking baseline, not an estimate of a "
+            "loss change: a label edit has no value of its own (the targeted-edit "
+            "protocol ranks such baselines by transform)"
+        )
+
     def _draws(self, keys, normal):
         return _ksim.pair_draws(self._seed, self._keys, keys, normal)
 

@@ -28,6 +28,8 @@ __all__ = [
     "fit_leaf_influence",
     "refit_inputs",
     "refit_block",
+    "relabelled_changes",
+    "relabel_block",
 ]
 
 
@@ -171,6 +173,25 @@ def fit_boostin(explainer, leaves, y, sample_weight):
     explainer._tiles = _leaves.tiled(leaves, ens.leaf_offsets, delta)
 
 
+def relabelled_changes(ens, leaves, y, targets, weights):
+    """``(n, T)`` change of each row's own leaf vector in every round when that row
+    alone takes the class ``targets[i]``, the other rows at the stored trajectory.
+
+    The softmax hessian does not depend on the label, so the system ``M_l`` keeps its
+    value and only the gradient sum moves, by ``w_i (e_{y_i} - e_{y*_i})``: the change
+    ``C_l w_i (e_{y_i} - e_{y*_i})`` (``C_l = -eta M_l^{-1}``) is the relabelled leaf's
+    K x K Newton step exactly."""
+    sys = leaf_systems(ens, leaves, y, weights)
+    C = _coef(sys)
+    rl = round_leaves(ens, leaves)
+    yi, ti = np.asarray(y).astype(np.intp), np.asarray(targets).astype(np.intp)
+    w = sys["weights"]
+    # C (e_y - e_y*) is column y minus column y* of C
+    change = w[:, None, None] * (C[rl, :, yi[:, None]] - C[rl, :, ti[:, None]])
+    change[yi == ti] = 0.0
+    return np.ascontiguousarray(change.reshape(len(leaves), -1))
+
+
 # ------------------------------------------------------------------ LeafInfluence
 def terms(ens, leaves, y, weights):
     """The :class:`~skinfluence._kernels._full_hessian.FullTerms` of the training rows."""
@@ -279,3 +300,8 @@ def refit_inputs(ens, leaves, y, weights):
 def refit_block(rows, train, refit, n_top):
     """``(dv, dself)`` of the full-hessian refit without each of ``rows``."""
     return _fh.refit_block(rows, train, refit, n_top)
+
+
+def relabel_block(rows, new_labels, train, refit):
+    """``(dv, dself)`` of the full-hessian refit with each of ``rows`` relabelled."""
+    return _fh.relabel_block(rows, new_labels, train, refit)

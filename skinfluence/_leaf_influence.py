@@ -355,10 +355,16 @@ class LeafInfluence(_LeafBase):
         # reverse sweep with the source g + vbar h replaced by its change
         ens = self.ensemble_
         update = getattr(self, "_update", None)
-        if not isinstance(update, AllPoints) or ens.full_hessian or ens.leaf_steps > 1:
+        if not isinstance(update, AllPoints):
             raise NotImplementedError(
-                "LeafInfluence.label_edit needs update_set=-1 and leaves of one Newton "
-                "step per column"
+                "LeafInfluence.label_edit needs update_set=-1 (the smaller update sets "
+                "are not implemented for label edits)"
+            )
+        if ens.full_hessian or ens.leaf_steps > 1 or ens.leaf_step_method != "newton":
+            raise NotImplementedError(
+                "LeafInfluence.label_edit needs leaves of one Newton step per column, not "
+                f"{ens.describe()}; BoostIn.label_edit and LeafRefit.label_edit cover "
+                "these leaves"
             )
         if ens.objective in _NONLINEAR_IN_LABEL:
             raise NotImplementedError(
@@ -465,6 +471,12 @@ class LeafRefit(_LeafBase):
     without labels: classifiers explain their own predicted label; regressors the
     predicted value (``F(x_e) - F'(x_e)``).
 
+    ``label_edit`` (``update_set=-1``): the same fixed-structure refit with the row
+    kept but relabelled, every leaf recomputed by the rule (one Newton step, the steps
+    each tree kept for CatBoost, the K x K system for CatBoost ``MultiClass``); exact,
+    not linearised (checked against numpy refits to the float32 rounding of the stored
+    leaves). Cost as ``fit``'s refits, O(N^2 T) per call for N edited rows.
+
     Reference deviation: the reference implementation evaluated the gradients at the
     scores after each tree instead of before it; this estimator follows the
     definition.
@@ -535,10 +547,10 @@ class LeafRefit(_LeafBase):
             self._leaf_changes = leaf_changes
 
     def _label_edit_state(self, targets):
-        ens = self.ensemble_
-        if self._n_top != -1 or ens.full_hessian or self._refit.steps.shape[0] > 0:
+        if self._n_top != -1:
             raise NotImplementedError(
-                "LeafRefit.label_edit needs update_set=-1 and leaves of one Newton step per column"
+                "LeafRefit.label_edit needs update_set=-1 (every row refitted; the "
+                "smaller update sets are not implemented for label edits)"
             )
         return np.ascontiguousarray(targets, dtype=np.float64)
 
@@ -546,11 +558,13 @@ class LeafRefit(_LeafBase):
         # the exact fixed-structure refit with each row relabelled, in blocks of rows
         out = np.zeros((len(q["flat"]), self.n_train_))
         K, edited = self.ensemble_.n_outputs, targets != self._refit.labels
+        full = self.ensemble_.full_hessian
+        kernel = _full_hessian.relabel_block if full else _li.relabel_block
         for rows in self._row_blocks("label edit"):
             rows = rows[edited[rows]]  # an unchanged label changes nothing
             if not len(rows):
                 continue
-            dv, _ = _li.relabel_block(rows, targets[rows], self._train, self._refit)
+            dv, _ = kernel(rows, targets[rows], self._train, self._refit)
             dF = _li.gather_leaf_sums(q["flat"], dv, K)
             out[:, rows] = _loss_change(context, q["y"], q["F"], dF, self.ensemble_.objective_param)
         return out

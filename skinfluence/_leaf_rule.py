@@ -194,6 +194,28 @@ def recomputed_values(ens, leaves, y, sample_weight=None, terms=None):
     return t.recomputed, t.gradient_sums, t.hessian_sums
 
 
+def _relabelled_step_changes(ens, leaves, y, targets, sample_weight):
+    """:func:`relabelled_changes` of leaves computed by several steps."""
+    terms = leaf_terms(ens, leaves, y, sample_weight, terms=False)
+    change = _leaf_rule.relabelled_step_changes(
+        np.ascontiguousarray(leaves, dtype=np.int32),
+        ens.leaf_offsets,
+        _scores_before(ens, leaves),
+        np.ascontiguousarray(y, dtype=np.float64),
+        np.ascontiguousarray(targets, dtype=np.float64),
+        np.ascontiguousarray(terms.weights),
+        ens.objective_code,
+        ens.kernel_param,
+        ens.l2,
+        ens.leaf_step_method == "gradient",
+        ens.constant_tree,
+        terms.steps_taken,
+        np.ascontiguousarray(terms.step_scales),
+        ens.learning_rates,
+    )
+    return np.ascontiguousarray(change)
+
+
 def relabelled_changes(ens, leaves, y, targets, sample_weight=None):
     """Change of each row's own leaf value in every tree when that row alone takes a
     new label, the other rows' gradients held at the stored trajectory.
@@ -215,16 +237,19 @@ def relabelled_changes(ens, leaves, y, targets, sample_weight=None):
     change : ndarray of shape (n, n_trees)
         ``v_t(y_j := targets[j]) - v_t`` of row ``j``'s leaf in tree ``t``.
 
-    Raises
-    ------
-    NotImplementedError
-        For leaves of several steps or K x K Newton leaves.
+    Notes
+    -----
+    Leaves of several steps (CatBoost) are recomputed by the steps each tree kept, with
+    their scales (O(rows of the leaf x steps) per edited row and tree); K x K Newton
+    leaves (CatBoost ``MultiClass``) by their system, whose hessian does not depend on
+    the label (:func:`skinfluence._full_hessian.relabelled_changes`).
     """
-    if ens.leaf_steps > 1 or ens.leaf_step_method != "newton" or ens.full_hessian:
-        raise NotImplementedError(
-            f"label edits are not implemented yet for {ens.describe()}, whose leaves "
-            "are not one Newton step per column"
-        )
+    if ens.full_hessian:
+        from ._full_hessian import relabelled_changes as full
+
+        return full(ens, leaves, y, targets, sample_weight)
+    if ens.leaf_steps > 1 or ens.leaf_step_method != "newton":
+        return _relabelled_step_changes(ens, leaves, y, targets, sample_weight)
     terms = leaf_terms(ens, leaves, y, sample_weight, terms=False)
     g_new, h_new, _, _ = ens.replay(leaves, targets)
     flat = ens.flat_leaves(leaves)

@@ -116,6 +116,91 @@ def _relabel_batch(template, X, y, w, y_enc, Xq, yq, spec, tasks):
     return out
 
 
+def _relabelled_rows(spec, task, rows):
+    """The edited rows of subset ``task`` (its ``rows``) that take their new label: each
+    with probability ``relabel_frac``, drawn from the task's seed."""
+    u = np.random.default_rng([task, 2]).random(spec["n"])
+    return rows[(u[rows] < spec["relabel_frac"]) & spec["edited"][rows]]
+
+
+def _query_loss(template, X, labels, w, rows, Xq, yq, spec):
+    """Query losses of ``clone(template)`` fit on ``rows`` with ``labels``."""
+    model = _fit_model(
+        clone(template), _safe_indexing(X, rows), labels[rows], None if w is None else w[rows]
+    )
+    Lq = model_loss(model, Xq, yq, spec["query_objective"], **spec["loss_kw"])
+    _check_finite(Lq, "query")
+    return Lq
+
+
+def _subset_relabel_batch(template, X, y, w, y_enc, Xq, yq, spec, tasks):
+    """Per subset seed: the query-loss change ``(m,)`` when its relabelled rows take
+    their new labels (0 without refit when none does); ``error`` as in
+    :func:`_refit_batch`."""
+    out = []
+    with threadpool_limits(limits=1):
+        for task in tasks:
+            res = {"task": task, "error": None, "query": np.zeros(len(yq))}
+            try:
+                rows = _task_rows(spec, task)
+                moved = _relabelled_rows(spec, task, rows)
+                if len(moved):
+                    y_new = np.array(y, copy=True)
+                    y_new[moved] = spec["new_labels"][moved]
+                    res["query"] = _query_loss(
+                        template, X, y_new, w, rows, Xq, yq, spec
+                    ) - _query_loss(template, X, y, w, rows, Xq, yq, spec)
+            except Exception as exc:  # reported by the caller, never a silent NaN
+                res["error"] = f"{type(exc).__name__}: {exc}"
+            out.append(res)
+    return out
+
+
+def _tmc_relabel_batch(template, X, y, w, y_enc, Xq, yq, spec, iterations):
+    """Per permutation: its first ``n_prefix`` rows and, at the position of each edited
+    row, the query-loss change ``(n_prefix, m)`` when that row enters the prefix with
+    its new label instead of its label (an invalid prefix: the uninformed loss)."""
+    n, P, K = spec["n"], spec["n_prefix"], spec["n_classes"]
+    new_y, new_enc, edited = spec["new_labels"], spec["new_enc"], spec["edited"]
+    out = []
+    with threadpool_limits(limits=1):
+        q0 = model_loss(None, Xq, yq, spec["query_objective"], **spec["loss_kw"])
+        for it in iterations:
+            perm = np.random.default_rng(spec["seed"] + it).permutation(n)[:P]
+            counts = np.zeros(max(K, 1), dtype=np.int64)
+            marg, n_pos = np.zeros((P, len(yq))), 0
+            for k in range(1, P + 1):
+                added = perm[k - 1]
+                positive = w is None or w[added] > 0
+                n_pos += positive
+                if K and positive:
+                    counts[int(y_enc[added])] += 1
+                if not edited[added]:
+                    continue
+                moved = counts.copy()
+                if K and positive:
+                    moved[int(y_enc[added])] -= 1
+                    moved[int(new_enc[added])] += 1
+                y_new = np.array(y, copy=True)
+                y_new[added] = new_y[added]
+                rows = perm[:k]
+                try:
+                    before, after = (
+                        _query_loss(template, X, lab, w, rows, Xq, yq, spec)
+                        if _prefix_valid(spec, n_pos, c)
+                        else q0
+                        for lab, c in ((y, counts), (y_new, moved))
+                    )
+                except Exception as exc:
+                    raise RuntimeError(
+                        f"DataShapley: a refit on the first {k} rows of permutation {it} "
+                        f"(row {added} relabelled or not) failed: {type(exc).__name__}: {exc}"
+                    ) from exc
+                marg[k - 1] = after - before
+            out.append((perm, marg))
+    return out
+
+
 def _prefix_valid(spec, n_rows, counts):
     """At least 2 rows (regression) or every class (classification), counting only rows
     of positive weight."""
@@ -341,6 +426,21 @@ class _RetrainInfluence(BaseInfluence):
         )
         return np.array([r for part in res for r in part]).reshape(n, -1)
 
+    def _label_edit_state(self, targets):
+        targets = np.asarray(targets, dtype=np.float64)
+        labels = targets if self._classes is None else self._classes[targets.astype(np.intp)]
+        return {"enc": targets, "labels": labels, "edited": targets != self._y_enc, "matrix": None}
+
+    def _label_edit_block(self, q, context, state):
+        # every query of the call at once: one round of refits, whatever the blocks
+        if state["matrix"] is None:
+            m = len(context.y)
+            if not state["edited"].any():
+                state["matrix"] = np.zeros((m, self.n_train_))
+            else:
+                state["matrix"] = self._edit_matrix(context, state)
+        return state["matrix"][q["rows"]]
+
     def _query_arrays(self, X, leaves, y_enc, objective):
         return {"rows": np.arange(X.shape[0])}
 
@@ -564,6 +664,9 @@ class SubSample(_RetrainInfluence):
         Number of subset models.
     sub_frac : float, default=0.7
         Fraction of the training rows in each subset (in (0, 1)).
+    relabel_frac : float, default=0.1
+        For :meth:`label_edit` only: the probability that an edited row of a subset
+        takes its new label in that subset's relabelled refit (in (0, 1)).
     random_state : int, RandomState or None, default=1
         Seed of the subsets (an int ``s`` gives subset ``t`` the seed ``s + t``).
 {_SHARED_PARAMS}
@@ -593,6 +696,18 @@ class SubSample(_RetrainInfluence):
     (all queries at once). Memory: ``subset_masks_`` (``n_iter * N`` bytes), the kept
     models (about ``n_iter`` times the pickled model), and two ``(block, N)``
     accumulators per query block.
+
+    ``label_edit`` compares relabelled with unrelabelled subsets rather than refitting
+    once per edited row (that is :class:`LOO`'s form): every successful subset is refit
+    with each of its edited rows taking its new label with probability
+    ``relabel_frac`` (seeded by the subset), and paired with the subset's refit with
+    its labels. For row ``i``, the mean query-loss change over the subsets where ``i``
+    was relabelled minus that over the subsets where ``i`` was in with its label: an
+    unbiased estimate of the expected change when ``i`` is relabelled in a random
+    subset in which each other edited row is relabelled with probability
+    ``relabel_frac`` (only row ``i`` edited: exactly its own relabelling). Cost:
+    ``2 n_iter`` refits per call (subsets with no relabelled row are skipped); checked
+    against a replay by ``clone(model).fit`` to 1e-10.
 
     Reference deviation: the reference divided every value by the number of queries and
     stopped after five fits (:ref:`methods-reference-deviations`).
@@ -626,6 +741,7 @@ class SubSample(_RetrainInfluence):
         *,
         n_iter=4000,
         sub_frac=0.7,
+        relabel_frac=0.1,
         random_state=1,
         keep_models="auto",
         dtype=np.float64,
@@ -643,6 +759,7 @@ class SubSample(_RetrainInfluence):
         )
         self.n_iter = n_iter
         self.sub_frac = sub_frac
+        self.relabel_frac = relabel_frac
         self.random_state = random_state
 
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
@@ -709,6 +826,54 @@ class SubSample(_RetrainInfluence):
                 stacklevel=3,
             )
         self._self = self._in_out(in_sum[None], out_sum[None])[0]
+
+    def _edit_matrix(self, context, state):
+        """Label edits: every successful subset refit again with each of its edited rows
+        relabelled with probability ``relabel_frac``; per row, the mean query-loss
+        change over the subsets where it was relabelled minus that over the subsets
+        where it was in and kept its label."""
+        frac = self.relabel_frac
+        if not (isinstance(frac, numbers.Real) and 0 < frac < 1):
+            raise ValueError(f"relabel_frac must be in (0, 1), got {frac!r}")
+        spec = dict(
+            self._sub_spec,
+            keep=False,
+            query_objective=context.objective,
+            new_labels=state["labels"],
+            edited=state["edited"],
+            relabel_frac=float(frac),
+        )
+        tasks = self._tasks.tolist()
+        D = np.empty((len(tasks), len(context.y)))
+        moved = np.zeros(self.subset_masks_.shape, dtype=bool)
+        for t, res in enumerate(
+            self._run(
+                _subset_relabel_batch, spec, tasks, context.X, context.y, "SubSample relabelled"
+            )
+        ):
+            if res["error"] is not None:
+                raise RuntimeError(
+                    f"SubSample: the relabelled refit of subset seed {res['task']} failed: "
+                    f"{res['error']}"
+                )
+            D[t] = res["query"]
+            moved[t, _relabelled_rows(spec, tasks[t], _task_rows(spec, tasks[t]))] = True
+        kept = self.subset_masks_ & ~moved & state["edited"]
+        n_moved, n_kept = moved.sum(axis=0), kept.sum(axis=0)
+        ok = (n_moved > 0) & (n_kept > 0)
+        bad = state["edited"] & ~ok
+        if bad.any():
+            warnings.warn(
+                f"SubSample: {int(bad.sum())} edited row(s) were never relabelled, or "
+                "never in a subset with their label (e.g. rows "
+                f"{np.flatnonzero(bad)[:10].tolist()}); their label-edit value is 0. "
+                "Increase n_iter or move relabel_frac away from 0 and 1.",
+                UserWarning,
+                stacklevel=4,
+            )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            val = (D.T @ moved) / n_moved - (D.T @ kept) / n_kept
+        return np.where(ok, val, 0.0)
 
     def _in_out(self, in_sum, out_sum):
         cin, cout = self.in_counts_, self.out_counts_
@@ -818,6 +983,16 @@ class DataShapley(_RetrainInfluence):
     (``"auto"`` keeps them only when ``max_iter * ceil(trunc_frac * N)`` models fit in
     1 GiB).
 
+    ``label_edit``: along the same ``n_permutations_`` permutations, at the position of
+    each edited row, the prefix with the row is refit with and without its new label
+    (an invalid prefix has the uninformed loss); the value is the mean over the
+    permutations of the query-loss change (0 where the row lies beyond the truncation).
+    This is the row's Shapley value with its label minus its Shapley value with the
+    new label, the other rows' labels fixed (checked: equal to ``DataShapley`` on the
+    original rows minus ``DataShapley`` on the rows with ``i`` relabelled, to 1e-10).
+    Cost: two refits per (permutation, edited row in its truncated prefix), at most
+    ``2 n_permutations_ ceil(trunc_frac N)`` per call.
+
     Deviation: the reference implementation freezes each query column by its own convergence; here
     the number of permutations is fixed at ``fit`` (queries are unknown then), which
     keeps query rows independent and the results reproducible; use
@@ -925,6 +1100,25 @@ class DataShapley(_RetrainInfluence):
         self.models_ = models
         self._self = S / T
         self.stderr_ = self._stderr(S, Q, T)
+
+    def _edit_matrix(self, context, state):
+        """Label edits: along the ``n_permutations_`` permutations, the mean change of
+        the query loss when each edited row enters its prefix with its new label."""
+        spec = dict(
+            self._tmc_spec,
+            keep=False,
+            query_objective=context.objective,
+            new_labels=state["labels"],
+            new_enc=state["enc"],
+            edited=state["edited"],
+        )
+        T = self.n_permutations_
+        S = np.zeros((len(context.y), self.n_train_))
+        for perm, marg in self._run(
+            _tmc_relabel_batch, spec, range(T), context.X, context.y, "DataShapley relabelled"
+        ):
+            S[:, perm] += marg.T
+        return S / T
 
     @staticmethod
     def _stderr(S, Q, T):

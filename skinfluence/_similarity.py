@@ -55,6 +55,22 @@ class _SignRuleMixin:
         _ksim.apply_sign(out, self._y_train, q["y"], q["p"], rule)
         return out
 
+    def _label_edit_state(self, targets):
+        return np.ascontiguousarray(targets, dtype=np.float64)
+
+    def _label_edit_block(self, q, context, targets):
+        # sim (s(y_i) - s(y*_i)): the row's influence minus its influence relabelled
+        old = self._similarity_block(q)
+        new = old.copy()
+        _ksim.apply_sign(old, self._y_train, q["y"], q["p"], context)
+        _ksim.apply_sign(new, targets, q["y"], q["p"], context)
+        with np.errstate(over="ignore"):
+            old -= new
+        big = self._big()  # +-2 x the largest float (a zero distance) stays finite
+        np.clip(old, -big, big, out=old)
+        old[:, targets == self._y_train] = 0.0
+        return old
+
     def _self_sign(self):
         """``s(i, i)`` by the same comparisons as :func:`apply_sign`."""
         if not self.ensemble_.is_regression:
@@ -93,7 +109,8 @@ class _TreeSimilarity(_KernelFeaturesMixin, _SignRuleMixin, BaseInfluence):
         q.update(self._sign_arrays(leaves, y_enc, objective))
         return q
 
-    def _influence_block(self, q, context):
+    def _similarity_block(self, q):
+        """The unsigned similarities ``(m, n_train)`` of a block of queries."""
         kv = self._kernel.gram(q["leaves"])
         _ksim.from_gram(
             kv,
@@ -103,7 +120,10 @@ class _TreeSimilarity(_KernelFeaturesMixin, _SignRuleMixin, BaseInfluence):
             self._big(),
             kv,
         )
-        return self._apply_sign(kv, q, context)
+        return kv
+
+    def _influence_block(self, q, context):
+        return self._apply_sign(self._similarity_block(q), q, context)
 
     def _self_influence(self):
         sq = self._kernel.train_sq_norms
@@ -174,6 +194,11 @@ class TreeSim(_TreeSimilarity):
 
     Notes
     -----
+    ``label_edit``: ``sim(i, e) (s_{y_i}(i, e) - s_{y*_i}(i, e))``, the row's influence
+    minus the influence it would get with its new label (``+-2 sim`` when the edit
+    flips the sign, else 0); a ranking heuristic at the cost of ``transform``, equal
+    bit for bit to the difference of the two ``transform`` values.
+
     ``fit`` costs O(N T) (N training rows, T trees): for the leaf kernels the training
     rows grouped by leaf within tiles (10 bytes per (row, tree)), for ``to_`` and the
     path kernels a sparse ``phi`` (one or ``depth + 1`` nonzeros per tree). A query
@@ -273,6 +298,11 @@ class LeafSim(_TreeSimilarity):
 
     Notes
     -----
+    ``label_edit``: ``sim(i, e) (s_{y_i}(i, e) - s_{y*_i}(i, e))``, the row's influence
+    minus the influence it would get with its new label (``+-2 sim`` when the edit
+    flips the sign, else 0); a ranking heuristic at the cost of ``transform``, equal
+    bit for bit to the difference of the two ``transform`` values.
+
     ``fit`` groups the training rows by leaf within tiles (O(N T), 10 bytes per
     (row, tree)). A query costs one multiply-add per training row sharing one of its
     leaves, ``sum_t n_leaf_t(e) <= N T`` (the co-occurrence kernel of
@@ -349,6 +379,11 @@ class InputSim(_SignRuleMixin, BaseInfluence):
 
     Notes
     -----
+    ``label_edit``: ``sim(i, e) (s_{y_i}(i, e) - s_{y*_i}(i, e))``, the row's influence
+    minus the influence it would get with its new label (``+-2 sim`` when the edit
+    flips the sign, else 0); a ranking heuristic at the cost of ``transform``, equal
+    bit for bit to the difference of the two ``transform`` values.
+
     ``fit`` stores the training features as float64 (8 N d bytes). A query costs
     O(N d), in blocks of ``chunk_memory_mb`` and in parallel over query rows;
     distances are computed from the differences (not from norms), so only identical
@@ -419,10 +454,14 @@ class InputSim(_SignRuleMixin, BaseInfluence):
         q.update(self._sign_arrays(leaves, y_enc, objective))
         return q
 
-    def _influence_block(self, q, context):
+    def _similarity_block(self, q):
+        """The unsigned similarities ``(m, n_train)`` of a block of queries."""
         out = np.empty((len(q["X"]), self.n_train_))
         _ksim.input_similarity(q["X"], self._X_train, _MEASURES[self.measure], self._big(), out)
-        return self._apply_sign(out, q, context)
+        return out
+
+    def _influence_block(self, q, context):
+        return self._apply_sign(self._similarity_block(q), q, context)
 
     def _self_influence(self):
         sq = np.einsum("ij,ij->i", self._X_train, self._X_train)

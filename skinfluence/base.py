@@ -718,9 +718,9 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """What the label-edit blocks of one call share, from the explained rows' new
         labels ``targets`` (encoded)."""
         raise NotImplementedError(
-            f"{type(self).__name__} has no label-edit influence yet; BoostIn, "
-            "LeafInfluence, LeafRefit and LOO have one (see the label-edit section of "
-            "the methods page)"
+            f"{type(self).__name__} has no label-edit influence; BoostIn, LeafInfluence, "
+            "LeafRefit, TREX, AXIL, LOO, SubSample, DataShapley and the similarity "
+            "methods have one (see the label-edit section of the methods page)"
         )
 
     def _label_edit_block(self, q, context, state):

@@ -537,3 +537,56 @@ def refit_block(rows, train, refit, n_top):
                 if full and moved:
                     _refit_moves(i, l, n_top, o, train, refit, vnew, d, rl, delta, sel, changed)
     return dv, dself
+
+
+@njit_parallel
+def relabel_block(rows, new_labels, train, refit):
+    """Fixed-structure full-hessian refit with each of ``rows`` relabelled to
+    ``new_labels`` (every row updated): per round, every leaf's ``G'`` and ``M'`` from
+    the rows at their re-trained scores, the relabelled row's gradient ``p - e_{y*}``
+    (the softmax hessian does not depend on the label), ``u' = -eta M'^{-1} G'``, and
+    the rows of each changed leaf move. Parallel over the edited rows.
+
+    Returns ``dv`` ``(r, n_leaves_total)`` and ``dself`` ``(r, K)`` as
+    :func:`refit_block`.
+    """
+    offsets, K = train.offsets, train.n_outputs
+    n, n_trees = train.leaves.shape
+    r = rows.shape[0]
+    dv = np.zeros((r, offsets[n_trees]))
+    dself = np.zeros((r, K))
+    for p in prange(r):
+        i = rows[p]
+        old, new, wi = int(refit.labels[i]), int(new_labels[p]), refit.weights[i]
+        delta = np.zeros((K, n))
+        sel = np.zeros((K, 0))
+        changed = np.zeros(n, dtype=np.bool_)
+        pnew = np.zeros((n, K))
+        f, Gp, x, vnew, d = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
+        Mp = np.empty((K, K))
+        work = np.empty((K, K + 1))
+        for b in range(n_trees // K):
+            _refit_round_probabilities(b, refit, changed, delta, pnew, f)
+            o = offsets[b * K]
+            L = offsets[b * K + 1] - o
+            li = train.leaves[i, b * K]
+            for l in range(L):
+                rl = o // K + l
+                if not refit.live[rl]:
+                    continue
+                _refit_leaf_system(-1, b, l, -1, True, o, train, refit, changed, pnew, Gp, Mp)
+                if l == li:  # (p - e_new) - (p - e_old)
+                    Gp[old] += wi
+                    Gp[new] -= wi
+                ok = solve_small(Mp, Gp, x, work)
+                moved = False
+                for k in range(K):
+                    vnew[k] = -refit.learning_rates[b] * x[k] if ok else 0.0
+                    d[k] = vnew[k] - refit.leaf_values[o + k * L + l]
+                    dv[p, o + k * L + l] = d[k]
+                    moved = moved or d[k] != 0.0
+                    if l == li:
+                        dself[p, k] += d[k]
+                if moved:
+                    _refit_moves(-1, l, -1, o, train, refit, vnew, d, rl, delta, sel, changed)
+    return dv, dself

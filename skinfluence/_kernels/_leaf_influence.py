@@ -411,10 +411,10 @@ def _newton_value(G, den, eta, max_delta_step):
 
 
 @njit
-def _steps_value(t, l, i, uses_change, train, refit, s):
+def _steps_value(t, l, i, uses_change, train, refit, s, edited=-1, new_label=0.0):
     """Refit value of leaf ``l`` of tree ``t`` without row ``i`` by the rule's steps:
     its rows at their stored scores before the tree, moved by their score changes when
-    ``uses_change``."""
+    ``uses_change``; row ``edited`` (if any) at ``new_label``."""
     j = train.offsets[t] + l
     k = t % train.n_outputs
     w, y = refit.weights, refit.labels
@@ -430,7 +430,8 @@ def _steps_value(t, l, i, uses_change, train, refit, s):
             f[0] = refit.scores_before[row, t] + u
             if uses_change:
                 f[0] += s.score_change[k, row]
-            grad_hess_row(refit.objective, y[row], f, 0, refit.multiclass_factor, pb, out)
+            yr = new_label if row == edited else y[row]
+            grad_hess_row(refit.objective, yr, f, 0, refit.multiclass_factor, pb, out)
             G += w[row] * out[0]
             D += w[row] * (1.0 if refit.gradient_step else out[1])
         den = D + refit.l2[j]
@@ -594,6 +595,28 @@ def _relabel_tree(t, i, train, refit, s, dvp):
     return own
 
 
+@njit
+def _relabel_tree_steps(t, i, new_label, train, refit, s, dvp):
+    """:func:`_relabel_tree` for leaves computed by several steps: every leaf recomputed
+    by the kept steps from its rows at their re-trained scores, row ``i`` at
+    ``new_label``."""
+    k = t % train.n_outputs
+    o = train.offsets[t]
+    own = 0.0
+    for l in range(train.offsets[t + 1] - o):
+        j = o + l
+        v = _steps_value(t, l, -1, True, train, refit, s, i, new_label)
+        d = v - refit.leaf_values[j]
+        if abs(v - refit.recomputed[j]) <= 1e-12 * max(1.0, abs(refit.recomputed[j])):
+            d = 0.0  # rows moved by rounding only: the stored value stands
+        dvp[j] = d
+        if l == train.leaves[i, t]:
+            own = d
+        if d != 0.0:
+            _move_rows(j, -1, d, 0.0, k, -1, train, s)
+    return own
+
+
 @njit_parallel
 def relabel_block(rows, new_labels, train, refit):
     """Fixed-structure Newton refit with each row of ``rows`` relabelled to
@@ -613,6 +636,10 @@ def relabel_block(rows, new_labels, train, refit):
         i = rows[p]
         s = _refit_scratch(K, n, max_L, -1)
         for b in range(n_trees // K):  # row i's gradient differs from round 0 on
+            if refit.steps.shape[0] > 0:  # several steps per leaf (one column)
+                if not refit.constant_tree[b]:
+                    dself[p, 0] += _relabel_tree_steps(b, i, new_labels[p], train, refit, s, dv[p])
+                continue
             _refit_gradients(b, K, refit, s, i, new_labels[p])
             for k in range(K):
                 t = b * K + k

@@ -258,3 +258,69 @@ def multi_step_terms(
             (values, beta, source, propagation, taken, step_scales, stored, eta, backtrack),
         )
     return values, beta, source, propagation, taken, step_scales
+
+
+@njit
+def _relabelled_steps(rows, edited, new_label, scores, t, y, w, code, c, l2j, n_kept, scales, gs):
+    """The unshrunk value of one leaf (its ``rows``) by its kept steps, row ``edited``
+    (if >= 0) at ``new_label``."""
+    f, p, gh = np.empty(1), np.empty(1), np.empty(4)
+    u = 0.0
+    for m in range(n_kept):
+        G = 0.0
+        D = 0.0
+        for j in rows:
+            f[0] = scores[j, t] + u
+            grad_hess_row(code, new_label if j == edited else y[j], f, 0, c, p, gh)
+            G += w[j] * gh[0]
+            D += w[j] * (1.0 if gs else gh[1])
+        den = D + l2j
+        if den != 0.0:
+            u -= scales[m] * G / den
+    return u
+
+
+@njit_parallel
+def relabelled_step_changes(
+    leaves, offsets, scores, y, targets, w, code, c, l2, gradient_step, skip, taken, scales, eta
+):
+    """``(n, T)`` change of each row's own leaf in every tree when that row alone takes
+    its label in ``targets``: the leaf recomputed by the steps the tree kept (with
+    their scales), every row at its stored score before the tree. O(sum over leaves of
+    (edited rows) x (rows) x steps) per tree; parallel over trees."""
+    n, n_trees = leaves.shape
+    out = np.zeros((n, n_trees))
+    for t in prange(n_trees):
+        if skip[t]:
+            continue
+        o = offsets[t]
+        L = offsets[t + 1] - o
+        # rows grouped by leaf (counting sort, in row order)
+        start = np.zeros(L + 1, dtype=np.int64)
+        for j in range(n):
+            start[leaves[j, t] + 1] += 1
+        for l in range(L):
+            start[l + 1] += start[l]
+        fill = start[:-1].copy()
+        order = np.empty(n, dtype=np.int64)
+        for j in range(n):
+            l = leaves[j, t]
+            order[fill[l]] = j
+            fill[l] += 1
+        for l in range(L):
+            rows = order[start[l] : start[l + 1]]
+            base = np.nan
+            for i in rows:
+                if targets[i] == y[i]:
+                    continue
+                if base != base:  # the leaf by the same steps, no row edited
+                    base = _relabelled_steps(
+                        rows, -1, 0.0, scores, t, y, w, code, c, l2[o + l], taken[t],
+                        scales[t], gradient_step,
+                    )  # fmt: skip
+                u = _relabelled_steps(
+                    rows, i, targets[i], scores, t, y, w, code, c, l2[o + l], taken[t],
+                    scales[t], gradient_step,
+                )  # fmt: skip
+                out[i, t] = eta[t] * (u - base)
+    return out
