@@ -8,6 +8,7 @@ from ._axil import AXIL
 from ._baselines import LossInfluence, MinorityInfluence, RandomInfluence, TargetInfluence
 from ._boostin import BoostIn
 from ._config import config_context, get_config, set_config
+from ._consensus import ConsensusInfluence
 from ._ensemble import (
     LeafModelError,
     ReconstructionError,
@@ -33,6 +34,7 @@ from .cleaning import InfluenceCleaner, InfluenceSampler
 
 __all__ = [
     "BoostIn",
+    "ConsensusInfluence",
     "AXIL",
     "LeafInfluence",
     "LeafRefit",

@@ -10,7 +10,7 @@ from . import _full_hessian
 from ._kernels import _leaf_influence as _li
 from ._kernels import _leaves
 from ._leaf_rule import leaf_terms
-from ._leaf_update_sets import AllPoints, check_multiclass, update_set_for
+from ._leaf_update_sets import AllPoints, SinglePoint, check_multiclass, update_set_for
 from ._objectives import REGRESSION_OBJECTIVES, gradient, unclipped_loss
 from .base import BaseInfluence, _numba_threads, _progress
 
@@ -123,8 +123,12 @@ class _LeafBase(BaseInfluence):
         per_row = 8 * (self.ensemble_.n_leaves_total + 3 * self.ensemble_.n_outputs)
         return int(min(n, max(1, self._memory_budget() // per_row)))
 
-    def _fits_cache(self):
-        return 8.0 * self.n_train_ * self.ensemble_.n_leaves_total <= self._memory_budget()
+    def _fits_cache(self, row_bytes=None):
+        """Whether ``row_bytes`` per training row (default: a float per leaf) fit in the
+        memory budget."""
+        if row_bytes is None:
+            row_bytes = 8.0 * self.ensemble_.n_leaves_total
+        return float(row_bytes) * self.n_train_ <= self._memory_budget()
 
     def _row_blocks(self, desc):
         n = self.n_train_
@@ -134,10 +138,12 @@ class _LeafBase(BaseInfluence):
             yield np.arange(a, min(n, a + step), dtype=np.int64)
 
     # ------------------------------------------------------------------ fit
-    def _fit_common(self, leaves, y_enc, sample_weight, with_terms):
+    def _fit_common(self, leaves, y_enc, sample_weight, with_terms, grouped=True, by_tree=True):
         """Check the leaf model, replay the training and group the rows by leaf (sets
         ``_train`` and ``_labels``); returns the :class:`~skinfluence._leaf_rule.LeafTerms`
-        (with the derivative terms when ``with_terms``)."""
+        (with the derivative terms when ``with_terms``). Without ``grouped`` the
+        training leaves carry no rows-by-leaf CSR, without ``by_tree`` no copy by
+        tree (empty arrays: the update sets that do not read them)."""
         self._validate_params_leaf()
         self._validate_leaf_check(self.check_leaf_model)
         ens = self.ensemble_
@@ -153,9 +159,13 @@ class _LeafBase(BaseInfluence):
             self.rtol,
             None if ens.full_hessian else terms,
         )
-        indptr, order = _leaves.group_by_leaf(leaves, ens.leaf_offsets)
+        if grouped:
+            indptr, order = _leaves.group_by_leaf(leaves, ens.leaf_offsets)
+        else:
+            indptr, order = np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.int32)
+        leaves_T = np.ascontiguousarray(leaves.T) if by_tree else np.empty((0, 0), leaves.dtype)
         self._train = _li.TrainLeaves(
-            leaves, np.ascontiguousarray(leaves.T), ens.leaf_offsets, indptr, order, ens.n_outputs
+            leaves, leaves_T, ens.leaf_offsets, indptr, order, ens.n_outputs
         )
         self._labels = np.ascontiguousarray(y_enc, dtype=np.float64)
         return terms
@@ -231,7 +241,9 @@ class LeafInfluence(_LeafBase):
         Number of training rows.
     derivatives_ : ndarray of shape (n_train, n_trees) or None
         With ``update_set=0``: ``D[i, t]``, the derivative of ``i``'s leaf of tree ``t``
-        with respect to ``w_i`` (:ref:`methods-leaf-influence-single-point`). ``None`` otherwise.
+        with respect to ``w_i`` (:ref:`methods-leaf-influence-single-point`); without
+        sample weights (or all 1) formed from the tiled layout on first access.
+        ``None`` otherwise.
     n_features_in_ : int
     feature_names_in_ : ndarray
 
@@ -246,10 +258,15 @@ class LeafInfluence(_LeafBase):
       O(N T + n_val T). ``self_influence`` needs the forward mode: O(N^2 T) time,
       O(N K) memory per thread.
     * ``update_set=0``: everything O(N T) except the query, a sparse leaf
-      co-occurrence product as in :class:`BoostIn`.
-    * ``update_set=k >= 1``: the forward mode for every row, O(N^2 T) in ``fit``; the
-      derivatives of all leaves (N x Λ floats) are kept when they fit in
-      ``chunk_memory_mb``, else recomputed for each block of queries.
+      co-occurrence product as in :class:`BoostIn`. The fitted state is the tiled
+      layout of that product (10 bytes per row and tree), plus the derivatives and
+      the leaf ids (12 bytes) when the rows have sample weights other than 1.
+    * ``update_set=k >= 1``: the forward mode for every row, O(N^2 T) in ``fit``,
+      eight removed rows per pass over the training rows (one vector operation per
+      row and tree); the written leaf derivatives (the top-k leaves and the row's own
+      leaf of each tree: N x T x (k + 1) values and leaf ids, 12 bytes each) are kept
+      when they fit in ``chunk_memory_mb``, else recomputed for each block of queries.
+      A query then costs O(N T (k + 1)).
 
     Sign: positive = helpful (removing the row would raise the query's loss). With
     ``update_set=-1`` this is the exact derivative of a fixed-structure refit, for
@@ -329,7 +346,23 @@ class LeafInfluence(_LeafBase):
 
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
         ens = self.ensemble_
-        terms = self._fit_common(leaves, y_enc, sample_weight, not ens.full_hessian)
+        u = int(self.update_set) if isinstance(self.update_set, numbers.Integral) else -1
+        cross = self.multiclass == "exact" and ens.objective == "multiclass"
+        one_step = ens.leaf_steps <= 1 and ens.leaf_step_method != "gradient"
+        # update_set=0 with one Newton step per leaf: the derivatives straight from the
+        # replay (SinglePoint.fit_one_step), without the (n, T) derivative terms
+        direct = u == 0 and one_step and not cross and not ens.full_hessian
+        # only the reverse sweep and the cross-class and full-hessian kernels read the
+        # rows by leaf; the single point reads the leaves by row only
+        grouped = u == -1 or cross or ens.full_hessian
+        terms = self._fit_common(
+            leaves,
+            y_enc,
+            sample_weight,
+            not (ens.full_hessian or direct),
+            grouped=grouped,
+            by_tree=u != 0 or ens.full_hessian,
+        )
         if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
             return _full_hessian.fit_leaf_influence(self, terms, y_enc)
         final_gradients = np.ascontiguousarray(
@@ -345,10 +378,29 @@ class LeafInfluence(_LeafBase):
             self.multiclass,
         )
         with _numba_threads(self.n_jobs):
-            self._update.fit(
-                terms.coef, terms.source, terms.propagation, self._row_blocks, self._fits_cache
-            )
+            if direct:
+                slopes = ens.gradient_slopes(leaves, y_enc, terms.hessians)
+                self._update.fit_one_step(terms, slopes)
+            else:
+                self._update.fit(
+                    terms.coef, terms.source, terms.propagation, self._row_blocks, self._fits_cache
+                )
         self.derivatives_ = getattr(self._update, "derivatives", None)
+        if isinstance(self._update, SinglePoint):  # it may drop the leaves by row
+            self._train = self._update.train
+
+    @property
+    def derivatives_(self):
+        if "_derivatives" not in vars(self):
+            raise AttributeError("derivatives_ is set by fit")
+        if self._derivatives is None and isinstance(getattr(self, "_update", None), SinglePoint):
+            # unit weights: kept in the tiled layout only, formed on first access
+            self._derivatives = self._update.dense_derivatives()
+        return self._derivatives
+
+    @derivatives_.setter
+    def derivatives_(self, value):
+        self._derivatives = value
 
     def _label_edit_state(self, targets):
         # first order in a soft move of each row's label toward its new label: the

@@ -27,6 +27,7 @@ import numpy as np
 
 from ._kernels import _leaf_influence as _li
 from ._kernels import _leaf_influence_cross as _cross
+from ._kernels import _leaf_influence_top as _top
 from ._kernels import _leaves
 
 __all__ = [
@@ -214,36 +215,107 @@ class AllPoints(_ForwardMode):
 
 
 class TopLeaves(_ForwardMode):
-    """``update_set=k >= 1``: the forward mode for every row; derivatives of all leaves
-    kept (``leaf_derivatives``, ``(n_train, n_leaves_total)``) when they fit."""
+    """``update_set=k >= 1``: the forward mode for every row.
+
+    With the per-column kernels the removed rows are propagated ``LANES`` at a time
+    (:mod:`~skinfluence._kernels._leaf_influence_top`) and ``fit`` keeps the written
+    leaf derivatives of every row as ``slots`` (``(n_train, n_trees, k + 1)`` leaf ids
+    and values) and the self-influence when they fit in the memory budget; queries then
+    read the slots. The cross-class and full-hessian kernels keep the dense derivatives
+    (``leaf_derivatives``, ``(n_train, n_leaves_total)``) when they fit. Otherwise
+    every query block recomputes the forward mode.
+    """
 
     def __init__(self, ensemble, train, weights, final_gradients, n_top, multiclass="exact"):
         super().__init__(ensemble, train, weights, final_gradients, multiclass)
         self.n_top = n_top
 
+    @property
+    def _lanes(self):
+        """Whether the lanes kernel (per-column terms, no cross-class terms) applies."""
+        return not self.cross and type(self).forward_blocks is TopLeaves.forward_blocks
+
+    def _slot_blocks(self, row_blocks, desc="forward mode"):
+        """``(rows, slot_leaf, slot_value, self_dot)`` of each block of removed rows."""
+        for rows in row_blocks(desc):
+            gfin = np.ascontiguousarray(self.final_gradients[rows])
+            yield (
+                rows,
+                *_top.top_leaves_forward(
+                    rows, self.train, self.terms, self._by_tree, self.n_top, gfin
+                ),
+            )
+
+    def forward_blocks(self, row_blocks, desc="forward mode"):
+        if not self._lanes:
+            yield from super().forward_blocks(row_blocks, desc)
+            return
+        offsets = self.ensemble.leaf_offsets
+        for rows, leaf, value, self_dot in self._slot_blocks(row_blocks, desc):
+            yield rows, _top.dense_from_slots(leaf, value, offsets), self_dot
+
     def fit(self, coef, source, propagation, row_blocks, fits_cache):
-        self._terms(coef, source, propagation)
-        self.leaf_derivatives = self.self_values = None
-        if fits_cache():
-            D = np.empty((self.n_train, self.ensemble.n_leaves_total))
-            self.self_values = np.empty(self.n_train)
+        if self._lanes:  # the lanes kernel reads the propagation by tree, not by leaf
+            self.terms = self._terms_of(coef, source, propagation, sort=False)
+            self._by_tree = np.ascontiguousarray(propagation.T)
+        else:
+            self._terms(coef, source, propagation)
+        self.leaf_derivatives = self.self_values = self.slots = None
+        # global_influence multiplies the dense derivatives of all rows at once when
+        # they fit, else block by block
+        self._dense_fits = fits_cache()
+        n, n_trees = self.n_train, self.ensemble.n_trees
+        S = _top.slot_count(self.n_top, self.ensemble.leaf_offsets)
+        self_values = np.empty(n)
+        if self._lanes and fits_cache(12 * n_trees * S):
+            leaf = np.empty((n, n_trees, S), dtype=np.int32)
+            value = np.empty((n, n_trees, S))
+            for rows, lb, vb, self_dot in self._slot_blocks(row_blocks):
+                leaf[rows], value[rows] = lb, vb
+                self_values[rows] = -self.weights[rows] * self_dot
+            self.slots, self.self_values = (leaf, value), self_values
+            # the queries read the slots only: the terms are not needed any more
+            self.terms = self._by_tree = None
+        elif not self._lanes and self._dense_fits:
+            D = np.empty((n, self.ensemble.n_leaves_total))
             for rows, Db, self_dot in self.forward_blocks(row_blocks):
                 D[rows] = Db
-                self.self_values[rows] = -self.weights[rows] * self_dot
-            self.leaf_derivatives = D
+                self_values[rows] = -self.weights[rows] * self_dot
+            self.leaf_derivatives, self.self_values = D, self_values
 
     def _derivative_blocks(self, row_blocks):
+        """``(rows, D)``: the dense derivatives of all rows at once when they fit,
+        else of each block of rows."""
+        offsets = self.ensemble.leaf_offsets
         if self.leaf_derivatives is not None:
             yield np.arange(self.n_train), self.leaf_derivatives
+        elif self.slots is not None and self._dense_fits:
+            yield np.arange(self.n_train), _top.dense_from_slots(*self.slots, offsets)
+        elif self.slots is not None:
+            leaf, value = self.slots
+            for rows in row_blocks("derivatives"):
+                yield rows, _top.dense_from_slots(leaf[rows], value[rows], offsets)
         else:
             for rows, D, _ in self.forward_blocks(row_blocks):
                 yield rows, D
 
+    def _score_changes(self, q, row_blocks):
+        """``(rows, dF)``: the queries' raw-score changes ``(m, K, len(rows))``."""
+        K, offsets = self.ensemble.n_outputs, self.ensemble.leaf_offsets
+        if self.slots is None and not self._lanes:
+            for rows, D in self._derivative_blocks(row_blocks):
+                yield rows, _li.gather_leaf_sums(q["flat"], D, K)
+            return
+        q_local = np.ascontiguousarray(q["flat"] - offsets[:-1], dtype=np.int32)
+        if self.slots is not None:
+            yield np.arange(self.n_train), _top.slot_sums(q_local, *self.slots, K)
+            return
+        for rows, leaf, value, _ in self._slot_blocks(row_blocks):
+            yield rows, _top.slot_sums(q_local, leaf, value, K)
+
     def influence_block(self, q, out, row_blocks):
         out = np.empty((len(q["flat"]), self.n_train))
-        K = self.ensemble.n_outputs
-        for rows, D in self._derivative_blocks(row_blocks):
-            dF = _li.gather_leaf_sums(q["flat"], D, K)
+        for rows, dF in self._score_changes(q, row_blocks):
             out[:, rows] = -self.weights[rows] * np.einsum("ekr,ek->er", dF, q["gfin"])
         return out
 
@@ -257,7 +329,12 @@ class TopLeaves(_ForwardMode):
     def self_influence(self, row_blocks):
         if self.self_values is not None:
             return self.self_values.copy()
-        return super().self_influence(row_blocks)
+        if not self._lanes:
+            return super().self_influence(row_blocks)
+        out = np.empty(self.n_train)
+        for rows, _, _, self_dot in self._slot_blocks(row_blocks, "self-influence"):
+            out[rows] = -self.weights[rows] * self_dot
+        return out
 
 
 class SinglePoint(_UpdateSet):
@@ -274,11 +351,45 @@ class SinglePoint(_UpdateSet):
             self.proba = None  # only the fit reads it
         else:
             D = _li.single_point(self.train, terms)
-        self.derivatives = D
-        removal = -self.weights[:, None] * D
+        self._keep(D, -self.weights[:, None] * D)
+
+    def fit_one_step(self, terms, slopes):
+        """``fit`` for one Newton step per leaf and per-column propagation, from the
+        replay (``terms``, :class:`~skinfluence._leaf_rule.LeafTerms` without the
+        derivative terms) and the gradients' slopes ``(n, T)``: the derivatives and
+        the removal ``-w D`` in one pass, with the rounding of the derivative terms."""
+        ens = self.ensemble
+        D, removal = _li.single_point_one_step(
+            self.train,
+            terms.coef,
+            terms.gradients,
+            terms.hessians,
+            np.ascontiguousarray(slopes),
+            terms.kappa,
+            np.ascontiguousarray(ens.unshrunk_values, dtype=np.float64),
+            np.ascontiguousarray(self.weights, dtype=np.float64),
+        )
+        self._keep(D, removal)
+
+    def _keep(self, D, removal):
+        """Keep the tiled removal, the self-influence and the derivatives; with unit
+        weights the removal is ``-D`` exactly, so the tiles stand for both and neither
+        ``D`` nor the training leaves by row are kept (``train.leaves`` empty)."""
         self.tiles = _leaves.tiled(self.train.leaves, self.ensemble.leaf_offsets, removal)
         tree_column = self.ensemble.tree_column
         self.self_values = (self.final_gradients[:, tree_column] * removal).sum(axis=1)
+        self.derivatives = D
+        if bool((self.weights == 1.0).all()):
+            self.derivatives = None
+            self.train = self.train._replace(leaves=np.empty((0, 0), dtype=np.int32))
+
+    def dense_derivatives(self):
+        """The derivatives ``(n_train, n_trees)`` (from the tiles when not kept)."""
+        if self.derivatives is not None:
+            return self.derivatives
+        ptr, local, d_tiled, _ = self.tiles
+        offsets = self.ensemble.leaf_offsets
+        return _li.untiled_negative(ptr, local, d_tiled, offsets, self.n_train, _leaves.TILE)
 
     def influence_block(self, q, out, row_blocks):
         ens = self.ensemble
@@ -297,8 +408,15 @@ class SinglePoint(_UpdateSet):
 
     def global_influence(self, q, row_blocks):
         Gq = self.leaf_gradients(q, total=True)[:, 0]
+        offsets = self.ensemble.leaf_offsets
+        if self.derivatives is None:  # unit weights: the tiles hold -D
+            ptr, local, d_tiled, _ = self.tiles
+            total = _li.tiled_gather_sum(
+                ptr, local, d_tiled, offsets, Gq, self.n_train, _leaves.TILE
+            )
+            return -self.weights * total
         return -self.weights * _leaves.leaf_gather_sum(
-            self.train.leaves, self.ensemble.leaf_offsets, Gq, self.derivatives
+            self.train.leaves, offsets, Gq, self.derivatives
         )
 
     def self_influence(self, row_blocks):

@@ -158,6 +158,73 @@ def single_point(train, terms):
     return D
 
 
+@njit_parallel
+def single_point_one_step(train, coef, g, h, slope, kappa, unshrunk, w):
+    """:func:`single_point` from the replay, for one Newton step per leaf: the terms
+    ``g + vbar h`` and ``w (slope + vbar kappa)`` (``vbar = unshrunk[leaf]``) are
+    formed per entry, rounded as the leaf rule's numpy expressions; parallel over
+    rows.
+
+    Returns ``D`` and the removal ``-w D``, both ``(n, T)``.
+    """
+    leaves, offsets, K = train.leaves, train.offsets, train.n_outputs
+    n, n_trees = leaves.shape
+    D = np.empty((n, n_trees))
+    removal = np.empty((n, n_trees))
+    n_chunks = min(n, 64)
+    for ch in prange(n_chunks):
+        jv = np.zeros(K)
+        for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
+            wi = w[i]
+            for c in range(K):
+                jv[c] = 0.0
+            for t in range(n_trees):
+                j = offsets[t] + leaves[i, t]
+                cf = coef[j]
+                d = 0.0
+                if cf != 0.0:
+                    vbar = unshrunk[j]
+                    k = t % K
+                    a = g[i, t] + vbar * h[i, t]
+                    q = wi * (slope[i, t] + vbar * kappa[i, t])
+                    d = cf * (a + q * jv[k])
+                    jv[k] += d
+                D[i, t] = d
+                removal[i, t] = -wi * d
+    return D, removal
+
+
+@njit_parallel
+def tiled_gather_sum(ptr, local, d_tiled, offsets, per_leaf, n, tile):
+    """``out[i] = sum_t D[i, t] * per_leaf[offsets[t] + leaf_t(i)]`` with ``D = -d``,
+    ``d`` in the tiled layout of :func:`~skinfluence._kernels._leaves.tiled` (the
+    trees of each row added in order, as ``_leaves.leaf_gather_sum``); parallel over
+    tiles."""
+    n_trees = offsets.shape[0] - 1
+    out = np.zeros(n)
+    for b in prange(ptr.shape[0]):
+        lo = b * tile
+        for t in range(n_trees):
+            for j in range(offsets[t], offsets[t + 1]):
+                c = per_leaf[j]
+                for r in range(ptr[b, j], ptr[b, j + 1]):
+                    out[lo + local[r]] += -d_tiled[r] * c
+    return out
+
+
+@njit_parallel
+def untiled_negative(ptr, local, d_tiled, offsets, n, tile):
+    """``D = -d`` ``(n, T)`` from ``d`` in the tiled layout."""
+    n_trees = offsets.shape[0] - 1
+    D = np.empty((n, n_trees))
+    for b in prange(ptr.shape[0]):
+        lo = b * tile
+        for t in range(n_trees):
+            for r in range(ptr[b, offsets[t]], ptr[b, offsets[t + 1]]):
+                D[lo + local[r], t] = -d_tiled[r]
+    return D
+
+
 @njit
 def gather_changes(Dp, o, L, Jk, train, n_top, selected, li, i):
     """Add each leaf change ``Dp[o + l]`` of a tree to the score derivative ``Jk`` of
