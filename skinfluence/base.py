@@ -162,7 +162,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         empty when all rows trained the model. Except for the retraining methods, the
         explainer is fitted on the other rows only (``n_train_`` counts them), and the
         held-out rows get influence 0 in every output, whose columns stay the rows
-        given to ``fit``. See :doc:`models`.
+        given to ``fit``. See :doc:`/models`.
     """
 
     #: whether the method accepts random forests
