@@ -324,8 +324,16 @@ class DaskFit:
         self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
         self.template = template
 
+    def kept_bytes(self):
+        """Bytes kept on the workers per partition (leaf ids, labels, weights)."""
+        return np.asarray(self.client.gather(self.client.map(_part_bytes, self.parts)))
+
     def __repr__(self):
         return f"DaskFit({len(self.parts)} partitions, {int(self.sizes.sum())} rows)"
+
+
+def _part_bytes(part):
+    return part.leaves.nbytes + part.y.nbytes + (0 if part.w is None else part.w.nbytes)
 
 
 # ---------------------------------------------------------------------------- fit
