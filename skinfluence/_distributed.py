@@ -235,8 +235,10 @@ class _BoostInPlan:
         est._dask_per_leaf = np.ascontiguousarray(per_leaf)
 
     @staticmethod
-    def state(template, part):
-        """The in-memory BoostIn state of one partition's rows."""
+    def state(template, part, products=True):
+        """The in-memory BoostIn state of one partition's rows (``products``: with the
+        tiled layout the query products need; ``self_influence`` and
+        ``global_influence`` do not)."""
         from ._kernels import _leaves
 
         ens = template.ensemble_
@@ -257,7 +259,8 @@ class _BoostInPlan:
         shell.derivatives_ = delta
         shell._train_leaves = leaves
         shell._self = np.multiply(g, delta, out=g).sum(axis=1)
-        shell._tiles = _leaves.tiled(leaves, ens.leaf_offsets, delta)
+        if products:
+            shell._tiles = _leaves.tiled(leaves, ens.leaf_offsets, delta)
         return shell
 
 
@@ -282,7 +285,7 @@ class _SimilarityPlan:
         est._fit_influence(None, none, np.zeros(0), None)
 
     @staticmethod
-    def state(template, part):
+    def state(template, part, products=True):
         shell = _shell(template, part.n)
         shell._fit_influence(None, part.int_leaves(), part.y, part.w)
         return shell
@@ -492,13 +495,14 @@ def _top_k_task(template, plan, part, q, context, m, k, sign):
 
 def _global_task(template, plan, part, q, context, m, dtype):
     with _numba_threads(template):
-        shell = plan.state(template, part)
+        shell = plan.state(template, part, products=False)
         return np.asarray(shell._global_from_queries(q, m, context), dtype=dtype)
 
 
 def _self_task(template, plan, part, dtype):
     with _numba_threads(template):
-        return np.asarray(plan.state(template, part)._self_influence(), dtype=dtype)
+        shell = plan.state(template, part, products=False)
+        return np.asarray(shell._self_influence(), dtype=dtype)
 
 
 def _broadcast_queries(est, X, y):
