@@ -7,7 +7,7 @@ partition *on the workers* and BoostIn is fitted on the dask arrays; then
 gathered to the client) and ``top_k(k=10)`` for the 1,000 queries. Each step's wall
 time and every worker process's peak resident memory (psutil, sampled every 0.2 s)
 are recorded, and the client's. The grid: 2 workers x 1 thread at every size, 1 worker
-x 1 thread at ``--one-worker``; and the in-memory BoostIn at ``--inmemory`` rows in
+x 1 thread at ``--one-worker`` (1 million rows); and the in-memory BoostIn at ``--inmemory`` rows in
 the same run, next to the distributed one at that size (with the largest differences
 of their results).
 
@@ -145,6 +145,14 @@ class Peaks:
         self.peak = dict.fromkeys(self.peak, 0.0)
         return out
 
+    def cpu_seconds(self, pids):
+        """User + system CPU time of the processes ``pids`` so far."""
+        total = 0.0
+        for pid in pids:
+            t = self.procs[pid].cpu_times()
+            total += t.user + t.system
+        return total
+
     def stop(self):
         self.done.set()
         self.th.join()
@@ -154,12 +162,19 @@ def step(record, name, fn, peaks, worker_pids, save=None):
     """Run ``fn``, record its wall time and peak memories (``save()`` them); return its
     result."""
     peaks.reset()
+    who = worker_pids or [os.getpid()]
+    cpu, cpu_client = peaks.cpu_seconds(who), peaks.cpu_seconds([os.getpid()])
     t = time.perf_counter()
     out = fn()
     wall = time.perf_counter() - t
+    cpu = peaks.cpu_seconds(who) - cpu
+    cpu_client = peaks.cpu_seconds([os.getpid()]) - cpu_client
     pk = peaks.reset()
     record[name] = {
         "wall_s": round(wall, 2),
+        # CPU time of the workers (in memory: of this process): the machine is shared
+        "cpu_s": round(cpu, 2),
+        "client_cpu_s": round(cpu_client, 2),
         "worker_peak_mib": [round(pk[p]) for p in worker_pids],
         "client_peak_mib": round(pk[os.getpid()]),
     }
@@ -273,9 +288,9 @@ def save(results, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("--sizes", default="20000000,5000000,10000000")
-    p.add_argument("--one-worker", default="5000000", help="sizes also run on 1 worker")
-    p.add_argument("--inmemory", default="2000000", help="size of the in-memory comparison")
+    p.add_argument("--sizes", default="5000000,10000000,20000000")
+    p.add_argument("--one-worker", default="1000000", help="sizes run on 1 worker")
+    p.add_argument("--inmemory", default="1000000", help="size of the in-memory comparison")
     p.add_argument("--part", type=int, default=500_000, help="rows per partition")
     p.add_argument("--base", type=int, default=100_000, help="distinct rows (the model's)")
     p.add_argument("--cache", default="/tmp/skinfluence_bench_scale")
@@ -285,9 +300,7 @@ def main(argv=None):
     results = {"machine": machine(), "runs": [], "comparison": None, "args": vars(args)}
     Xq, yq = queries()
     grid = [(int(float(s)), 2) for s in args.sizes.split(",") if s]
-    for s in [int(float(s)) for s in args.one_worker.split(",") if s]:
-        idx = next((i for i, (n, _) in enumerate(grid) if n == s), len(grid) - 1)
-        grid.insert(idx + 1, (s, 1))
+    grid += [(int(float(s)), 1) for s in args.one_worker.split(",") if s]
     n_mem = int(float(args.inmemory)) if args.inmemory else 0
 
     def new_record():
@@ -297,15 +310,17 @@ def main(argv=None):
     def keep():
         save(results, out)
 
-    for n, w in grid:
-        print(f"{n:,} rows, {w} worker(s)", flush=True)
-        run_distributed(n, w, args, Xq, yq, new_record(), keep)
+    # the comparison with the in-memory path first, then the sizes from the smallest:
+    # on a busy machine, what finishes is recorded step by step
     if n_mem:
         print(f"{n_mem:,} rows: distributed (2 workers) and in memory", flush=True)
         _, dist = run_distributed(n_mem, 2, args, Xq, yq, new_record(), keep)
         _, mem = run_in_memory(n_mem, args, Xq, yq, new_record(), keep)
         results["comparison"] = {"n_train": n_mem, **compare(dist, mem)}
         keep()
+    for n, w in sorted(grid, key=lambda t: (t[0], -t[1])):
+        print(f"{n:,} rows, {w} worker(s)", flush=True)
+        run_distributed(n, w, args, Xq, yq, new_record(), keep)
     return results
 
 
@@ -331,9 +346,9 @@ STEPS = ("fit", "self_influence", "global_influence", "top_k")
 
 def _table(runs):
     head = (
-        "| rows | where | partitions | step | wall (s) | peak per worker (MiB) "
+        "| rows | where | partitions | step | wall (s) | CPU (s) | peak per worker (MiB) "
         "| client peak (MiB) |\n"
-        "|---:|---|---:|---|---:|---|---:|\n"
+        "|---:|---|---:|---|---:|---:|---|---:|\n"
     )
     lines = []
     for r in runs:
@@ -349,7 +364,8 @@ def _table(runs):
             workers = ", ".join(map(str, st["worker_peak_mib"])) or "-"
             lines.append(
                 f"| {r['n_train']:,} | {where} | {r.get('partitions', '-')} | {name} | "
-                f"{st['wall_s']:.1f} | {workers} | {st['client_peak_mib']:,} |"
+                f"{st['wall_s']:.1f} | {st.get('cpu_s', float('nan')):.1f} | {workers} | "
+                f"{st['client_peak_mib']:,} |"
             )
     return head + "\n".join(lines) + "\n"
 
@@ -357,18 +373,21 @@ def _table(runs):
 def _projection(runs, part):
     """Per-core cost of a partition from the largest 2-worker run, scaled to 1e9 rows."""
     done = [
-        r for r in runs if not r.get("in_memory") and r["n_workers"] == 2 and "self_influence" in r
+        r
+        for r in runs
+        if not r.get("in_memory") and r.get("n_workers") == 2 and all(s in r for s in STEPS)
     ]
     if not done:
-        return "No 2-worker run finished: no projection.\n"
+        return "No 2-worker run finished all its steps: no projection.\n"
     r = max(done, key=lambda r: r["n_train"])
-    n, cores = r["n_train"], 2
+    n = r["n_train"]
     kept = r["kept_bytes_per_row"]
     out = [
         f"From the {n:,}-row run on 2 workers x 1 thread ({r['partitions']} partitions of "
-        f"{part:,} rows): each step's wall time x 2 cores / {n:,} rows is its cost per row "
-        "and core, which a cluster divides among its cores (the partitions are "
-        "independent tasks). Kept on the workers after fit: "
+        f"{part:,} rows): each step's CPU time in the workers / {n:,} rows is its cost per "
+        "row (the machine was shared, so wall times overstate it), which a cluster "
+        "divides among its cores (the partitions are independent tasks). Kept on the "
+        "workers after fit: "
         f"{kept:.0f} bytes per training row (leaf ids as uint8, {N_TREES} trees, and the "
         "label as float64), so 1e9 rows keep about "
         f"{kept * 1e9 / 2**30:.0f} GiB in the cluster, plus per task the rebuilt state of "
@@ -378,12 +397,12 @@ def _projection(runs, part):
         "|---|---:|---:|---:|---:|",
     ]
     for name in STEPS:
-        per_m = r[name]["wall_s"] * cores / n * 1e6
+        per_m = r[name]["cpu_s"] / n * 1e6
         cells = [f"{per_m * 1e3 / (m * 16) / 60:.1f} min" for m in (8, 32, 128)]
         out.append(f"| {name} | {per_m:.1f} | " + " | ".join(cells) + " |")
     out.append(
-        "\nA linear projection: it assumes the per-partition cost measured here (2 "
-        "shared cores, so it is pessimistic for dedicated cores), that the partitions "
+        "\nA linear projection: it assumes the per-partition CPU cost measured here, "
+        "that the partitions "
         "outnumber the cores, and it leaves out what does not shrink with machines: the "
         "client routes the queries and merges per-partition top-k lists (n_partitions x "
         "1,000 x 10 entries), and at fit gathers the labels once (8 bytes per row: 8 GB "
