@@ -366,7 +366,7 @@ def _resolve(est, client, ys, ws):
     if model is None or not is_fitted(model):
         raise ValueError(
             f"{type(est).__name__} on dask collections explains a fitted model: train it "
-            "first (e.g. lightgbm's dask estimators, or on a sample) and pass it fitted"
+            "first (e.g. with its library's own dask interface) and pass it fitted"
         )
     yf = client.compute(ys)
     wf = client.compute(ws) if ws[0] is not None else None
