@@ -346,9 +346,9 @@ STEPS = ("fit", "self_influence", "global_influence", "top_k")
 
 def _table(runs):
     head = (
-        "| rows | where | partitions | step | wall (s) | CPU (s) | peak per worker (MiB) "
-        "| client peak (MiB) |\n"
-        "|---:|---|---:|---|---:|---:|---|---:|\n"
+        "| rows | where | partitions | step | wall (s) | CPU workers (s) | CPU client (s) "
+        "| peak per worker (MiB) | client peak (MiB) |\n"
+        "|---:|---|---:|---|---:|---:|---:|---|---:|\n"
     )
     lines = []
     for r in runs:
@@ -364,7 +364,8 @@ def _table(runs):
             workers = ", ".join(map(str, st["worker_peak_mib"])) or "-"
             lines.append(
                 f"| {r['n_train']:,} | {where} | {r.get('partitions', '-')} | {name} | "
-                f"{st['wall_s']:.1f} | {st.get('cpu_s', float('nan')):.1f} | {workers} | "
+                f"{st['wall_s']:.1f} | {st.get('cpu_s', float('nan')):.1f} | "
+                f"{st.get('client_cpu_s', float('nan')):.1f} | {workers} | "
                 f"{st['client_peak_mib']:,} |"
             )
     return head + "\n".join(lines) + "\n"
@@ -412,6 +413,21 @@ def _projection(runs, part):
     return "\n".join(out)
 
 
+def _not_finished(results):
+    """The planned (size, workers) runs and steps without a measurement."""
+    args = results["args"]
+    plan = [(int(float(s)), 2) for s in args["sizes"].split(",") if s]
+    plan += [(int(float(s)), 1) for s in args["one_worker"].split(",") if s]
+    runs = {(r.get("n_train"), r.get("n_workers")): r for r in results["runs"]}
+    out = []
+    for n, w in sorted(plan, key=lambda t: (t[0], -t[1])):
+        r = runs.get((n, w), {})
+        steps = [s for s in STEPS if s not in r]
+        if steps:
+            out.append(f"{n:,} rows on {w} worker(s): {', '.join(steps)}")
+    return out
+
+
 def write_markdown(results, path):
     runs = results["runs"]
     m = results["machine"]
@@ -426,10 +442,14 @@ def write_markdown(results, path):
         "keep every leaf value, and no step exploits them). Queries: "
         f"{N_QUERY:,} rows, top_k with k={K}. "
         "`python benchmarks/bench_scale.py` (`benchmarks/results/scale.json`).\n",
+        "The machine was shared with several other jobs during the run (load average "
+        "20-35 on 2 cores) and the benchmark ran at `nice -n 5`: wall times are mostly "
+        "waiting; the CPU seconds of the worker processes (and of the client; in memory: "
+        "of the one process) measure the work. "
         "Wall times include the scheduling; `global_influence` and `self_influence` "
         "are computed to numpy arrays on the client (n_train float64). Peak memory: "
         "resident set of each worker process (and of the client) sampled every 0.2 s "
-        "during the step; idle workers take about "
+        "during the step; idle workers (after a warm-up run) take about "
         + ", ".join(str(v) for r in runs[:1] for v in r.get("idle_worker_mib", []))
         + " MiB.\n",
         _table(runs),
@@ -443,6 +463,14 @@ def write_markdown(results, path):
             f"{cmp['global_max_rel_diff']:.1e} and self_influence within "
             f"{cmp['self_max_rel_diff']:.1e} of the largest value (the per-leaf sums are "
             "added per partition, in another order).\n"
+        )
+    missing = _not_finished(results)
+    if missing:
+        text.append(
+            "Not measured (the run ended before them, or they did not finish): "
+            + "; ".join(missing)
+            + ". Nothing in this file is extrapolated from them except the projection "
+            "below, which says what it is computed from.\n"
         )
     text.append("## Projection to 1 billion rows\n")
     text.append(_projection(runs, results["args"]["part"]))
