@@ -327,6 +327,13 @@ class DaskFit:
         self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
         self.template = template
 
+    def __getstate__(self):
+        raise TypeError(
+            "an explainer fitted on dask collections keeps its state on the cluster's "
+            "workers and cannot be pickled; fit it again on the dask collections where it "
+            "is needed"
+        )
+
     def kept_bytes(self):
         """Bytes kept on the workers per partition (leaf ids, labels, weights)."""
         return np.asarray(self.client.gather(self.client.map(_part_bytes, self.parts)))

@@ -10,6 +10,8 @@ largest value (for entries where the trees' terms cancel). LeafSim and TreeSim a
 integer row counts, exact in float64: their results are compared bit for bit.
 """
 
+import pickle
+
 import dask.array as da
 import dask.dataframe as dd
 import distributed
@@ -156,5 +158,7 @@ def test_refusals(client, task):
     X2, y2 = _data(seed=3)
     with pytest.raises(TrainingDataMismatchError, match="per-leaf counts"):
         BoostIn(model).fit(*_dask_array(X2, y2)[:2])
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(dist)
     # a later in-memory fit forgets the distributed state
     assert not isinstance(dist.fit(X, y).transform(Xq, yq), da.Array)
