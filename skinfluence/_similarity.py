@@ -95,7 +95,9 @@ class _TreeSimilarity(_KernelFeaturesMixin, _SignRuleMixin, BaseInfluence):
         kernel, measure = self._kernel_code(), self._measure_code()
         if measure not in _MEASURES:
             raise ValueError(f"measure must be one of {tuple(_MEASURES)}, got {measure!r}")
-        self._kernel = _TreeKernel(self.ensemble_, leaves, kernel)
+        # a partition on a cluster: the leaf counts of all training rows
+        counts = getattr(self, "_global_leaf_counts", None)
+        self._kernel = _TreeKernel(self.ensemble_, leaves, kernel, counts)
         self._fit_labels(leaves, y_enc)
         self._fast_global = (
             self._kernel.is_leaf_kernel

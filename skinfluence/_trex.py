@@ -54,13 +54,16 @@ class _TreeKernel:
     tree, its internal nodes then its leaves, trees one after the other.
     """
 
-    def __init__(self, ens, train_leaves, kernel):
+    def __init__(self, ens, train_leaves, kernel, counts=None):
+        # counts: the leaves' training-row counts when ``train_leaves`` is a part of
+        # the training rows (a partition on a cluster); else counted here
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         self.kernel = kernel
         self.offsets = ens.leaf_offsets
         n = len(train_leaves)
-        counts = _trees.leaf_counts(train_leaves, ens.leaf_offsets, np.ones(n))
+        if counts is None:
+            counts = _trees.leaf_counts(train_leaves, ens.leaf_offsets, np.ones(n))
         self.leaf_counts = counts
         n_total = ens.n_leaves_total
         values = ens.leaf_values

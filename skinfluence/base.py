@@ -65,6 +65,7 @@ from sklearn.utils.validation import (
 
 from ._adapters import default_model, is_fitted, takes_raw_input, to_ensemble, unwrap_model
 from ._config import get_config
+from ._distributed import is_dask
 from ._ensemble import TrainingDataMismatchError
 
 __all__ = ["BaseInfluence"]
@@ -279,6 +280,10 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         X : array-like or DataFrame of shape (n_train, n_features)
             The rows the model was (or is to be) trained on, in any format the model
             takes (numpy, pandas, polars; NaN and categoricals as the model allows).
+            A ``dask.array`` or ``dask.dataframe`` (BoostIn, LeafSim, TreeSim; a fitted
+            model; ``y`` partitioned alike) fits on a dask.distributed cluster: the
+            queries then run there and ``transform``, ``global_influence`` and
+            ``self_influence`` return dask arrays (see the user guide's page on dask).
         y : array-like of shape (n_train,)
             The training labels.
         sample_weight : array-like of shape (n_train,), default=None
@@ -309,6 +314,12 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
+        for name in ("_dask", "_global_leaf_counts"):  # the state of a distributed fit
+            self.__dict__.pop(name, None)
+        if is_dask(X) or is_dask(y) or is_dask(sample_weight):  # partitions on a cluster
+            from ._distributed import fit_dask
+
+            return fit_dask(self, X, y, sample_weight)
         X = self._validate_X(X, reset=True)
         n = _n_rows(X)
         y = self._validate_y(y, n)
@@ -519,6 +530,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             loss.
         """
         dt = self._out_dtype()
+        if self._distributed("transform", out is not None):
+            return self._dask_call("transform", X, y)
         q, context, m = self._prepare(X, y)
         if out is not None:
             return self._transform_into(q, context, m, out)
@@ -561,6 +574,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         Equals the diagonal of ``fit_transform(X, y)`` without computing the matrix.
         """
         check_is_fitted(self, "ensemble_")
+        if self._distributed("self_influence"):
+            return self._dask_call("self_influence")
         with _numba_threads(self.n_jobs):
             return self._to_rows(np.asarray(self._self_influence(), dtype=self._out_dtype()))
 
@@ -573,6 +588,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         -------
         influence : ndarray of shape (n_train,)
         """
+        if self._distributed("global_influence"):
+            return self._dask_call("global_influence", X, y)
         q, context, m = self._prepare(X, y)
         with _numba_threads(self.n_jobs):
             out = self._global_from_queries(q, m, context)
@@ -612,6 +629,7 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             return np.stack(
                 [self.label_edit(X, y, new_labels=c) for c in self.classes_.tolist()], axis=-1
             )
+        self._distributed("label_edit", True)
         targets = self._edit_targets(new_labels)
         q, context, m = self._prepare(X, y)
         out = np.empty((m, self.n_train_), dtype=self._out_dtype())
@@ -652,29 +670,56 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError(f"kind must be 'helpful' or 'harmful', got {kind!r}")
         if not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+        sign = -1.0 if kind == "helpful" else 1.0
+        if self._distributed("top_k"):
+            return self._dask_call("top_k", X, y, k, sign)
         q, context, m = self._prepare(X, y)
         k = min(int(k), self.n_train_)
-        idx = np.empty((m, k), dtype=np.int64)
-        val = np.empty((m, k), dtype=self._out_dtype())
-        sign = -1.0 if kind == "helpful" else 1.0
         with _numba_threads(self.n_jobs):
-            for a, b, blk in self._blocks(q, m, "top-k"):
-                M = sign * self._influence_block(blk, context)
-                part = (
-                    np.argpartition(M, k - 1, axis=1)[:, :k]
-                    if k < M.shape[1]
-                    else np.broadcast_to(np.arange(M.shape[1]), M.shape).copy()
-                )
-                # the k-th value may be tied with rows outside the partition: resolve
-                # ties toward the lower index among all rows with that value
-                kth = np.take_along_axis(M, part, 1).max(axis=1, keepdims=True)
-                for r in range(M.shape[0]):
-                    cand = np.flatnonzero(M[r] <= kth[r])
-                    order = np.lexsort((cand, M[r, cand]))[:k]
-                    idx[a + r] = cand[order]
-                    val[a + r] = sign * M[r, cand[order]]
+            idx, val = self._top_k_queries(q, context, m, k, sign)
         cols = getattr(self, "_columns", None)
-        return (idx if cols is None else cols[idx]), val
+        return (idx if cols is None else cols[idx]), val.astype(self._out_dtype(), copy=False)
+
+    def _top_k_queries(self, q, context, m, k, sign):
+        """``top_k`` of the ``m`` prepared queries ``q``: ``(indices, values)``, float64
+        values, ``sign`` -1 for the largest first, +1 for the smallest."""
+        idx = np.empty((m, k), dtype=np.int64)
+        val = np.empty((m, k))
+        for a, b, blk in self._blocks(q, m, "top-k"):
+            M = sign * self._influence_block(blk, context)
+            part = (
+                np.argpartition(M, k - 1, axis=1)[:, :k]
+                if k < M.shape[1]
+                else np.broadcast_to(np.arange(M.shape[1]), M.shape).copy()
+            )
+            # the k-th value may be tied with rows outside the partition: resolve
+            # ties toward the lower index among all rows with that value
+            kth = np.take_along_axis(M, part, 1).max(axis=1, keepdims=True)
+            for r in range(M.shape[0]):
+                cand = np.flatnonzero(M[r] <= kth[r])
+                order = np.lexsort((cand, M[r, cand]))[:k]
+                idx[a + r] = cand[order]
+                val[a + r] = sign * M[r, cand[order]]
+        return idx, val
+
+    # ------------------------------------------------------------- distributed
+    def _distributed(self, name, refused=False):
+        """Whether the explainer was fitted on dask collections (its queries then run
+        on the cluster); ``refused``: raise, ``name`` has no distributed form."""
+        if getattr(self, "_dask", None) is None:
+            return False
+        if refused:
+            hint = ": transform(X) is a dask array: store it with .to_zarr" * (name == "transform")
+            raise NotImplementedError(
+                f"{name}{' with out=' if hint else ''} is not available for an explainer "
+                f"fitted on dask collections{hint}"
+            )
+        return True
+
+    def _dask_call(self, name, *args):
+        from . import _distributed
+
+        return getattr(_distributed, name)(self, *args)
 
     # ------------------------------------------------------------------- names
     def get_feature_names_out(self, input_features=None):
