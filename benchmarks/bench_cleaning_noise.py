@@ -132,11 +132,15 @@ TRUSTED = 0.1
 TRUSTED_ARMS = {
     "trusted_grid": {"fraction": [0.0, 0.05, 0.1, 0.2, "auto"], "loss_weight": 0.5},
 }
-#: grids over the fractions of a variant: name -> InfluenceCleaner parameters
-VARIANT_GRIDS = {
-    "grid_bal_loss0.5": {"balance": "class", "loss_weight": 0.5},
-}
+#: grids over the fractions of a variant: name -> (InfluenceCleaner parameters,
+#: candidate fractions)
 VARIANT_FRACTIONS = (0.0, 0.05, 0.1, 0.2, "auto")
+VARIANT_GRIDS = {
+    "grid_bal_loss0.5": ({"balance": "class", "loss_weight": 0.5}, VARIANT_FRACTIONS),
+    # session 8: the recommended grid with the defaults fraction="auto", loss_weight=0.5:
+    # cross-validation decides between no cleaning and the default cleaning
+    "grid_auto": ({"loss_weight": 0.5}, (0.0, "auto")),
+}
 QUICK_FIXED = (
     "self",
     "self_relabel",
@@ -461,12 +465,11 @@ def run_setting(ds, noise, rate, seed, kind, n_train, quick, only=None):
         cands = run_grid("grid", {}, GRID_FRACTIONS, *data)
         for gname, fr in GRIDS.items():
             rows.extend(grid_rows(gname, cands, fr))
-    for gname, params in VARIANT_GRIDS.items():
+    for gname, (params, fr) in VARIANT_GRIDS.items():
         if task == "regression" and params.get("balance"):
             continue
         if (quick and gname != "grid_bal_loss0.5") or not want(gname):
             continue
-        fr = VARIANT_FRACTIONS
         cands = run_grid(gname, params, fr, *data)
         rows.extend(grid_rows(gname, cands, fr))
     meta = {

@@ -184,7 +184,12 @@ def test_sampler_keeps_pandas_types_and_relabels():
 def test_criteria_and_threshold():
     X, y = make_data("binary", n=120, seed=4)
     val = InfluenceCleaner(
-        hgb_classifier(), criterion="validation", validation_size=0.25, fraction=0.1, random_state=0
+        hgb_classifier(),
+        criterion="validation",
+        validation_size=0.25,
+        fraction=0.1,
+        loss_weight=0.0,
+        random_state=0,
     ).fit(X, y)
     unscored = np.isnan(val.harm_)
     assert unscored.sum() == 30
@@ -193,12 +198,18 @@ def test_criteria_and_threshold():
     assert val.method_.n_train_ == 90
 
     oof = InfluenceCleaner(
-        hgb_classifier(), criterion="oof", cv=4, fraction=1.0, threshold=0.0, random_state=0
+        hgb_classifier(),
+        criterion="oof",
+        cv=4,
+        fraction=1.0,
+        threshold=0.0,
+        loss_weight=0.0,
+        random_state=0,
     ).fit(X, y)
     assert np.all(np.isfinite(oof.influence_))
     np.testing.assert_array_equal(np.sort(oof.removed_indices_), np.flatnonzero(oof.influence_ < 0))
 
-    slf = InfluenceCleaner(hgb_classifier(), n_rows=7).fit(X, y)
+    slf = InfluenceCleaner(hgb_classifier(), n_rows=7, loss_weight=0.0).fit(X, y)
     s = BoostIn(hgb_classifier().fit(X, y)).fit(X, y).self_influence()
     np.testing.assert_allclose(slf.influence_, s)
     top = np.argsort(-s, kind="stable")[:7]
@@ -271,7 +282,7 @@ def test_regression(action):
 
 def test_nothing_selected_reuses_the_scoring_model():
     X, y = make_data("binary", n=80, seed=7)
-    cleaner = InfluenceCleaner(hgb_classifier()).fit(X, y)
+    cleaner = InfluenceCleaner(hgb_classifier(), fraction=0.0, loss_weight=0.0).fit(X, y)
     assert cleaner.estimator_ is cleaner.method_.estimator_
     assert len(cleaner.removed_indices_) == 0 and len(cleaner.kept_indices_) == 80
 
@@ -318,7 +329,7 @@ def test_balance_class_gives_every_class_its_share_of_the_budget():
     X, y = make_data("binary", n=150, seed=10)
     y = np.where(np.arange(150) < 30, 1, 0)  # 30 rows of class 1, 120 of class 0
     y[:5] = 0
-    base = InfluenceCleaner(hgb_classifier(), n_rows=20).fit(X, y)
+    base = InfluenceCleaner(hgb_classifier(), n_rows=20, loss_weight=0.0).fit(X, y)
     bal = clone(base).set_params(balance="class").fit(X, y)
     # the same scores, a different selection
     np.testing.assert_array_equal(bal.harm_, base.harm_)
@@ -339,7 +350,7 @@ def test_balance_class_gives_every_class_its_share_of_the_budget():
 
 def test_balance_scale_standardises_the_harm_within_each_class():
     X, y = make_data("multiclass", n=150, seed=15)
-    base = InfluenceCleaner(hgb_classifier(), n_rows=15).fit(X, y)
+    base = InfluenceCleaner(hgb_classifier(), n_rows=15, loss_weight=0.0).fit(X, y)
     scaled = clone(base).set_params(balance="scale").fit(X, y)
     np.testing.assert_array_equal(scaled.influence_, base.influence_)
     for c in np.unique(y):
@@ -413,7 +424,7 @@ def test_new_parameters_in_a_grid_and_their_errors():
     X, y = make_data("binary", n=120, seed=13)
     cleaner = InfluenceCleaner(hgb_classifier(), fraction=0.1, cv=3, random_state=0)
     params = cleaner.get_params()
-    assert params["balance"] is None and params["loss_weight"] == 0.0
+    assert params["balance"] is None and params["loss_weight"] == 0.5
     search = GridSearchCV(
         cleaner, {"balance": [None, "class"], "loss_weight": [0.0, 0.5]}, cv=2, error_score="raise"
     ).fit(X, y)
@@ -429,6 +440,27 @@ def test_new_parameters_in_a_grid_and_their_errors():
     for balance in ("class", "scale"):
         with pytest.raises(ValueError, match="needs a classifier"):
             InfluenceCleaner(hgb_regressor(), fraction=0.1, balance=balance).fit(Xr, yr)
+
+
+def test_defaults_clean_the_confident_joint_count_by_influence_and_loss():
+    X, y = make_data("binary", n=200, seed=16)
+    flipped = np.random.default_rng(16).choice(200, 30, replace=False)
+    y[flipped] = 1 - y[flipped]
+    default = InfluenceCleaner(hgb_classifier(), random_state=0)
+    params = default.get_params()
+    assert params["fraction"] == "auto" and params["loss_weight"] == 0.5
+    assert params["criterion"] == "self" and params["action"] == "remove"
+    default.fit(X, y)
+    explicit = InfluenceCleaner(
+        hgb_classifier(), fraction="auto", loss_weight=0.5, random_state=0
+    ).fit(X, y)
+    np.testing.assert_array_equal(default.removed_indices_, explicit.removed_indices_)
+    assert len(default.removed_indices_) == default.auto_budget_ > 0
+    # the blend: half the rank of the self-influence harm, half the out-of-fold loss rank
+    assert np.all(np.isfinite(default.oof_loss_))
+    # what the defaults remove was flipped far more often than the 15% base rate
+    precision = np.isin(default.removed_indices_, flipped).mean()
+    assert precision >= 0.45, precision
 
 
 def test_fraction_auto_acts_on_as_many_rows_as_the_folds_contradict():
