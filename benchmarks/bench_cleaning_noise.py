@@ -125,6 +125,9 @@ FIXED = {
     # predict_proba); rows of the "auto" arms above that predate it used the count of
     # out-of-fold misclassified rows
     "auto_loss0.5": {"fraction": "auto", "loss_weight": 0.5},
+    # session 8: each class acts on as many of its rows as the confident joint counts
+    "auto_joint_loss0.5": {"fraction": "auto", "balance": "joint", "loss_weight": 0.5},
+    "auto_joint_loss_only": {"fraction": "auto", "balance": "joint", "loss_weight": 1.0},
 }
 #: trusted-set arms: a share TRUSTED of the training rows has its labels verified (true
 #: labels, kept in training with them) and is given to fit as trusted_set

@@ -37,7 +37,7 @@ __all__ = ["InfluenceCleaner", "InfluenceSampler", "compare_to_baseline"]
 
 _CRITERIA = ("self", "validation", "oof")
 _ACTIONS = ("remove", "relabel")
-_BALANCES = (None, "class", "scale")
+_BALANCES = (None, "class", "scale", "joint")
 
 
 # ------------------------------------------------------------------------- helpers
@@ -100,16 +100,24 @@ def _with_y_like(y_orig, values):
     return values
 
 
-def _class_quota_mask(labels, budget):
+def _class_quota_mask(labels, budget, weights=None):
     """Mask over ``labels`` (rows in ranking order) keeping, for every class, its first
     ``q_c`` rows, where the quotas ``q_c`` share ``budget`` in proportion to the class
-    counts (largest remainders, ties to the earlier class) and never exceed them."""
+    counts, or to ``weights[c]`` (a mapping from class to a non-negative weight) when
+    given (largest remainders, ties to the earlier class), and never exceed the counts."""
     classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    exact = budget * counts / counts.sum()
+    w = counts if weights is None else np.array([weights.get(c, 0) for c in classes.tolist()])
+    if w.sum() <= 0:
+        return np.zeros(len(labels), dtype=bool)
+    budget = min(budget, int(np.sum(np.where(w > 0, counts, 0))))
+    exact = np.minimum(budget * w / w.sum(), counts)
     quota = np.floor(exact).astype(np.intp)
     rest = budget - int(quota.sum())
-    if rest > 0:
-        quota[np.argsort(-(exact - quota), kind="stable")[:rest]] += 1
+    while rest > 0:  # largest remainders first, only where a class has rows left
+        room = np.flatnonzero((quota < counts) & (w > 0))
+        room = room[np.argsort(-(exact[room] - quota[room]), kind="stable")][:rest]
+        quota[room] += 1
+        rest -= len(room)
     keep = np.zeros(len(labels), dtype=bool)
     for c in range(len(classes)):
         keep[np.flatnonzero(inverse == c)[: quota[c]]] = True
@@ -358,7 +366,18 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
                 f"balance={self.balance!r} works per class and needs a classifier; the "
                 f"model {type(template).__name__} is a regressor (use balance=None)"
             )
-        oof_folds = self.criterion == "oof" or self.loss_weight > 0 or self._auto()
+        if self.balance == "joint" and not hasattr(template, "predict_proba"):
+            raise ValueError(
+                'balance="joint" shares the budget by the confident joint of out-of-fold '
+                f"probabilities; {type(template).__name__} has no predict_proba (use "
+                'balance="class")'
+            )
+        oof_folds = (
+            self.criterion == "oof"
+            or self.loss_weight > 0
+            or self._auto()
+            or self.balance == "joint"
+        )
         folds = None
         if oof_folds:
             folds = list(self._splitter(is_clf, y).split(np.empty((n, 1)), y))
@@ -371,6 +390,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             if oof is None and oof_folds:
                 oof = self._oof_predict(X, y, sample_weight, template, is_clf, folds, bar)
             harm = -influence if self.criterion != "self" else influence.copy()
+            self._joint_counts = self._per_class_contradicted(y, oof)
             self.__dict__.pop("oof_loss_", None)
             self.__dict__.pop("auto_budget_", None)
             if self.loss_weight > 0:
@@ -559,6 +579,14 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             return list(f) if len(f) else [None]
         return [f]
 
+    def _per_class_contradicted(self, y, oof):
+        """``balance="joint"``: class -> number of its rows the out-of-fold
+        probabilities confidently assign to another class (else ``None``)."""
+        if self.balance != "joint":
+            return None
+        other = _confidently_other(oof.proba, np.searchsorted(self._classes, y))
+        return {c: int(np.sum(other & (y == c))) for c in self._classes.tolist()}
+
     def _auto(self):
         return any(isinstance(f, str) and f == "auto" for f in self._candidates())
 
@@ -592,8 +620,9 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             )
         scored = np.flatnonzero(~np.isnan(harm))
         order = scored[np.lexsort((scored, -harm[scored]))]
-        if self.balance == "class":
-            chosen = order[_class_quota_mask(y[order], min(budget, len(order)))]
+        if self.balance in ("class", "joint"):
+            weights = self._joint_counts if self.balance == "joint" else None
+            chosen = order[_class_quota_mask(y[order], min(budget, len(order)), weights)]
         else:
             chosen = order[:budget]
         if self.threshold is not None:
@@ -751,7 +780,7 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         ``"remove"``: drop the selected rows. ``"relabel"``: replace their target by the
         out-of-fold prediction of the model (classification: the predicted class;
         regression: the predicted value) and keep every row.
-    balance : {None, "class", "scale"}, default=None
+    balance : {None, "class", "scale", "joint"}, default=None
         How the budget is shared among classes (classifiers only). ``None``: the most
         harmful rows overall. ``"class"``: every class gets a share of the budget
         proportional to its number of rows (largest remainders), filled with its own
@@ -761,6 +790,12 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         class (minus the class median, over ``1.4826`` times the class's median
         absolute deviation) and the most harmful rows overall are taken, so a class
         gets more of the budget only where its rows stand out from their own class.
+        ``"joint"``: every class gets a share of the budget proportional to the number
+        of its rows that the out-of-fold probabilities confidently assign to another
+        class (the rows of the confident joint's off-diagonal, see ``fraction``), filled
+        with its own most harmful rows; with ``fraction="auto"`` each class acts on
+        exactly that many rows. Needs a classifier with ``predict_proba``; ``cv`` extra
+        model fits unless they are made anyway.
     loss_weight : float in [0, 1], default=0.5
         Blend the influence ranking with the out-of-fold loss of each row: the
         ranking score becomes ``(1 - loss_weight) * r_harm + loss_weight * r_loss``,

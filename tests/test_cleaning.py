@@ -463,6 +463,52 @@ def test_defaults_clean_the_confident_joint_count_by_influence_and_loss():
     assert precision >= 0.45, precision
 
 
+def test_balance_joint_gives_each_class_its_confidently_contradicted_rows():
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y = make_data("multiclass", n=180, seed=17)
+    y[:20] = (y[:20] + 1) % 3
+    cleaner = InfluenceCleaner(
+        hgb_classifier(), fraction="auto", balance="joint", cv=3, random_state=0
+    ).fit(X, y)
+    P = np.empty((180, 3))
+    for tr, va in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
+        P[va] = hgb_classifier().fit(X[tr], y[tr]).predict_proba(X[va])
+    t = [P[y == j, j].mean() for j in range(3)]
+    per_class = np.zeros(3, dtype=int)
+    for i in range(180):  # the confident joint's off-diagonal, row by row
+        confident = [j for j in range(3) if P[i, j] >= t[j]]
+        if confident and max(confident, key=lambda j: P[i, j]) != y[i]:
+            per_class[y[i]] += 1
+    sel = cleaner.selected_indices_
+    assert cleaner.auto_budget_ == per_class.sum() == len(sel)
+    np.testing.assert_array_equal(np.bincount(y[sel], minlength=3), per_class)
+    for c in range(3):  # each class's own most harmful rows
+        rows = np.flatnonzero(y == c)
+        top = rows[np.lexsort((rows, -cleaner.harm_[rows]))][: per_class[c]]
+        np.testing.assert_array_equal(np.sort(sel[y[sel] == c]), np.sort(top))
+    # a fixed budget is shared in the same proportions (largest remainders)
+    fixed = clone(cleaner).set_params(fraction=0.0, n_rows=10).fit(X, y)
+    exact = 10 * per_class / per_class.sum()
+    got = np.bincount(y[fixed.selected_indices_], minlength=3)
+    assert got.sum() == 10 and np.all(np.abs(got - exact) < 1)
+
+
+def test_balance_joint_needs_predict_proba():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    class NoProba(HistGradientBoostingClassifier):
+        @property
+        def predict_proba(self):
+            raise AttributeError("no predict_proba")
+
+    X, y = make_data("binary", n=80, seed=18)
+    with pytest.raises(ValueError, match='balance="joint" shares the budget.*NoProba'):
+        InfluenceCleaner(
+            NoProba(max_iter=5), fraction="auto", balance="joint", loss_weight=0.0, cv=3
+        ).fit(X, y)
+
+
 def test_fraction_auto_acts_on_as_many_rows_as_the_folds_contradict():
     from sklearn.model_selection import StratifiedKFold
 
