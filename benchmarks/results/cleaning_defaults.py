@@ -1,0 +1,126 @@
+"""Session-8 cleaning study: the new defaults and the recommended grid, per noise rate.
+
+Reads the result files of the runs below (``bench_cleaning_noise.py --arms ...``: the
+same seeded splits, corruptions and models as the other cleaning results, so arms of
+different files are paired per setting) and writes ``cleaning_defaults.md``::
+
+    ARMS="none truth cleanlab auto_loss0.5 auto_loss_only grid_auto trusted_grid trusted_none"
+    python benchmarks/bench_cleaning_noise.py --models lightgbm --seeds 2 --n-train 1000 \\
+        --rates 0.2 --arms $ARMS --json benchmarks/results/cleaning_defaults_20.json
+    # likewise --rates 0.05 (_05), 0.4 (_40) and --rates 0.0 --noises uniform (_00);
+    # balance="joint" arms (classification only) into cleaning_defaults_joint.json
+    python benchmarks/results/cleaning_defaults.py
+
+The defaults ``InfluenceCleaner(model)`` are ``fraction="auto", loss_weight=0.5``: the
+arm ``auto_loss0.5`` (with ``cv=5`` and the fold seed of the setting). ``grid_auto`` is
+the recommended grid ``GridSearchCV(InfluenceCleaner(model), {"fraction": [0, "auto"]},
+cv=3)`` (default ``score``: accuracy / R^2); ``trusted_grid`` verifies 10 % of the
+training rows (their true labels kept in training) and picks among
+``[0, 0.05, 0.1, 0.2, "auto"]`` on them (its fair reference: ``trusted_none``, the
+same verified labels without cleaning).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+HERE = Path(__file__).parent
+FILES = ["cleaning_defaults_00", "cleaning_defaults_05", "cleaning_defaults_20"]
+FILES += ["cleaning_defaults_40", "cleaning_defaults_joint"]
+ARMS = ["auto_loss0.5", "grid_auto", "grid_auto@trusted", "auto_loss_only"]
+ARMS += ["auto_joint_loss0.5", "auto_joint_loss_only", "cleanlab"]
+
+
+def load():
+    settings = {}
+    for f in FILES:
+        path = HERE / f"{f}.json"
+        if not path.exists():
+            continue
+        for r in json.loads(path.read_text())["rows"]:
+            key = (r["data"], r["noise"], r["rate"], r["seed"], r["model"])
+            settings.setdefault(key, {})[r["arm"]] = r
+    return {k: v for k, v in settings.items() if "none" in v and "cleanlab" in v}
+
+
+def interval(d):
+    d = np.asarray(d, dtype=float)
+    m = float(d.mean())
+    if len(d) < 2 or d.std() == 0:
+        return m, m, m
+    h = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return m, m - h, m + h
+
+
+def paired(sets, arm, ref):
+    d = [v[arm]["score"] - v[ref]["score"] for v in sets if arm in v and ref in v]
+    if not d:
+        return "", ""
+    m, lo, hi = interval(d)
+    w, lost = int(np.sum(np.array(d) > 1e-12)), int(np.sum(np.array(d) < -1e-12))
+    return f"{m:+.4f} [{lo:+.4f}, {hi:+.4f}]", f"{w}/{lost} of {len(d)}"
+
+
+def table(settings, title, pick):
+    lines = [f"### {title}", ""]
+    lines += ["| rate | arm | d vs none | W/L vs none | d vs cleanlab | W/L vs cleanlab |"]
+    lines += ["|---|---|---|---|---|---|"]
+    for rate in sorted({k[2] for k in settings}):
+        sets = [v for k, v in settings.items() if k[2] == rate and pick(v["none"]["task"])]
+        if not sets:
+            continue
+        for arm in ARMS:
+            a, b = paired(sets, arm, "none")
+            c, e = paired(sets, arm, "cleanlab") if arm != "cleanlab" else ("", "")
+            if a:
+                lines.append(f"| {rate:.2f} | {arm} | {a} | {b} | {c} | {e} |")
+        a, b = paired(sets, "trusted_grid", "trusted_none")
+        if a:
+            lines.append(f"| {rate:.2f} | trusted_grid vs trusted_none | {a} | {b} | | |")
+    return lines + [""]
+
+
+def cells(settings, arm):
+    """Per data set x noise model, over the noisy rates and seeds: is ``arm`` within
+    noise of (the 95% interval reaches 0) or better than no cleaning?"""
+    lines = [f"### {arm} against no cleaning, per data set x noise model (rates > 0)", ""]
+    lines += ["| data | noise | n | d vs none [95% t] | verdict |", "|---|---|---|---|---|"]
+    worse = 0
+    for data, noise in sorted({(k[0], k[1]) for k in settings}):
+        d = [
+            v[arm]["score"] - v["none"]["score"]
+            for k, v in settings.items()
+            if k[0] == data and k[1] == noise and k[2] > 0 and arm in v
+        ]
+        if not d:
+            continue
+        m, lo, hi = interval(d)
+        verdict = "better" if lo > 0 else ("within noise" if hi >= 0 else "**worse**")
+        worse += verdict == "**worse**"
+        lines.append(f"| {data} | {noise} | {len(d)} | {m:+.4f} [{lo:+.4f}, {hi:+.4f}] | {verdict} |")
+    return lines + ["", f"{worse} cell(s) significantly worse than no cleaning.", ""]
+
+
+def main():
+    settings = load()
+    md = ["# The cleaning defaults and the recommended grid (session 8)", ""]
+    md += [__doc__.split("\n\n", 1)[1].strip(), ""]
+    md += [f"{len(settings)} settings (data set x noise model x rate x seed), LightGBM."]
+    md += ["d = arm - reference per setting, mean [95% t interval]; W/L = settings won/lost.", ""]
+    clf = ("binary", "multiclass")
+    md += table(settings, "classification (ROC AUC binary, accuracy multiclass)", clf.__contains__)
+    md += table(settings, "binary (ROC AUC)", "binary".__eq__)
+    md += table(settings, "multiclass (accuracy)", "multiclass".__eq__)
+    md += table(settings, "regression (R^2)", "regression".__eq__)
+    for arm in ("grid_auto", "auto_loss0.5"):
+        md += cells(settings, arm)
+    out = HERE / "cleaning_defaults.md"
+    out.write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
