@@ -13,6 +13,7 @@ Two estimators share one cleaning procedure:
 """
 
 import numbers
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -500,6 +501,17 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             )
         self.trusted_scores_ = np.asarray(scores)
         self.fraction_ = best[1]
+        finite = self.trusted_scores_[np.isfinite(self.trusted_scores_)]
+        if len(finite) > 1 and np.all(finite == finite[0]):
+            warnings.warn(
+                f"every candidate fraction scored {finite[0]:.6g} on the {len(yt)} trusted "
+                f"rows, so they cannot tell the candidates apart (kept the first, "
+                f"{best[1]!r}). If the trusted rows are also in X, every candidate is "
+                "scored on rows it trained on: hold them out of X. Otherwise use more "
+                'trusted rows or a finer scoring (e.g. scoring="roc_auc").',
+                UserWarning,
+                stacklevel=4,
+            )
         return best[2:]
 
     def _score(self, X, y, sample_weight, template, folds, bar):

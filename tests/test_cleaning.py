@@ -673,6 +673,17 @@ def test_trusted_set_errors_and_candidates_that_empty_a_class():
         clone(rare).set_params(fraction=[0.9]).fit(X, y_rare, trusted_set=(X_t, y_t))
 
 
+def test_trusted_rows_that_cannot_rank_the_candidates_are_reported():
+    X, y, _, _ = _trusted_data()
+    cleaner = InfluenceCleaner(hgb_classifier(), fraction=[0.0, 0.05], cv=3, random_state=0)
+    # rows of X itself, all fitted correctly by every candidate: accuracy 1.0 for all
+    fitted = clone(cleaner).set_params(fraction=0.0).fit(X, y)
+    right = np.flatnonzero(fitted.predict(X) == y)[:20]
+    with pytest.warns(UserWarning, match="cannot tell the candidates apart.*hold them out of X"):
+        cleaner.fit(X, y, trusted_set=(X[right], y[right]))
+    assert cleaner.fraction_ == 0.0 and np.all(cleaner.trusted_scores_ == 1.0)
+
+
 def test_trusted_choice_helps_on_real_noisy_labels(noisy_spam):
     """The trusted rows are 300 held-out rows; the judge is the other 1,200 rows."""
     X, y_noisy, _, _, X_te, y_te = noisy_spam

@@ -4,20 +4,22 @@ Reads the result files of the runs below (``bench_cleaning_noise.py --arms ...``
 same seeded splits, corruptions and models as the other cleaning results, so arms of
 different files are paired per setting) and writes ``cleaning_defaults.md``::
 
-    ARMS="none truth cleanlab auto_loss0.5 auto_loss_only grid_auto trusted_grid trusted_none"
+    ARMS="none truth cleanlab auto_loss0.5 auto_loss_only grid_auto"
     python benchmarks/bench_cleaning_noise.py --models lightgbm --seeds 2 --n-train 1000 \\
         --rates 0.2 --arms $ARMS --json benchmarks/results/cleaning_defaults_20.json
     # likewise --rates 0.05 (_05), 0.4 (_40) and --rates 0.0 --noises uniform (_00);
-    # balance="joint" arms (classification only) into cleaning_defaults_joint.json
+    # balance="joint" arms (classification only) into cleaning_defaults_joint.json,
+    # trusted_heldout trusted_none trusted_rest_none into cleaning_defaults_trusted.json
     python benchmarks/results/cleaning_defaults.py
 
 The defaults ``InfluenceCleaner(model)`` are ``fraction="auto", loss_weight=0.5``: the
 arm ``auto_loss0.5`` (with ``cv=5`` and the fold seed of the setting). ``grid_auto`` is
 the recommended grid ``GridSearchCV(InfluenceCleaner(model), {"fraction": [0, "auto"]},
-cv=3)`` (default ``score``: accuracy / R^2); ``trusted_grid`` verifies 10 % of the
-training rows (their true labels kept in training) and picks among
-``[0, 0.05, 0.1, 0.2, "auto"]`` on them (its fair reference: ``trusted_none``, the
-same verified labels without cleaning).
+cv=3)`` (default ``score``: accuracy / R^2). ``trusted_heldout`` verifies 10 % of the
+training rows, holds them out of the cleaner's training rows and gives them as
+``trusted_set``; ``fraction=[0, 0.05, 0.1, 0.2, "auto"], loss_weight=0.5`` (scoring
+ROC AUC for binary tasks); references: no cleaning on all rows with the verified labels
+(``trusted_none``) and on the unverified rows only (``trusted_rest_none``).
 """
 
 import json
@@ -29,7 +31,7 @@ from scipy import stats
 
 HERE = Path(__file__).parent
 FILES = ["cleaning_defaults_00", "cleaning_defaults_05", "cleaning_defaults_20"]
-FILES += ["cleaning_defaults_40", "cleaning_defaults_joint"]
+FILES += ["cleaning_defaults_40", "cleaning_defaults_joint", "cleaning_defaults_trusted"]
 ARMS = ["auto_loss0.5", "grid_auto", "grid_auto@trusted", "auto_loss_only"]
 ARMS += ["auto_joint_loss0.5", "auto_joint_loss_only", "cleanlab"]
 
@@ -77,9 +79,11 @@ def table(settings, title, pick):
             c, e = paired(sets, arm, "cleanlab") if arm != "cleanlab" else ("", "")
             if a:
                 lines.append(f"| {rate:.2f} | {arm} | {a} | {b} | {c} | {e} |")
-        a, b = paired(sets, "trusted_grid", "trusted_none")
-        if a:
-            lines.append(f"| {rate:.2f} | trusted_grid vs trusted_none | {a} | {b} | | |")
+        for ref in ("trusted_none", "trusted_rest_none"):
+            a, b = paired(sets, "trusted_heldout", ref)
+            c, e = paired(sets, "trusted_heldout", "cleanlab")
+            if a:
+                lines.append(f"| {rate:.2f} | trusted_heldout (vs {ref}) | {a} | {b} | {c} | {e} |")
     return lines + [""]
 
 
@@ -100,7 +104,9 @@ def cells(settings, arm):
         m, lo, hi = interval(d)
         verdict = "better" if lo > 0 else ("within noise" if hi >= 0 else "**worse**")
         worse += verdict == "**worse**"
-        lines.append(f"| {data} | {noise} | {len(d)} | {m:+.4f} [{lo:+.4f}, {hi:+.4f}] | {verdict} |")
+        lines.append(
+            f"| {data} | {noise} | {len(d)} | {m:+.4f} [{lo:+.4f}, {hi:+.4f}] | {verdict} |"
+        )
     return lines + ["", f"{worse} cell(s) significantly worse than no cleaning.", ""]
 
 
