@@ -10,20 +10,26 @@ partition, only
   row).
 
 What the methods need beyond a partition's rows are per-leaf totals over all rows
-(BoostIn: the gradient and hessian sums behind each leaf's derivative, and the row
-counts for its leaf scaling; LeafSim / TreeSim: the row counts of the leaves): each
-partition sends its per-leaf sums (``n_leaves_total`` floats) to the client, which adds
-them in partition order. The checks of the in-memory ``fit`` run the same way: the
-reconstruction on every partition, the stored per-leaf statistics and the leaf model
-on the totals.
+(BoostIn and LeafInfluence with ``update_set=0``: the gradient and hessian sums behind
+each leaf's derivative coefficient, BoostIn also the row counts for its leaf scaling;
+LeafSim / TreeSim / TREX: the row counts of the leaves): each partition sends its
+per-leaf sums (``n_leaves_total`` floats) to the client, which adds them in partition
+order. The checks of the in-memory ``fit`` run the same way: the reconstruction on
+every partition, the stored per-leaf statistics and the leaf model on the totals.
+
+TREX's surrogate minimises a sum over all rows: the client runs the in-memory solver,
+and each evaluation of the objective (and, for the squared error, each hessian product)
+is one task per partition on features kept on its worker for the solve, the
+partitions' sums added in partition order (:class:`_TrexPlan`).
 
 A query call routes its queries on the client and broadcasts them; each partition then
 rebuilds its part of the method's in-memory state from its leaf ids (the per-row
-derivatives and the tiled layout of BoostIn, the tiled kernel of LeafSim / TreeSim: the
-in-memory code and kernels, given the global per-leaf totals) and runs the in-memory
-query kernels on it. The state lives for that task only, so a worker holds at most the
-full in-memory state (about 22 bytes per (row, tree) for BoostIn) of the partitions it
-is processing at a time.
+derivatives and the tiled layout of BoostIn and LeafInfluence, the tiled kernel of
+LeafSim / TreeSim / TREX and TREX's representer weights: the in-memory code and
+kernels, given the global per-leaf totals and the surrogate's weights) and runs the
+in-memory query kernels on it. The state lives for that task only, so a worker holds at
+most the full in-memory state (about 22 bytes per (row, tree) for BoostIn) of the
+partitions it is processing at a time.
 
 Everything here uses dask collections and futures; ``dask`` and ``distributed`` are
 imported inside the functions (an optional extra).
