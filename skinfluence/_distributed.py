@@ -476,6 +476,10 @@ def _merge_moments(parts):
         return float(np.clip(sab / np.sqrt(saa * sbb), -1.0, 1.0))
 
 
+#: TREX's weights larger than this go once to every worker, not with every task
+_INLINE_BYTES = 2**20
+
+
 class _TrexPlan(_Plan):
     """TREX: the leaves' row counts over all rows weigh the kernel; the surrogate's
     weights ``W`` are solved on the client by the in-memory solver, each evaluation
@@ -511,9 +515,11 @@ class _TrexPlan(_Plan):
         rows = [client.submit(_surrogate_part, template, p, pure=False) for p in parts]
 
         # one round trip per evaluation: the weights (n_columns x K floats) go with
-        # each partition's task, as its argument
-        def total(func, *args):  # per-partition terms, added in partition order
-            futures = [client.submit(func, r, *args, pure=False) for r in rows]
+        # each partition's task as its argument, or once to every worker when large
+        def total(func, v, *args):  # per-partition terms, added in partition order
+            if v is not None and v.nbytes > _INLINE_BYTES and len(rows) > len(client.nthreads()):
+                v = client.scatter([v], broadcast=True, hash=False)[0]
+            futures = [client.submit(func, r, v, *args, pure=False) for r in rows]
             return _add_terms(client.gather(futures))
 
         def fun(w):

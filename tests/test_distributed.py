@@ -36,6 +36,7 @@ import zarr
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
+import skinfluence._distributed as distributed_module
 import skinfluence._trex as trex_module
 from skinfluence import TREX, BoostIn, LeafInfluence, LeafRefit, LeafSim, TreeSim
 from skinfluence._ensemble import TrainingDataMismatchError
@@ -281,6 +282,8 @@ def test_trex_path_kernel_dataframe(client, task, monkeypatch):
     df, Xd, yd = _dask_frame(X, y)
     kw = {"kernel": "fpw", "target": "predicted"}
     ref = TREX(model, **kw).fit(df, y)
+    # the weights sent once to every worker (as when larger than 1 MB)
+    monkeypatch.setattr(distributed_module, "_INLINE_BYTES", 0)
     dist = TREX(model, **kw).fit(Xd, yd)
     qf = pd.DataFrame(Xq, columns=df.columns)
     _check_trex(dist, ref, lambda: TREX(model, **kw).fit(df, y), qf, yq, monkeypatch)
