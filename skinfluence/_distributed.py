@@ -10,20 +10,26 @@ partition, only
   row).
 
 What the methods need beyond a partition's rows are per-leaf totals over all rows
-(BoostIn: the gradient and hessian sums behind each leaf's derivative, and the row
-counts for its leaf scaling; LeafSim / TreeSim: the row counts of the leaves): each
-partition sends its per-leaf sums (``n_leaves_total`` floats) to the client, which adds
-them in partition order. The checks of the in-memory ``fit`` run the same way: the
-reconstruction on every partition, the stored per-leaf statistics and the leaf model
-on the totals.
+(BoostIn and LeafInfluence with ``update_set=0``: the gradient and hessian sums behind
+each leaf's derivative coefficient, BoostIn also the row counts for its leaf scaling;
+LeafSim / TreeSim / TREX: the row counts of the leaves): each partition sends its
+per-leaf sums (``n_leaves_total`` floats) to the client, which adds them in partition
+order. The checks of the in-memory ``fit`` run the same way: the reconstruction on
+every partition, the stored per-leaf statistics and the leaf model on the totals.
+
+TREX's surrogate minimises a sum over all rows: the client runs the in-memory solver,
+and each evaluation of the objective (and, for the squared error, each hessian product)
+is one task per partition on features kept on its worker for the solve, the
+partitions' sums added in partition order (:class:`_TrexPlan`).
 
 A query call routes its queries on the client and broadcasts them; each partition then
 rebuilds its part of the method's in-memory state from its leaf ids (the per-row
-derivatives and the tiled layout of BoostIn, the tiled kernel of LeafSim / TreeSim: the
-in-memory code and kernels, given the global per-leaf totals) and runs the in-memory
-query kernels on it. The state lives for that task only, so a worker holds at most the
-full in-memory state (about 22 bytes per (row, tree) for BoostIn) of the partitions it
-is processing at a time.
+derivatives and the tiled layout of BoostIn and LeafInfluence, the tiled kernel of
+LeafSim / TreeSim / TREX and TREX's representer weights: the in-memory code and
+kernels, given the global per-leaf totals and the surrogate's weights) and runs the
+in-memory query kernels on it. The state lives for that task only, so a worker holds at
+most the full in-memory state (about 22 bytes per (row, tree) for BoostIn) of the
+partitions it is processing at a time.
 
 Everything here uses dask collections and futures; ``dask`` and ``distributed`` are
 imported inside the functions (an optional extra).
@@ -170,6 +176,14 @@ def _trees():
     return _trees
 
 
+def _add_terms(terms):
+    """Per-partition arrays (or tuples of them) added in partition order."""
+    total = terms[0]
+    for t in terms[1:]:
+        total = tuple(a + b for a, b in zip(total, t)) if isinstance(t, tuple) else total + t
+    return total
+
+
 def _add_sums(sums):
     """The per-partition sums added in partition order."""
     total = {}
@@ -180,31 +194,88 @@ def _add_sums(sums):
 
 
 # ---------------------------------------------------------------------- the plans
-class _BoostInPlan:
+class _Plan:
+    """The steps of a method's distributed fit and queries (every one a no-op or a
+    refusal by default); each method's plan says what its partitions add up."""
+
+    @staticmethod
+    def check(est):
+        """Validate the parameters and refuse what has no distributed form."""
+
+    @staticmethod
+    def leaf_sums(template, leaves, y_enc, w):
+        """The per-leaf sums of one partition (a dict of arrays, added over partitions)."""
+        return {}
+
+    @staticmethod
+    def finish(est, total):
+        """The global per-leaf state from the totals, on the client."""
+
+    @staticmethod
+    def solve(est, client, parts):
+        """What needs all rows beyond per-leaf sums (TREX: the surrogate's fit)."""
+
+    @staticmethod
+    def state(template, part, products=True):  # pragma: no cover - every plan has one
+        raise NotImplementedError
+
+
+def _one_newton_step(est, what):
+    """Refuse leaves that are not one Newton step (their derivatives need more than
+    the per-leaf gradient and hessian sums)."""
+    ens = est.ensemble_
+    if ens.full_hessian or ens.leaf_steps > 1 or ens.leaf_step_method == "gradient":
+        raise NotImplementedError(
+            f"{what} on dask collections needs one Newton step per leaf; "
+            f"{ens.describe()} has other leaves: fit it on in-memory data"
+        )
+
+
+def _newton_sums(template, leaves, y_enc, w):
+    """The gradient and hessian sums of the leaves over one partition's rows."""
+    from ._leaf_rule import leaf_terms
+
+    terms = leaf_terms(template.ensemble_, leaves, y_enc, w, terms=False)
+    return {"G": terms.gradient_sums, "H": terms.hessian_sums}
+
+
+def _newton_coef(est, total):
+    """Each leaf's coefficient ``-eta / (H + lambda)`` (0 where the leaf has no
+    derivative) from the totals, after the leaf-model check of the in-memory ``fit``."""
+    from ._leaf_rule import LeafTerms, _single_step
+
+    ens = est.ensemble_
+    G, H = total["G"], total["H"]
+    beta = H + ens.l2
+    v_hat, clamped, _, _ = _single_step(ens, None, None, None, None, None, None, beta, G, False)
+    eta = np.repeat(ens.learning_rates, ens.n_leaves)
+    live = (beta > 0) & ~np.repeat(ens.constant_tree, ens.n_leaves) & ~clamped
+    coef = np.zeros_like(beta)
+    coef[live] = -eta[live] / beta[live]
+    empty = np.zeros((0, 0))
+    steps = (np.zeros(0, dtype=np.int64), empty)
+    terms = LeafTerms(None, *(empty,) * 4, G, H, beta, coef, v_hat, None, None, *steps)
+    est._check_leaf_model(None, None, None, est.check_leaf_model, est.atol, est.rtol, terms)
+    return coef
+
+
+class _BoostInPlan(_Plan):
     """BoostIn: the leaves' gradient and hessian sums over all rows give each leaf's
     derivative coefficient; a partition's derivatives are the in-memory kernel's."""
 
     @staticmethod
     def check(est):
-        ens = est.ensemble_
         if est.derivative not in ("published", "exact"):
             raise ValueError(f"derivative must be 'published' or 'exact', got {est.derivative!r}")
         if est.leaf_scaling not in ("none", "inverse_size", "inverse_size_squared"):
             raise ValueError(f"leaf_scaling is not valid: {est.leaf_scaling!r}")
         est._validate_leaf_check(est.check_leaf_model)
-        if ens.full_hessian or ens.leaf_steps > 1 or ens.leaf_step_method == "gradient":
-            raise NotImplementedError(
-                f"BoostIn on dask collections needs one Newton step per leaf; "
-                f"{ens.describe()} has other leaves: fit it on in-memory data"
-            )
+        _one_newton_step(est, "BoostIn")
 
     @staticmethod
     def leaf_sums(template, leaves, y_enc, w):
-        from ._leaf_rule import leaf_terms
-
         ens = template.ensemble_
-        terms = leaf_terms(ens, leaves, y_enc, w, terms=False)
-        out = {"G": terms.gradient_sums, "H": terms.hessian_sums}
+        out = _newton_sums(template, leaves, y_enc, w)
         if template.leaf_scaling != "none":
             out["count"] = _trees().leaf_counts(leaves, ens.leaf_offsets, np.ones(len(leaves)))
         return out
@@ -212,20 +283,7 @@ class _BoostInPlan:
     @staticmethod
     def finish(est, total):
         """Check the leaf model on the totals; keep each leaf's coefficient."""
-        from ._leaf_rule import LeafTerms, _single_step
-
-        ens = est.ensemble_
-        G, H = total["G"], total["H"]
-        beta = H + ens.l2
-        v_hat, clamped, _, _ = _single_step(ens, None, None, None, None, None, None, beta, G, False)
-        eta = np.repeat(ens.learning_rates, ens.n_leaves)
-        live = (beta > 0) & ~np.repeat(ens.constant_tree, ens.n_leaves) & ~clamped
-        coef = np.zeros_like(beta)
-        coef[live] = -eta[live] / beta[live]
-        empty = np.zeros((0, 0))
-        steps = (np.zeros(0, dtype=np.int64), empty)
-        terms = LeafTerms(None, *(empty,) * 4, G, H, beta, coef, v_hat, None, None, *steps)
-        est._check_leaf_model(None, None, None, est.check_leaf_model, est.atol, est.rtol, terms)
+        coef = _newton_coef(est, total)
         per_leaf = np.where(coef != 0, -coef, 0.0)
         if est.leaf_scaling != "none":
             counts = total["count"]
@@ -264,13 +322,9 @@ class _BoostInPlan:
         return shell
 
 
-class _SimilarityPlan:
+class _SimilarityPlan(_Plan):
     """LeafSim / TreeSim: the leaves' row counts over all rows weigh the kernel; a
     partition's state is the in-memory fit of its rows with those counts."""
-
-    @staticmethod
-    def check(est):
-        pass
 
     @staticmethod
     def leaf_sums(template, leaves, y_enc, w):
@@ -291,19 +345,255 @@ class _SimilarityPlan:
         return shell
 
 
+class _SinglePointPlan(_Plan):
+    """LeafInfluence(update_set=0): a row's leaf derivatives involve its own leaves
+    and, per leaf, the coefficient ``-eta / (H + lambda)`` of all rows' hessian sums;
+    a partition's state is the in-memory single-point fit of its rows with those
+    coefficients (the update set's own code, run on the partition's rows)."""
+
+    @staticmethod
+    def check(est):
+        est._validate_params_leaf()
+        est._validate_leaf_check(est.check_leaf_model)
+        if int(est.update_set) != 0:
+            raise NotImplementedError(
+                f"LeafInfluence(update_set={est.update_set}) has no distributed path: on "
+                "dask collections LeafInfluence supports update_set=0 only, where a row's "
+                "derivatives involve its own leaves and per-leaf sums over all rows. "
+                "update_set=-1 and k >= 1 propagate each removal through the other rows "
+                "of the later trees' leaves, which couples rows of all partitions: fit "
+                "those on in-memory data"
+            )
+        _one_newton_step(est, "LeafInfluence(update_set=0)")
+
+    @staticmethod
+    def leaf_sums(template, leaves, y_enc, w):
+        return _newton_sums(template, leaves, y_enc, w)
+
+    @staticmethod
+    def finish(est, total):
+        est._dask_coef = np.ascontiguousarray(_newton_coef(est, total))
+
+    @staticmethod
+    def state(template, part, products=True):
+        from ._kernels import _leaf_influence as _li
+        from ._leaf_rule import leaf_terms
+        from ._leaf_update_sets import update_set_for
+        from ._objectives import gradient
+
+        ens = template.ensemble_
+        leaves = part.int_leaves()
+        # as LeafInfluence._fit_influence with update_set=0: the cross-class form from
+        # the derivative terms, else the one-step kernel from the replay
+        cross = template.multiclass == "exact" and ens.objective == "multiclass"
+        terms = leaf_terms(ens, leaves, part.y, part.w, kappa=True, terms=cross)
+        terms = terms._replace(coef=template._dask_coef)  # the leaves' coefficients of all rows
+        empty = np.empty((0, 0), dtype=leaves.dtype)
+        no_groups = (np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.int32))
+        train = _li.TrainLeaves(leaves, empty, ens.leaf_offsets, *no_groups, ens.n_outputs)
+        final = gradient(ens.objective, part.y, terms.final_scores, ens.objective_param)
+        update = update_set_for(
+            0, ens, train, terms.weights, np.ascontiguousarray(final), template.multiclass
+        )
+        if cross:
+            update.fit(terms.coef, terms.source, terms.propagation, None, None)
+        else:
+            update.fit_one_step(terms, ens.gradient_slopes(leaves, part.y, terms.hessians))
+        shell = _shell(template, part.n)
+        shell._update, shell._train = update, update.train
+        return shell
+
+
+class _SurrogateRows:
+    """One partition's part of the TREX surrogate's fit: its feature rows ``Phi``
+    (CSR) and targets ``Y``, kept on its worker while the surrogate is solved."""
+
+    __slots__ = ("Phi", "Y")
+
+    def __init__(self, Phi, Y):
+        self.Phi, self.Y = Phi, Y
+
+
+def _surrogate_part(template, part):
+    from ._trex import _surrogate_targets
+
+    with _numba_threads(template):
+        leaves = part.int_leaves()
+        Y = _surrogate_targets(template.ensemble_, leaves, part.y, template.target)
+        return _SurrogateRows(template._kernel.features(leaves), Y)
+
+
+def _objective_part(rows, w, n, objective, param):
+    """A partition's loss sum and ``Phi^T G`` at the weights ``w``."""
+    from ._trex import surrogate_rows
+
+    K = rows.Y.shape[1]
+    return surrogate_rows(objective, rows.Phi, rows.Phi.T, rows.Y, w.reshape(-1, K), n, param)
+
+
+def _normal_part(rows, v):
+    """``Phi^T Phi v`` of a partition (the squared error's hessian product), or
+    ``Phi^T y`` (the right-hand side) with ``v`` None."""
+    if v is None:
+        return rows.Phi.T @ rows.Y[:, 0]
+    return rows.Phi.T @ (rows.Phi @ v)
+
+
+def _representer_part(template, rows, part, W, n):
+    """A partition's ``Phi^T alpha`` and the moments of its surrogate output ``f`` and
+    the model's raw scores (for the fidelity: count, means, centred sums)."""
+    from ._trex import representer_weights
+
+    with _numba_threads(template):
+        ens = template.ensemble_
+        f = rows.Phi @ W
+        alpha = representer_weights(ens, f, rows.Y, float(template.lmbd), n)
+        phi_alpha = np.asarray(rows.Phi.T @ alpha)
+        if part.n == 0:
+            return phi_alpha, (0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        a = f.ravel()
+        b = ens.raw_from_leaves(part.int_leaves()).reshape(f.shape).ravel()
+        ca, cb = a - a.mean(), b - b.mean()
+        return phi_alpha, (a.size, a.mean(), b.mean(), ca @ ca, cb @ cb, ca @ cb)
+
+
+def _merge_moments(parts):
+    """Pearson correlation from per-partition (count, means, centred sums), merged
+    pairwise in partition order (the parallel form of the two-pass formula)."""
+    n, ma, mb, saa, sbb, sab = 0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for k, pa, pb, qaa, qbb, qab in parts:
+        if k == 0:
+            continue
+        tot = n + k
+        da_, db_ = pa - ma, pb - mb
+        saa += qaa + da_ * da_ * n * k / tot
+        sbb += qbb + db_ * db_ * n * k / tot
+        sab += qab + da_ * db_ * n * k / tot
+        ma, mb, n = ma + da_ * k / tot, mb + db_ * k / tot, tot
+    if n <= 1:
+        return np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.clip(sab / np.sqrt(saa * sbb), -1.0, 1.0))
+
+
+#: TREX's weights larger than this go once to every worker, not with every task
+_INLINE_BYTES = 2**20
+
+
+class _TrexPlan(_Plan):
+    """TREX: the leaves' row counts over all rows weigh the kernel; the surrogate's
+    weights ``W`` are solved on the client by the in-memory solver, each evaluation
+    of its objective (and, for the squared error, each hessian product) a sum of
+    per-partition terms computed by the workers; then each row's representer weight
+    and surrogate output are per-row functions of ``W`` and of ``Phi^T alpha``, a sum
+    over partitions."""
+
+    @staticmethod
+    def check(est):
+        est._check_params()
+
+    @staticmethod
+    def leaf_sums(template, leaves, y_enc, w):
+        return _SimilarityPlan.leaf_sums(template, leaves, y_enc, w)
+
+    @staticmethod
+    def finish(est, total):
+        from ._trex import _TreeKernel
+
+        ens = est.ensemble_
+        est._global_leaf_counts = total["count"]
+        none = np.zeros((0, ens.n_trees), dtype=np.int32)
+        # the leaf-level part of the kernel (its entries) on the client
+        est._kernel = _TreeKernel(ens, none, est.kernel, total["count"])
+
+    @staticmethod
+    def solve(est, client, parts):
+        from ._trex import minimize_surrogate, surrogate_objective
+
+        ens, n, lmbd = est.ensemble_, est.n_train_, float(est.lmbd)
+        template = client.scatter([est], broadcast=True, hash=False)[0]
+        rows = [client.submit(_surrogate_part, template, p, pure=False) for p in parts]
+
+        # one round trip per evaluation: the weights (n_columns x K floats) go with
+        # each partition's task as its argument, or once to every worker when large
+        def total(func, v, *args):  # per-partition terms, added in partition order
+            if v is not None and v.nbytes > _INLINE_BYTES and len(rows) > len(client.nthreads()):
+                v = client.scatter([v], broadcast=True, hash=False)[0]
+            futures = [client.submit(func, r, v, *args, pure=False) for r in rows]
+            return _add_terms(client.gather(futures))
+
+        def fun(w):
+            part = (n, ens.objective, ens.objective_param)
+            loss_sum, phi_g = total(_objective_part, w, *part)
+            return surrogate_objective(loss_sum, phi_g, w, n, lmbd)
+
+        def normal_equations():
+            def matvec(v):
+                return total(_normal_part, v) * (2.0 / n) + 2.0 * lmbd * v
+
+            return matvec, total(_normal_part, None) * (2.0 / n)
+
+        K = ens.n_outputs
+        W, n_iter, gmax, g0 = minimize_surrogate(
+            ens.objective,
+            fun,
+            est._kernel.n_columns,
+            K,
+            lmbd,
+            est.tol,
+            est.max_iter,
+            normal_equations,
+        )
+        est._warn_unconverged(n_iter, gmax, g0, stacklevel=4)  # the caller of fit
+        reps = client.gather(
+            [
+                client.submit(_representer_part, template, r, p, W, n, pure=False)
+                for r, p in zip(rows, parts)
+            ]
+        )
+        est.surrogate_coef_, est.n_iter_ = W, n_iter
+        est._w_rep = _add_terms([r[0] for r in reps])
+        est.fidelity_ = _merge_moments([r[1] for r in reps])
+
+    @staticmethod
+    def state(template, part, products=True):
+        from ._trex import _surrogate_targets, _TreeKernel, representer_weights
+
+        ens = template.ensemble_
+        leaves = part.int_leaves()
+        shell = _shell(template, part.n)
+        kern = _TreeKernel(ens, leaves, template.kernel, template._global_leaf_counts)
+        Phi = kern.train_features if kern.train_features is not None else kern.features(leaves)
+        Y = _surrogate_targets(ens, leaves, part.y, template.target)
+        f = Phi @ template.surrogate_coef_
+        # alpha of the partition's rows (divided by the number of all rows)
+        n, lmbd = template.n_train_, float(template.lmbd)
+        shell.representer_weights_ = representer_weights(ens, f, Y, lmbd, n)
+        shell._kernel = kern
+        shell._f_train = np.ascontiguousarray(Phi @ template._w_rep)
+        shell._y_train = np.ascontiguousarray(part.y, dtype=np.float64)
+        return shell
+
+
 def _plan(est):
     from ._boostin import BoostIn
+    from ._leaf_influence import LeafInfluence
     from ._similarity import _TreeSimilarity
+    from ._trex import TREX
 
     if isinstance(est, BoostIn):
         return _BoostInPlan
     if isinstance(est, _TreeSimilarity):
         return _SimilarityPlan
+    if isinstance(est, TREX):
+        return _TrexPlan
+    if isinstance(est, LeafInfluence):
+        return _SinglePointPlan
     raise NotImplementedError(
-        f"{type(est).__name__} has no distributed path yet: BoostIn, LeafSim and TreeSim "
-        "fit on dask collections; compute X and y into memory (X.compute()) for "
-        f"{type(est).__name__}, or use a retraining method with "
-        "joblib.parallel_config(backend='dask')"
+        f"{type(est).__name__} has no distributed path yet: BoostIn, LeafSim, TreeSim, "
+        "TREX and LeafInfluence(update_set=0) fit on dask collections; compute X and y "
+        f"into memory (X.compute()) for {type(est).__name__}, or use a retraining "
+        "method with joblib.parallel_config(backend='dask')"
     )
 
 
@@ -433,6 +723,7 @@ def fit_dask(est, X, y, sample_weight=None):
     est._train_labels = est._columns = None
     est._explained_labels = est._explained_weights = None
     est.validation_indices_ = np.zeros(0, dtype=np.int64)
+    plan.solve(est, client, parts)
     template = client.scatter([est], broadcast=True, hash=False)[0]
     est._dask = DaskFit(client, parts, [s["n"] for s in sums], template, plan)
     return est

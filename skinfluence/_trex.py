@@ -220,6 +220,30 @@ def _surrogate_targets(ens, leaves, y_enc, target):
     return softmax(raw, axis=1)
 
 
+def surrogate_rows(objective, Phi, PhiT, Y, W, n, param=0.0):
+    """The rows' part of the surrogate objective at ``W`` ``(n_col, K)``: the sum of the
+    rows' losses and ``PhiT @ G`` ``(n_col, K)``, ``G`` the losses' gradients divided by
+    ``n`` (the number of all training rows: the rows may be a part of them)."""
+    Z = Phi @ W
+    if objective == "squared_error":
+        R = Z - Y
+        return (R * R).sum(), PhiT @ (R * (2.0 / n))
+    if objective == "binary":
+        return (np.logaddexp(0.0, Z) - Y * Z).sum(), PhiT @ ((expit(Z) - Y) / n)
+    if is_regression(objective):
+        f = unclipped_loss(objective, Y[:, 0], Z, param).sum()
+        return f, PhiT @ (gradient(objective, Y[:, 0], Z, param) / n)
+    f = -(Y * log_softmax(Z, axis=1)).sum()
+    return f, PhiT @ ((softmax(Z, axis=1) - Y) / n)
+
+
+def surrogate_objective(loss_sum, PhiT_G, w, n, lmbd):
+    """``(f, gradient)`` of the objective ``(1/N) sum_i l(y_i, f_i) + lmbd ||W||^2``
+    from the rows' part (:func:`surrogate_rows`) and the flat weights ``w``."""
+    grad = PhiT_G + 2.0 * lmbd * w.reshape(PhiT_G.shape)
+    return loss_sum / n + lmbd * float(w @ w), grad.ravel()
+
+
 def _surrogate_loss_grad(objective, Phi, PhiT, Y, lmbd, param=0.0):
     """Objective ``(1/N) sum_i l(y_i, f_i) + lmbd ||W||^2`` and its gradient (``l``:
     twice the squared error, the log-losses, or the regression objective's own loss
@@ -228,23 +252,8 @@ def _surrogate_loss_grad(objective, Phi, PhiT, Y, lmbd, param=0.0):
     K = Y.shape[1]
 
     def fun(w):
-        W = w.reshape(-1, K)
-        Z = Phi @ W
-        if objective == "squared_error":
-            R = Z - Y
-            f = (R * R).sum() / n
-            G = R * (2.0 / n)
-        elif objective == "binary":
-            f = (np.logaddexp(0.0, Z) - Y * Z).sum() / n
-            G = (expit(Z) - Y) / n
-        elif is_regression(objective):
-            f = unclipped_loss(objective, Y[:, 0], Z, param).sum() / n
-            G = gradient(objective, Y[:, 0], Z, param) / n
-        else:
-            f = -(Y * log_softmax(Z, axis=1)).sum() / n
-            G = (softmax(Z, axis=1) - Y) / n
-        grad = PhiT @ G + 2.0 * lmbd * W
-        return f + lmbd * float(w @ w), grad.ravel()
+        rows = surrogate_rows(objective, Phi, PhiT, Y, w.reshape(-1, K), n, param)
+        return surrogate_objective(*rows, w, n, lmbd)
 
     return fun
 
@@ -260,10 +269,27 @@ def fit_surrogate(objective, Phi, Y, lmbd, tol, max_iter, param=0.0):
     """
     PhiT = Phi.T.tocsr()
     fun = _surrogate_loss_grad(objective, Phi, PhiT, Y, lmbd, param)
-    w0 = np.zeros(Phi.shape[1] * Y.shape[1])
+    n = Phi.shape[0]
+
+    def normal_equations():
+        def matvec(v):
+            return (PhiT @ (Phi @ v)) * (2.0 / n) + 2.0 * lmbd * v
+
+        return matvec, (PhiT @ Y[:, 0]) * (2.0 / n)
+
+    return minimize_surrogate(
+        objective, fun, Phi.shape[1], Y.shape[1], lmbd, tol, max_iter, normal_equations
+    )
+
+
+def minimize_surrogate(objective, fun, n_col, K, lmbd, tol, max_iter, normal_equations):
+    """:func:`fit_surrogate` given the objective ``fun(w) -> (f, gradient)`` and, for
+    the squared error, ``normal_equations() -> (matvec, b)``: the product with the
+    objective's hessian and the right-hand side (the rows may live elsewhere)."""
+    w0 = np.zeros(n_col * K)
     g0 = np.abs(fun(w0)[1]).max() if w0.size else 0.0
     if g0 == 0.0:
-        return w0.reshape(-1, Y.shape[1]), 0, 0.0, 0.0
+        return w0.reshape(-1, K), 0, 0.0, 0.0
     res = minimize(
         fun,
         w0,
@@ -276,16 +302,25 @@ def fit_surrogate(objective, Phi, Y, lmbd, tol, max_iter, param=0.0):
         # L-BFGS stalls once the objective's decrease is at rounding level; the
         # problem is quadratic, so conjugate gradients on the normal equations
         # (driven by residuals, not by objective values) finish the job
-        n = Phi.shape[0]
-
-        def matvec(v):
-            return (PhiT @ (Phi @ v)) * (2.0 / n) + 2.0 * lmbd * v
-
+        matvec, b = normal_equations()
         A = LinearOperator((w.size, w.size), matvec=matvec, dtype=np.float64)
-        b = (PhiT @ Y[:, 0]) * (2.0 / n)
         w, _ = cg(A, b, x0=w, rtol=0.0, atol=float(tol) * g0, maxiter=max(1, int(max_iter) - nit))
         gmax = float(np.abs(fun(w)[1]).max())
-    return w.reshape(-1, Y.shape[1]), nit, gmax, float(g0)
+    return w.reshape(-1, K), nit, gmax, float(g0)
+
+
+def representer_weights(ens, f, Y, lmbd, n):
+    """``alpha`` ``(rows, K)`` of rows with surrogate output ``f`` and targets ``Y``
+    (``n``: the number of all training rows)."""
+    if ens.objective == "squared_error":
+        return np.ascontiguousarray((f - Y) / (-lmbd * n))
+    if ens.objective == "binary":
+        alpha = (expit(f) - Y) / (-2.0 * lmbd * n)
+    elif ens.is_regression:
+        alpha = gradient(ens.objective, Y[:, 0], f, ens.objective_param) / (-2.0 * lmbd * n)
+    else:
+        alpha = (softmax(f, axis=1) - Y) / (-2.0 * lmbd * n)
+    return np.ascontiguousarray(alpha)
 
 
 def _surrogate_label_move(ens, y, targets, f):
@@ -541,7 +576,7 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
         self.tol = tol
         self.max_iter = max_iter
 
-    def _fit_influence(self, X, leaves, y_enc, sample_weight):
+    def _check_params(self):
         if self.target not in _TARGETS:
             raise ValueError(f"target must be one of {_TARGETS}, got {self.target!r}")
         if not (np.isscalar(self.lmbd) and self.lmbd > 0):
@@ -550,6 +585,20 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
             raise ValueError(f"tol must be a positive number, got {self.tol!r}")
         if not (np.isscalar(self.max_iter) and self.max_iter >= 1):
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}")
+
+    def _warn_unconverged(self, n_iter, gmax, g0, stacklevel):
+        if n_iter >= self.max_iter and gmax > self.tol * g0:
+            warnings.warn(
+                f"TREX: the surrogate did not converge in {n_iter} iterations (largest "
+                f"gradient entry {gmax:.3g}, {gmax / g0:.3g} of its initial value, tol "
+                f"{self.tol:g}); the representer values reconstruct the surrogate only "
+                "approximately. Increase max_iter or lmbd.",
+                ConvergenceWarning,
+                stacklevel=stacklevel + 1,
+            )
+
+    def _fit_influence(self, X, leaves, y_enc, sample_weight):
+        self._check_params()
         ens = self.ensemble_
         kern = _TreeKernel(ens, leaves, self.kernel)
         Phi = kern.train_features if kern.train_features is not None else kern.features(leaves)
@@ -558,31 +607,16 @@ class TREX(_KernelFeaturesMixin, BaseInfluence):
         W, n_iter, gmax, g0 = fit_surrogate(
             ens.objective, Phi, Y, lmbd, self.tol, self.max_iter, ens.objective_param
         )
-        if n_iter >= self.max_iter and gmax > self.tol * g0:
-            warnings.warn(
-                f"TREX: the surrogate did not converge in {n_iter} iterations (largest "
-                f"gradient entry {gmax:.3g}, {gmax / g0:.3g} of its initial value, tol "
-                f"{self.tol:g}); the representer values reconstruct the surrogate only "
-                "approximately. Increase max_iter or lmbd.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+        self._warn_unconverged(n_iter, gmax, g0, stacklevel=3)
         n = len(leaves)
         f = Phi @ W
-        if ens.objective == "squared_error":
-            alpha = (f - Y) / (-lmbd * n)
-        elif ens.objective == "binary":
-            alpha = (expit(f) - Y) / (-2.0 * lmbd * n)
-        elif ens.is_regression:
-            alpha = gradient(ens.objective, Y[:, 0], f, ens.objective_param) / (-2.0 * lmbd * n)
-        else:
-            alpha = (softmax(f, axis=1) - Y) / (-2.0 * lmbd * n)
+        alpha = representer_weights(ens, f, Y, lmbd, n)
         raw = ens.raw_from_leaves(leaves)
         with np.errstate(invalid="ignore", divide="ignore"):
             fid = np.corrcoef(f.ravel(), raw.ravel())[0, 1] if n > 1 else np.nan
         self._kernel = kern
         self.surrogate_coef_ = W
-        self.representer_weights_ = np.ascontiguousarray(alpha)
+        self.representer_weights_ = alpha
         self.n_iter_ = n_iter
         self.fidelity_ = float(fid)
         # W in representer form (phi^T alpha): f_e = phi_e . w_rep = sum_i R_{i,e}

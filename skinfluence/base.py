@@ -280,10 +280,11 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         X : array-like or DataFrame of shape (n_train, n_features)
             The rows the model was (or is to be) trained on, in any format the model
             takes (numpy, pandas, polars; NaN and categoricals as the model allows).
-            A ``dask.array`` or ``dask.dataframe`` (BoostIn, LeafSim, TreeSim; a fitted
-            model; ``y`` partitioned alike) fits on a dask.distributed cluster: the
-            queries then run there and ``transform``, ``global_influence`` and
-            ``self_influence`` return dask arrays (see the user guide's page on dask).
+            A ``dask.array`` or ``dask.dataframe`` (BoostIn, LeafSim, TreeSim, TREX,
+            LeafInfluence with ``update_set=0``; a fitted model; ``y`` partitioned
+            alike) fits on a dask.distributed cluster: the queries then run there and
+            ``transform``, ``global_influence`` and ``self_influence`` return dask
+            arrays (see the user guide's page on dask).
         y : array-like of shape (n_train,)
             The training labels.
         sample_weight : array-like of shape (n_train,), default=None

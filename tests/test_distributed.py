@@ -1,17 +1,30 @@
 """The dask.distributed path (skinfluence._distributed) against the in-memory estimators,
 on a real LocalCluster of two worker processes.
 
-BoostIn adds its per-leaf hessian sums per partition and then across partitions, in
-another order than the in-memory sum over all rows: each leaf's coefficient
-``eta / (H + lambda)`` then differs by a relative few ``n eps`` at most (a sum of
-positive terms), and every influence value is a sum over trees of such terms, so
-the results are compared with ``rtol=1e-9`` and an absolute floor of ``1e-9`` of the
-largest value (for entries where the trees' terms cancel). LeafSim and TreeSim add
-integer row counts, exact in float64: their results are compared bit for bit.
+BoostIn and LeafInfluence(update_set=0) add their per-leaf hessian sums per partition
+and then across partitions, in another order than the in-memory sum over all rows:
+each leaf's coefficient ``eta / (H + lambda)`` then differs by a relative few ``n eps``
+at most (a sum of positive terms), and every influence value is a sum over trees of
+such terms, so the results are compared with ``rtol=1e-9`` and an absolute floor of
+``1e-9`` of the largest value (for entries where the trees' terms cancel). LeafSim
+and TreeSim add integer row counts, exact in float64: their results are compared bit
+for bit.
+
+TREX solves its surrogate with the in-memory solver, the objective's sums over rows
+added per partition: the solver's path differs by rounding and it stops at another
+point within its tolerance (the largest gradient entry at most ``tol`` times its value
+at 0). Three checks: the weights of both solutions satisfy the stopping rule and lie
+within the strong-convexity bound of each other (the objective's hessian is at least
+``2 lmbd``, so ``||W1 - W2|| <= (||g1|| + ||g2||) / (2 lmbd)``); with the in-memory
+solver replaced by the distributed solution, the in-memory TREX gives the distributed
+values to ``rtol=1e-9`` (everything after the solve is per row, or a sum over rows,
+``Phi^T alpha``, in another order); and the distributed values are within ``1e-6`` of
+the largest in-memory value (measured: about 1e-12 on these models).
 """
 
 import pickle
 
+import catboost
 import dask.array as da
 import dask.dataframe as dd
 import distributed
@@ -21,8 +34,11 @@ import pandas as pd
 import pytest
 import zarr
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
 
-from skinfluence import TREX, BoostIn, LeafInfluence, LeafSim, TreeSim
+import skinfluence._distributed as distributed_module
+import skinfluence._trex as trex_module
+from skinfluence import TREX, BoostIn, LeafInfluence, LeafRefit, LeafSim, TreeSim
 from skinfluence._ensemble import TrainingDataMismatchError
 
 CHUNKS = (170, 60, 230, 140)  # uneven row partitions
@@ -75,8 +91,8 @@ def _dask_frame(X, y):
     return df, Xd, yd
 
 
-def _compare(dist, ref, Xq, yq, exact):
-    check = assert_array_equal if exact else _close
+def _compare(dist, ref, Xq, yq, exact, check=None):
+    check = check or (assert_array_equal if exact else _close)
     M = dist.transform(Xq, yq)
     assert isinstance(M, da.Array)
     assert M.shape == (len(Xq), ref.n_train_)
@@ -144,9 +160,25 @@ def test_refusals(client, task):
     other = da.from_array(y, chunks=((100, 300, 200),))
     with pytest.raises(ValueError, match="partitioned alike"):
         BoostIn(model).fit(Xd, other)
-    for method in (LeafInfluence(model, update_set=0), TREX(model)):
-        with pytest.raises(NotImplementedError, match="no distributed path"):
+    with pytest.raises(NotImplementedError, match="LeafRefit has no distributed path yet"):
+        LeafRefit(model, update_set=0).fit(Xd, yd)
+    for u in (-1, 2):
+        with pytest.raises(NotImplementedError, match="supports update_set=0 only"):
+            LeafInfluence(model, update_set=u).fit(Xd, yd)
+    steps = catboost.CatBoostClassifier(
+        iterations=3,
+        depth=2,
+        leaf_estimation_iterations=2,
+        verbose=0,
+        thread_count=1,
+        allow_writing_files=False,
+        random_seed=0,
+    ).fit(X, y)
+    for method in (LeafInfluence(steps, update_set=0), BoostIn(steps)):
+        with pytest.raises(NotImplementedError, match="needs one Newton step per leaf"):
             method.fit(Xd, yd)
+    with pytest.raises(ValueError, match="lmbd must be a positive number"):
+        TREX(model, lmbd=0.0).fit(Xd, yd)
     with pytest.raises(ValueError, match="fitted model"):
         BoostIn(lgb.LGBMClassifier()).fit(Xd, yd)
     dist = BoostIn(model).fit(Xd, yd)
@@ -162,3 +194,126 @@ def test_refusals(client, task):
         pickle.dumps(dist)
     # a later in-memory fit forgets the distributed state
     assert not isinstance(dist.fit(X, y).transform(Xq, yq), da.Array)
+
+
+# ---------------------------------------------------------- LeafInfluence(update_set=0)
+@pytest.fixture(scope="module")
+def multiclass():
+    X, _ = _data()
+    y = np.digitize(X[:, 0] - X[:, 1] * X[:, 2], [-0.5, 0.5])
+    params = {"n_estimators": 5, "num_leaves": 5, "verbose": -1, "random_state": 0}
+    return X, y, lgb.LGBMClassifier(**params).fit(X, y)
+
+
+def test_leaf_influence_single_point_dask_array(client, task):
+    X, y, _, model, _, Xq, yq = task
+    ref = LeafInfluence(model, update_set=0).fit(X, y)
+    dist = LeafInfluence(model, update_set=0).fit(*_dask_array(X, y)[:2])
+    assert dist.transform(Xq, yq).chunks[1] == CHUNKS
+    _compare(dist, ref, Xq, yq, exact=False)
+
+
+def test_leaf_influence_single_point_weighted_dataframe(client, task):
+    X, y, w, _, weighted, Xq, yq = task
+    df, Xd, yd = _dask_frame(X, y)
+    wd = dd.from_pandas(pd.Series(w), npartitions=4, sort=False)
+    ref = LeafInfluence(weighted, update_set=0).fit(df, y, sample_weight=w)
+    dist = LeafInfluence(weighted, update_set=0).fit(Xd, yd, sample_weight=wd)
+    _compare(dist, ref, pd.DataFrame(Xq, columns=df.columns), yq, exact=False)
+
+
+@pytest.mark.parametrize("form", ["exact", "diagonal"])
+def test_leaf_influence_single_point_multiclass(client, multiclass, form):
+    X, y, model = multiclass
+    ref = LeafInfluence(model, update_set=0, multiclass=form).fit(X, y)
+    dist = LeafInfluence(model, update_set=0, multiclass=form).fit(*_dask_array(X, y)[:2])
+    _compare(dist, ref, X[:7], y[:7], exact=False)
+
+
+# ------------------------------------------------------------------------------ TREX
+def _surrogate_gradient(ref, W):
+    """The in-memory surrogate objective's gradient at ``W`` (flat)."""
+    ens = ref.ensemble_
+    Phi = ref._kernel.features(ref._train_leaves)
+    Y = trex_module._surrogate_targets(ens, ref._train_leaves, ref._y_train, ref.target)
+    fun = trex_module._surrogate_loss_grad(
+        ens.objective, Phi, Phi.T.tocsr(), Y, float(ref.lmbd), ens.objective_param
+    )
+    return fun(W.ravel())[1], fun(np.zeros(W.size))[1]
+
+
+def _check_trex(dist, ref, fit_ref, Xq, yq, monkeypatch, converged=True):
+    """The three checks of the module docstring; ``fit_ref()`` fits the in-memory TREX."""
+    W_d, W_m = dist.surrogate_coef_, ref.surrogate_coef_
+    g_d, g0 = _surrogate_gradient(ref, W_d)
+    g_m, _ = _surrogate_gradient(ref, W_m)
+    g0 = np.abs(g0).max()
+    if converged:
+        assert np.abs(g_d).max() <= 2 * ref.tol * g0
+        assert np.abs(g_m).max() <= 2 * ref.tol * g0
+    bound = (np.linalg.norm(g_d) + np.linalg.norm(g_m)) / (2 * ref.lmbd)
+    assert np.linalg.norm(W_d - W_m) <= bound
+    assert abs(dist.fidelity_ - ref.fidelity_) <= 1e-6
+    # in-memory TREX from the distributed solution: the same values to rounding
+    monkeypatch.setattr(trex_module, "fit_surrogate", lambda *a, **k: (W_d, dist.n_iter_, 0.0, 1.0))
+    oracle = fit_ref()
+    monkeypatch.undo()
+    assert_allclose(oracle.fidelity_, dist.fidelity_, rtol=1e-12)
+    _compare(dist, oracle, Xq, yq, exact=False)
+    # and the in-memory TREX itself, to the solve's accuracy
+    _compare(dist, ref, Xq, yq, exact=False, check=_solver_close)
+
+
+def _solver_close(a, b):
+    assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(b).max())
+
+
+def test_trex_dask_array(client, task, monkeypatch):
+    X, y, _, model, _, Xq, yq = task
+    ref = TREX(model).fit(X, y)
+    dist = TREX(model).fit(*_dask_array(X, y)[:2])
+    assert dist.transform(Xq, yq).chunks[1] == CHUNKS
+    assert_array_equal(dist.kernel_features(Xq).toarray(), ref.kernel_features(Xq).toarray())
+    _check_trex(dist, ref, lambda: TREX(model).fit(X, y), Xq, yq, monkeypatch)
+
+
+def test_trex_path_kernel_dataframe(client, task, monkeypatch):
+    X, y, _, model, _, Xq, yq = task
+    df, Xd, yd = _dask_frame(X, y)
+    kw = {"kernel": "fpw", "target": "predicted"}
+    ref = TREX(model, **kw).fit(df, y)
+    # the weights sent once to every worker (as when larger than 1 MB)
+    monkeypatch.setattr(distributed_module, "_INLINE_BYTES", 0)
+    dist = TREX(model, **kw).fit(Xd, yd)
+    qf = pd.DataFrame(Xq, columns=df.columns)
+    _check_trex(dist, ref, lambda: TREX(model, **kw).fit(df, y), qf, yq, monkeypatch)
+
+
+def test_trex_squared_error_conjugate_gradients(client, monkeypatch):
+    # a regression stopped after 3 L-BFGS iterations, above tol: conjugate gradients on
+    # the normal equations continue (their hessian products summed over partitions),
+    # and the solver's warning names the caller's line in both paths
+    X, _ = _data()
+    y = X[:, 0] - X[:, 1] * X[:, 2] + 0.5 * np.random.default_rng(0).normal(size=N)
+    params = {"n_estimators": 6, "num_leaves": 6, "learning_rate": 0.3, "verbose": -1}
+    model = lgb.LGBMRegressor(**params, random_state=0).fit(X, y)
+    calls = []
+    solver = trex_module.cg
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return solver(*args, **kwargs)
+
+    monkeypatch.setattr(trex_module, "cg", spy)
+    with pytest.warns(ConvergenceWarning, match="did not converge") as record:
+        dist = TREX(model, max_iter=3).fit(*_dask_array(X, y)[:2])
+    assert calls and record[0].filename == __file__
+    monkeypatch.undo()
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        ref = TREX(model, max_iter=3).fit(X, y)
+    assert dist.n_iter_ == ref.n_iter_ == 3
+
+    def fit_ref():
+        return TREX(model, max_iter=3).fit(X, y)
+
+    _check_trex(dist, ref, fit_ref, X[:7], y[:7], monkeypatch, converged=False)
