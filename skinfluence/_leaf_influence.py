@@ -317,6 +317,21 @@ class LeafInfluence(_LeafBase):
     Queries without labels: classifiers explain their own predicted label; regressors
     explain the predicted value (positive = removing the row lowers the prediction).
 
+    ``label_edit`` (every ``update_set``, every leaf model): the first-order change of
+    the query's loss when row ``i``'s label moves toward its new label, the derivative
+    in a soft label ``y_i + tau (y*_i - y_i)`` at ``tau = 0``, propagated as the update
+    set propagates a removal (the row's source term replaced by its change in the
+    label: ``(g* - g) + vbar (h* - h)`` for one Newton step, through the kept steps
+    for CatBoost's leaves of several steps, ``e_y - e_y*`` for CatBoost ``MultiClass``
+    K x K leaves). Covered: the objectives whose gradient and hessian are linear in
+    the label (squared error, binary and multiclass log-loss, cross-entropy, Poisson,
+    Gamma, Tweedie); pseudo-Huber and Huber raise ``NotImplementedError``. Checked
+    against central differences of the update set's fixed-structure refit with the
+    label moved (LightGBM, XGBoost, scikit-learn, CatBoost with one step, several
+    Newton or gradient steps and ``MultiClass``; update sets -1, 0 and 2): agreement
+    to 5e-9 of the largest value. Cost per call: one reverse sweep per block of
+    queries (-1), O(N T) (0), the forward mode O(N^2 T) (k).
+
     CatBoost's ``get_object_importance(pool, train_pool, type='PerObject',
     update_method=...)`` computes the same estimator for models trained with
     ``leaf_estimation_iterations=1``, ``leaf_estimation_method='Newton'`` and plain
