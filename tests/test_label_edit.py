@@ -285,24 +285,28 @@ def test_leaf_influence_label_edit_is_the_soft_label_derivative(case, multiclass
 
 
 UPDATE_SET_CASES = {
-    "lightgbm-binary": (lambda: lgb.LGBMClassifier(n_estimators=8, verbose=-1), "binary", False),
+    "lightgbm-binary": (
+        lambda: lgb.LGBMClassifier(n_estimators=8, verbose=-1, n_jobs=1),
+        "binary",
+        False,
+    ),
     "lightgbm-gamma": (
-        lambda: lgb.LGBMRegressor(n_estimators=8, objective="gamma", verbose=-1),
+        lambda: lgb.LGBMRegressor(n_estimators=8, objective="gamma", verbose=-1, n_jobs=1),
         "positive",
         False,
     ),
     "lightgbm-multiclass": (
-        lambda: lgb.LGBMClassifier(n_estimators=5, verbose=-1),
+        lambda: lgb.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1),
         "multiclass",
         False,
     ),
     "xgboost-binary-weighted": (
-        lambda: xgb.XGBClassifier(n_estimators=8, max_depth=3),
+        lambda: xgb.XGBClassifier(n_estimators=8, max_depth=3, n_jobs=1),
         "binary",
         True,
     ),
     "xgboost-poisson": (
-        lambda: xgb.XGBRegressor(n_estimators=8, max_depth=3, objective="count:poisson"),
+        lambda: xgb.XGBRegressor(n_estimators=8, max_depth=3, objective="count:poisson", n_jobs=1),
         "count",
         False,
     ),
@@ -378,7 +382,7 @@ def test_leaf_influence_label_edit_update_sets(case, update_set):
 
 def test_leaf_influence_label_edit_top_k_with_every_leaf_is_all_points():
     X, y = model_table.data("multiclass")
-    model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)
+    model = lgb.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1).fit(X, y)
     new = _new_labels("multiclass", y, np.random.default_rng(13))
     full = sk.LeafInfluence(model).fit(X, y).label_edit(X[:4], y[:4], new_labels=new)
     est = sk.LeafInfluence(model, update_set=64).fit(X, y)
@@ -393,7 +397,7 @@ def test_leaf_influence_label_edit_keeps_the_fit_and_threads(update_set):
     """A label edit leaves the fitted explainer as it was (its transform and
     self-influence unchanged, bit for bit) and does not depend on the threads."""
     X, y = model_table.data("binary")
-    model = lgb.LGBMClassifier(n_estimators=6, verbose=-1).fit(X, y)
+    model = lgb.LGBMClassifier(n_estimators=6, verbose=-1, n_jobs=1).fit(X, y)
     one = sk.LeafInfluence(model, update_set=update_set, n_jobs=1, block_size=7).fit(X, y)
     two = sk.LeafInfluence(model, update_set=update_set, n_jobs=2).fit(X, y)
     before = one.transform(X[:5], y[:5]), one.self_influence()
@@ -406,8 +410,8 @@ def test_leaf_influence_label_edit_keeps_the_fit_and_threads(update_set):
 def test_leaf_influence_label_edit_refusals():
     Xr, yr = model_table.data("regression")
     for model in (
-        lgb.LGBMRegressor(n_estimators=5, objective="huber", verbose=-1).fit(Xr, yr),
-        xgb.XGBRegressor(n_estimators=5, objective="reg:pseudohubererror").fit(Xr, yr),
+        lgb.LGBMRegressor(n_estimators=5, objective="huber", verbose=-1, n_jobs=1).fit(Xr, yr),
+        xgb.XGBRegressor(n_estimators=5, objective="reg:pseudohubererror", n_jobs=1).fit(Xr, yr),
     ):
         for u in (-1, 0, 2):
             est = sk.LeafInfluence(model, update_set=u).fit(Xr, yr)
