@@ -466,8 +466,7 @@ class LeafInfluence(_LeafBase):
         update = self._update
         leaves = update.training_leaves()
         y, w = self._explained_labels, self._explained_weights
-        coef = propagation = None
-        terms = None
+        coef = propagation = terms = None
         if ens.full_hessian:
             source = _full_label_source(ens, y, targets)
         else:

@@ -20,6 +20,10 @@ cross-class terms of the softmax propagate, with the kernels of
 column propagates alone); ``fit`` takes the derivative terms. The query
 methods take ``row_blocks(desc)``, the explainer's iterator over blocks of removed rows
 (its block size and progress bar follow the explainer's parameters at call time).
+
+A label edit (``label_edit_state``) is a copy of the fitted strategy fitted again with
+the label source (the change of the source term per unit move of each row's label) in
+place of the removal's; its removal influence is minus the first-order edit.
 """
 
 import copy
@@ -223,7 +227,7 @@ class AllPoints(_ForwardMode):
 
     def edited_terms(self, source):
         """The derivative terms with another source ``(n_train, T)`` (a label edit:
-        the change of ``g + vbar h`` per unit move of each row's label)."""
+        the change of the source term per unit move of each row's label)."""
         if self.cross:  # stored by tree
             return self.terms._replace(source=np.ascontiguousarray(source.T))
         order = self.train.order
