@@ -8,8 +8,9 @@ from scipy.special import log_softmax
 
 from . import _full_hessian
 from ._kernels import _leaf_influence as _li
+from ._kernels import _leaf_influence_edit as _edit
 from ._kernels import _leaves
-from ._leaf_rule import leaf_terms
+from ._leaf_rule import _scores_before, leaf_terms
 from ._leaf_update_sets import AllPoints, SinglePoint, check_multiclass, update_set_for
 from ._objectives import REGRESSION_OBJECTIVES, gradient, unclipped_loss
 from .base import BaseInfluence, _numba_threads, _progress
@@ -64,6 +65,41 @@ def _loss_change(objective, y, F, dF, param=0.0):
     new = -log_softmax(Fp, axis=1)[rows, yi, :]
     old = -log_softmax(F, axis=1)[rows, yi][:, None]
     return new - old
+
+
+def _label_source(ens, leaves, y, targets, terms=None):
+    """``(n, T)`` change of each row's source term per unit move of its label toward
+    ``targets`` (per-column leaves): ``(g* - g) + vbar (h* - h)`` for one Newton step,
+    through the kept steps (``terms``: their :class:`LeafTerms`) for several."""
+    if ens.leaf_steps > 1 or ens.leaf_step_method != "newton":
+        return _edit.label_source_steps(
+            np.ascontiguousarray(leaves, dtype=np.int32),
+            ens.leaf_offsets,
+            _scores_before(ens, leaves),
+            np.ascontiguousarray(y, dtype=np.float64),
+            np.ascontiguousarray(targets, dtype=np.float64),
+            np.ascontiguousarray(terms.weights, dtype=np.float64),
+            ens.objective_code,
+            ens.kernel_param,
+            ens.l2,
+            ens.leaf_step_method == "gradient",
+            ens.constant_tree,
+            terms.steps_taken,
+            np.ascontiguousarray(terms.step_scales),
+        )
+    g, h, _, _ = ens.replay(leaves, y)
+    g_new, h_new, _, _ = ens.replay(leaves, targets)
+    vbar = ens.unshrunk_values[ens.flat_leaves(leaves)]
+    return np.ascontiguousarray((g_new - g) + vbar * (h_new - h))
+
+
+def _full_label_source(ens, y, targets):
+    """``(n, R, K)`` label source of K x K Newton leaves: the softmax hessian does not
+    depend on the label, so only the gradient moves, by ``e_y - e_y*`` per unit."""
+    K = ens.n_outputs
+    eye = np.eye(K)
+    change = eye[np.asarray(y).astype(np.intp)] - eye[np.asarray(targets).astype(np.intp)]
+    return np.ascontiguousarray(np.repeat(change[:, None, :], ens.n_rounds, axis=1))
 
 
 class _LeafBase(BaseInfluence):
@@ -281,6 +317,21 @@ class LeafInfluence(_LeafBase):
     Queries without labels: classifiers explain their own predicted label; regressors
     explain the predicted value (positive = removing the row lowers the prediction).
 
+    ``label_edit`` (every ``update_set``, every leaf model): the first-order change of
+    the query's loss when row ``i``'s label moves toward its new label, the derivative
+    in a soft label ``y_i + tau (y*_i - y_i)`` at ``tau = 0``, propagated as the update
+    set propagates a removal (the row's source term replaced by its change in the
+    label: ``(g* - g) + vbar (h* - h)`` for one Newton step, through the kept steps
+    for CatBoost's leaves of several steps, ``e_y - e_y*`` for CatBoost ``MultiClass``
+    K x K leaves). Covered: the objectives whose gradient and hessian are linear in
+    the label (squared error, binary and multiclass log-loss, cross-entropy, Poisson,
+    Gamma, Tweedie); pseudo-Huber and Huber raise ``NotImplementedError``. Checked
+    against central differences of the update set's fixed-structure refit with the
+    label moved (LightGBM, XGBoost, scikit-learn, CatBoost with one step, several
+    Newton or gradient steps and ``MultiClass``; update sets -1, 0 and 2): agreement
+    to 5e-9 of the largest value. Cost per call: one reverse sweep per block of
+    queries (-1), O(N T) (0), the forward mode O(N^2 T) (k).
+
     CatBoost's ``get_object_importance(pool, train_pool, type='PerObject',
     update_method=...)`` computes the same estimator for models trained with
     ``leaf_estimation_iterations=1``, ``leaf_estimation_method='Newton'`` and plain
@@ -404,33 +455,34 @@ class LeafInfluence(_LeafBase):
 
     def _label_edit_state(self, targets):
         # first order in a soft move of each row's label toward its new label: the
-        # reverse sweep with the source g + vbar h replaced by its change
+        # update set of the fit run again with the removal's source g + vbar h
+        # replaced by its change per unit move (_label_source)
         ens = self.ensemble_
-        update = getattr(self, "_update", None)
-        if not isinstance(update, AllPoints):
-            raise NotImplementedError(
-                "LeafInfluence.label_edit needs update_set=-1 (the smaller update sets "
-                "are not implemented for label edits)"
-            )
-        if ens.full_hessian or ens.leaf_steps > 1 or ens.leaf_step_method != "newton":
-            raise NotImplementedError(
-                "LeafInfluence.label_edit needs leaves of one Newton step per column, not "
-                f"{ens.describe()}; BoostIn.label_edit and LeafRefit.label_edit cover "
-                "these leaves"
-            )
         if ens.objective in _NONLINEAR_IN_LABEL:
             raise NotImplementedError(
                 f"LeafInfluence.label_edit: the {ens.objective} gradient is not linear in "
-                "the label; use BoostIn.label_edit"
+                "the label; use BoostIn.label_edit or LeafRefit.label_edit"
             )
-        leaves = self._train.leaves
-        g, h, _, _ = ens.replay(leaves, self._explained_labels)
-        g_new, h_new, _, _ = ens.replay(leaves, targets)
-        vbar = ens.unshrunk_values[ens.flat_leaves(leaves)]
-        return update.edited_terms(np.ascontiguousarray((g_new - g) + vbar * (h_new - h)))
+        update = self._update
+        leaves = update.training_leaves()
+        y, w = self._explained_labels, self._explained_weights
+        coef = propagation = terms = None
+        if ens.full_hessian:
+            source = _full_label_source(ens, y, targets)
+        else:
+            # the update sets other than AllPoints refit their terms; the leaves of
+            # several steps need the steps each tree kept
+            multi = ens.leaf_steps > 1 or ens.leaf_step_method != "newton"
+            if not isinstance(update, AllPoints) or multi:
+                terms = leaf_terms(ens, leaves, y, w, kappa=True, terms=True)
+                coef, propagation = terms.coef, terms.propagation
+            source = _label_source(ens, leaves, y, targets, terms)
+        return update.label_edit_state(
+            source, coef, propagation, self._row_blocks, self._fits_cache
+        )
 
     def _label_edit_block(self, q, context, state):
-        return self._update.label_edit_block(q, state)
+        return self._update.label_edit_block(q, state, self._row_blocks)
 
     @property
     def _fills_out(self):

@@ -20,13 +20,20 @@ cross-class terms of the softmax propagate, with the kernels of
 column propagates alone); ``fit`` takes the derivative terms. The query
 methods take ``row_blocks(desc)``, the explainer's iterator over blocks of removed rows
 (its block size and progress bar follow the explainer's parameters at call time).
+
+A label edit (``label_edit_state``) is a copy of the fitted strategy fitted again with
+the label source (the change of the source term per unit move of each row's label) in
+place of the removal's; its removal influence is minus the first-order edit.
 """
+
+import copy
 
 import numba
 import numpy as np
 
 from ._kernels import _leaf_influence as _li
 from ._kernels import _leaf_influence_cross as _cross
+from ._kernels import _leaf_influence_edit as _edit
 from ._kernels import _leaf_influence_top as _top
 from ._kernels import _leaves
 
@@ -129,6 +136,32 @@ class _UpdateSet:
         Gq[flat, np.arange(m)[:, None]] = gq
         return Gq
 
+    def training_leaves(self):
+        """The ``(n_train, T)`` training leaf ids."""
+        return self.train.leaves
+
+    def label_edit_state(self, source, coef, propagation, row_blocks, fits_cache):
+        """This update set fitted again with the label source ``source`` in place of
+        the removal's (a label edit: the change of the source per unit move of each
+        row's label, without the row's weight); its removal influence is minus the
+        first-order label edit (:meth:`label_edit_block`).
+
+        ``coef`` and ``propagation``: the derivative terms of the fit (``None`` for
+        the full-hessian update sets, whose terms ``full`` take the source, shaped
+        ``(n_train, n_rounds, K)``).
+        """
+        edited = copy.copy(self)
+        edited.train = self.train._replace(leaves=self.training_leaves())
+        if getattr(self, "full", None) is not None:  # the K x K terms of _full_hessian
+            edited.full = self.full._replace(source=np.ascontiguousarray(source))
+        edited.fit(coef, source, propagation, row_blocks, fits_cache)
+        return edited
+
+    def label_edit_block(self, q, state, row_blocks):
+        """``(m, n_train)`` first-order loss changes of the label edits of
+        :meth:`label_edit_state`."""
+        return -state.influence_block(q, None, row_blocks)
+
     def fit(self, coef, source, propagation, row_blocks, fits_cache):  # pragma: no cover
         """Precompute from the derivative terms (see :class:`DerivativeTerms`);
         ``fits_cache()`` tells whether ``n_train x n_leaves_total`` floats fit in the
@@ -194,7 +227,7 @@ class AllPoints(_ForwardMode):
 
     def edited_terms(self, source):
         """The derivative terms with another source ``(n_train, T)`` (a label edit:
-        the change of ``g + vbar h`` per unit move of each row's label)."""
+        the change of the source term per unit move of each row's label)."""
         if self.cross:  # stored by tree
             return self.terms._replace(source=np.ascontiguousarray(source.T))
         order = self.train.order
@@ -202,10 +235,14 @@ class AllPoints(_ForwardMode):
             source=source, source_sorted=_leaves.sort_by_leaf(source, order, self.n_train)
         )
 
-    def label_edit_block(self, q, terms):
-        """``(m, n_train)`` first-order loss changes of label edits (``edited_terms``)."""
-        score = self._sweep(self.leaf_gradients(q), terms)
-        return np.ascontiguousarray((self.weights[:, None] * score).T)
+    def label_edit_state(self, source, coef, propagation, row_blocks, fits_cache):
+        # the reverse sweep reads the terms of the fit with the source replaced
+        edited = copy.copy(self)
+        if getattr(self, "full", None) is not None:
+            edited.full = self.full._replace(source=np.ascontiguousarray(source))
+        else:
+            edited.terms = self.edited_terms(source)
+        return edited
 
     def influence_block(self, q, out, row_blocks):
         return np.ascontiguousarray(self._reverse(self.leaf_gradients(q)).T)
@@ -382,6 +419,13 @@ class SinglePoint(_UpdateSet):
         if bool((self.weights == 1.0).all()):
             self.derivatives = None
             self.train = self.train._replace(leaves=np.empty((0, 0), dtype=np.int32))
+
+    def training_leaves(self):
+        if self.train.leaves.size or not self.n_train:
+            return self.train.leaves
+        ptr, local, _, _ = self.tiles  # unit weights: the leaves are kept tiled only
+        offsets = self.ensemble.leaf_offsets
+        return _edit.leaves_from_tiles(ptr, local, offsets, self.n_train, _leaves.TILE)
 
     def dense_derivatives(self):
         """The derivatives ``(n_train, n_trees)`` (from the tiles when not kept)."""

@@ -223,3 +223,104 @@ def update_rows(J, leaves, t, n_leaves, i, update_set):
         top = np.lexsort((np.arange(n_leaves), -sums))[:update_set]
         U |= np.isin(leaves[:, t], top)
     return U
+
+
+# ------------------------------------------------------------------ label edits
+def moved_labels(ens, y, i, target, tau):
+    """Labels with row ``i``'s moved by ``tau`` toward ``target``: floats for one
+    raw-score column, soft one-hot rows ``(n, K)`` for multiclass."""
+    if ens.n_outputs > 1:
+        eye = np.eye(ens.n_outputs)
+        Y = eye[np.asarray(y).astype(int)]
+        Y[i] += tau * (eye[int(target)] - Y[i])
+        return Y
+    out = np.asarray(y, dtype=np.float64).copy()
+    out[i] += tau * (target - out[i])
+    return out
+
+
+def _unit_values(ens, leaves, labels, w, F, b, k, scales):
+    """Flat indices and recomputed values of the leaves of one refit unit at scores
+    ``F`` ``(n, K)``: tree ``b*K + k`` (per-column leaves) or the K trees of round
+    ``b`` (``k=None``, K x K leaves)."""
+    K = ens.n_outputs
+    if k is None:
+        vals = ens.leaf_values.copy()
+        _multiclass_round(ens, leaves, labels, w, F, b, vals)
+        lo, hi = ens.leaf_offsets[b * K], ens.leaf_offsets[(b + 1) * K]
+        return np.arange(lo, hi), vals[lo:hi]
+    t = b * K + k
+    o, L, col = ens.leaf_offsets[t], ens.n_leaves[t], leaves[:, t]
+    idx = np.arange(o, o + L)
+    if K == 1:
+        sc = None if scales is None else scales[t]
+        return idx, tree_values(ens, col, labels, w, F[:, 0], t, sc)
+    P = softmax(F, axis=1)
+    g = P[:, k] - labels[:, k]
+    h = ens.multiclass_factor * P[:, k] * (1 - P[:, k])
+    den = np.bincount(col, w * h, L) + ens.l2[o : o + L]
+    return idx, -ens.learning_rates[t] * np.bincount(col, w * g, L) / den
+
+
+def _edit_update_rows(J, col, n_leaves, i, update_set):
+    """LeafInfluence's update set of a tree (or round) for edited row ``i`` from the
+    score derivatives ``J`` ``(n, K)``; asserts that the top-k choice is not decided
+    by the rounding of the finite differences."""
+    U = np.arange(len(col)) == i
+    if update_set == -1:
+        U[:] = True
+    elif update_set > 0:
+        sums = np.bincount(col, np.abs(J).sum(axis=1), n_leaves)
+        order = np.lexsort((np.arange(n_leaves), -sums))
+        if update_set < n_leaves:
+            a, b = sums[order[update_set - 1]], sums[order[update_set]]
+            assert a == b or a - b > 1e-6 * a, "top-k choice within rounding"
+        U |= np.isin(col, order[:update_set])
+    return U
+
+
+def label_edit_derivative(ens, leaves, y, w, i, target, update_set=-1, scales=None, eps=1e-5):
+    """``d v / d tau`` ``(n_leaves_total,)`` of every leaf when row ``i``'s label moves
+    by ``tau`` toward ``target``, by central differences (``tau = +-eps``) of the
+    fixed-structure refit in which each tree (each round for K x K leaves) sees the rows
+    of LeafInfluence's update set at their moved scores and the other rows at their
+    stored scores: all rows (-1), row ``i`` only (0), or ``i`` and the rows of the
+    ``update_set`` leaves with the largest summed ``|dF/dtau|`` so far (ties toward the
+    lower leaf id). Every leaf's change is taken against its recomputation at the
+    stored scores and labels, so the float64 recomputation of the stored (float32)
+    leaves cancels. Per-column multiclass trees of one round are fitted at the scores
+    before the round; the top-k leaves of a tree are chosen from the derivatives as
+    updated by every earlier tree."""
+    n, K = len(leaves), ens.n_outputs
+    stored = ens.leaf_values[ens.flat_leaves(leaves)]
+    base = moved_labels(ens, y, i, target, 0.0)
+    runs = [moved_labels(ens, y, i, target, s * eps) for s in (1, -1)]
+    delta = np.zeros((2, n, K))
+    dv = np.zeros((2, ens.n_leaves_total))
+    for b in range(ens.n_rounds):
+        F = ens.bias + stored[:, : b * K].reshape(n, b, K).sum(axis=1)
+        start = delta.copy()
+        for k in [None] if ens.full_hessian else range(K):
+            t0 = b * K + (0 if k is None else k)
+            if ens.constant_tree[t0]:
+                continue
+            col = leaves[:, t0]
+            J = (delta[0] - delta[1]) / (2 * eps)
+            U = _edit_update_rows(J, col, ens.n_leaves[t0], i, update_set)
+            idx, v0 = _unit_values(ens, leaves, base, w, F, b, k, scales)
+            L = ens.n_leaves[t0]
+            for r in range(2):
+                Fr = F + np.where(U[:, None], start[r], 0.0)
+                change = _unit_values(ens, leaves, runs[r], w, Fr, b, k, scales)[1] - v0
+                dv[r, idx] = change
+                for c, kk in enumerate([k] if k is not None else range(K)):
+                    delta[r, U, kk] += change[c * L + col[U]] if k is None else change[col[U]]
+    return (dv[0] - dv[1]) / (2 * eps)
+
+
+def query_edit(ens, D, q_leaves, gq):
+    """``gq . dF_q`` ``(m,)``: the queries' first-order loss change from the leaf
+    derivatives ``D`` and their final loss gradients ``gq`` ``(m, K)``."""
+    per_tree = D[ens.flat_leaves(q_leaves)]
+    dF = per_tree.reshape(len(q_leaves), -1, ens.n_outputs).sum(axis=1)
+    return (gq * dF).sum(axis=1)

@@ -1,9 +1,11 @@
-"""Label-edit influence (``label_edit``): BoostIn against a numpy recomputation of each
-relabelled leaf; refusals of the methods that have none yet."""
+"""Label-edit influence (``label_edit``) of every method against its oracle (numpy
+recomputations of the relabelled leaves, fixed-structure refits and their finite
+differences, retraining); refusals of the methods and objectives that have none."""
 
 import numpy as np
 import pytest
 from scipy.special import softmax
+from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingClassifier
 
 import skinfluence as sk
 
@@ -282,15 +284,139 @@ def test_leaf_influence_label_edit_is_the_soft_label_derivative(case, multiclass
             np.testing.assert_allclose(got[:, i], fd, rtol=1e-4, atol=1e-6 * scale)
 
 
-def test_leaf_influence_label_edit_refusals():
+UPDATE_SET_CASES = {
+    "lightgbm-binary": (
+        lambda: lgb.LGBMClassifier(n_estimators=8, verbose=-1, n_jobs=1),
+        "binary",
+        False,
+    ),
+    "lightgbm-gamma": (
+        lambda: lgb.LGBMRegressor(n_estimators=8, objective="gamma", verbose=-1, n_jobs=1),
+        "positive",
+        False,
+    ),
+    "lightgbm-multiclass": (
+        lambda: lgb.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1),
+        "multiclass",
+        False,
+    ),
+    "xgboost-binary-weighted": (
+        lambda: xgb.XGBClassifier(n_estimators=8, max_depth=3, n_jobs=1),
+        "binary",
+        True,
+    ),
+    "xgboost-poisson": (
+        lambda: xgb.XGBRegressor(n_estimators=8, max_depth=3, objective="count:poisson", n_jobs=1),
+        "count",
+        False,
+    ),
+    "sklearn-hgb-binary": (
+        lambda: HistGradientBoostingClassifier(max_iter=8),
+        "binary",
+        False,
+    ),
+    # CatBoost with one Newton step per leaf (cb: imported with the CatBoost cases)
+    "catboost-binary-one-step": (
+        lambda: cb.CatBoostClassifier(leaf_estimation_iterations=1, learning_rate=0.3, **CB),
+        "binary",
+        True,
+    ),
+    "sklearn-gb-regression-weighted": (
+        lambda: GradientBoostingRegressor(n_estimators=8, max_depth=3, random_state=0),
+        "regression",
+        True,
+    ),
+}
+
+
+def _leaf_influence_edit_oracle(est, X, y, w, new, rows, update_set):
+    """The oracle of ``label_edit`` for ``rows``: the queries' final loss gradients
+    times central differences of the update set's fixed-structure refit with each
+    row's label moved toward its new label (:func:`oracles.label_edit_derivative`)."""
+    ens = est.ensemble_
+    leaves = ens.leaf_ids(X)
+    yy, nn = y.astype(float), new.astype(float)
+    if ens.label_dtype is not None:  # the labels as the library holds them
+        yy, nn = (a.astype(ens.label_dtype).astype(float) for a in (yy, nn))
+    ww = np.ones(len(y)) if w is None else w
+    scales = oracles.kept_scales(ens, leaves, yy, ww) if ens.n_outputs == 1 else None
+    F = oracles.scores(ens, ens.leaf_values, leaves[:4]).reshape(4, -1)
+    gq = _gradients(ens, yy[:4], F)
+    out = {}
+    for i in rows:
+        D = oracles.label_edit_derivative(ens, leaves, yy, ww, i, nn[i], update_set, scales)
+        out[i] = oracles.query_edit(ens, D, leaves[:4], gq)
+    return out
+
+
+@pytest.mark.parametrize("update_set", [-1, 0, 2])
+@pytest.mark.parametrize("case", sorted(UPDATE_SET_CASES))
+def test_leaf_influence_label_edit_update_sets(case, update_set):
+    """``update_set=-1`` (every row), ``0`` (only the row's own leaves move) and ``2``
+    (the row and the rows of the two leaves of each tree that moved most): the
+    derivative of the refit that updates exactly these rows, by central differences
+    (step 1e-5 of the move: truncation ~1e-10 and rounding ~1e-11 relative). Tolerance
+    1e-6 relative and 1e-8 of the largest value: the derivative reads the stored
+    (float32) leaf values where the refit has its own float64 ones (measured at most
+    4.4e-9 of the largest value, XGBoost)."""
+    make, task, weighted = UPDATE_SET_CASES[case]
+    X, y = model_table.data(task)
+    w = None
+    if weighted:
+        w = np.random.default_rng(8).uniform(0.5, 2.0, len(y)).astype(np.float32).astype(float)
+    model = make().fit(X, y, sample_weight=w)
+    new = _new_labels(task, y, np.random.default_rng(12))
+    est = sk.LeafInfluence(model, update_set=update_set).fit(X, y, sample_weight=w)
+    got = est.label_edit(X[:4], y[:4], new_labels=new)
+    scale = np.abs(got).max()
+    for i, want in _leaf_influence_edit_oracle(est, X, y, w, new, (0, 5, 77), update_set).items():
+        np.testing.assert_allclose(got[:, i], want, rtol=1e-6, atol=1e-8 * scale)
+    same = np.where(np.arange(len(y)) % 3 == 0, y, new)  # every third row keeps its label
+    kept = est.label_edit(X[:4], y[:4], new_labels=same)
+    np.testing.assert_array_equal(kept[:, ::3], 0.0)
+    np.testing.assert_array_equal(kept[:, 1::3], got[:, 1::3])  # each row's edit alone
+    if update_set != -1:  # the update set matters
+        every = sk.LeafInfluence(model).fit(X, y, sample_weight=w)
+        assert np.abs(got - every.label_edit(X[:4], y[:4], new_labels=new)).max() > 1e-4 * scale
+
+
+def test_leaf_influence_label_edit_top_k_with_every_leaf_is_all_points():
+    X, y = model_table.data("multiclass")
+    model = lgb.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1).fit(X, y)
+    new = _new_labels("multiclass", y, np.random.default_rng(13))
+    full = sk.LeafInfluence(model).fit(X, y).label_edit(X[:4], y[:4], new_labels=new)
+    est = sk.LeafInfluence(model, update_set=64).fit(X, y)
+    assert est.ensemble_.n_leaves.max() <= 64
+    np.testing.assert_allclose(
+        est.label_edit(X[:4], y[:4], new_labels=new), full, rtol=1e-10, atol=1e-14
+    )
+
+
+@pytest.mark.parametrize("update_set", [-1, 0, 2])
+def test_leaf_influence_label_edit_keeps_the_fit_and_threads(update_set):
+    """A label edit leaves the fitted explainer as it was (its transform and
+    self-influence unchanged, bit for bit) and does not depend on the threads."""
     X, y = model_table.data("binary")
-    model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)
-    with pytest.raises(NotImplementedError, match="update_set=-1"):
-        sk.LeafInfluence(model, update_set=0).fit(X, y).label_edit(X[:2], y[:2], new_labels=1)
+    model = lgb.LGBMClassifier(n_estimators=6, verbose=-1, n_jobs=1).fit(X, y)
+    one = sk.LeafInfluence(model, update_set=update_set, n_jobs=1, block_size=7).fit(X, y)
+    two = sk.LeafInfluence(model, update_set=update_set, n_jobs=2).fit(X, y)
+    before = one.transform(X[:5], y[:5]), one.self_influence()
+    edit = one.label_edit(X[:5], y[:5], new_labels=1 - y)
+    np.testing.assert_array_equal(edit, two.label_edit(X[:5], y[:5], new_labels=1 - y))
+    np.testing.assert_array_equal(one.transform(X[:5], y[:5]), before[0])
+    np.testing.assert_array_equal(one.self_influence(), before[1])
+
+
+def test_leaf_influence_label_edit_refusals():
     Xr, yr = model_table.data("regression")
-    huber = lgb.LGBMRegressor(n_estimators=5, objective="huber", verbose=-1).fit(Xr, yr)
-    with pytest.raises(NotImplementedError, match="not linear in the label"):
-        sk.LeafInfluence(huber).fit(Xr, yr).label_edit(Xr[:2], yr[:2], new_labels=yr)
+    for model in (
+        lgb.LGBMRegressor(n_estimators=5, objective="huber", verbose=-1, n_jobs=1).fit(Xr, yr),
+        xgb.XGBRegressor(n_estimators=5, objective="reg:pseudohubererror", n_jobs=1).fit(Xr, yr),
+    ):
+        for u in (-1, 0, 2):
+            est = sk.LeafInfluence(model, update_set=u).fit(Xr, yr)
+            with pytest.raises(NotImplementedError, match="not linear in the label"):
+                est.label_edit(Xr[:2], yr[:2], new_labels=yr)
 
 
 @pytest.mark.parametrize("case", sorted(LEAF_INFLUENCE_CASES))
@@ -639,8 +765,17 @@ def test_axil_label_edit_is_the_relabelled_refit(make):
         np.testing.assert_allclose(free[:, i], before - after, rtol=1e-4, atol=1e-6)
 
 
-def test_leaf_influence_label_edit_refuses_catboost_leaves(catboost_case):
-    _, model, X, y, w, new = catboost_case
-    est = sk.LeafInfluence(model).fit(X, y, sample_weight=w)
-    with pytest.raises(NotImplementedError, match="LeafRefit.label_edit cover these leaves"):
-        est.label_edit(X[:2], y[:2], new_labels=new)
+@pytest.mark.parametrize("update_set", [-1, 0, 2])
+def test_leaf_influence_label_edit_on_catboost_leaves(catboost_case, update_set):
+    """Leaves of several (backtracked) Newton or gradient steps and K x K Newton leaves,
+    every update set: the derivative of the update set's refit, each leaf recomputed by
+    the model's rule (the kept steps and their scales, or the K x K system), by central
+    differences as for the per-column models (measured at most 1.1e-10 of the largest
+    value)."""
+    task, model, X, y, w, new = catboost_case
+    est = sk.LeafInfluence(model, update_set=update_set).fit(X, y, sample_weight=w)
+    got = est.label_edit(X[:4], y[:4], new_labels=new)
+    scale = np.abs(got).max()
+    assert scale > 1e-3
+    for i, want in _leaf_influence_edit_oracle(est, X, y, w, new, (0, 5, 77), update_set).items():
+        np.testing.assert_allclose(got[:, i], want, rtol=1e-6, atol=1e-8 * scale)
