@@ -109,7 +109,7 @@ FIXED = {
     # fraction="auto": as many rows as the out-of-fold models contradict
     "auto_self": {"fraction": "auto"},
     "auto_bal_loss0.5": {"fraction": "auto", "balance": "class", "loss_weight": 0.5},
-    "auto_loss_only": {"fraction": "auto", "loss_weight": 1.0},
+    "auto_loss_only": {"fraction": "auto", "loss_weight": 1.0, "balance": None},
     "auto_bal_loss0.5_relabel": {
         "fraction": "auto",
         "balance": "class",
@@ -124,7 +124,7 @@ FIXED = {
     # session 7: "auto" counts the confident joint's off-diagonal rows (classifiers with
     # predict_proba); rows of the "auto" arms above that predate it used the count of
     # out-of-fold misclassified rows
-    "auto_loss0.5": {"fraction": "auto", "loss_weight": 0.5},
+    "auto_loss0.5": {"fraction": "auto", "loss_weight": 0.5, "balance": None},
     # session 8: each class acts on as many of its rows as the confident joint counts
     "auto_joint_loss0.5": {"fraction": "auto", "balance": "joint", "loss_weight": 0.5},
     "auto_joint_loss_only": {"fraction": "auto", "balance": "joint", "loss_weight": 1.0},
@@ -145,7 +145,9 @@ VARIANT_GRIDS = {
     "grid_bal_loss0.5": ({"balance": "class", "loss_weight": 0.5}, VARIANT_FRACTIONS),
     # session 8: the recommended grid with the defaults fraction="auto", loss_weight=0.5:
     # cross-validation decides between no cleaning and the default cleaning
-    "grid_auto": ({"loss_weight": 0.5}, (0.0, "auto")),
+    "grid_auto": ({"loss_weight": 0.5, "balance": None}, (0.0, "auto")),
+    # the same with balance="joint" (what balance="auto", the default, is for classifiers)
+    "grid_auto_joint": ({"loss_weight": 0.5, "balance": "joint"}, (0.0, "auto")),
 }
 QUICK_FIXED = (
     "self",
@@ -317,8 +319,13 @@ def _ranking_stats(cleaner, mask, y_noisy, task):
     return out
 
 
+#: the cleaner's defaults before session 8, pinned so that every arm keeps its meaning
+#: (``ic_default`` alone follows the current defaults)
+PINNED = {"loss_weight": 0.0, "balance": None}
+
+
 def run_fixed(name, params, model, Xtr, y_noisy, mask, Xte, yte, task, k, seed):
-    params = {"fraction": FRACTION, **params}
+    params = {"fraction": FRACTION, **PINNED, **params}
     est = InfluenceCleaner(clone(model), cv=5, random_state=seed, **params).fit(Xtr, y_noisy)
     score, score2 = task_metric(est, Xte, yte, task, k)
     row = {"arm": name, "score": score, "score2": score2}
@@ -404,7 +411,8 @@ def run_grid(prefix, params, fractions, model, Xtr, y_noisy, y_true, mask, Xte, 
     """The grid's candidates fitted on all training rows and cross-validated."""
     cands = []
     for f in fractions:
-        est = InfluenceCleaner(clone(model), fraction=f, cv=5, random_state=seed, **params)
+        kw = {**PINNED, **params}
+        est = InfluenceCleaner(clone(model), fraction=f, cv=5, random_state=seed, **kw)
         cv = _cv_scores(est, Xtr, y_noisy, y_true, task, k)
         fitted = est.fit(Xtr, y_noisy)
         test = task_metric(fitted, Xte, yte, task, k)

@@ -38,7 +38,7 @@ __all__ = ["InfluenceCleaner", "InfluenceSampler", "compare_to_baseline"]
 
 _CRITERIA = ("self", "validation", "oof")
 _ACTIONS = ("remove", "relabel")
-_BALANCES = (None, "class", "scale", "joint")
+_BALANCES = (None, "class", "scale", "joint", "auto")
 
 
 # ------------------------------------------------------------------------- helpers
@@ -217,7 +217,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         threshold=None,
         criterion="self",
         action="remove",
-        balance=None,
+        balance="auto",
         loss_weight=0.5,
         validation_size=0.2,
         cv=5,
@@ -362,12 +362,16 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         is_clf = is_classifier(template)
         self._classes = np.unique(y) if is_clf else None
 
-        if self.balance is not None and not is_clf:
+        self._balance = self.balance
+        if self.balance == "auto":  # per class by the confident joint where it exists
+            joint = is_clf and hasattr(template, "predict_proba")
+            self._balance = "joint" if joint else None
+        if self._balance is not None and not is_clf:
             raise ValueError(
                 f"balance={self.balance!r} works per class and needs a classifier; the "
                 f"model {type(template).__name__} is a regressor (use balance=None)"
             )
-        if self.balance == "joint" and not hasattr(template, "predict_proba"):
+        if self._balance == "joint" and not hasattr(template, "predict_proba"):
             raise ValueError(
                 'balance="joint" shares the budget by the confident joint of out-of-fold '
                 f"probabilities; {type(template).__name__} has no predict_proba (use "
@@ -377,7 +381,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             self.criterion == "oof"
             or self.loss_weight > 0
             or self._auto()
-            or self.balance == "joint"
+            or self._balance == "joint"
         )
         folds = None
         if oof_folds:
@@ -397,7 +401,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             if self.loss_weight > 0:
                 self.oof_loss_ = oof.loss
                 harm = self._blend(harm, oof.loss)
-            if self.balance == "scale":
+            if self._balance == "scale":
                 harm = _scale_by_class(harm, y)
             self.__dict__.pop("fraction_", None)
             self.__dict__.pop("trusted_scores_", None)
@@ -594,7 +598,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
     def _per_class_contradicted(self, y, oof):
         """``balance="joint"``: class -> number of its rows the out-of-fold
         probabilities confidently assign to another class (else ``None``)."""
-        if self.balance != "joint":
+        if self._balance != "joint":
             return None
         other = _confidently_other(oof.proba, np.searchsorted(self._classes, y))
         return {c: int(np.sum(other & (y == c))) for c in self._classes.tolist()}
@@ -632,8 +636,8 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             )
         scored = np.flatnonzero(~np.isnan(harm))
         order = scored[np.lexsort((scored, -harm[scored]))]
-        if self.balance in ("class", "joint"):
-            weights = self._joint_counts if self.balance == "joint" else None
+        if self._balance in ("class", "joint"):
+            weights = self._joint_counts if self._balance == "joint" else None
             chosen = order[_class_quota_mask(y[order], min(budget, len(order)), weights)]
         else:
             chosen = order[:budget]
@@ -792,9 +796,10 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         ``"remove"``: drop the selected rows. ``"relabel"``: replace their target by the
         out-of-fold prediction of the model (classification: the predicted class;
         regression: the predicted value) and keep every row.
-    balance : {None, "class", "scale", "joint"}, default=None
-        How the budget is shared among classes (classifiers only). ``None``: the most
-        harmful rows overall. ``"class"``: every class gets a share of the budget
+    balance : {"auto", None, "class", "scale", "joint"}, default="auto"
+        How the budget is shared among classes (classifiers only). ``"auto"``:
+        ``"joint"`` for classifiers with ``predict_proba``, ``None`` otherwise (and for
+        regressors). ``None``: the most harmful rows overall. ``"class"``: every class gets a share of the budget
         proportional to its number of rows (largest remainders), filled with its own
         most harmful rows, so cleaning does not thin out one class (influence scales
         differ between classes: on imbalanced data the rarer class tends to have the

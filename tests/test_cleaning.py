@@ -85,7 +85,7 @@ def test_grid_search_chooses_cleaning_and_it_helps(noisy_spam):
 def test_relabel_restores_flipped_labels(noisy_spam):
     X, y_noisy, y_true, is_flipped, X_te, y_te = noisy_spam
     cleaner = InfluenceCleaner(
-        _overfitting_model(), fraction=0.2, action="relabel", random_state=0
+        _overfitting_model(), fraction=0.2, action="relabel", balance=None, random_state=0
     ).fit(X, y_noisy)
     idx = cleaner.relabeled_indices_
     assert len(idx) > 0 and len(cleaner.removed_indices_) == 0
@@ -189,6 +189,7 @@ def test_criteria_and_threshold():
         validation_size=0.25,
         fraction=0.1,
         loss_weight=0.0,
+        balance=None,
         random_state=0,
     ).fit(X, y)
     unscored = np.isnan(val.harm_)
@@ -204,12 +205,13 @@ def test_criteria_and_threshold():
         fraction=1.0,
         threshold=0.0,
         loss_weight=0.0,
+        balance=None,
         random_state=0,
     ).fit(X, y)
     assert np.all(np.isfinite(oof.influence_))
     np.testing.assert_array_equal(np.sort(oof.removed_indices_), np.flatnonzero(oof.influence_ < 0))
 
-    slf = InfluenceCleaner(hgb_classifier(), n_rows=7, loss_weight=0.0).fit(X, y)
+    slf = InfluenceCleaner(hgb_classifier(), n_rows=7, loss_weight=0.0, balance=None).fit(X, y)
     s = BoostIn(hgb_classifier().fit(X, y)).fit(X, y).self_influence()
     np.testing.assert_allclose(slf.influence_, s)
     top = np.argsort(-s, kind="stable")[:7]
@@ -374,7 +376,7 @@ def test_loss_weight_one_ranks_by_the_out_of_fold_loss():
     X, y = make_data("multiclass", n=150, seed=11)
     y[:12] = (y[:12] + 1) % 3
     cleaner = InfluenceCleaner(
-        hgb_classifier(), n_rows=15, loss_weight=1.0, cv=3, random_state=0
+        hgb_classifier(), n_rows=15, loss_weight=1.0, balance=None, cv=3, random_state=0
     ).fit(X, y)
     # the out-of-fold log-loss, recomputed from the same folds
     loss = np.empty(150)
@@ -424,7 +426,7 @@ def test_new_parameters_in_a_grid_and_their_errors():
     X, y = make_data("binary", n=120, seed=13)
     cleaner = InfluenceCleaner(hgb_classifier(), fraction=0.1, cv=3, random_state=0)
     params = cleaner.get_params()
-    assert params["balance"] is None and params["loss_weight"] == 0.5
+    assert params["balance"] == "auto" and params["loss_weight"] == 0.5
     search = GridSearchCV(
         cleaner, {"balance": [None, "class"], "loss_weight": [0.0, 0.5]}, cv=2, error_score="raise"
     ).fit(X, y)
@@ -450,9 +452,10 @@ def test_defaults_clean_the_confident_joint_count_by_influence_and_loss():
     params = default.get_params()
     assert params["fraction"] == "auto" and params["loss_weight"] == 0.5
     assert params["criterion"] == "self" and params["action"] == "remove"
+    assert params["balance"] == "auto"
     default.fit(X, y)
     explicit = InfluenceCleaner(
-        hgb_classifier(), fraction="auto", loss_weight=0.5, random_state=0
+        hgb_classifier(), fraction="auto", loss_weight=0.5, balance="joint", random_state=0
     ).fit(X, y)
     np.testing.assert_array_equal(default.removed_indices_, explicit.removed_indices_)
     assert len(default.removed_indices_) == default.auto_budget_ > 0
@@ -626,11 +629,14 @@ def test_trusted_set_compares_every_candidate_by_refitting():
         assert score == pytest.approx(one.score(X_t, y_t, sample_weight=w))
 
 
+@pytest.mark.filterwarnings("ignore:every candidate fraction scored")  # 2 trusted rows
 def test_trusted_set_reaches_the_cleaner_through_metadata_routing():
     import sklearn
 
     X, y, X_t, y_t = _trusted_data()
-    base = InfluenceCleaner(hgb_classifier(), fraction=[0.0, 0.1], cv=3, random_state=0)
+    base = InfluenceCleaner(
+        hgb_classifier(), fraction=[0.0, 0.1], balance=None, cv=3, random_state=0
+    )
     direct = clone(base).fit(X, y, trusted_set=(X_t, y_t))
     with sklearn.config_context(enable_metadata_routing=True):
         cleaner = clone(base).set_fit_request(trusted_set=True)
@@ -675,7 +681,9 @@ def test_trusted_set_errors_and_candidates_that_empty_a_class():
 
 def test_trusted_rows_that_cannot_rank_the_candidates_are_reported():
     X, y, _, _ = _trusted_data()
-    cleaner = InfluenceCleaner(hgb_classifier(), fraction=[0.0, 0.05], cv=3, random_state=0)
+    cleaner = InfluenceCleaner(
+        hgb_classifier(), fraction=[0.0, 0.05], balance=None, cv=3, random_state=0
+    )
     # rows of X itself, all fitted correctly by every candidate: accuracy 1.0 for all
     fitted = clone(cleaner).set_params(fraction=0.0).fit(X, y)
     right = np.flatnonzero(fitted.predict(X) == y)[:20]

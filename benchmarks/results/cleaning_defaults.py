@@ -4,18 +4,24 @@ Reads the result files of the runs below (``bench_cleaning_noise.py --arms ...``
 same seeded splits, corruptions and models as the other cleaning results, so arms of
 different files are paired per setting) and writes ``cleaning_defaults.md``::
 
-    ARMS="none truth cleanlab auto_loss0.5 auto_loss_only grid_auto"
+    ARMS="none truth cleanlab auto_loss0.5 auto_loss_only grid_auto"  # (+ trusted_grid:
+    # the session-7 arm with the verified rows also in X, superseded by trusted_heldout)
     python benchmarks/bench_cleaning_noise.py --models lightgbm --seeds 2 --n-train 1000 \\
         --rates 0.2 --arms $ARMS --json benchmarks/results/cleaning_defaults_20.json
     # likewise --rates 0.05 (_05), 0.4 (_40) and --rates 0.0 --noises uniform (_00);
     # balance="joint" arms (classification only) into cleaning_defaults_joint.json,
-    # trusted_heldout trusted_none trusted_rest_none into cleaning_defaults_trusted.json
+    # trusted_heldout trusted_none trusted_rest_none into cleaning_defaults_trusted.json,
+    # grid_auto_joint (classification) into cleaning_defaults_gridjoint.json
     python benchmarks/results/cleaning_defaults.py
 
-The defaults ``InfluenceCleaner(model)`` are ``fraction="auto", loss_weight=0.5``: the
-arm ``auto_loss0.5`` (with ``cv=5`` and the fold seed of the setting). ``grid_auto`` is
-the recommended grid ``GridSearchCV(InfluenceCleaner(model), {"fraction": [0, "auto"]},
-cv=3)`` (default ``score``: accuracy / R^2). ``trusted_heldout`` verifies 10 % of the
+The defaults ``InfluenceCleaner(model)`` are ``fraction="auto", loss_weight=0.5,
+balance="auto"`` (``"joint"`` for classifiers, ``None`` for regressors): the arm
+``default`` is ``auto_joint_loss0.5`` for classifiers and ``auto_loss0.5`` for regressors
+(``cv=5``, the fold seed of the setting). The recommended grid
+``GridSearchCV(InfluenceCleaner(model), {"fraction": [0, "auto"]}, cv=3)`` (default
+``score``: accuracy / R^2) is ``default_grid``: ``grid_auto_joint`` for classifiers,
+``grid_auto`` (``balance=None``) for regressors; ``*@trusted`` picks on the validation
+folds' clean labels (an optimistic reference). ``trusted_heldout`` verifies 10 % of the
 training rows, holds them out of the cleaner's training rows and gives them as
 ``trusted_set``; ``fraction=[0, 0.05, 0.1, 0.2, "auto"], loss_weight=0.5`` (scoring
 ROC AUC for binary tasks); references: no cleaning on all rows with the verified labels
@@ -32,8 +38,16 @@ from scipy import stats
 HERE = Path(__file__).parent
 FILES = ["cleaning_defaults_00", "cleaning_defaults_05", "cleaning_defaults_20"]
 FILES += ["cleaning_defaults_40", "cleaning_defaults_joint", "cleaning_defaults_trusted"]
-ARMS = ["auto_loss0.5", "grid_auto", "grid_auto@trusted", "auto_loss_only"]
+FILES += ["cleaning_defaults_gridjoint"]
+ARMS = ["default", "default_grid", "auto_loss0.5", "grid_auto", "grid_auto_joint"]
+ARMS += ["grid_auto@trusted", "grid_auto_joint@trusted", "auto_loss_only"]
 ARMS += ["auto_joint_loss0.5", "auto_joint_loss_only", "cleanlab"]
+#: composite arms: name -> (arm for classifiers, arm for regressors)
+DEFAULTS = {
+    "default": ("auto_joint_loss0.5", "auto_loss0.5"),
+    "default_grid": ("grid_auto_joint", "grid_auto"),
+}
+NOISE_ARMS = ("cleanlab", "auto_loss0.5", "auto_loss_only", "auto_joint_loss0.5")
 
 
 def load():
@@ -45,7 +59,13 @@ def load():
         for r in json.loads(path.read_text())["rows"]:
             key = (r["data"], r["noise"], r["rate"], r["seed"], r["model"])
             settings.setdefault(key, {})[r["arm"]] = r
-    return {k: v for k, v in settings.items() if "none" in v and "cleanlab" in v}
+    settings = {k: v for k, v in settings.items() if "none" in v and "cleanlab" in v}
+    for v in settings.values():  # the defaults: balance="auto" is "joint" for classifiers
+        clf = v["none"]["task"] != "regression"
+        for name, (c, r) in DEFAULTS.items():
+            if (c if clf else r) in v:
+                v[name] = v[c if clf else r]
+    return settings
 
 
 def interval(d):
@@ -90,20 +110,25 @@ def table(settings, title, pick):
 def cells(settings, arm):
     """Per data set x noise model x noisy rate, over the seeds: is ``arm`` within noise
     of (the 95% interval reaches 0) or better than no cleaning? The noise of a cell's
-    mean is the pooled within-cell (seed-to-seed) standard deviation of the paired
-    differences over every cell of the same data set (its test set fixes how finely a
-    score can move; cells of one or two seeds get a usable estimate), over the square
-    root of the cell's size."""
-    groups = {}
+    mean is the seed-to-seed standard deviation of a cleaner's paired difference to no
+    cleaning, pooled over every cell of the same data set (its test set fixes how
+    finely a score moves) and over the cleaners that always act (``NOISE_ARMS``; a
+    grid that keeps picking 0 has no spread of its own), over the square root of the
+    cell's size."""
+    groups, spread = {}, {}
     for k, v in settings.items():
-        if k[2] > 0 and arm in v:
-            d = v[arm]["score"] - v["none"]["score"]
-            groups.setdefault((k[0], k[1], k[2]), []).append(d)
+        if k[2] == 0:
+            continue
+        if arm in v:
+            groups.setdefault((k[0], k[1], k[2]), []).append(v[arm]["score"] - v["none"]["score"])
+        for a in NOISE_ARMS:
+            if a in v:
+                d = v[a]["score"] - v["none"]["score"]
+                spread.setdefault(k[0], {}).setdefault((a, k[1], k[2]), []).append(d)
     pooled = {}
-    for data in {g[0] for g in groups}:
-        members = [d for g, d in groups.items() if g[0] == data]
-        res = [x - np.mean(d) for d in members for x in d]
-        dof = sum(len(d) - 1 for d in members)
+    for data, members in spread.items():
+        res = [x - np.mean(d) for d in members.values() for x in d]
+        dof = sum(len(d) - 1 for d in members.values())
         pooled[data] = float(np.sqrt(np.sum(np.square(res)) / dof)) if dof else np.nan
     head = f"### {arm} against no cleaning, per data set x noise model x rate (rates > 0)"
     sds = ", ".join(f"{k} {sd:.4f}" for k, sd in sorted(pooled.items()))
@@ -134,7 +159,7 @@ def main():
     md += table(settings, "binary (ROC AUC)", "binary".__eq__)
     md += table(settings, "multiclass (accuracy)", "multiclass".__eq__)
     md += table(settings, "regression (R^2)", "regression".__eq__)
-    for arm in ("grid_auto", "auto_loss0.5"):
+    for arm in ("default", "default_grid"):
         md += cells(settings, arm)
     out = HERE / "cleaning_defaults.md"
     out.write_text("\n".join(md) + "\n")
