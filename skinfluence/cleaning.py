@@ -799,20 +799,21 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
     balance : {"auto", None, "class", "scale", "joint"}, default="auto"
         How the budget is shared among classes (classifiers only). ``"auto"``:
         ``"joint"`` for classifiers with ``predict_proba``, ``None`` otherwise (and for
-        regressors). ``None``: the most harmful rows overall. ``"class"``: every class gets a share of the budget
-        proportional to its number of rows (largest remainders), filled with its own
-        most harmful rows, so cleaning does not thin out one class (influence scales
-        differ between classes: on imbalanced data the rarer class tends to have the
-        larger self-influence). ``"scale"``: the harm is standardised within each
-        class (minus the class median, over ``1.4826`` times the class's median
-        absolute deviation) and the most harmful rows overall are taken, so a class
-        gets more of the budget only where its rows stand out from their own class.
-        ``"joint"``: every class gets a share of the budget proportional to the number
-        of its rows that the out-of-fold probabilities confidently assign to another
-        class (the rows of the confident joint's off-diagonal, see ``fraction``), filled
-        with its own most harmful rows; with ``fraction="auto"`` each class acts on
-        exactly that many rows. Needs a classifier with ``predict_proba``; ``cv`` extra
-        model fits unless they are made anyway.
+        regressors). ``None``: the most harmful rows overall. ``"class"``: every class
+        gets a share of the budget proportional to its number of rows (largest
+        remainders), filled with its own most harmful rows, so cleaning does not thin
+        out one class (influence scales differ between classes: on imbalanced data the
+        rarer class tends to have the larger self-influence). ``"scale"``: the harm is
+        standardised within each class (minus the class median, over ``1.4826`` times
+        the class's median absolute deviation) and the most harmful rows overall are
+        taken, so a class gets more of the budget only where its rows stand out from
+        their own class. ``"joint"``: every class gets a share of the budget
+        proportional to the number of its rows that the out-of-fold probabilities
+        confidently assign to another class (the rows of the confident joint's
+        off-diagonal, see ``fraction``), filled with its own most harmful rows; with
+        ``fraction="auto"`` each class acts on exactly that many rows. Needs a
+        classifier with ``predict_proba``; ``cv`` extra model fits unless they are made
+        anyway.
     loss_weight : float in [0, 1], default=0.5
         Blend the influence ranking with the out-of-fold loss of each row: the
         ranking score becomes ``(1 - loss_weight) * r_harm + loss_weight * r_loss``,
