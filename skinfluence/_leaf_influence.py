@@ -263,7 +263,9 @@ class LeafInfluence(_LeafBase):
     * ``update_set=0``: everything O(N T) except the query, a sparse leaf
       co-occurrence product as in :class:`BoostIn`. The fitted state is the tiled
       layout of that product (10 bytes per row and tree), plus the derivatives and
-      the leaf ids (12 bytes) when the rows have sample weights other than 1.
+      the leaf ids (12 bytes) when the rows have sample weights other than 1. With one
+      Newton step per leaf, ``fit`` replays each row's scores a second time and
+      writes the derivatives straight into that layout (no N x T derivative terms).
     * ``update_set=k >= 1``: the forward mode for every row, O(N^2 T) in ``fit``,
       eight removed rows per pass over the training rows (one vector operation per
       row and tree); the written leaf derivatives (the top-k leaves and the row's own

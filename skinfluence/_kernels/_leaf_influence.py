@@ -250,7 +250,7 @@ def tile_slots(leaves, offsets, tile):
         lo = b * tile
         hi = min(n, lo + tile)
         nb = hi - lo
-        cursor = np.zeros(n_leaves_total, dtype=np.int64)
+        cursor = np.zeros(n_leaves_total, dtype=np.int32)
         for i in range(lo, hi):
             for t in range(n_trees):
                 cursor[offsets[t] + leaves[i, t]] += 1
