@@ -6,10 +6,12 @@ Usage::
     python benchmarks/bench_leaf_influence.py [--quick]
 
 Prints markdown tables of wall-clock seconds and ratios. ``--quick``: n_train = 1,000
-only, no LeafRefit / self-influence at 10,000.
+only, no LeafRefit / self-influence at 10,000. ``--cpu``: also the CatBoost table
+single-threaded, with process CPU times (the fairer measure on a shared machine).
 """
 
 import argparse
+import time
 
 import numpy as np
 from _common import lightgbm_model, timed
@@ -86,6 +88,67 @@ def catboost_model(X, y):
 
 
 CATBOOST_METHODS = {"SinglePoint": 0, "TopKLeaves:top=2": 2, "AllPoints": -1}
+
+
+def timed_cpu(fn):
+    """Wall and process CPU seconds of one call, and its result."""
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - w, time.process_time() - c, out
+
+
+def bench_catboost_cpu(sizes, n_query, repeat=3, methods=None):
+    """The CatBoost comparison single-threaded (``thread_count=1``, one numba thread),
+    wall and process CPU seconds: on a machine shared with other jobs the CPU time is
+    the fairer measure. Medians of ``repeat`` alternating runs."""
+    import catboost as cb
+    import numba
+
+    numba.set_num_threads(1)
+    print(
+        "\n### CatBoost, single-threaded: fit + transform of "
+        f"{n_query} queries, median of {repeat} alternating runs, wall (CPU) seconds\n"
+    )
+    print(
+        "| n_train | update method | CatBoost (s) | LeafInfluence fit + transform (s) | "
+        "wall ratio | CPU ratio |"
+    )
+    print("|---:|---|---:|---:|---:|---:|")
+    for n in sizes:
+        X, y = data(n)
+        Xq, yq = data(n_query, seed=1)
+        model = catboost_model(X, y)
+        train_pool, query_pool = cb.Pool(X, y), cb.Pool(Xq, yq)
+        for method, u in CATBOOST_METHODS.items():
+            if methods and method.split(":")[0] not in methods:
+                continue
+            ours, theirs = [], []
+            for _ in range(repeat):
+                ours.append(
+                    timed_cpu(
+                        lambda u=u: (
+                            LeafInfluence(model, update_set=u, n_jobs=1).fit(X, y).transform(Xq, yq)
+                        )
+                    )[:2]
+                )
+                theirs.append(
+                    timed_cpu(
+                        lambda method=method: model.get_object_importance(
+                            query_pool,
+                            train_pool,
+                            type="PerObject",
+                            update_method=method,
+                            thread_count=1,
+                        )
+                    )[:2]
+                )
+            (ow, oc), (tw, tc) = (np.median(np.asarray(v), axis=0) for v in (ours, theirs))
+            print(
+                f"| {n:,} | {method} | {tw:.3f} ({tc:.3f}) | {ow:.3f} ({oc:.3f}) | "
+                f"{tw / ow:.1f}x | {tc / oc:.1f}x |",
+                flush=True,
+            )
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
 
 def bench_catboost(sizes, n_query, max_catboost_s, repeat=3, methods=None):
@@ -234,6 +297,11 @@ def main():
         "--methods", nargs="*", help="CatBoost update methods (SinglePoint TopKLeaves AllPoints)"
     )
     p.add_argument("--catboost-only", action="store_true", help="skip the LightGBM table")
+    p.add_argument(
+        "--cpu",
+        action="store_true",
+        help="also the CatBoost table single-threaded with process CPU times",
+    )
     args = p.parse_args()
     import os
 
@@ -250,6 +318,11 @@ def main():
         methods=args.methods,
     )
     print(f"\nload average after the CatBoost table: {os.getloadavg()}")
+    if args.cpu:
+        bench_catboost_cpu(
+            sizes, n_query=10 if args.quick else 100, repeat=args.repeat, methods=args.methods
+        )
+        print(f"\nload average after the single-threaded table: {os.getloadavg()}")
     if not args.catboost_only:
         bench_lightgbm(args.quick)
 

@@ -174,16 +174,19 @@ class _LeafBase(BaseInfluence):
             yield np.arange(a, min(n, a + step), dtype=np.int64)
 
     # ------------------------------------------------------------------ fit
-    def _fit_common(self, leaves, y_enc, sample_weight, with_terms, grouped=True, by_tree=True):
+    def _fit_common(
+        self, leaves, y_enc, sample_weight, with_terms, grouped=True, by_tree=True, kappa=True
+    ):
         """Check the leaf model, replay the training and group the rows by leaf (sets
         ``_train`` and ``_labels``); returns the :class:`~skinfluence._leaf_rule.LeafTerms`
-        (with the derivative terms when ``with_terms``). Without ``grouped`` the
+        (with the derivative terms when ``with_terms``; without the third derivatives
+        unless ``kappa``). Without ``grouped`` the
         training leaves carry no rows-by-leaf CSR, without ``by_tree`` no copy by
         tree (empty arrays: the update sets that do not read them)."""
         self._validate_params_leaf()
         self._validate_leaf_check(self.check_leaf_model)
         ens = self.ensemble_
-        terms = leaf_terms(ens, leaves, y_enc, sample_weight, kappa=True, terms=with_terms)
+        terms = leaf_terms(ens, leaves, y_enc, sample_weight, kappa=kappa, terms=with_terms)
         # one replay serves the leaf-model check and the method (the K x K leaves are
         # checked by their own rule)
         self._check_leaf_model(
@@ -296,7 +299,9 @@ class LeafInfluence(_LeafBase):
     * ``update_set=0``: everything O(N T) except the query, a sparse leaf
       co-occurrence product as in :class:`BoostIn`. The fitted state is the tiled
       layout of that product (10 bytes per row and tree), plus the derivatives and
-      the leaf ids (12 bytes) when the rows have sample weights other than 1.
+      the leaf ids (12 bytes) when the rows have sample weights other than 1. With one
+      Newton step per leaf, ``fit`` replays each row's scores a second time and
+      writes the derivatives straight into that layout (no N x T derivative terms).
     * ``update_set=k >= 1``: the forward mode for every row, O(N^2 T) in ``fit``,
       eight removed rows per pass over the training rows (one vector operation per
       row and tree); the written leaf derivatives (the top-k leaves and the row's own
@@ -401,7 +406,8 @@ class LeafInfluence(_LeafBase):
         cross = self.multiclass == "exact" and ens.objective == "multiclass"
         one_step = ens.leaf_steps <= 1 and ens.leaf_step_method != "gradient"
         # update_set=0 with one Newton step per leaf: the derivatives straight from the
-        # replay (SinglePoint.fit_one_step), without the (n, T) derivative terms
+        # trajectory (SinglePoint.fit_one_step), without the (n, T) derivative terms;
+        # the replay then only sums the leaves (no third derivatives)
         direct = u == 0 and one_step and not cross and not ens.full_hessian
         # only the reverse sweep and the cross-class and full-hessian kernels read the
         # rows by leaf; the single point reads the leaves by row only
@@ -413,6 +419,7 @@ class LeafInfluence(_LeafBase):
             not (ens.full_hessian or direct),
             grouped=grouped,
             by_tree=u != 0 or ens.full_hessian,
+            kappa=not direct,
         )
         if ens.full_hessian:  # K x K Newton leaves (_full_hessian)
             return _full_hessian.fit_leaf_influence(self, terms, y_enc)
@@ -429,9 +436,9 @@ class LeafInfluence(_LeafBase):
             self.multiclass,
         )
         with _numba_threads(self.n_jobs):
-            if direct:
-                slopes = ens.gradient_slopes(leaves, y_enc, terms.hessians)
-                self._update.fit_one_step(terms, slopes)
+            if direct:  # the replay's (n, T) gradients and hessians are not read: freed
+                coef, terms = terms.coef, None
+                self._update.fit_one_step(coef, self._labels)
             else:
                 self._update.fit(
                     terms.coef, terms.source, terms.propagation, self._row_blocks, self._fits_cache

@@ -390,23 +390,38 @@ class SinglePoint(_UpdateSet):
             D = _li.single_point(self.train, terms)
         self._keep(D, -self.weights[:, None] * D)
 
-    def fit_one_step(self, terms, slopes):
+    def fit_one_step(self, coef, labels):
         """``fit`` for one Newton step per leaf and per-column propagation, from the
-        replay (``terms``, :class:`~skinfluence._leaf_rule.LeafTerms` without the
-        derivative terms) and the gradients' slopes ``(n, T)``: the derivatives and
-        the removal ``-w D`` in one pass, with the rounding of the derivative terms."""
-        ens = self.ensemble
-        D, removal = _li.single_point_one_step(
-            self.train,
-            terms.coef,
-            terms.gradients,
-            terms.hessians,
-            np.ascontiguousarray(slopes),
-            terms.kappa,
+        leaf coefficients ``coef`` (``-eta / beta`` of the replay,
+        :class:`~skinfluence._leaf_rule.LeafTerms`) and the encoded ``labels``: one
+        pass replays each row's scores and writes the removal ``-w D`` straight into
+        the tiled layout, with the self-influence (the rounding of the derivative
+        terms and of :meth:`_keep`, bit for bit); ``D`` itself is kept only with
+        sample weights."""
+        ens, leaves = self.ensemble, self.train.leaves
+        keep_d = not bool((self.weights == 1.0).all())
+        ptr, local, slot = _li.tile_slots(leaves, ens.leaf_offsets, _leaves.TILE)
+        d_tiled, self.self_values, finite, D = _li.single_point_tiled(
+            leaves,
+            ens.leaf_offsets,
+            ens.leaf_values,
+            np.ascontiguousarray(ens.bias, dtype=np.float64),
+            ens.objective_code,
+            ens.kernel_param,
+            np.ascontiguousarray(labels, dtype=np.float64),
+            np.ascontiguousarray(coef, dtype=np.float64),
             np.ascontiguousarray(ens.unshrunk_values, dtype=np.float64),
             np.ascontiguousarray(self.weights, dtype=np.float64),
+            self.final_gradients,
+            slot,
+            _leaves.TILE,
+            keep_d,
         )
-        self._keep(D, removal)
+        del slot
+        self.tiles = (ptr, local, d_tiled, bool(finite))
+        self.derivatives = D if keep_d else None
+        if not keep_d:  # the tiles hold -D: the leaves by row are not needed
+            self.train = self.train._replace(leaves=np.empty((0, 0), dtype=np.int32))
 
     def _keep(self, D, removal):
         """Keep the tiled removal, the self-influence and the derivatives; with unit

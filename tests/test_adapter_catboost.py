@@ -481,3 +481,34 @@ def test_bundled_datasets(name):
     if task == "multiclass":  # K x K Newton leaves
         assert ens.n_outputs == len(np.unique(y)) and ens.full_hessian
     assert ens.check_leaf_model(leaves, class_index(ens, y, np.float32)) == 0.0
+
+
+@pytest.mark.parametrize("depth", [0, 3])
+def test_symmetric_structure_from_depths_equals_the_json(depth, monkeypatch):
+    """Symmetric trees without categorical features skip the JSON model: the paths,
+    leaf statistics, caveat and breaking settings are those read from the JSON."""
+    X, y = catboost_data(6, 200, 3, "RMSE")
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(X))
+    model = CatBoostRegressor(iterations=6, depth=depth, **BASE).fit(X, y, sample_weight=w)
+    fast = skinfluence.to_ensemble(model, sample_weight=w)
+    assert fast.notes["paths"].startswith("from each tree's depth")
+    monkeypatch.setattr(cbad, "_depth_structure", lambda *args: None)
+    slow = skinfluence.to_ensemble(model, sample_weight=w)
+    assert slow.notes["paths"].startswith("from the JSON model")
+    for name in ("path_indptr", "path_nodes", "node_offsets", "leaf_stats", "leaf_values"):
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert fast.leaf_stats_caveat == slow.leaf_stats_caveat
+    assert fast.breaking_settings == slow.breaking_settings
+    _check_paths(fast)
+
+
+def test_categorical_and_multiclass_models_read_the_json():
+    X, y = catboost_data(7, 200, 3, "Logloss", with_cat=True)
+    model = CatBoostClassifier(iterations=3, depth=2, cat_features=[3], **BASE).fit(X, y)
+    assert cbad._depth_structure(model, model.get_tree_leaf_counts(), 1) is None
+    Xm, ym = catboost_data(7, 200, 3, "MultiClass")
+    multi = CatBoostClassifier(iterations=3, depth=2, loss_function="MultiClass", **BASE)
+    multi.fit(Xm, ym)
+    assert cbad._depth_structure(multi, multi.get_tree_leaf_counts(), 3) is None
+    assert skinfluence.to_ensemble(multi).notes["paths"].startswith("from the JSON model")

@@ -145,3 +145,95 @@ def test_single_point_from_replay_equals_terms(lib, objective, weighted):
     np.testing.assert_array_equal(
         bits(up.global_influence(q, None)), bits(ref.global_influence(q, None))
     )
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 7, 8, 9, 100, 128, 129, 136, 255, 1000, 4099])
+def test_numpy_sum_rounds_as_numpy(n):
+    """``numpy_sum``: numpy's pairwise summation of a contiguous run, bit for bit
+    (values of very different magnitudes, so the order of the additions shows)."""
+    rng = np.random.default_rng(n)
+    a = rng.normal(size=n + 3) * np.exp(5.0 * rng.normal(size=n + 3))
+    assert _li.numpy_sum(a, 0, n) == a[:n].sum()
+    assert _li.numpy_sum(a, 3, n) == a[3 : n + 3].sum()
+
+
+def test_tile_slots_is_the_tiled_layout():
+    """``tile_slots``: the ``ptr`` and ``local`` of ``_leaves.tile_by_leaf``, and each
+    entry's slot points at its row."""
+    rng = np.random.default_rng(0)
+    n, tile = 45, 16
+    offsets = np.array([0, 3, 4, 9, 11], dtype=np.int64)
+    leaves = np.stack([rng.integers(0, L, n) for L in np.diff(offsets)], 1).astype(np.int32)
+    ptr, local, slot = _li.tile_slots(leaves, offsets, tile)
+    ref_ptr, ref_local = _leaves.tile_by_leaf(leaves, offsets, tile)
+    np.testing.assert_array_equal(ptr, ref_ptr)
+    np.testing.assert_array_equal(local, ref_local)
+    T = leaves.shape[1]
+    for i in range(n):
+        lo = i - i % tile
+        nb = min(n, lo + tile) - lo
+        for t in range(T):
+            assert local[lo * T + t * nb + slot[i, t]] == i - lo
+
+
+def _numpy_single_point(ens, leaves, y, w, coef, gfin):
+    """The single-point derivatives, their removal and self-influence in numpy, from
+    the replay's ``g, h, kappa`` and slopes: tree after tree over all rows."""
+    g, h, kap, _ = ens.replay(leaves, y, kappa=True)
+    slope = ens.gradient_slopes(leaves, y, h)
+    flat = ens.flat_leaves(leaves)
+    vbar = ens.unshrunk_values[flat]
+    K = ens.n_outputs
+    D = np.zeros(leaves.shape)
+    jv = np.zeros((len(leaves), K))
+    for t in range(leaves.shape[1]):
+        k = t % K
+        cf = coef[flat[:, t]]
+        a = g[:, t] + vbar[:, t] * h[:, t]
+        q = w * (slope[:, t] + vbar[:, t] * kap[:, t])
+        d = np.where(cf != 0.0, cf * (a + q * jv[:, k]), 0.0)
+        D[:, t] = d
+        jv[:, k] += d
+    removal = -w[:, None] * D
+    return D, removal, (gfin[:, ens.tree_column] * removal).sum(axis=1)
+
+
+@pytest.mark.parametrize(
+    "lib,objective,weighted",
+    [*CASES, ("lightgbm", "poisson", False), ("lightgbm", "huber", True)],
+)
+def test_single_point_tiled_equals_numpy(lib, objective, weighted):
+    """``single_point_tiled`` (replay, derivatives and tiled removal in one pass, tiles
+    of 16 rows) against the numpy recurrence over the replay, tiled by
+    ``_leaves.tiled``: the same bits."""
+    X, y, w, model = fitted(lib, objective, weighted)
+    exp = LeafInfluence(model, update_set=0, multiclass="diagonal").fit(X, y, sample_weight=w)
+    ens = exp.ensemble_
+    leaves = ens.leaf_ids(X)
+    weights = np.ones(len(X)) if w is None else w
+    t = leaf_terms(ens, leaves, exp._labels, w)
+    gfin = exp._update.final_gradients
+    D, removal, self_values = _numpy_single_point(ens, leaves, exp._labels, weights, t.coef, gfin)
+    tile = 16
+    ptr, local, slot = _li.tile_slots(leaves, ens.leaf_offsets, tile)
+    d_tiled, got_self, finite, got_D = _li.single_point_tiled(
+        leaves,
+        ens.leaf_offsets,
+        ens.leaf_values,
+        ens.bias,
+        ens.objective_code,
+        ens.kernel_param,
+        exp._labels,
+        t.coef,
+        np.ascontiguousarray(ens.unshrunk_values, dtype=np.float64),
+        weights,
+        gfin,
+        slot,
+        tile,
+        True,
+    )
+    ref = _leaves.tiled(leaves, ens.leaf_offsets, removal, tile=tile)
+    np.testing.assert_array_equal(bits(got_D), bits(D))
+    np.testing.assert_array_equal(bits(d_tiled), bits(ref[2]))
+    np.testing.assert_array_equal(bits(got_self), bits(self_values))
+    assert finite and ref[3]

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._jit import njit, njit_parallel, prange
-from ._objectives import MULTICLASS, grad_hess_row, softmax_into
+from ._objectives import BINARY, MULTICLASS, SQUARED_ERROR, grad_hess_row, sigmoid, softmax_into
 
 
 class TrainLeaves(NamedTuple):
@@ -158,40 +158,201 @@ def single_point(train, terms):
     return D
 
 
-@njit_parallel
-def single_point_one_step(train, coef, g, h, slope, kappa, unshrunk, w):
-    """:func:`single_point` from the replay, for one Newton step per leaf: the terms
-    ``g + vbar h`` and ``w (slope + vbar kappa)`` (``vbar = unshrunk[leaf]``) are
-    formed per entry, rounded as the leaf rule's numpy expressions; parallel over
-    rows.
+@njit
+def _block_sum(a, lo, n):
+    """numpy's sum of ``n <= 128`` contiguous values: a plain loop below 8, else eight
+    running sums combined pairwise, then the tail."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = lo + 8
+    end = lo + n - n % 8
+    while i < end:
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < lo + n:
+        res += a[i]
+        i += 1
+    return res
 
-    Returns ``D`` and the removal ``-w D``, both ``(n, T)``.
-    """
-    leaves, offsets, K = train.leaves, train.offsets, train.n_outputs
+
+@njit
+def _left_half(n):
+    """Where numpy's pairwise sum splits ``n > 128`` values: half, down to a multiple of 8."""
+    n2 = n // 2
+    return n2 - n2 % 8
+
+
+@njit
+def numpy_sum(a, lo, n):
+    """``a[lo:lo + n].sum()`` rounded as numpy sums a contiguous float64 run: its
+    pairwise summation (blocks of at most 128 values, halves above; checked against
+    numpy 2.4 in ``tests/test_leaf_influence_top.py``). The halving runs on an explicit
+    stack (numba's cache does not keep recursive functions)."""
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    node_lo = np.empty(64, dtype=np.int64)
+    node_n = np.empty(64, dtype=np.int64)
+    state = np.zeros(64, dtype=np.int64)  # 1: left half pending, 2: right half pending
+    left = np.empty(64)
+    top = 0
+    node_lo[0] = lo
+    node_n[0] = n
+    while True:
+        m = node_n[top]
+        if m > 128:  # descend into the left half
+            state[top] = 1
+            node_lo[top + 1] = node_lo[top]
+            node_n[top + 1] = _left_half(m)
+            top += 1
+            continue
+        res = _block_sum(a, node_lo[top], m)
+        top -= 1
+        while top >= 0 and state[top] == 2:  # both halves done: add them
+            res = left[top] + res
+            top -= 1
+        if top < 0:
+            return res
+        left[top] = res  # the left half done: the right half next
+        state[top] = 2
+        m2 = _left_half(node_n[top])
+        node_lo[top + 1] = node_lo[top] + m2
+        node_n[top + 1] = node_n[top] - m2
+        top += 1
+
+
+@njit_parallel
+def tile_slots(leaves, offsets, tile):
+    """The tiled layout of ``_leaves.tile_by_leaf`` (the same ``ptr`` and ``local``)
+    and ``slot`` ``(n, T)`` uint16: row ``i``'s place in tree ``t``'s segment of its
+    tile (the segment starts at ``lo * T + t * nb`` for the tile's first row ``lo``
+    and its ``nb`` rows; rows sorted by leaf, in row order within a leaf). Reads the
+    leaves row by row (two passes per tile: counts, then places)."""
     n, n_trees = leaves.shape
-    D = np.empty((n, n_trees))
-    removal = np.empty((n, n_trees))
-    n_chunks = min(n, 64)
-    for ch in prange(n_chunks):
-        jv = np.zeros(K)
-        for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
-            wi = w[i]
-            for c in range(K):
-                jv[c] = 0.0
+    n_tiles = (n + tile - 1) // tile
+    n_leaves_total = offsets[n_trees]
+    ptr = np.empty((n_tiles, n_leaves_total + 1), dtype=np.int64)
+    local = np.empty(n * n_trees, dtype=np.uint16)
+    slot = np.empty((n, n_trees), dtype=np.uint16)
+    for b in prange(n_tiles):
+        lo = b * tile
+        hi = min(n, lo + tile)
+        nb = hi - lo
+        cursor = np.zeros(n_leaves_total, dtype=np.int32)
+        for i in range(lo, hi):
+            for t in range(n_trees):
+                cursor[offsets[t] + leaves[i, t]] += 1
+        for t in range(n_trees):
+            s = lo * n_trees + t * nb
+            at = 0  # the leaf's start within the tree's segment
+            for j in range(offsets[t], offsets[t + 1]):
+                ptr[b, j] = s + at
+                count = cursor[j]
+                cursor[j] = at
+                at += count
+        ptr[b, n_leaves_total] = hi * n_trees
+        for i in range(lo, hi):
             for t in range(n_trees):
                 j = offsets[t] + leaves[i, t]
-                cf = coef[j]
-                d = 0.0
-                if cf != 0.0:
-                    vbar = unshrunk[j]
-                    k = t % K
-                    a = g[i, t] + vbar * h[i, t]
-                    q = wi * (slope[i, t] + vbar * kappa[i, t])
-                    d = cf * (a + q * jv[k])
-                    jv[k] += d
-                D[i, t] = d
-                removal[i, t] = -wi * d
-    return D, removal
+                c = cursor[j]
+                slot[i, t] = c
+                local[lo * n_trees + t * nb + c] = i - lo
+                cursor[j] = c + 1
+    return ptr, local, slot
+
+
+@njit(inline="always")
+def _derivatives_at(objective, yi, f, k, c, p, out):
+    """``(g, h, kappa, slope)`` of column ``k`` at ``f``: :func:`grad_hess_row` (its
+    formulas for the binary log-loss and the squared error, inlined)."""
+    if objective == BINARY:
+        q = sigmoid(f[k])
+        h = q * (1.0 - q)
+        return q - yi, h, h * (1.0 - 2.0 * q), h
+    if objective == SQUARED_ERROR:
+        return f[k] - yi, 1.0, 0.0, 1.0
+    grad_hess_row(objective, yi, f, k, c, p, out)
+    return out[0], out[1], out[2], out[3]
+
+
+@njit_parallel
+def single_point_tiled(
+    leaves, offsets, values, bias, objective, c, y, coef, unshrunk, w, gfin, slot, tile, keep_d
+):
+    """:func:`single_point` for one Newton step per leaf, straight from the stored
+    trajectory into the tiled layout of ``tile_slots`` (``slot``), without ``(n, T)``
+    term arrays: the terms ``g + vbar h`` and ``w (slope + vbar kappa)`` (``vbar =
+    unshrunk[leaf]``) are formed per entry, rounded as the leaf rule's numpy
+    expressions.
+
+    Each row's scores are replayed from ``values`` (shrunk leaf values) and ``bias``
+    as the replay does, and its gradient, hessian, third derivative and slope
+    (``grad_hess_row``) are formed at each tree's round, so every entry has the bits
+    of the replay's. Returns ``removal = -w D`` tiled, the self-influence ``sum_t
+    gfin[i, t % K] removal[i, t]`` (summed as numpy sums a row), whether every
+    removal is finite, and ``D`` ``(n, T)`` when ``keep_d`` (else empty). Parallel
+    over rows.
+    """
+    # one function: the replay, the derivatives and the scatter share the row's state
+    n, n_trees = leaves.shape
+    K = bias.shape[0]
+    n_rounds = n_trees // K
+    d_tiled = np.empty(n * n_trees)
+    self_values = np.empty(n)
+    D = np.empty((n, n_trees) if keep_d else (0, 0))
+    n_chunks = min(n, 64)
+    bad = np.zeros(n_chunks, dtype=np.bool_)
+    for ch in prange(n_chunks):
+        f = np.empty(K)
+        p = np.empty(K)
+        jv = np.empty(K)
+        out = np.empty(4)
+        prod = np.empty(n_trees)
+        for i in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
+            lo = i - i % tile
+            nb = min(n, lo + tile) - lo
+            wi = w[i]
+            for k in range(K):
+                f[k] = bias[k]
+                jv[k] = 0.0
+            for r in range(n_rounds):
+                if objective == MULTICLASS:
+                    softmax_into(f, p)
+                for k in range(K):
+                    t = r * K + k
+                    j = offsets[t] + leaves[i, t]
+                    cf = coef[j]
+                    d = 0.0
+                    if cf != 0.0:
+                        g, h, kap, slope = _derivatives_at(objective, y[i], f, k, c, p, out)
+                        vbar = unshrunk[j]
+                        q = wi * (slope + vbar * kap)
+                        d = cf * ((g + vbar * h) + q * jv[k])
+                        jv[k] += d
+                    removal = -wi * d
+                    if keep_d:
+                        D[i, t] = d
+                    d_tiled[lo * n_trees + t * nb + slot[i, t]] = removal
+                    prod[t] = gfin[i, k] * removal
+                    if not np.isfinite(removal):
+                        bad[ch] = True
+                for k in range(K):
+                    t = r * K + k
+                    f[k] += values[offsets[t] + leaves[i, t]]
+            self_values[i] = numpy_sum(prod, 0, n_trees)
+    return d_tiled, self_values, not bad.any(), D
 
 
 @njit_parallel
