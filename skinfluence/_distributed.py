@@ -398,7 +398,7 @@ class _SinglePointPlan(_Plan):
         if cross:
             update.fit(terms.coef, terms.source, terms.propagation, None, None)
         else:
-            update.fit_one_step(terms, ens.gradient_slopes(leaves, part.y, terms.hessians))
+            update.fit_one_step(terms.coef, part.y)
         shell = _shell(template, part.n)
         shell._update, shell._train = update, update.train
         return shell
