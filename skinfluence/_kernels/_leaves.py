@@ -149,6 +149,85 @@ def tile_values(values, local, tile):
     return out
 
 
+def derivatives_tiled(leaves, offsets, w, g, h, values, per_leaf, tile=TILE):
+    """BoostIn's derivatives, their tiled layout and the self-influence products in
+    one pass over the rows.
+
+    ``delta[i, t] = w[i] * (g[i, t] + values[j] * h[i, t]) * per_leaf[j]`` with
+    ``j = offsets[t] + leaves[i, t]``, rounded as that numpy expression is. Returns
+    ``(delta, (ptr, local, delta_tiled, finite))``, the second item the arrays
+    :func:`tiled` of ``delta`` returns, and overwrites ``g`` (C-contiguous float64)
+    with ``g * delta``.
+
+    Parallel over tiles. A tile's entries are computed row by row (a streaming pass),
+    then sorted by leaf one tree at a time from the tile's rows just written, which
+    are still in the core's cache: the separate kernels (``boostin_derivatives``,
+    :func:`tile_by_leaf`, :func:`tile_values`) read them again from memory. The
+    outputs are allocated by numpy, whose large arrays get huge pages where the
+    system allows (about half the cost of first touching numba's allocations).
+    """
+    if tile > 2**16:
+        raise ValueError("tile must be at most 2**16 rows (uint16 local indices)")
+    n, n_trees = leaves.shape
+    n_tiles = -(-n // tile)
+    delta = np.empty((n, n_trees))
+    ptr = np.empty((n_tiles, offsets[n_trees] + 1), dtype=np.int64)
+    local = np.empty(n * n_trees, dtype=np.uint16)
+    d_tiled = np.empty(n * n_trees)
+    finite = np.empty(n_tiles, dtype=np.bool_)
+    _derivatives_tiled(
+        leaves, offsets, w, g, h, values, per_leaf, tile, delta, ptr, local, d_tiled, finite
+    )
+    return delta, (ptr, local, d_tiled, bool(finite.all()))
+
+
+@njit_parallel
+def _derivatives_tiled(
+    leaves, offsets, w, g, h, values, per_leaf, tile, delta, ptr, local, d_tiled, finite
+):
+    n, n_trees = leaves.shape
+    n_tiles = (n + tile - 1) // tile
+    n_leaves_total = offsets[n_trees]
+    max_leaves = 0
+    for t in range(n_trees):
+        max_leaves = max(max_leaves, offsets[t + 1] - offsets[t])
+    for b in prange(n_tiles):
+        lo = b * tile
+        hi = min(n, lo + tile)
+        nb = hi - lo
+        fin = True
+        for i in range(lo, hi):
+            wi = w[i]
+            for t in range(n_trees):
+                j = offsets[t] + leaves[i, t]
+                d = wi * (g[i, t] + values[j] * h[i, t]) * per_leaf[j]
+                delta[i, t] = d
+                g[i, t] = g[i, t] * d
+                if not np.isfinite(d):
+                    fin = False
+        finite[b] = fin
+        # counting sort of the tile's rows by leaf, tree by tree (as tile_by_leaf)
+        pos = np.empty(max_leaves + 1, dtype=np.int64)
+        for t in range(n_trees):
+            o = offsets[t]
+            n_leaves = offsets[t + 1] - o
+            pos[: n_leaves + 1] = 0
+            for i in range(lo, hi):
+                pos[leaves[i, t] + 1] += 1
+            s = lo * n_trees + t * nb
+            for l in range(n_leaves):
+                s += pos[l]
+                pos[l] = s
+                ptr[b, o + l] = s
+            for i in range(lo, hi):
+                l = leaves[i, t]
+                r = pos[l]
+                pos[l] = r + 1
+                local[r] = i - lo
+                d_tiled[r] = delta[i, t]
+        ptr[b, n_leaves_total] = hi * n_trees
+
+
 def tiled_product(q_leaves, q_values, offsets, ptr, local, d_tiled, finite, n, tile, out):
     """``out[e, i] = sum_t 1[leaf_t(e) = leaf_t(i)] * q_values[e, t] * D[i, t]``.
 
