@@ -190,6 +190,11 @@ def test_non_finite_values_stay_in_their_leaf():
     np.testing.assert_array_equal(out, expected)
     assert np.isinf(out[0, 0]) and out[0, 3] == 0.0 and np.isnan(out[2, 3])
     assert out[1, 2] == np.inf and out[1, 4] == 0.0 and out[3, 4] == -np.inf
+    # one query at a time (the single-query kernel): the same rows
+    for e in range(4):
+        one = np.empty((1, 6))
+        _leaves.tiled_product(q_leaves[e : e + 1], q_values[e : e + 1], offsets, *tiles, 6, 4, one)
+        np.testing.assert_array_equal(one[0], expected[e])
 
 
 def test_group_queries_partitions_the_queries_and_groups_duplicates():
