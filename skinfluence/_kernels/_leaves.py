@@ -168,26 +168,22 @@ def derivatives_tiled(leaves, offsets, w, g, h, values, per_leaf, tile=TILE):
     """
     if tile > 2**16:
         raise ValueError("tile must be at most 2**16 rows (uint16 local indices)")
-    n, n_trees = leaves.shape
-    n_tiles = -(-n // tile)
-    delta = np.empty((n, n_trees))
-    ptr = np.empty((n_tiles, offsets[n_trees] + 1), dtype=np.int64)
-    local = np.empty(n * n_trees, dtype=np.uint16)
-    d_tiled = np.empty(n * n_trees)
-    finite = np.empty(n_tiles, dtype=np.bool_)
-    _derivatives_tiled(
-        leaves, offsets, w, g, h, values, per_leaf, tile, delta, ptr, local, d_tiled, finite
+    delta, ptr, local, d_tiled, finite = _derivatives_tiled(
+        leaves, offsets, w, g, h, values, per_leaf, tile
     )
     return delta, (ptr, local, d_tiled, bool(finite.all()))
 
 
 @njit_parallel
-def _derivatives_tiled(
-    leaves, offsets, w, g, h, values, per_leaf, tile, delta, ptr, local, d_tiled, finite
-):
+def _derivatives_tiled(leaves, offsets, w, g, h, values, per_leaf, tile):
     n, n_trees = leaves.shape
     n_tiles = (n + tile - 1) // tile
     n_leaves_total = offsets[n_trees]
+    delta = np.empty((n, n_trees))
+    ptr = np.empty((n_tiles, n_leaves_total + 1), dtype=np.int64)
+    local = np.empty(n * n_trees, dtype=np.uint16)
+    d_tiled = np.empty(n * n_trees)
+    finite = np.empty(n_tiles, dtype=np.bool_)
     max_leaves = 0
     for t in range(n_trees):
         max_leaves = max(max_leaves, offsets[t + 1] - offsets[t])
@@ -226,6 +222,7 @@ def _derivatives_tiled(
                 local[r] = i - lo
                 d_tiled[r] = delta[i, t]
         ptr[b, n_leaves_total] = hi * n_trees
+    return delta, ptr, local, d_tiled, finite
 
 
 def tiled_product(q_leaves, q_values, offsets, ptr, local, d_tiled, finite, n, tile, out):

@@ -59,13 +59,9 @@ def replay_sums(leaves, offsets, values, bias, objective, c, y, weights=None, su
     block = -(-n_trees // numba.get_num_threads())
     weighted = weights is not None
     w = np.ascontiguousarray(weights, dtype=np.float64) if weighted else np.empty(0)
-    # numpy's large arrays get huge pages where the system allows them: first touch
-    # costs about half of numba's allocation
-    g, h = np.empty((n, n_trees)), np.empty((n, n_trees))
-    G, H, final = _replay_sums_blocked(
-        leaves, offsets, values, bias, objective, c, y, w, weighted, bool(sums), block, g, h
+    return _replay_sums_blocked(
+        leaves, offsets, values, bias, objective, c, y, w, weighted, bool(sums), block
     )
-    return g, h, G, H, final
 
 
 @njit(inline="always")
@@ -83,10 +79,10 @@ def _grad_hess_scalar(objective, yi, f, c, fbuf, out):
 
 
 @njit_parallel
-def _replay_sums_blocked(
-    leaves, offsets, values, bias, objective, c, y, w, weighted, sums, block, g, h
-):
+def _replay_sums_blocked(leaves, offsets, values, bias, objective, c, y, w, weighted, sums, block):
     n, n_trees = leaves.shape
+    g = np.empty((n, n_trees))
+    h = np.empty((n, n_trees))
     G = np.zeros(offsets[n_trees] if sums else 0)
     H = np.zeros(offsets[n_trees] if sums else 0)
     final = np.empty((n, 1))
@@ -116,7 +112,7 @@ def _replay_sums_blocked(
                 f += values[j]
             if t1 == n_trees:
                 final[i, 0] = f
-    return G, H, final
+    return g, h, G, H, final
 
 
 @njit_parallel
@@ -284,17 +280,13 @@ def leaf_counts(leaves, offsets, row_weight):
     return leaf_sums(leaves, offsets, weights)
 
 
+@njit_parallel
 def remap_ids(raw, flat_map, map_offsets):
     """``out[i, t] = flat_map[map_offsets[t] + raw[i, t]]`` (int32), and the number of
     entries whose id is outside tree ``t``'s map or maps to -1 (those get -1).
     ``raw`` holds integers, or floats holding integers (a NaN counts as outside)."""
-    out = np.empty(raw.shape, dtype=np.int32)  # numpy's: huge pages (see replay_sums)
-    return out, _remap_ids(raw, flat_map, map_offsets, out)
-
-
-@njit_parallel
-def _remap_ids(raw, flat_map, map_offsets, out):
     n, n_trees = raw.shape
+    out = np.empty((n, n_trees), dtype=np.int32)
     bad = 0
     for i in prange(n):
         for t in range(n_trees):
@@ -307,4 +299,4 @@ def _remap_ids(raw, flat_map, map_offsets, out):
             out[i, t] = v
             if v < 0:
                 bad += 1
-    return bad
+    return out, bad
