@@ -5,7 +5,8 @@ Run from the repository root::
     python benchmarks/bench_boostin.py            # n_train in {1e3, 1e4, 1e5}
     python benchmarks/bench_boostin.py --quick    # n_train in {1e3, 1e4}
     python benchmarks/bench_boostin.py --interleaved 20   # speed-up at 1e5, 20 rounds
-    python benchmarks/bench_boostin.py --fit-ratio 9      # fit / LightGBM routing at 1e5
+    python benchmarks/bench_boostin.py --fit-ratio 9      # fit / LightGBM routing at 1e5,
+                                                          # and 1- and 100-row transforms
     python benchmarks/bench_boostin.py --fit-ratio 9 --library xgboost   # XGBoost's
 
 Model: LightGBM binary classifier, 100 trees x 31 leaves, on synthetic data. Queries:
@@ -31,7 +32,10 @@ rows (a row reaching each leaf plus 1,000 uniform rows; on every row with
 ``reconstruction_check="all"``); ``--fit-ratio`` also times the raw prediction of all
 rows, for reference. ``--library xgboost`` times the same against XGBoost's routing,
 ``Booster.predict(DMatrix(X), pred_leaf=True)``, the DMatrix built in the call as
-``fit`` builds it.
+``fit`` builds it. Each ``--fit-ratio`` round also times, on the explainer it fitted, a
+one-row ``transform`` (median of 21 calls) and a 100-row ``transform`` (best of 3), so
+that the fit ratio and the query times come from the same run; the load average is
+printed with them.
 
 Peak memory is the growth of the process's maximum resident set size during the call,
 measured in a fresh subprocess per (n_train, step).
@@ -118,21 +122,33 @@ def library_calls(model):
     )
 
 
-def fit_ratios(X, y, model, rounds, raw=False):
+def fit_ratios(X, y, model, rounds, raw=False, queries=None):
     """``rounds`` alternations of ``BoostIn(model).fit(X, y)`` and the model's own
     routing ``predict(X, pred_leaf=True)`` (and, with ``raw``, its raw prediction):
-    arrays of fit times, routing times, raw-prediction times and fit / routing ratios."""
+    arrays of fit times, routing times, raw-prediction times and fit / routing ratios.
+
+    With ``queries = (Xq, yq)``, each round also times, on the explainer just fitted,
+    a one-row ``transform`` (median of 21 calls) and a ``transform`` of the first 100
+    query rows (best of 3): ``(fits, routes, raws, ratios, one_row, hundred)``.
+    """
     from skinfluence import BoostIn
 
     route, raw_score = library_calls(model)
-    fits, routes, raws = [], [], []
+    fits, routes, raws, one, hundred = [], [], [], [], []
     for _ in range(rounds):
-        fits.append(timed(lambda: BoostIn(model).fit(X, y))[0])
+        t_fit, exp = timed(lambda: BoostIn(model).fit(X, y))
+        fits.append(t_fit)
         routes.append(timed(lambda: route(X))[0])
         if raw:
             raws.append(timed(lambda: raw_score(X))[0])
+        if queries is not None:
+            Xq, yq = queries
+            one.append(timed_all(lambda: exp.transform(Xq[:1], yq[:1]), repeat=21)[1])
+            hundred.append(timed(lambda: exp.transform(Xq[:100], yq[:100]), repeat=3)[0])
+        exp = None  # its state is freed before the next fit
     fits, routes = np.array(fits), np.array(routes)
-    return fits, routes, np.array(raws), fits / routes
+    out = fits, routes, np.array(raws), fits / routes
+    return out if queries is None else out + (np.array(one), np.array(hundred))
 
 
 def run(n_train, dense_queries):
@@ -225,16 +241,23 @@ def main():
     )
     args = p.parse_args()
     if args.fit_ratio:
+        import os
+
         from skinfluence import BoostIn
 
-        X, y, _, _, model = train_and_queries(100_000, N_QUERIES)
+        X, y, Xq, yq, model = train_and_queries(100_000, N_QUERIES)
         if args.library == "xgboost":
             model = xgboost_model(X, y)
-        BoostIn(model).fit(X, y)  # numba compilation / cache load, first touch
-        f, r, raw, ratio = fit_ratios(X, y, model, args.fit_ratio, raw=True)
+        # numba compilation / cache load, first touch
+        BoostIn(model).fit(X, y).transform(Xq[:2], yq[:2])
+        load = os.getloadavg()[0]
+        f, r, raw, ratio, one, hundred = fit_ratios(
+            X, y, model, args.fit_ratio, raw=True, queries=(Xq, yq)
+        )
         q1, med, q3 = np.percentile(ratio, [25, 50, 75])
         print(
-            f"{args.library}, n_train=100,000, {len(ratio)} alternating rounds: "
+            f"{args.library}, n_train=100,000, {len(ratio)} alternating rounds "
+            f"(load average {load:.1f} before, {os.getloadavg()[0]:.1f} after): "
             f"fit median {np.median(f):.3f} s, "
             f"predict(pred_leaf=True) median {np.median(r):.3f} s, "
             f"predict(raw_score=True) median {np.median(raw):.3f} s; "
@@ -242,6 +265,12 @@ def main():
             f"range {ratio.min():.2f}x-{ratio.max():.2f}x"
         )
         print("rounds: " + ", ".join(f"{x:.2f}x" for x in ratio))
+        print(
+            f"transform, same rounds: one row median {1e3 * np.median(one):.2f} ms "
+            f"(range {1e3 * one.min():.2f}-{1e3 * one.max():.2f} ms), 100 rows median "
+            f"{1e3 * np.median(hundred):.1f} ms "
+            f"(range {1e3 * hundred.min():.1f}-{1e3 * hundred.max():.1f} ms)"
+        )
         return
     if args.interleaved:
         r = interleaved_ratios(100_000, args.interleaved)

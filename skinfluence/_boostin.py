@@ -161,8 +161,13 @@ class BoostIn(BaseInfluence):
         exact = self.derivative == "exact"
         # several steps per leaf: the derivative terms come from the steps themselves
         multi = ens.leaf_steps > 1 or ens.leaf_step_method == "gradient"
-        # one replay serves the leaf-model check and the derivatives
-        terms = leaf_terms(ens, leaves, y_enc, sample_weight, terms=exact and multi)
+        # one replay serves the leaf-model check and the derivatives (and, for a
+        # cover-recording model, the training-row check before this)
+        kept = self.__dict__.pop("_fit_terms", None)
+        if kept is not None and all(a is b for a, b in zip(kept, (leaves, y_enc, sample_weight))):
+            terms = kept[3]
+        else:
+            terms = leaf_terms(ens, leaves, y_enc, sample_weight, terms=exact and multi)
         self._check_leaf_model(
             leaves, y_enc, sample_weight, self.check_leaf_model, self.atol, self.rtol, terms
         )
@@ -176,24 +181,51 @@ class BoostIn(BaseInfluence):
                 per_leaf = np.where(counts > 0, per_leaf / counts**power, 0.0)
         if exact and multi:
             delta = w[:, None] * terms.source * per_leaf[ens.flat_leaves(leaves)]
+            self.derivatives_ = np.ascontiguousarray(delta)
+            self._self = np.multiply(g, delta, out=g).sum(axis=1)
+            self._tiles = _leaves.tiled(leaves, ens.leaf_offsets, self.derivatives_)
         else:
             # published: the stored value v in the numerator; exact: v / eta (the
-            # single-step source term g + (v / eta) h, rounded alike)
+            # single-step source term g + (v / eta) h, rounded alike). One kernel
+            # computes the derivatives, their tiled layout and g * delta in g's memory
+            # (g is not needed after this: no (n, T) temporary)
             values = ens.unshrunk_values if exact else ens.leaf_values
-            delta = _trees.boostin_derivatives(
+            g = np.ascontiguousarray(g, dtype=np.float64)
+            self.derivatives_, self._tiles = _leaves.derivatives_tiled(
                 leaves,
                 ens.leaf_offsets,
                 np.ascontiguousarray(w, dtype=np.float64),
                 g,
-                h,
+                np.ascontiguousarray(h, dtype=np.float64),
                 np.ascontiguousarray(values, dtype=np.float64),
-                np.ascontiguousarray(per_leaf),
+                np.ascontiguousarray(per_leaf, dtype=np.float64),
             )
-        self.derivatives_ = np.ascontiguousarray(delta)
+            self._self = g.sum(axis=1)
         self._train_leaves = leaves
-        # g is not needed after this: its memory takes the products (no (n, T) temporary)
-        self._self = np.multiply(g, delta, out=g).sum(axis=1)
-        self._tiles = _leaves.tiled(leaves, ens.leaf_offsets, self.derivatives_)
+
+    def _training_hessian_sums(self, leaves, y_enc, sample_weight):
+        # a cover-recording model (XGBoost): the training-row check takes the hessian
+        # sums of the replay _fit_influence needs anyway (the same bits as the check's
+        # own replay), kept for _fit_influence
+        self.__dict__.pop("_fit_terms", None)
+        ens = self.ensemble_
+        multi = ens.leaf_steps > 1 or ens.leaf_step_method == "gradient"
+        if ens.leaf_stats_kind != "hessian" or ens.full_hessian or multi:
+            return None
+        if y_enc is None or ens.leaf_stats is None or ens.leaf_stats_caveat is not None:
+            return None
+        leaves = np.ascontiguousarray(leaves, dtype=np.int32)
+        terms = leaf_terms(ens, leaves, y_enc, sample_weight, terms=False)
+        # the same objects reach _fit_influence (all rows are explained here)
+        self._fit_terms = (leaves, y_enc, sample_weight, terms)
+        return terms.hessian_sums
+
+    def _check_training_rows(self, leaves, y_enc, sample_weight):
+        try:
+            super()._check_training_rows(leaves, y_enc, sample_weight)
+        except BaseException:
+            self.__dict__.pop("_fit_terms", None)
+            raise
 
     def _query_arrays(self, X, leaves, y_enc, objective):
         g, _, _, _ = self.ensemble_.replay(leaves, y_enc, objective=objective)

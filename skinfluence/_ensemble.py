@@ -579,9 +579,10 @@ class TreeEnsemble:
             "leaf values (row subsampling, L1, clamping, dart, several leaf steps)"
         )
 
-    def _routed_stats(self, leaves, sample_weight, y):
+    def _routed_stats(self, leaves, sample_weight, y, hessian_sums=None):
         """The per-leaf statistic of kind ``leaf_stats_kind`` over the given rows, and
-        the mask of the leaves where it differs from the stored one."""
+        the mask of the leaves where it differs from the stored one (``hessian_sums``:
+        the hessian sums when the caller has replayed these rows already)."""
         n = len(leaves)
         kind = self.leaf_stats_kind
         theirs = self.leaf_stats
@@ -589,8 +590,12 @@ class TreeEnsemble:
         if kind == "count":
             w = np.ones(n) if self.counts_zero_weight else (w != 0).astype(np.float64)
         if kind == "hessian":  # XGBoost's cover: hessian sums at the scores before each tree
-            h = self.replay(leaves, y)[1]
-            ours = _trees.leaf_sums(leaves, self.leaf_offsets, np.ascontiguousarray(h * w[:, None]))
+            if hessian_sums is not None:
+                ours = hessian_sums
+            else:
+                h = self.replay(leaves, y)[1]
+                hw = np.ascontiguousarray(h * w[:, None])
+                ours = _trees.leaf_sums(leaves, self.leaf_offsets, hw)
             # float32 gradient pairs and margins in the library
             return ours, np.abs(ours - theirs) > 1e-4 * np.abs(theirs) + 1e-8
         ours = _trees.leaf_counts(leaves, self.leaf_offsets, np.ascontiguousarray(w))
@@ -599,18 +604,20 @@ class TreeEnsemble:
         # sums of (float32) weights: relative tolerance
         return ours, np.abs(ours - theirs) > 1e-4 * np.maximum(1.0, np.abs(theirs))
 
-    def check_counts(self, leaves, sample_weight=None, y=None):
+    def check_counts(self, leaves, sample_weight=None, y=None, hessian_sums=None):
         """Compare the library's stored per-leaf statistics with the routing of the
         given rows. Returns ``None`` if they agree (or nothing is stored), else a
         message describing the mismatch.
 
         Hessian sums (XGBoost's cover) are compared only when the labels ``y`` (class
         indices for classifiers) are given: they are recomputed by replaying the
-        trajectory of the given rows.
+        trajectory of the given rows, unless the caller passes them as
+        ``hessian_sums`` (the per-leaf sums of the weighted hessians of these rows
+        along the stored trajectory, e.g. a method's own replay).
         """
         if self.leaf_stats is None or (self.leaf_stats_kind == "hessian" and y is None):
             return None
-        ours, diff = self._routed_stats(leaves, sample_weight, y)
+        ours, diff = self._routed_stats(leaves, sample_weight, y, hessian_sums)
         diff &= np.repeat(~self.constant_tree, self.n_leaves)
         if not diff.any():
             return None
@@ -655,7 +662,7 @@ class TreeEnsemble:
             + self._differing_leaves("sums of sample weights", theirs, ours, diff, n)
         )
 
-    def check_training_rows(self, leaves, y=None, sample_weight=None):
+    def check_training_rows(self, leaves, y=None, sample_weight=None, hessian_sums=None):
         """Whether the given rows reproduce the stored per-leaf statistics.
 
         Parameters
@@ -665,6 +672,9 @@ class TreeEnsemble:
         y : ndarray of shape (n,), optional
             Their labels (class indices for classifiers); needed for hessian sums.
         sample_weight : ndarray of shape (n,), optional
+        hessian_sums : ndarray of shape (n_leaves_total,), optional
+            The per-leaf sums of the weighted hessians of these rows along the stored
+            trajectory, when the caller has them (see :meth:`check_counts`).
 
         Returns
         -------
@@ -676,7 +686,7 @@ class TreeEnsemble:
         """
         if self.leaf_stats is None or self.leaf_stats_caveat is not None or self.n_trees == 0:
             return None
-        detail = self.check_counts(leaves, sample_weight, y)
+        detail = self.check_counts(leaves, sample_weight, y, hessian_sums)
         if detail is None:
             return self._check_weight_sums(leaves, sample_weight)
         n = len(leaves)

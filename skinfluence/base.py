@@ -364,7 +364,8 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         ens = self.ensemble_
         rows = ens.training_rows
         if rows is None:
-            message = ens.check_training_rows(leaves, y_enc, sample_weight)
+            sums = self._training_hessian_sums(leaves, y_enc, sample_weight)
+            message = ens.check_training_rows(leaves, y_enc, sample_weight, sums)
         else:  # a split the adapter redrew: the trees saw its training part only
             weights = None if sample_weight is None else sample_weight[rows]
             message = ens.check_training_rows(leaves[rows], y_enc[rows], weights)
@@ -388,6 +389,12 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         if get_config()["check_training_rows"] == "raise":
             raise TrainingDataMismatchError(message)
         warnings.warn(message, UserWarning, stacklevel=3)
+
+    def _training_hessian_sums(self, leaves, y_enc, sample_weight):
+        """Per-leaf sums of the weighted hessians of the fit rows when the method
+        replays them anyway (the training-row check of XGBoost's cover then needs no
+        replay of its own); ``None`` here."""
+        return None
 
     def _trained_rows(self, X, leaves, y_enc, sample_weight):
         """The fit data restricted to the rows the method explains; sets ``n_train_``,

@@ -196,3 +196,52 @@ def test_results_do_not_depend_on_threads():
     one = clone(exp).set_params(estimator=model, n_jobs=1).fit(X, y)
     np.testing.assert_array_equal(one.transform(Xq, yq), exp.transform(Xq, yq))
     np.testing.assert_array_equal(one.self_influence(), exp.self_influence())
+
+
+@pytest.mark.parametrize("objective", ["binary", "multiclass"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cover_check_takes_the_fit_replay(objective, weighted, monkeypatch):
+    """XGBoost records hessian sums (cover): BoostIn's training-row check reads them off
+    the replay its derivatives need (one replay per fit), with the message and the
+    values of the check's own replay."""
+    from skinfluence import TrainingDataMismatchError
+    from skinfluence._ensemble import TreeEnsemble
+
+    X, y = make_data(objective, n=150, seed=1)
+    w = np.linspace(0.5, 2.0, len(y)) if weighted else None
+    model = make_model("xgboost", objective).fit(X, y, sample_weight=w)
+    expected = BoostIn(model).fit(X, y, sample_weight=w)
+    assert expected.ensemble_.leaf_stats_kind == "hessian"
+    replays = []
+    original = TreeEnsemble.replay
+    monkeypatch.setattr(
+        TreeEnsemble, "replay", lambda self, *a, **k: replays.append(1) or original(self, *a, **k)
+    )
+    with monkeypatch.context() as m:
+        m.setattr(BoostIn, "_training_hessian_sums", lambda self, *a: None)
+        own = BoostIn(model).fit(X, y, sample_weight=w)
+    assert replays  # the check's own replay
+    np.testing.assert_array_equal(own.derivatives_, expected.derivatives_)
+    np.testing.assert_array_equal(own.self_influence(), expected.self_influence())
+    replays.clear()
+    again = BoostIn(model).fit(X, y, sample_weight=w)
+    np.testing.assert_array_equal(again.derivatives_, expected.derivatives_)
+    assert not hasattr(again, "_fit_terms")
+    if objective == "multiclass":  # several columns: the general replay, once
+        assert len(replays) == 1
+    else:
+        assert not replays
+    # other rows: the same message as the check's own replay gives
+    X_wrong, y_wrong = X.copy(), y.copy()
+    X_wrong[:20], y_wrong[:20] = X[20:40], y[20:40]
+    messages = []
+    for hook in (None, lambda self, *a: None):
+        with monkeypatch.context() as m:
+            if hook is not None:
+                m.setattr(BoostIn, "_training_hessian_sums", hook)
+            exp = BoostIn(model)
+            with pytest.raises(TrainingDataMismatchError) as info:
+                exp.fit(X_wrong, y_wrong, sample_weight=w)
+            messages.append(str(info.value))
+            assert not hasattr(exp, "_fit_terms")
+    assert messages[0] == messages[1] and "hessian" in messages[0]

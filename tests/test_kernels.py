@@ -190,6 +190,11 @@ def test_non_finite_values_stay_in_their_leaf():
     np.testing.assert_array_equal(out, expected)
     assert np.isinf(out[0, 0]) and out[0, 3] == 0.0 and np.isnan(out[2, 3])
     assert out[1, 2] == np.inf and out[1, 4] == 0.0 and out[3, 4] == -np.inf
+    # one query at a time (the single-query kernel): the same rows
+    for e in range(4):
+        one = np.empty((1, 6))
+        _leaves.tiled_product(q_leaves[e : e + 1], q_values[e : e + 1], offsets, *tiles, 6, 4, one)
+        np.testing.assert_array_equal(one[0], expected[e])
 
 
 def test_group_queries_partitions_the_queries_and_groups_duplicates():
@@ -355,3 +360,62 @@ def test_grad_hess_row_equals_numpy(objective):
     np.testing.assert_allclose(got[:, :, 0], g_ref, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(got[:, :, 1], h_ref, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(got[:, :, 2], kap_ref, rtol=1e-12, atol=1e-15)
+
+
+def _tiled_reference(leaves, offsets, values, tile):
+    """Plain numpy tiled layout: in every (tile, tree), the tile's rows stably sorted by
+    leaf; ``(ptr, local, values_tiled)`` as ``_leaves.tiled`` returns them."""
+    n, n_trees = leaves.shape
+    n_tiles = -(-n // tile)
+    ptr = np.empty((n_tiles, offsets[-1] + 1), dtype=np.int64)
+    local = np.empty(n * n_trees, dtype=np.uint16)
+    out = np.empty(n * n_trees)
+    for b in range(n_tiles):
+        lo, hi = b * tile, min(n, (b + 1) * tile)
+        for t in range(n_trees):
+            s = lo * n_trees + t * (hi - lo)
+            rows = lo + np.argsort(leaves[lo:hi, t], kind="stable")
+            local[s : s + hi - lo] = rows - lo
+            out[s : s + hi - lo] = values[rows, t]
+            counts = np.bincount(leaves[lo:hi, t], minlength=offsets[t + 1] - offsets[t])
+            ptr[b, offsets[t] : offsets[t + 1]] = s + np.concatenate([[0], np.cumsum(counts)[:-1]])
+        ptr[b, -1] = hi * n_trees
+    return ptr, local, out
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 60),
+    n_leaves=st.lists(st.integers(1, 9), min_size=1, max_size=6),
+    tile=st.sampled_from([1, 2, 3, 7, 16, 1024]),
+    not_finite=st.booleans(),
+)
+def test_derivatives_tiled_equals_numpy(seed, n, n_leaves, tile, not_finite):
+    rng = np.random.default_rng(seed)
+    offsets = np.concatenate([[0], np.cumsum(n_leaves)]).astype(np.int64)
+    leaves = _random_forest_leaves(rng, n, n_leaves)
+    w, g, h = rng.random(n), rng.normal(size=leaves.shape), rng.random(leaves.shape)
+    values, per_leaf = rng.normal(size=offsets[-1]), rng.normal(size=offsets[-1])
+    per_leaf[rng.random(offsets[-1]) < 0.2] = 0.0
+    if not_finite:
+        g[rng.integers(n), rng.integers(len(n_leaves))] = np.inf
+    flat = offsets[:-1][None, :] + leaves
+    with np.errstate(invalid="ignore"):  # inf * 0
+        delta_ref = w[:, None] * (g + values[flat] * h) * per_leaf[flat]
+    products = g.copy()
+
+    delta, (ptr, local, d_tiled, finite) = _leaves.derivatives_tiled(
+        leaves, offsets, w, products, h, values, per_leaf, tile=tile
+    )
+
+    np.testing.assert_array_equal(delta, delta_ref)  # the same bits
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(products, g * delta_ref)
+    assert finite == bool(np.isfinite(delta_ref).all())
+    ref = _tiled_reference(leaves, offsets, delta_ref, tile)
+    for got, want in zip((ptr, local, d_tiled), ref):
+        np.testing.assert_array_equal(got, want)
+    # and the layout is the one ``tiled`` builds for the product
+    tiles = _leaves.tiled(leaves, offsets, delta_ref, tile)
+    for got, want in zip((ptr, local, d_tiled, finite), tiles):
+        np.testing.assert_array_equal(got, want)

@@ -35,7 +35,7 @@ def remap_leaves(raw, maps):
 
     Parameters
     ----------
-    raw : ndarray (n, T) of library leaf/node ids
+    raw : ndarray (n, T) of library leaf/node ids (integers, or floats holding them)
     maps : list of ndarray
         ``maps[t][library_id] = local index`` (``-1`` for ids that are not leaves).
     """
@@ -52,6 +52,8 @@ def remap_leaves(raw, maps):
         if bad:
             raise RuntimeError(message)
         return out
+    if raw.dtype.kind == "f":  # node ids as floats (XGBoost's pred_leaf)
+        raw = raw.astype(np.int64)
     out = np.empty(raw.shape, dtype=np.int32)
     for t, m in enumerate(maps):
         out[:, t] = m[raw[:, t]]

@@ -152,7 +152,8 @@ class _XGBoostPredictor:
 
     def leaves(self, X):
         """Local leaf index ``(n, n_trees)`` of every row, by XGBoost's routing."""
-        raw = self._predict(X, self.n_rounds, pred_leaf=True).astype(np.int64)
+        # float node ids: remap_leaves reads them as they are (no int64 copy)
+        raw = self._predict(X, self.n_rounds, pred_leaf=True)
         if self.order is not None:
             raw = raw[:, self.order]
         return remap_leaves(raw, self.maps)

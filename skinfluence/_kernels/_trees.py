@@ -283,14 +283,15 @@ def leaf_counts(leaves, offsets, row_weight):
 @njit_parallel
 def remap_ids(raw, flat_map, map_offsets):
     """``out[i, t] = flat_map[map_offsets[t] + raw[i, t]]`` (int32), and the number of
-    entries whose id is outside tree ``t``'s map or maps to -1 (those get -1)."""
+    entries whose id is outside tree ``t``'s map or maps to -1 (those get -1).
+    ``raw`` holds integers, or floats holding integers (a NaN counts as outside)."""
     n, n_trees = raw.shape
     out = np.empty((n, n_trees), dtype=np.int32)
     bad = 0
     for i in prange(n):
         for t in range(n_trees):
             r = raw[i, t]
-            if r < 0 or r >= map_offsets[t + 1] - map_offsets[t]:
+            if not (r >= 0 and r < map_offsets[t + 1] - map_offsets[t]):
                 out[i, t] = -1
                 bad += 1
                 continue
