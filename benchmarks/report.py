@@ -1398,9 +1398,21 @@ def write_claims_report(cfg, missing, command, out):
     if missing:
         lines += [f"* **{n}** not importable: `{r}`" for n, r in missing]
     if not failures.empty:
-        for (m, status, msg), g in failures.groupby(["method", "status", "message"]):
+        # a refusal by design: one line per method, the message up to the model's name
+        failures = failures.assign(
+            short=[
+                msg.split(", got ")[0] if status == "not applicable" else msg[:200]
+                for msg, status in zip(failures["message"], failures["status"])
+            ]
+        )
+        for (m, status, msg), g in failures.groupby(["method", "status", "short"]):
             where = ", ".join(f"{d}/{lib}" for d, lib in zip(g["dataset"], g["library"]))
-            lines.append(f"* **{m}** {status} on {where}: `{msg[:200]}`")
+            if status == "not applicable":
+                where = (
+                    f"{len(g)} settings ({', '.join(dict.fromkeys(g['dataset']))}; "
+                    f"{', '.join(dict.fromkeys(g['library']))})"
+                )
+            lines.append(f"* **{m}** {status} on {where}: `{msg}`")
     if not missing and failures.empty:
         lines.append("None.")
     lines.append("")
