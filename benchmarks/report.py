@@ -778,7 +778,10 @@ def run_claims_setting(ds, lib, methods, cfg, log):
     rng = np.random.default_rng(1)
     q = rng.choice(len(yte), size=min(cfg["n_queries"], len(yte)), replace=False)
     Xq, yq = Xte[q], yte[q]
-    Xv, yv, Xh, yh = ev.split_validation(Xte, yte, task=task, random_state=1)
+    # 10% validation; two rows per class when 10% has fewer rows than classes (digits)
+    n_classes = 0 if task == "regression" else len(np.unique(yte))
+    size = 0.1 if np.ceil(0.1 * len(yte)) >= n_classes else 2 * n_classes / len(yte)
+    Xv, yv, Xh, yh = ev.split_validation(Xte, yte, validation_size=size, task=task, random_state=1)
     n, nj = len(ytr), cfg["n_jobs"]
     key = {"dataset": ds, "library": lib, "task": task}
     recs, per_query, failures, timings = [], [], [], []
