@@ -148,6 +148,34 @@ def cells(settings, arm):
     return lines + ["", f"{worse} cell(s) significantly worse than no cleaning.", ""]
 
 
+def rst_table(settings):
+    """The doc page's summary: the defaults and the grid against no cleaning and
+    cleanlab per noise rate, classification and regression apart."""
+    out = []
+    for kind, pick in (("classification", lambda t: t != "regression"), ("regression", None)):
+        pick = pick or "regression".__eq__
+        for rate in sorted({k[2] for k in settings} | {-1.0}):
+            sets = [
+                v
+                for k, v in settings.items()
+                if pick(v["none"]["task"]) and (k[2] == rate or (rate == -1.0 and k[2] > 0))
+            ]
+            if not sets:
+                continue
+            label = "all > 0" if rate == -1.0 else f"{rate:.0%}"
+            for arm in ("default", "default_grid", "cleanlab"):
+                a, b = paired(sets, arm, "none")
+                c, e = paired(sets, arm, "cleanlab") if arm != "cleanlab" else ("", "")
+                if a:
+                    out.append(f"   * - {kind}\n     - {label}\n     - ``{arm}``")
+                    out[-1] += (
+                        f"\n     - {a} ({b})\n     - {c} ({e})"
+                        if c
+                        else f"\n     - {a} ({b})\n     -"
+                    )
+    return out
+
+
 def main():
     settings = load()
     md = ["# The cleaning defaults and the recommended grid (session 8)", ""]
@@ -161,6 +189,9 @@ def main():
     md += table(settings, "regression (R^2)", "regression".__eq__)
     for arm in ("default", "default_grid"):
         md += cells(settings, arm)
+    if "--rst" in sys.argv:
+        print("\n".join(rst_table(settings)))
+        return 0
     out = HERE / "cleaning_defaults.md"
     out.write_text("\n".join(md) + "\n")
     print("\n".join(md))
