@@ -443,7 +443,16 @@ class InputSim(_SignRuleMixin, BaseInfluence):
                 "InputSim needs numeric features (after the pipeline's preprocessing): "
                 f"{exc}; encode categorical columns first"
             ) from exc
-        return np.ascontiguousarray(Z.reshape(len(Z), -1))
+        Z = np.ascontiguousarray(Z.reshape(len(Z), -1))
+        if not np.isfinite(Z).all():
+            rows = int((~np.isfinite(Z)).any(axis=1).sum())
+            raise ValueError(
+                f"InputSim measures distances between feature rows, and {rows} row(s) "
+                "have missing or infinite features (after the pipeline's preprocessing); "
+                "impute them first (e.g. a SimpleImputer in the pipeline) or use LeafSim / "
+                "TreeSim, which route missing values through the trees"
+            )
+        return Z
 
     def _fit_influence(self, X, leaves, y_enc, sample_weight):
         if self.measure not in _MEASURES:

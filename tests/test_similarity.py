@@ -8,7 +8,7 @@ from sklearn.frozen import FrozenEstimator
 
 from skinfluence._similarity import InputSim, LeafSim, TreeSim
 
-from .models import fitted_explainer
+from .models import fitted_explainer, make_model
 from .reference import assert_top_k
 from .test_trex import dense_features
 
@@ -169,6 +169,17 @@ def test_errors_are_clear():
         TreeSim(model, kernel="rbf").fit(X, y)
     with pytest.raises(ValueError, match="measure"):
         InputSim(model, measure="l1").fit(X, y)
+    # missing features: a distance is undefined (the trees route NaN, InputSim cannot)
+    X_nan = np.array(X, dtype=np.float64, copy=True)
+    X_nan[[3, 7], 0] = np.nan
+    msg = "2 row\\(s\\) have missing or infinite features.*impute them first"
+    nan_model = make_model("lightgbm", "binary").fit(X_nan, y)  # the trees route NaN
+    with pytest.raises(ValueError, match=msg):
+        InputSim(nan_model).fit(X_nan, y)
+    fitted = InputSim(model).fit(X, y)
+    with pytest.raises(ValueError, match="1 row\\(s\\) have missing"):
+        fitted.transform(X_nan[3:4], y[3:4])
+    assert np.isnan(X_nan[3, 0])  # the input is left as given
 
 
 PROP_CASES = [
