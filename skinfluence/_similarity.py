@@ -434,6 +434,11 @@ class InputSim(_SignRuleMixin, BaseInfluence):
         )
         self.measure = measure
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False  # a distance to a missing value is undefined
+        return tags
+
     def _features(self, X):
         Z = self.ensemble_._pre(X)
         try:

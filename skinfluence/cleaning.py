@@ -105,11 +105,12 @@ def _class_quota_mask(labels, budget, weights=None):
     """Mask over ``labels`` (rows in ranking order) keeping, for every class, its first
     ``q_c`` rows, where the quotas ``q_c`` share ``budget`` in proportion to the class
     counts, or to ``weights[c]`` (a mapping from class to a non-negative weight) when
-    given (largest remainders, ties to the earlier class), and never exceed the counts."""
+    given and not all zero (largest remainders, ties to the earlier class), and never
+    exceed the counts."""
     classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     w = counts if weights is None else np.array([weights.get(c, 0) for c in classes.tolist()])
-    if w.sum() <= 0:
-        return np.zeros(len(labels), dtype=bool)
+    if w.sum() <= 0:  # no class has weight (no contradicted row): share by class size
+        w = counts
     budget = min(budget, int(np.sum(np.where(w > 0, counts, 0))))
     exact = np.minimum(budget * w / w.sum(), counts)
     quota = np.floor(exact).astype(np.intp)
@@ -810,8 +811,9 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         their own class. ``"joint"``: every class gets a share of the budget
         proportional to the number of its rows that the out-of-fold probabilities
         confidently assign to another class (the rows of the confident joint's
-        off-diagonal, see ``fraction``), filled with its own most harmful rows; with
-        ``fraction="auto"`` each class acts on exactly that many rows. Needs a
+        off-diagonal, see ``fraction``; by class size when no row is), filled with its
+        own most harmful rows; with ``fraction="auto"`` each class acts on exactly that
+        many rows. Needs a
         classifier with ``predict_proba``; ``cv`` extra model fits unless they are made
         anyway.
     loss_weight : float in [0, 1], default=0.5

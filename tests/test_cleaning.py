@@ -495,6 +495,13 @@ def test_balance_joint_gives_each_class_its_confidently_contradicted_rows():
     exact = 10 * per_class / per_class.sum()
     got = np.bincount(y[fixed.selected_indices_], minlength=3)
     assert got.sum() == 10 and np.all(np.abs(got - exact) < 1)
+    # no contradicted row anywhere: the budget is shared by class size, as "class" does
+    from skinfluence.cleaning import _class_quota_mask
+
+    labels = np.repeat([0, 1, 2], [50, 30, 20])
+    none = _class_quota_mask(labels, 10, {0: 0, 1: 0, 2: 0})
+    np.testing.assert_array_equal(none, _class_quota_mask(labels, 10))
+    assert np.bincount(labels[none]).tolist() == [5, 3, 2]
 
 
 def test_balance_joint_needs_predict_proba():
