@@ -177,6 +177,17 @@ def available_methods(cfg):
             "SubSample",
             {"n_iter": cfg["subsample_iter"], "n_jobs": cfg["n_jobs"]},
         ),
+        (
+            "DataShapley",
+            "skinfluence._retrain",
+            "DataShapley",
+            # TMC-Shapley with a fixed number of permutations (half SubSample's subsets)
+            {
+                "max_iter": max(cfg["subsample_iter"] // 2, 1),
+                "check_every": max(cfg["subsample_iter"] // 2, 1),
+                "n_jobs": cfg["n_jobs"],
+            },
+        ),
         ("Target", "skinfluence._baselines", "TargetInfluence", {}),
         ("Loss", "skinfluence._baselines", "LossInfluence", {}),
         ("Random", "skinfluence._baselines", "RandomInfluence", {}),
