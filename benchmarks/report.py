@@ -263,6 +263,38 @@ def make_model(lib, task, n_trees):
 
 
 # ---------------------------------------------------------------------- protocols
+def _noise_detection(model, data, template, name, task, fractions, n_jobs):
+    """The noise protocol for one method: 40 % of the labels corrupted (regression 20 %),
+    rows ranked by self-influence (:data:`SELF_RANKED`) or by global influence on the
+    validation rows. ``data``: train, held-out and validation ``(X, y)`` pairs."""
+    Xtr, ytr, Xh, yh, Xv, yv = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ev.noise_detection(
+            model,
+            Xtr,
+            ytr,
+            Xh,
+            yh,
+            template,
+            noise_fraction=0.4 if task != "regression" else 0.2,
+            fractions=fractions,
+            strategy="self" if name in SELF_RANKED else "global",
+            validation=(Xv, yv),
+            random_state=1,
+            n_jobs=n_jobs,
+        )
+
+
+def _record_noise(rec, name, res):
+    """The share of corrupted rows found and the held-out loss after fixing, per
+    checked fraction above 0."""
+    for f, v, loss in zip(res["fraction"], res["fraction_found"], res["loss"]):
+        if f > 0:
+            rec("noise", name, f, v)
+            rec("noise_fix", name, f, loss)
+
+
 def run_setting(ds, lib, methods, cfg, log):
     """All protocols for one (data set, library); returns tidy records and curves."""
     Xtr, ytr, Xte, yte, task = load(ds, cfg["n_rows"])
@@ -367,32 +399,14 @@ def run_setting(ds, lib, methods, cfg, log):
             traceback.print_exc()
 
     if "noise" in protos:
+        noise_data = (Xtr, ytr, Xh, yh, Xv, yv)
         for name, template in methods.items():
             if name not in infl and name not in SELF_RANKED:
                 continue  # failed above; self-influence-only methods (Loss) still run
-            strategy = "self" if name in SELF_RANKED else "global"
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    res = ev.noise_detection(
-                        model,
-                        Xtr,
-                        ytr,
-                        Xh,
-                        yh,
-                        template,
-                        noise_fraction=0.4 if task != "regression" else 0.2,
-                        fractions=noise_f,
-                        strategy=strategy,
-                        validation=(Xv, yv),
-                        random_state=1,
-                        n_jobs=nj,
-                    )
+                res = _noise_detection(model, noise_data, template, name, task, noise_f, nj)
                 curves[("noise", ds, lib, name)] = res
-                for f, v, loss in zip(res["fraction"], res["fraction_found"], res["loss"]):
-                    if f > 0:
-                        rec("noise", name, f, v)
-                        rec("noise_fix", name, f, loss)
+                _record_noise(rec, name, res)
             except Exception as exc:
                 failures.append((ds, lib, name, f"noise: {type(exc).__name__}: {exc}"[:200]))
                 log(f"    {name}: noise failed: {exc}")
@@ -877,30 +891,15 @@ def run_claims_setting(ds, lib, methods, cfg, log):
             fail(name, "set_remove", exc)
     # noise detection (the paper's: self-influence for BoostIn and Loss)
     t0 = time.perf_counter()
+    noise_f = (0.0,) + tuple(cfg["noise_fractions"])
     for name, template in methods.items():
         if name not in infl and name not in SELF_RANKED:
             continue
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = ev.noise_detection(
-                    model,
-                    Xtr,
-                    ytr,
-                    Xh,
-                    yh,
-                    template,
-                    noise_fraction=0.4 if task != "regression" else 0.2,
-                    fractions=(0.0,) + tuple(cfg["noise_fractions"]),
-                    strategy="self" if name in SELF_RANKED else "global",
-                    validation=(Xv, yv),
-                    random_state=1,
-                    n_jobs=nj,
-                )
-            for f, v, loss in zip(res["fraction"], res["fraction_found"], res["loss"]):
-                if f > 0:
-                    rec("noise", name, f, v)
-                    rec("noise_fix", name, f, loss)
+            res = _noise_detection(
+                model, (Xtr, ytr, Xh, yh, Xv, yv), template, name, task, noise_f, nj
+            )
+            _record_noise(rec, name, res)
             rec("noise_area", name, 0, res.attrs["detection_area"])
         except Exception as exc:
             fail(name, "noise", exc)
