@@ -174,6 +174,13 @@ class _OutOfFold:
         self.pred = None
         self.loss = np.empty(n)
         self.proba = None
+        self._other = None
+
+    def confidently_other(self, codes):
+        """:func:`_confidently_other` of the filled probabilities (computed once)."""
+        if self._other is None:
+            self._other = _confidently_other(self.proba, codes)
+        return self._other
 
     def put(self, rows, pred, loss, proba, dtype):
         if self.pred is None:
@@ -601,7 +608,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         probabilities confidently assign to another class (else ``None``)."""
         if self._balance != "joint":
             return None
-        other = _confidently_other(oof.proba, np.searchsorted(self._classes, y))
+        other = oof.confidently_other(np.searchsorted(self._classes, y))
         return {c: int(np.sum(other & (y == c))) for c in self._classes.tolist()}
 
     def _auto(self):
@@ -616,9 +623,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             return int(np.floor(fraction * n + 1e-9))
         pred = oof.pred
         if is_clf and oof.proba is not None:
-            self.auto_budget_ = int(
-                _confidently_other(oof.proba, np.searchsorted(self._classes, y)).sum()
-            )
+            self.auto_budget_ = int(oof.confidently_other(np.searchsorted(self._classes, y)).sum())
         elif is_clf:
             self.auto_budget_ = int(np.sum(pred != y))
         else:
