@@ -70,7 +70,8 @@ class TreeEnsemble:
     l2 : ndarray of shape (n_leaves_total,), float64
         L2 leaf regularisation per leaf (the denominator term of the Newton step).
     router : callable
-        ``router(X) -> (n, n_trees)`` local leaf indices, using the library's routing.
+        ``router(X) -> (n, n_trees)`` local leaf indices, using the library's routing
+        (or a re-implementation of its decision rule, then with ``library_router``).
     raw_predictor : callable
         ``raw_predictor(X) -> (n, n_outputs)`` the library's own raw prediction.
     """
@@ -139,6 +140,10 @@ class TreeEnsemble:
     path_indptr: np.ndarray | None = None
     path_nodes: np.ndarray | None = None
     node_offsets: np.ndarray | None = None
+    #: the library's own routing when ``router`` re-implements it (LightGBM numeric
+    #: trees): :meth:`check_reconstruction` compares the two on the rows it checks and
+    #: keeps the library's routing from then on if they differ
+    library_router: object = None
     #: optional callable applied to X before routing (pipeline steps)
     preprocess: object = None
     #: optional callable ``(X, n_rounds) -> (n, K)`` raw prediction truncated to the
@@ -404,13 +409,10 @@ class TreeEnsemble:
         """
         if leaves is None:
             leaves = self.leaf_ids(X)
-        rows = self.reconstruction_rows(leaves)
-        if rows is None:
-            Xc, lc = X, leaves
-        else:
-            from sklearn.utils import _safe_indexing
-
-            Xc, lc = _safe_indexing(X, rows), np.ascontiguousarray(leaves[rows])
+        rows, Xc, lc = self._checked_rows(X, leaves)
+        if self.library_router is not None and not self._same_routing(Xc, lc):
+            leaves = self.leaf_ids(X)  # now the library's
+            rows, Xc, lc = self._checked_rows(X, leaves)
         ours = self.raw_from_leaves(lc)
         theirs = self.raw_predict(Xc)
         if theirs.shape != ours.shape:
@@ -447,6 +449,34 @@ class TreeEnsemble:
             "predict (same columns, dtypes and categories); if it is, please report this "
             "model to skinfluence."
         )
+
+    def _checked_rows(self, X, leaves):
+        rows = self.reconstruction_rows(leaves)
+        if rows is None:
+            return None, X, leaves
+        from sklearn.utils import _safe_indexing
+
+        return rows, _safe_indexing(X, rows), np.ascontiguousarray(leaves[rows])
+
+    def _same_routing(self, Xc, lc):
+        """Whether ``router`` gave the library's leaves on the checked rows; if not,
+        warn and route with the library from now on."""
+        theirs = np.asarray(self.library_router(self._pre(Xc)), dtype=np.int32)
+        if theirs.shape == lc.shape and np.array_equal(theirs, lc):
+            return True
+        import warnings
+
+        n_bad = int((theirs != lc).any(axis=1).sum()) if theirs.shape == lc.shape else len(lc)
+        warnings.warn(
+            f"{self.describe()}: skinfluence's own routing of the {self.library} trees "
+            f"differs from the library's on {n_bad} of {len(lc)} checked rows; the "
+            "library's routing is used instead (slower, same results as the library). "
+            "Please report this model to skinfluence.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        self.router, self.library_router = self.library_router, None
+        return False
 
     def _locate_divergence(self, X, leaves, i, row):
         """The first round whose partial raw score differs on row ``i`` of ``X`` (row

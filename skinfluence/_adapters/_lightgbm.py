@@ -5,7 +5,9 @@ Model facts recovered here (:doc:`models`, 'LightGBM'):
 
 * routing by ``Booster.predict(X, pred_leaf=True)``, the raw score by
   ``raw_score=True``, both over the same ``num_iteration`` (the best iteration after
-  early stopping);
+  early stopping); when every split is numeric, dense numeric inputs are routed by
+  :mod:`._lightgbm_routing` with LightGBM's decision rule instead (the same leaves,
+  compared with ``pred_leaf`` at fit), which saves LightGBM's float64 leaf output;
 * leaf values, per-tree ``shrinkage``, leaf counts and the tree structure from the
   model text ``Booster.model_to_string()``, parsed with numpy over all trees at once
   (leaf values are written with 17 significant digits, so they are exact). The text
@@ -30,6 +32,7 @@ import numpy as np
 from .._ensemble import TreeEnsemble
 from .._objectives import gradient, is_regression, regression_hessian
 from ._base import UnsupportedModelError, import_optional, remap_leaves, wrapper_clone
+from ._lightgbm_routing import dense_numeric, lgb_apply, numeric_trees
 
 __all__ = ["to_ensemble", "is_fitted", "refit_template"]
 
@@ -251,9 +254,9 @@ def _objective_param(header, params):
 #: the per-tree lines of the model text read here
 _TREE_KEYS = (
     "num_leaves",
-    "num_cat",
     "split_feature",
     "decision_type",
+    "threshold",
     "left_child",
     "right_child",
     "leaf_value",
@@ -332,9 +335,8 @@ def _parse_trees(text):
     header : dict of str
     trees : dict
         ``n_leaves``, ``shrinkage``, ``is_linear`` (per tree), ``values``, ``counts``
-        (per leaf, flat), ``feature``, ``decision_type``, ``left``, ``right`` (per
-        internal node, flat, children local to their tree; ``feature`` and
-        ``decision_type`` are zeros when no tree has a categorical split) and
+        (per leaf, flat), ``feature``, ``decision_type``, ``threshold``, ``left``,
+        ``right`` (per internal node, flat, children local to their tree) and
         ``root_internal`` (per tree: the 6-digit root ``internal_value``, NaN for a
         one-leaf tree).
     """
@@ -359,16 +361,10 @@ def _parse_trees(text):
         "left": _numbers(fields["left_child"], np.int64, n_nodes, "left_child"),
         "right": _numbers(fields["right_child"], np.int64, n_nodes, "right_child"),
     }
-    # split features and decision types matter only at categorical splits (num_cat
-    # counts them); without any, every split is numeric
-    if any(v.strip() not in ("", "0") for v in fields["num_cat"]):
-        trees["feature"] = _numbers(fields["split_feature"], np.int64, n_nodes, "split_feature")
-        trees["decision_type"] = _numbers(
-            fields["decision_type"], np.int64, n_nodes, "decision_type"
-        )
-    else:
-        trees["feature"] = np.zeros(n_nodes, dtype=np.int64)
-        trees["decision_type"] = np.zeros(n_nodes, dtype=np.int64)
+    trees["feature"] = _numbers(fields["split_feature"], np.int64, n_nodes, "split_feature")
+    trees["decision_type"] = _numbers(fields["decision_type"], np.int64, n_nodes, "decision_type")
+    # written with 17 significant digits: LightGBM's doubles
+    trees["threshold"] = _numbers(fields["threshold"], np.float64, n_nodes, "threshold")
     trees["root_internal"] = np.array(
         [line.split(None, 1)[0] if line.strip() else "nan" for line in fields["internal_value"]],
         dtype=np.float64,
@@ -874,7 +870,8 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         + ([first_message] if first_message else [])
     )
     # leaves are numbered as pred_leaf numbers them: no remapping
-    calls = _BoosterCalls(booster, n_iter, None)
+    n_features = int(booster.num_feature())
+    calls = _BoosterCalls(booster, n_iter, None, numeric_trees(trees, n_features))
     return TreeEnsemble(
         library="lightgbm",
         library_version=str(lgb.__version__),
@@ -888,6 +885,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         bias=bias.values,
         l2=structure.l2,
         router=calls.leaf_ids,
+        library_router=None if calls.numeric is None else calls.library_leaf_ids,
         raw_predictor=calls.raw,
         l1=_as_float(params, "lambda_l1"),
         max_delta_step=_as_float(params, "max_delta_step"),
@@ -896,7 +894,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         constant_tree=constant,
         classes=classes,
         n_features_in=(
-            int(wrapper.n_features_in_) if wrapper is not None else int(booster.num_feature())
+            int(wrapper.n_features_in_) if wrapper is not None else n_features
         ),
         leaf_stats=trees["counts"],
         leaf_stats_kind="count",
@@ -1073,14 +1071,28 @@ def _weighting_breaks(params, objective, obj_flags, wrapper, sample_weight):
 
 class _BoosterCalls:
     """Picklable routing and prediction callables over one booster (the ensemble, and so
-    every fitted influence estimator, must pickle)."""
+    every fitted influence estimator, must pickle).
 
-    def __init__(self, booster, n_iter, maps):
+    ``numeric``: the :class:`~._lightgbm_routing.NumericTrees` of the model when every
+    split is numeric (then :meth:`leaf_ids` routes dense numeric inputs itself, with
+    LightGBM's decision rule, and :meth:`library_leaf_ids` is LightGBM's own routing,
+    which the fit-time check compares it with), else None.
+    """
+
+    def __init__(self, booster, n_iter, maps, numeric=None):
         self.booster = booster
         self.n_iter = n_iter
         self.maps = maps
+        self.numeric = numeric
 
     def leaf_ids(self, X):
+        if self.numeric is not None and self.maps is None:
+            dense = dense_numeric(X, self.numeric.n_features)
+            if dense is not None:
+                return lgb_apply(dense, self.numeric)
+        return self.library_leaf_ids(X)
+
+    def library_leaf_ids(self, X):
         raw = self.booster.predict(_to_lgb_input(X), pred_leaf=True, num_iteration=self.n_iter)
         raw = np.asarray(raw).reshape(len(raw), -1)
         if self.maps is None:
