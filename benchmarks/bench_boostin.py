@@ -26,13 +26,16 @@ kernel's cost per unit of unavoidable work.
 ``fit`` is timed against LightGBM's own routing, ``predict(X, pred_leaf=True)`` on the
 same rows, alternating the two in one process (three rounds per size in the table,
 ``--fit-ratio`` for more at 100,000 rows): the ratio of each round and their median.
-``fit`` routes the rows with that very call and checks the parsed trees against the
+Since session 9 ``fit`` routes the rows of a LightGBM model whose splits are all
+numeric with skinfluence's own kernel (LightGBM's decision rule, int32 leaves), checks
+those leaves against ``predict(X, pred_leaf=True)`` and the parsed trees against the
 library's raw prediction (``predict(X, raw_score=True)``) on a covering sample of the
 rows (a row reaching each leaf plus 1,000 uniform rows; on every row with
-``reconstruction_check="all"``); ``--fit-ratio`` also times the raw prediction of all
-rows, for reference. ``--library xgboost`` times the same against XGBoost's routing,
+``reconstruction_check="all"``); before, it routed every row with ``pred_leaf`` itself.
+``--fit-ratio`` also times the raw prediction of all rows, for reference.
+``--library xgboost`` times the same against XGBoost's routing,
 ``Booster.predict(DMatrix(X), pred_leaf=True)``, the DMatrix built in the call as
-``fit`` builds it. Each ``--fit-ratio`` round also times, on the explainer it fitted, a
+``fit`` builds it (XGBoost models are routed by XGBoost). Each ``--fit-ratio`` round also times, on the explainer it fitted, a
 one-row ``transform`` (median of 21 calls) and a 100-row ``transform`` (best of 3), so
 that the fit ratio and the query times come from the same run; the load average is
 printed with them.
