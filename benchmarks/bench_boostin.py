@@ -35,10 +35,10 @@ rows (a row reaching each leaf plus 1,000 uniform rows; on every row with
 ``--fit-ratio`` also times the raw prediction of all rows, for reference.
 ``--library xgboost`` times the same against XGBoost's routing,
 ``Booster.predict(DMatrix(X), pred_leaf=True)``, the DMatrix built in the call as
-``fit`` builds it (XGBoost models are routed by XGBoost). Each ``--fit-ratio`` round also times, on the explainer it fitted, a
-one-row ``transform`` (median of 21 calls) and a 100-row ``transform`` (best of 3), so
-that the fit ratio and the query times come from the same run; the load average is
-printed with them.
+``fit`` builds it (XGBoost models are routed by XGBoost). Each ``--fit-ratio`` round
+also times, on the explainer it fitted, a one-row ``transform`` (median of 21 calls)
+and a 100-row ``transform`` (best of 3), so that the fit ratio and the query times come
+from the same run; the load average is printed with them.
 
 Peak memory is the growth of the process's maximum resident set size during the call,
 measured in a fresh subprocess per (n_train, step).

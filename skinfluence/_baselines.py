@@ -20,7 +20,7 @@ import numpy as np
 from ._kernels import _similarity as _ksim
 from ._objectives import clipped_true_proba, squared_loss
 from ._objectives import loss as _model_loss
-from .base import BaseInfluence
+from .base import BaseInfluence, tie_value
 
 __all__ = ["LossInfluence", "MinorityInfluence", "RandomInfluence", "TargetInfluence"]
 
@@ -117,7 +117,7 @@ class _RandomBaseline(BaseInfluence):
         return _ksim.diagonal_draws(self._seed, self._keys, normal)
 
     def _big(self):
-        return float(np.finfo(self._out_dtype()).max)
+        return tie_value(self._out_dtype())
 
 
 class RandomInfluence(_RandomBaseline):
@@ -186,9 +186,11 @@ class TargetInfluence(_RandomBaseline):
 
     Classification: training rows with the query's label get Uniform(0, 1), the
     others Uniform(-1, 0), so every same-label row ranks above every other row, in
-    random order. Regression: ``1 / |y_i - y_e|`` (a zero difference maps to the
-    largest finite value of the output dtype) plus a normal draw per training row with
-    standard deviation ``std_i |y_i - y_e|`` (over the training rows).
+    random order. Regression: ``1 / |y_i - y_e|`` (a zero difference maps to
+    ``2**-32`` times the largest finite value of the output dtype, about 4.2e298 in
+    float64, and the similarity never exceeds half of that) plus a normal draw per
+    training row with standard deviation ``std_i |y_i - y_e|`` (over the training
+    rows).
 
     Parameters
     ----------
@@ -215,7 +217,7 @@ class TargetInfluence(_RandomBaseline):
     Without query labels, classifiers use the model's predicted label and regressors
     the model's prediction as ``y_e``. Draws are keyed by the two rows' contents (see
     :class:`RandomInfluence`), so ``self_influence()`` equals the diagonal of
-    ``fit_transform``: Uniform(0, 1) for classifiers, the largest finite value for
+    ``fit_transform``: Uniform(0, 1) for classifiers, the zero-difference value for
     regressors. O(N) per query row; O(N) for ``self_influence``.
 
     The reference drew one scalar of noise for all rows of a regression query (a no-op
@@ -249,8 +251,9 @@ class TargetInfluence(_RandomBaseline):
             return u
         z = self._draws(q["keys"], True)
         diff = np.abs(yt[None, :] - ye[:, None])
-        with np.errstate(divide="ignore"):
-            sim = np.where(diff > 0, 1.0 / diff, self._big())
+        big = self._big()
+        with np.errstate(divide="ignore", over="ignore"):
+            sim = np.where(diff > 0, np.minimum(1.0 / diff, 0.5 * big), big)
         return sim + z * diff.std(axis=1, keepdims=True)
 
     def _self_influence(self):

@@ -13,7 +13,7 @@ import numpy as np
 from ._kernels import _similarity as _ksim
 from ._objectives import predict_from_raw
 from ._trex import KERNELS, _KernelFeaturesMixin, _TreeKernel
-from .base import BaseInfluence
+from .base import BaseInfluence, tie_value
 
 __all__ = ["InputSim", "LeafSim", "TreeSim"]
 
@@ -66,7 +66,7 @@ class _SignRuleMixin:
         _ksim.apply_sign(new, targets, q["y"], q["p"], context)
         with np.errstate(over="ignore"):
             old -= new
-        big = self._big()  # +-2 x the largest float (a zero distance) stays finite
+        big = self._big()  # +-2 x the zero-distance value stays finite
         np.clip(old, -big, big, out=old)
         old[:, targets == self._y_train] = 0.0
         return old
@@ -79,7 +79,7 @@ class _SignRuleMixin:
         return np.where((p >= y) != (y >= p), 1.0, -1.0)
 
     def _big(self):
-        return float(np.finfo(self._out_dtype()).max)
+        return tie_value(self._out_dtype())
 
 
 class _TreeSimilarity(_KernelFeaturesMixin, _SignRuleMixin, BaseInfluence):
@@ -172,8 +172,9 @@ class TreeSim(_TreeSimilarity):
         :class:`~skinfluence.base.BaseInfluence`.
     measure : {"dot_prod", "cosine", "euclidean"}, default="dot_prod"
         ``phi_i . phi_e``; ``phi_i . phi_e / (|phi_i| |phi_e|)`` (0 for a zero
-        vector); or ``1 / ||phi_i - phi_e||`` with a zero distance mapped to the
-        largest finite value of the output dtype.
+        vector); or ``1 / ||phi_i - phi_e||`` with a zero distance mapped to ``2**-32``
+        times the largest finite value of the output dtype (about 4.2e298 in float64:
+        finite, and sums over many queries stay finite).
     kernel : str, default="lpw"
         The feature map, one of ``"to_"``, ``"lp_"``, ``"lpw"``, ``"lo_"``, ``"low"``,
         ``"fp_"``, ``"fpw"``, ``"fo_"``, ``"fow"`` (see :class:`~skinfluence.TREX`).
@@ -360,9 +361,10 @@ class InputSim(_SignRuleMixin, BaseInfluence):
     estimator : object, default=None
         Any supported model; see :class:`~skinfluence.base.BaseInfluence`.
     measure : {"euclidean", "dot_prod", "cosine"}, default="euclidean"
-        ``1 / ||x_i - x_e||`` (a zero distance maps to the largest finite value of the
-        output dtype), ``x_i . x_e`` or ``x_i . x_e / (|x_i| |x_e|)`` (0 for a zero
-        vector). The features must be numeric; NaN propagates into the similarity.
+        ``1 / ||x_i - x_e||`` (a zero distance maps to ``2**-32`` times the largest
+        finite value of the output dtype, about 4.2e298 in float64), ``x_i . x_e`` or
+        ``x_i . x_e / (|x_i| |x_e|)`` (0 for a zero vector). The features must be
+        numeric; NaN propagates into the similarity.
     dtype, chunk_memory_mb, n_jobs, verbose
         See :class:`~skinfluence.base.BaseInfluence`.
 
@@ -415,7 +417,7 @@ class InputSim(_SignRuleMixin, BaseInfluence):
     >>> model = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(X, y)
     >>> explainer = InputSim(model).fit(X, y)
     >>> M = explainer.transform(X[:2], y[:2])
-    >>> bool(M[0, 0] == np.finfo(np.float64).max)
+    >>> bool(M[0, 0] == np.finfo(np.float64).max * 2.0**-32)
     True
     """
 

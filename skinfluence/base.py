@@ -86,6 +86,14 @@ def _check_n_features(X, expected, what):
         raise ValueError(f"X has {X.shape[1]} features but {what} {expected}")
 
 
+def tie_value(dtype):
+    """The finite value that stands for an infinite similarity (a zero distance, a
+    zero target difference): ``2**-32`` times the largest finite value of ``dtype``
+    (about 4.2e298 in float64, 7.9e28 in float32), so that sums over up to ``2**32``
+    queries (``global_influence``) and differences of two such values stay finite."""
+    return float(np.finfo(dtype).max) * 2.0**-32
+
+
 def _fit_model(model, X, y, sample_weight):
     from sklearn.pipeline import Pipeline
 

@@ -1,5 +1,7 @@
 """Baselines: distributions, reproducibility, row independence, the loss baseline."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -8,6 +10,7 @@ from scipy import stats
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
 
+import skinfluence as sk
 from skinfluence._baselines import (
     LossInfluence,
     MinorityInfluence,
@@ -20,7 +23,7 @@ from .models import make_data, make_model
 from .reference import assert_top_k
 
 _CACHE = {}
-BIG = np.finfo(np.float64).max
+BIG = np.finfo(np.float64).max * 2.0**-32  # the zero-distance value
 RANDOM = (RandomInfluence, TargetInfluence, MinorityInfluence)
 
 
@@ -72,6 +75,23 @@ def test_target_regression():
     Xt = np.vstack([X[:1], Xq])
     assert TargetInfluence(model).fit(X, y).transform(Xt[:1], y[:1])[0, 0] == BIG
     np.testing.assert_array_equal(exp.self_influence(), BIG)
+
+
+def test_target_regression_ties_sum_to_finite_values():
+    # integer targets: every query ties with many training rows; the global influence
+    # sums the zero-difference value over the queries and must stay finite
+    X, y, model, Xq, yq = data("squared_error")
+    y_int, yq_int = np.round(y), np.round(yq)
+    with sk.config_context(check_training_rows="warn"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exp = TargetInfluence(model).fit(X, y_int)
+    M = exp.transform(Xq, yq_int)
+    ties = y_int[None, :] == yq_int[:, None]
+    assert ties.sum(axis=0).max() > 1
+    assert np.all(M[ties] == BIG) and np.all(M[~ties] < BIG / 2)
+    g = exp.global_influence(Xq, yq_int)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g, M.sum(axis=0), rtol=1e-12)
 
 
 @pytest.mark.parametrize("objective", ["multiclass", "squared_error"])

@@ -711,14 +711,15 @@ def test_similarity_label_edit_is_the_signed_similarity_change(case):
     yq = y[:4] if labelled else None
     got = est.label_edit(X[:4], yq, new_labels=new)
     base = est.transform(X[:4], yq)
-    # X[3] is a training row: InputSim's zero distance, clipped to the largest float
+    # X[3] is a training row: InputSim's zero distance, clipped to the zero-distance value
     for i in (0, 3, 5, 77):
         edited = np.where(np.arange(len(y)) == i, new, y)
         with sk.config_context(check_training_rows="warn"):
             other = make().set_params(estimator=model).fit(X, edited)
         with np.errstate(over="ignore"):
             expected = base[:, i] - other.transform(X[:4], yq)[:, i]
-        expected = np.clip(expected, -np.finfo(float).max, np.finfo(float).max)
+        big = np.finfo(float).max * 2.0**-32  # the zero-distance value
+        expected = np.clip(expected, -big, big)
         np.testing.assert_array_equal(got[:, i], expected)
     np.testing.assert_array_equal(est.label_edit(X[:2], None, new_labels=y), 0.0)
 

@@ -893,9 +893,7 @@ def to_ensemble(model, X=None, y=None, sample_weight=None):
         objective_param=obj_param,
         constant_tree=constant,
         classes=classes,
-        n_features_in=(
-            int(wrapper.n_features_in_) if wrapper is not None else n_features
-        ),
+        n_features_in=(int(wrapper.n_features_in_) if wrapper is not None else n_features),
         leaf_stats=trees["counts"],
         leaf_stats_kind="count",
         leaf_stats_caveat="; ".join(_row_sampling(params)) or None,
