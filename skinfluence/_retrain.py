@@ -24,6 +24,7 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils.validation import _num_samples
 from threadpoolctl import threadpool_limits
 
 from ._adapters import refit_template
@@ -123,11 +124,33 @@ def _relabelled_rows(spec, task, rows):
     return rows[(u[rows] < spec["relabel_frac"]) & spec["edited"][rows]]
 
 
+class _ConstantModel:
+    """The regression model of a prefix whose rows all have one target: it predicts
+    that target (some libraries, e.g. CatBoost, refuse to fit such rows)."""
+
+    def __init__(self, value):
+        self.value = float(value)
+
+    def predict(self, X):
+        return np.full(_num_samples(X), self.value)
+
+
+def _fit_rows(template, X, labels, w, rows, spec):
+    """``clone(template)`` fitted on ``rows`` with ``labels``; a regression fit that
+    fails on rows with one target (of positive weight) is the constant model."""
+    yr, wr = labels[rows], None if w is None else w[rows]
+    try:
+        return _fit_model(clone(template), _safe_indexing(X, rows), yr, wr)
+    except Exception:
+        kept = yr if wr is None else yr[np.asarray(wr) > 0]
+        if is_regression(spec["objective"]) and len(kept) and np.all(kept == kept[0]):
+            return _ConstantModel(kept[0])
+        raise
+
+
 def _query_loss(template, X, labels, w, rows, Xq, yq, spec):
     """Query losses of ``clone(template)`` fit on ``rows`` with ``labels``."""
-    model = _fit_model(
-        clone(template), _safe_indexing(X, rows), labels[rows], None if w is None else w[rows]
-    )
+    model = _fit_rows(template, X, labels, w, rows, spec)
     Lq = model_loss(model, Xq, yq, spec["query_objective"], **spec["loss_kw"])
     _check_finite(Lq, "query")
     return Lq
@@ -243,12 +266,7 @@ def _tmc_batch(template, X, y, w, y_enc, Xq, yq, spec, iterations):
                 rows = perm[:k]
                 if model is not None or _prefix_valid(spec, n_pos, counts):
                     try:
-                        model = _fit_model(
-                            clone(template),
-                            _safe_indexing(X, rows),
-                            y[rows],
-                            None if w is None else w[rows],
-                        )
+                        model = _fit_rows(template, X, y, w, rows, spec)
                         if self_marg is not None:
                             pair = perm[k - 1 : k + 1]
                             Ls = model_loss(model, _safe_indexing(X, pair), y_enc[pair], obj, **lk)

@@ -15,7 +15,7 @@ from sklearn.ensemble import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 
-from skinfluence._retrain import LOO, DataShapley, SubSample
+from skinfluence._retrain import LOO, DataShapley, SubSample, _fit_rows
 
 from .models import make_data, make_model
 
@@ -238,6 +238,36 @@ def test_tmc_truncation_validity_and_convergence_rule():
         perm = np.random.default_rng(3 + t).permutation(12)[:6]
         first_valid = next(k for k in range(1, 7) if len(set(y[perm[:k]])) == 2)
         assert [m is None for m in models] == [k < first_valid for k in range(1, 7)]
+
+
+def test_tmc_prefix_with_one_target_is_the_constant_model():
+    # CatBoost refuses to fit rows whose targets are all equal; such a prefix is the
+    # model that predicts that target (what any regressor fitted on it predicts)
+    X, y = make_data("squared_error", n=12, seed=4)
+    y = (y > np.median(y)).astype(np.float64) * 2.0 + 1.0  # two target values, 1 and 3
+    model = make_model("catboost", "squared_error", n_estimators=3).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        exp = DataShapley(model, trunc_frac=1.0, check_every=6, max_iter=6, random_state=0)
+        exp.fit(X, y)
+    constant = 0
+    for t, models in enumerate(exp.models_):
+        perm = np.random.default_rng(t).permutation(12)
+        for k, m in enumerate(models, start=1):
+            targets = set(y[perm[:k]].tolist())
+            if k >= 2 and len(targets) == 1:
+                constant += 1
+                np.testing.assert_array_equal(m.predict(X[:3]), y[perm[0]])
+            elif k >= 2:
+                assert type(m) is type(model)
+    assert constant > 0
+    M = exp.transform(X[:3], y[:3])
+    # TMC efficiency (no truncation): each permutation telescopes to U(all) - U(none)
+    full = clone(model).fit(X, y)
+    np.testing.assert_allclose(M.sum(axis=1), -_sq(full, X[:3], y[:3]), atol=1e-9)
+    # a failure on rows with several targets is still an error
+    with pytest.raises(Exception):
+        _fit_rows(model, X[:, :0], y, None, np.arange(12), {"objective": "squared_error"})
 
 
 # ------------------------------------------------------------ parallel / distributed
