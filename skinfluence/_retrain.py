@@ -938,8 +938,10 @@ class DataShapley(_RetrainInfluence):
     regression, every class for classification); until then the loss is the
     "uninformed" loss (0 for regression, ln 2 binary, ln K multiclass), so the rows
     before validity get 0 and the row that makes the prefix valid gets the whole first
-    gain. ``I(i, e)`` is the mean marginal over the permutations; permutation ``t``
-    uses the seed ``random_state + t``.
+    gain. A regression prefix whose rows all have one target and that the library
+    refuses to fit (CatBoost) is the model predicting that target. ``I(i, e)`` is the
+    mean marginal over the permutations; permutation ``t`` uses the seed
+    ``random_state + t``.
 
     Because the queries are not known at ``fit``, the convergence rule runs at ``fit``
     on the self-influence vector (the marginal of each row on its own loss, see the
