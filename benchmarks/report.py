@@ -218,6 +218,13 @@ def load(name, n_rows, seed=1):
         from skinfluence.datasets import load_dataset
 
         X, y, task = load_dataset(name, as_frame=False)
+    return split_rows(X, y, task, n_rows, seed)
+
+
+def split_rows(X, y, task, n_rows, seed):
+    """Float64 X, integer-encoded y (classification), subsampled to ``n_rows`` training
+    rows and a 20 % test split (stratified for classification):
+    ``(Xtr, ytr, Xte, yte, task)``."""
     X = np.asarray(X, dtype=np.float64)
     if task != "regression":
         y = np.unique(y, return_inverse=True)[1].astype(np.int64)

@@ -36,9 +36,11 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from report import load as report_load  # noqa: E402
+from report import split_rows  # noqa: E402
 from sklearn.base import clone  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from skinfluence import evaluation as ev  # noqa: E402
@@ -55,39 +57,22 @@ CFG = {"n_rows": 500, "n_queries": 20, "n_trees": 40}
 
 # -------------------------------------------------------------------------- data
 def load(name, n_rows, seed):
+    """report.py's data sets, plus three of this study's own (digits as a binary task,
+    Friedman #1 and a synthetic binary task)."""
     from sklearn import datasets as skd
 
-    if name in ("breast_cancer", "diabetes", "iris", "wine"):
-        X, y = getattr(skd, f"load_{name}")(return_X_y=True)
-        task = {"diabetes": "regression", "breast_cancer": "binary"}.get(name, "multiclass")
-    elif name == "digits_binary":
+    if name == "digits_binary":
         X, y = skd.load_digits(return_X_y=True)
-        y = (y >= 5).astype(int)
-        task = "binary"
-    elif name == "friedman1":
+        return split_rows(X, (y >= 5).astype(int), "binary", n_rows, seed)
+    if name == "friedman1":
         X, y = skd.make_friedman1(n_samples=1200, noise=1.0, random_state=0)
-        task = "regression"
-    elif name == "synth_binary":
+        return split_rows(X, y, "regression", n_rows, seed)
+    if name == "synth_binary":
         X, y = skd.make_classification(
             n_samples=1200, n_features=10, n_informative=5, flip_y=0.05, random_state=0
         )
-        task = "binary"
-    else:
-        from skinfluence.datasets import load_dataset
-
-        X, y, task = load_dataset(name, as_frame=False)
-    X = np.asarray(X, dtype=np.float64)
-    if task != "regression":
-        y = np.unique(y, return_inverse=True)[1].astype(np.int64)
-    else:
-        y = np.asarray(y, dtype=np.float64)
-    strat = None if task == "regression" else y
-    n_total = min(len(y), int(np.ceil(n_rows / 0.8)))
-    if n_total < len(y):
-        X, _, y, _ = train_test_split(X, y, train_size=n_total, stratify=strat, random_state=seed)
-        strat = None if task == "regression" else y
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=strat, random_state=seed)
-    return Xtr, ytr, Xte, yte, task
+        return split_rows(X, y, "binary", n_rows, seed)
+    return report_load(name, n_rows, seed)
 
 
 def make_model(task, n_trees, lib="lightgbm"):
