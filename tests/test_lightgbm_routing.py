@@ -145,6 +145,28 @@ def test_ensemble_routes_itself_and_agrees_with_pred_leaf(missing):
     np.testing.assert_array_equal(leaves, model.booster_.predict(X, pred_leaf=True))
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_classifiers_and_early_stopping(n_classes):
+    # multiclass trees are interleaved by class; early stopping keeps the best
+    # iteration's trees: the same columns as pred_leaf in both cases
+    X, y = _data(6, n=1200)
+    labels = np.digitize(y, np.quantile(y, np.linspace(0, 1, n_classes + 1)[1:-1]))
+    model = lgb.LGBMClassifier(
+        n_estimators=200, learning_rate=0.5, num_leaves=31, min_child_samples=2, verbose=-1
+    )
+    model.fit(
+        X[:1000],
+        labels[:1000],
+        eval_set=[(X[1000:], labels[1000:])],
+        callbacks=[lgb.early_stopping(3, verbose=False)],
+    )
+    assert 0 < model.booster_.best_iteration < 200
+    ens = to_ensemble(model)
+    assert ens.library_router is not None
+    theirs = model.booster_.predict(X, pred_leaf=True, num_iteration=model.booster_.best_iteration)
+    np.testing.assert_array_equal(ens.leaf_ids(X), theirs)
+
+
 @pytest.mark.parametrize(
     "make",
     [
