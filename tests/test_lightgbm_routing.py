@@ -157,7 +157,8 @@ def test_classifiers_and_early_stopping(n_classes):
     model.fit(
         X[:1000],
         labels[:1000],
-        eval_set=[(X[1000:], labels[1000:])],
+        eval_X=(X[1000:],),
+        eval_y=(labels[1000:],),
         callbacks=[lgb.early_stopping(3, verbose=False)],
     )
     assert 0 < model.booster_.best_iteration < 200
