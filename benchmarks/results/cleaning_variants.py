@@ -1,0 +1,103 @@
+"""Session-9 cleaning study: other uses of the default selection, against cleanlab.
+
+The defaults (``fraction="auto", balance="joint", loss_weight=0.5``, arm
+``auto_joint_loss0.5``) select nearly the rows cleanlab's ``CleanLearning`` removes, and
+removing them is level with cleanlab. The variants keep that selection and use it
+differently (``InfluenceCleaner`` parameters):
+
+* ``_reweight``: ``action="reweight"``, every row kept, a selected row weighs its
+  out-of-fold probability of its label; ``_reweight_joint``: the same with weight 0
+  for the selected rows the confident joint counts in another class (a pilot rule);
+* ``_relabel``: ``action="relabel"`` (the out-of-fold predicted class);
+* ``_hybrid``: ``action="hybrid"``, relabel the selected rows the confident joint
+  counts in another class whose probability exceeds that of their label by 0.5 (the
+  pilot's ``_hybrid0.2``: by 0.2), remove the other selected rows;
+* ``_rounds3``: ``n_rounds=3``, the removal repeated on the rows left (fresh
+  out-of-fold fits) until a round acts on no row.
+
+Runs (LightGBM, 1,000 training rows, the 8 classification data sets x 3 noise models;
+the splits, corruptions and models are seeded as in the session-8 study, so the
+``none``, ``cleanlab`` and ``auto_joint_loss0.5`` rows of ``cleaning_defaults_*.json``
+are paired with these; the rerun ``none`` and ``auto_joint_loss0.5`` rows reproduce
+the stored scores exactly)::
+
+    ARMS="none auto_joint_loss0.5 auto_joint_loss0.5_reweight ..."  # see FIXED
+    python benchmarks/bench_cleaning_noise.py --models lightgbm --seeds 1 --n-train 1000 \\
+        --rates 0.2 0.4 --datasets credit spam breast_cancer digits_binary hpc wine \\
+        iris digits --arms $ARMS --json benchmarks/results/cleaning_variants_pilot.json
+    # the full grid: --seeds 2 --rates 0.05 0.2 0.4 into cleaning_variants_full.json
+    python benchmarks/results/cleaning_variants.py [pilot|full]
+
+Writes ``cleaning_variants_<pilot|full>.md`` (table only) and prints it.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+HERE = Path(__file__).parent
+ANCHORS = ["cleaning_defaults_05", "cleaning_defaults_20", "cleaning_defaults_40"]
+DEFAULT = "auto_joint_loss0.5"
+REFS = ("cleanlab", DEFAULT, "none")
+
+
+def load(which):
+    rows = json.loads((HERE / f"cleaning_variants_{which}.json").read_text())["rows"]
+    mine = {}
+    for r in rows:
+        mine.setdefault((r["data"], r["noise"], r["rate"], r["seed"], r["model"]), {})[r["arm"]] = r
+    for f in ANCHORS:
+        for r in json.loads((HERE / f"{f}.json").read_text())["rows"]:
+            key = (r["data"], r["noise"], r["rate"], r["seed"], r["model"])
+            if key in mine and r["arm"] == "cleanlab":
+                mine[key]["cleanlab"] = r
+    return {k: v for k, v in mine.items() if all(a in v for a in REFS)}
+
+
+def paired(sets, arm, ref):
+    d = np.array([v[arm]["score"] - v[ref]["score"] for v in sets if arm in v])
+    if len(d) < 2:
+        return "", ""
+    m = float(d.mean())
+    h = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    won, lost = int(np.sum(d > 1e-12)), int(np.sum(d < -1e-12))
+    return f"{m:+.4f} [{m - h:+.4f}, {m + h:+.4f}]", f"{won}/{lost} of {len(d)}"
+
+
+def table(settings):
+    arms = list(dict.fromkeys(a for v in settings.values() for a in v if a != "none"))
+    arms = [a for a in arms if a not in ("cleanlab", DEFAULT)] + [DEFAULT, "cleanlab"]
+    head = "| rate | arm | d vs cleanlab | W/L | d vs default | W/L | d vs none | W/L |"
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    rates = sorted({k[2] for k in settings})
+    for rate in rates + ["all"]:
+        sets = [v for k, v in settings.items() if rate == "all" or k[2] == rate]
+        label = "all" if rate == "all" else f"{rate:.2f}"
+        for arm in arms:
+            cells = []
+            for ref in REFS:
+                cells += paired(sets, arm, ref) if arm != ref else ("", "")
+            lines.append(f"| {label} | {arm} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main():
+    which = sys.argv[1] if len(sys.argv) > 1 else "pilot"
+    settings = load(which)
+    seeds = sorted({k[3] for k in settings})
+    md = [
+        f"{len(settings)} classification settings (8 data sets x 3 noise models x rates, "
+        f"seeds {seeds}), LightGBM, 1,000 training rows. Score: ROC AUC (binary), "
+        "accuracy (multiclass) on clean test labels; d = arm - reference per setting, "
+        "mean [95% t interval]; W/L = settings won/lost; default = auto_joint_loss0.5.",
+        "",
+    ] + table(settings)
+    (HERE / f"cleaning_variants_{which}.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
