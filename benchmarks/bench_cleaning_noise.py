@@ -133,7 +133,11 @@ FIXED = {
     # session 9: other uses of the default selection (auto_joint_loss0.5): keep every row
     # and down-weight the selected ones, repeat the cleaning, relabel the sure ones.
     # Keys starting with "_" set a private rule of the cleaner (pilot variants)
-    "auto_joint_loss0.5_reweight": {**_DEFAULT_SEL, "action": "reweight"},
+    "auto_joint_loss0.5_reweight_proba": {
+        **_DEFAULT_SEL,
+        "action": "reweight",
+        "_reweight_rule": "proba",
+    },
     "auto_joint_loss0.5_reweight_joint": {
         **_DEFAULT_SEL,
         "action": "reweight",
@@ -691,6 +695,7 @@ def main():
     p.add_argument("--noises", nargs="*", choices=list(NOISES))
     p.add_argument("--rates", nargs="*", type=float)
     p.add_argument("--seeds", type=int, help="number of seeds")
+    p.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed..seeds-1")
     p.add_argument("--models", nargs="*", choices=["lightgbm", "hgb"])
     p.add_argument("--n-train", type=int)
     p.add_argument("--json", help="results file (default: results/cleaning_noise[_quick].json)")
@@ -734,7 +739,9 @@ def main():
         with threadpool_limits(1):
             todo = [
                 (ds, noise, rate, seed, kind)
-                for seed in range(config["seeds"])  # seeds outermost: a partial run
+                for seed in range(
+                    args.first_seed, config["seeds"]
+                )  # seeds outermost: a partial run
                 for rate in config["rates"]  # covers every data set and noise model
                 for noise in config["noises"]
                 for ds in config["datasets"]

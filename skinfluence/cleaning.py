@@ -825,10 +825,11 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
     #: probability of the class the confident joint names exceeds that of its label by
     #: at least this much
     _hybrid_margin = 0.5
-    #: ``action="reweight"``: ``"proba"``, a selected row weighs its out-of-fold
-    #: probability of its label; ``"joint"``, 0 for the selected rows the confident joint
-    #: counts in another class and that probability for the others
-    _reweight_rule = "proba"
+    #: ``action="reweight"``: ``"joint"``, 0 for the selected rows the confident joint
+    #: counts in another class and the out-of-fold probability of the label for the
+    #: others (the documented rule); ``"proba"``, that probability for every selected
+    #: row (the cleaning benchmark's pilot: worse than removal, kept for it)
+    _reweight_rule = "joint"
 
     def _reweight(self, y, selected, oof):
         """``action="reweight"``: the weight factor of every row (1 if not selected)."""
@@ -987,14 +988,16 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         What happens to the selected rows. ``"remove"``: drop them. ``"relabel"``:
         replace their target by the out-of-fold prediction of the model
         (classification: the predicted class; regression: the predicted value) and
-        keep every row. ``"reweight"``: keep every row and fit the final model with
-        sample weights: a selected row's weight is multiplied by its out-of-fold
-        probability of its own label (in [0, 1]; the other rows keep theirs; a
-        ``sample_weight`` given to ``fit`` is multiplied, not replaced); see
-        ``row_weights_``. ``"hybrid"``: relabel the selected rows that the
-        confident joint (see ``fraction``) counts in another class and whose
-        out-of-fold probability of that class exceeds the probability of their label
-        by at least 0.5, to that class, and remove the other selected rows.
+        keep every row. ``"reweight"``: fit the final model on every row with sample
+        weights: a selected row that the confident joint (see ``fraction``) counts in
+        another class gets weight 0 (it is removed in effect), any other selected row
+        has its weight multiplied by its out-of-fold probability of its own label (in
+        [0, 1]), the rows not selected keep theirs (a ``sample_weight`` given to
+        ``fit`` is multiplied, not replaced); see ``row_weights_``. ``"hybrid"``:
+        relabel the selected rows that the confident joint counts in another class
+        and whose out-of-fold probability of that class exceeds the probability of
+        their label by at least 0.5, to that class, and remove the other selected
+        rows.
         ``"reweight"`` and ``"hybrid"`` need a classifier with ``predict_proba``
         (``cv`` extra model fits unless the out-of-fold predictions are made anyway);
         :class:`InfluenceSampler`, which returns rows, refuses ``"reweight"``.
@@ -1104,8 +1107,9 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         Their old and new labels (``action="relabel"`` or ``"hybrid"`` only).
     row_weights_ : ndarray of shape (n_samples,)
         ``action="reweight"`` only: the factor of each row's weight in the final fit
-        (the out-of-fold probability of its label for the selected rows, 1 for the
-        others).
+        (0 for the selected rows the confident joint counts in another class, the
+        out-of-fold probability of its label for the other selected rows, 1 for the
+        rows not selected).
     round_sizes_ : ndarray of int
         The number of rows acted on in each round applied (one entry when
         ``n_rounds=1``).

@@ -774,6 +774,10 @@ def _noisy_binary(n=240, seed=31, flips=36):
 
 
 def test_reweight_keeps_every_row_and_down_weights_the_selected_ones():
+    from sklearn.model_selection import StratifiedKFold
+
+    from skinfluence.cleaning import _confident_class
+
     X, y = _noisy_binary()
     kw = {"random_state": 0, "cv": 3}
     removing = InfluenceCleaner(hgb_classifier(), **kw).fit(X, y)
@@ -787,9 +791,17 @@ def test_reweight_keeps_every_row_and_down_weights_the_selected_ones():
     assert w.shape == (len(y),) and np.all((w >= 0) & (w <= 1))
     rest = np.setdiff1d(np.arange(len(y)), sel)
     assert np.all(w[rest] == 1.0) and np.all(w[sel] < 1.0)
-    # a selected row weighs its out-of-fold probability of its label: the out-of-fold
-    # log-loss (same folds) is minus its log
-    np.testing.assert_allclose(w[sel], np.exp(-cleaner.oof_loss_[sel]), rtol=1e-12)
+    # a selected row the confident joint counts in another class weighs 0, another
+    # its out-of-fold probability of its label (the out-of-fold log-loss of the same
+    # folds is minus its log)
+    P = np.empty((len(y), 2))
+    for tr, va in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
+        P[va] = hgb_classifier().fit(X[tr], y[tr]).predict_proba(X[va])
+    other = _confident_class(P, y)[0][sel]
+    assert 0 < other.sum() < len(sel)
+    assert np.all(w[sel[other]] == 0.0)
+    np.testing.assert_allclose(w[sel[~other]], np.exp(-cleaner.oof_loss_[sel[~other]]), rtol=1e-12)
+    np.testing.assert_allclose(w[sel[~other]], P[sel[~other], y[sel[~other]]], rtol=1e-12)
     # the final fit receives the weights, times the user's own
     ref = hgb_classifier().fit(X, y, sample_weight=w)
     np.testing.assert_array_equal(cleaner.predict_proba(X), ref.predict_proba(X))

@@ -25,10 +25,10 @@ the stored scores exactly)::
     python benchmarks/bench_cleaning_noise.py --models lightgbm --seeds 1 --n-train 1000 \\
         --rates 0.2 0.4 --datasets credit spam breast_cancer digits_binary hpc wine \\
         iris digits --arms $ARMS --json benchmarks/results/cleaning_variants_pilot.json
-    # the full grid: --seeds 2 --rates 0.05 0.2 0.4 into cleaning_variants_full.json
-    python benchmarks/results/cleaning_variants.py [pilot|full]
-
-Writes ``cleaning_variants_<pilot|full>.md`` (table only) and prints it.
+    # the full grid: --seeds 2 --rates 0.05 0.2 0.4 into cleaning_variants_full.json;
+    # seeds 2-4 (no stored cleanlab rows: the arm cleanlab is run too): --seeds 5
+    # --first-seed 2 into cleaning_variants_seeds2to4.json
+    python benchmarks/results/cleaning_variants.py     # writes cleaning_variants.md
 """
 
 import json
@@ -44,8 +44,17 @@ DEFAULT = "auto_joint_loss0.5"
 REFS = ("cleanlab", DEFAULT, "none")
 
 
+#: result files per section (the full grid: seeds 0-1, then seeds 2-4 with their own
+#: cleanlab rows)
+FILES = {"pilot": ["pilot"], "full": ["full", "seeds2to4"]}
+
+
 def load(which):
-    rows = json.loads((HERE / f"cleaning_variants_{which}.json").read_text())["rows"]
+    rows = []
+    for f in FILES[which]:
+        path = HERE / f"cleaning_variants_{f}.json"
+        if path.exists():
+            rows += json.loads(path.read_text())["rows"]
     mine = {}
     for r in rows:
         mine.setdefault((r["data"], r["noise"], r["rate"], r["seed"], r["model"]), {})[r["arm"]] = r
@@ -84,18 +93,36 @@ def table(settings):
     return lines
 
 
-def main():
-    which = sys.argv[1] if len(sys.argv) > 1 else "pilot"
+def section(which, title):
     settings = load(which)
     seeds = sorted({k[3] for k in settings})
-    md = [
-        f"{len(settings)} classification settings (8 data sets x 3 noise models x rates, "
-        f"seeds {seeds}), LightGBM, 1,000 training rows. Score: ROC AUC (binary), "
-        "accuracy (multiclass) on clean test labels; d = arm - reference per setting, "
-        "mean [95% t interval]; W/L = settings won/lost; default = auto_joint_loss0.5.",
+    missing = {
+        a: sum(a not in v for v in settings.values())
+        for a in {a for v in settings.values() for a in v}
+    }
+    lines = [
+        f"## {title}",
         "",
-    ] + table(settings)
-    (HERE / f"cleaning_variants_{which}.md").write_text("\n".join(md) + "\n")
+        f"{len(settings)} classification settings (8 data sets x 3 noise models x rates "
+        f"{sorted({k[2] for k in settings})}, seeds {seeds}), LightGBM, 1,000 training "
+        "rows. Score: ROC AUC (binary), accuracy (multiclass) on clean test labels; d = "
+        "arm - reference per setting, mean [95% t interval]; W/L = settings won/lost; "
+        "default = auto_joint_loss0.5.",
+        "",
+    ]
+    gaps = {a: m for a, m in missing.items() if m}
+    if gaps:
+        lines += [f"Settings without a row (the arm raised an error): {gaps}.", ""]
+    return lines + table(settings) + [""]
+
+
+def main():
+    md = ["# Other uses of the default selection, against cleanlab (session 9)", ""]
+    md += [__doc__.split("\n\n", 1)[1].strip(), ""]
+    for which, title in (("pilot", "Pilot (seed 0, rates 0.2 and 0.4)"), ("full", "Full")):
+        if (HERE / f"cleaning_variants_{which}.json").exists():
+            md += section(which, title)
+    (HERE / "cleaning_variants.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 
