@@ -150,6 +150,13 @@ FIXED = {
     # rows named auto_joint_loss0.5_rounds3_noguard were run before that rule)
     "auto_joint_loss0.5_rounds2": {**_DEFAULT_SEL, "n_rounds": 2},
     "auto_joint_loss0.5_rounds3": {**_DEFAULT_SEL, "n_rounds": 3},
+    # reweighting twice: the second round cleans the rows of positive weight, weighted
+    "auto_joint_loss0.5_reweight_joint_rounds2": {
+        **_DEFAULT_SEL,
+        "action": "reweight",
+        "_reweight_rule": "joint",
+        "n_rounds": 2,
+    },
 }
 #: trusted-set arms: a share TRUSTED of the training rows has its labels verified (true
 #: labels, kept in training with them) and is given to fit as trusted_set

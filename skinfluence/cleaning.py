@@ -310,11 +310,6 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
                 f"n_rounds={r} repeats the cleaning with one fraction; it cannot be "
                 f"combined with a list of candidate fractions ({self.fraction!r})"
             )
-        if r > 1 and self.action == "reweight":
-            raise ValueError(
-                f'n_rounds={r} needs an action that changes the rows ("remove", "relabel" '
-                'or "hybrid"); action="reweight" keeps every row and acts once'
-            )
         k = self.n_rows
         if k is not None and (not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 0):
             raise ValueError(f"n_rows must be None or a non-negative integer, got {k!r}")
@@ -525,21 +520,28 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         previous round left, until a round changes nothing. A round that would fail
         (e.g. leave a class without rows) or act on more rows than the round before
         is not applied and ends the repetition. The fitted attributes are mapped to
-        the positions of the input rows."""
+        the positions of the input rows. ``action="reweight"``: a round cleans the
+        rows of positive weight, weighted by the factors so far, and multiplies
+        them."""
         X, y, sw = res.X, res.y, res.sample_weight
         n = len(y)
         pos, y_cur = res.kept, res.y_new
+        factor = None if res.weights is None else res.weights.copy()
+        if factor is not None:
+            pos = np.flatnonzero(factor > 0)
         selected, removed = [self.selected_indices_], [self.removed_indices_]
         touched = [self.relabeled_indices_]
         sizes = [len(self.selected_indices_)]
         budget = getattr(self, "auto_budget_", None)
-        changed_last = not _unchanged(n, res.kept, self.relabeled_indices_, None)
+        changed_last = not _unchanged(n, res.kept, self.relabeled_indices_, factor)
         reusable = res.reusable_model
         for _ in range(1, self.n_rounds):
             if not changed_last:
                 break
             state = dict(self.__dict__)
             swr = None if sw is None else sw[pos]
+            if factor is not None:
+                swr = factor[pos] if swr is None else swr * factor[pos]
             try:
                 sub = self._clean_round(_take(X, pos), y_cur[pos], swr, None)
             except ValueError:
@@ -556,7 +558,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             sizes.append(len(self.selected_indices_))
             if budget is not None:
                 budget += self.auto_budget_
-            changed_last = not _unchanged(len(pos), sub.kept, self.relabeled_indices_, None)
+            changed_last = not _unchanged(len(pos), sub.kept, self.relabeled_indices_, sub.weights)
             y_cur = y_cur.astype(np.result_type(y_cur.dtype, sub.y_new.dtype), copy=True)
             y_cur[pos] = sub.y_new
             reusable = sub.reusable_model
@@ -568,6 +570,12 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
                 loss[pos] = self.oof_loss_
                 self.oof_loss_ = loss
             pos = pos[sub.kept]
+            if factor is not None:
+                factor[pos] *= sub.weights
+                pos = pos[factor[pos] > 0]
+        if factor is not None:  # the final fit: every row, weighted (as with one round)
+            pos, reusable = np.arange(n, dtype=np.intp), None
+            self.row_weights_ = factor
         self.selected_indices_ = np.concatenate(selected).astype(np.intp)
         self.removed_indices_ = np.concatenate(removed).astype(np.intp)
         if self.action != "remove":
@@ -579,7 +587,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         self.round_sizes_ = np.asarray(sizes, dtype=np.intp)
         if budget is not None:
             self.auto_budget_ = budget
-        return _Cleaned(X, y, sw, pos, y_cur, reusable, res.template)
+        return _Cleaned(X, y, sw, pos, y_cur, reusable, res.template, factor)
 
     def _check_trusted(self, trusted_set, n):
         """``trusted_set`` as ``(X, y, sample_weight or None)``, or None; a list of
@@ -1040,8 +1048,10 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         a few hundred rows or fewer) or would fail (e.g. leave a class without rows)
         is not applied and ends it.
         ``1``: one round (the cleaning of earlier versions, unchanged). Each round
-        costs what one ``fit`` of the cleaning costs. Not with ``action="reweight"``
-        nor with a list of candidate fractions.
+        costs what one ``fit`` of the cleaning costs. With ``action="reweight"`` a
+        round cleans the rows of positive weight, fitted with the weights so far, and
+        multiplies the weights (``row_weights_`` is the product). Not with a list of
+        candidate fractions.
     validation_size : float or int, default=0.2
         Size of the internal validation split (``criterion="validation"``), as in
         :func:`~sklearn.model_selection.train_test_split`.

@@ -809,6 +809,20 @@ def test_reweight_keeps_every_row_and_down_weights_the_selected_ones():
     weighted = InfluenceCleaner(hgb_classifier(), action="reweight", **kw).fit(X, y, sw)
     ref = hgb_classifier().fit(X, y, sample_weight=sw * weighted.row_weights_)
     np.testing.assert_array_equal(weighted.predict_proba(X), ref.predict_proba(X))
+    # two rounds: the second cleans the rows of positive weight, weighted, and the
+    # weights multiply
+    twice = InfluenceCleaner(hgb_classifier(), action="reweight", n_rounds=2, **kw).fit(X, y)
+    live = np.flatnonzero(w > 0)
+    second = InfluenceCleaner(hgb_classifier(), action="reweight", **kw)
+    second.fit(X[live], y[live], sample_weight=w[live])
+    assert twice.round_sizes_[0] == len(sel)
+    np.testing.assert_array_equal(twice.round_sizes_, [len(sel), len(second.selected_indices_)])
+    product = w.copy()
+    product[live] *= second.row_weights_
+    np.testing.assert_array_equal(twice.row_weights_, product)
+    np.testing.assert_array_equal(twice.kept_indices_, np.arange(len(y)))
+    ref = hgb_classifier().fit(X, y, sample_weight=product)
+    np.testing.assert_array_equal(twice.predict_proba(X), ref.predict_proba(X))
     # nothing selected: every factor 1 and the scoring model is reused
     none = InfluenceCleaner(hgb_classifier(), action="reweight", fraction=0.0, **kw).fit(X, y)
     assert np.all(none.row_weights_ == 1.0)
@@ -894,8 +908,6 @@ def test_reweight_hybrid_and_n_rounds_errors():
         clone(cleaner).set_params(n_rounds=2, fraction=[0.0, 0.1]).fit(
             X, y, trusted_set=(X[:10], y[:10])
         )
-    with pytest.raises(ValueError, match='action="reweight" keeps every row and acts once'):
-        clone(cleaner).set_params(n_rounds=2, action="reweight").fit(X, y)
     with pytest.raises(ValueError, match="action must be one of"):
         clone(cleaner).set_params(action="weight").fit(X, y)
     with pytest.raises(ValueError, match="InfluenceSampler returns rows, not weights"):
