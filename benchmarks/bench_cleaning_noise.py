@@ -93,6 +93,8 @@ FRACTION = 0.1  # the fixed-fraction arms
 GRID_FRACTIONS = (0.0, 0.01, 0.05, 0.1, 0.2)
 GRIDS = {"grid": (0.0, 0.01, 0.05, 0.1), "grid_issue": (0.0, 0.05, 0.1, 0.2)}
 
+#: the selection of the defaults for classifiers (session 8)
+_DEFAULT_SEL = {"fraction": "auto", "balance": "joint", "loss_weight": 0.5}
 #: fixed-fraction arms: name -> InfluenceCleaner parameters (besides fraction)
 FIXED = {
     "self": {},
@@ -128,6 +130,33 @@ FIXED = {
     # session 8: each class acts on as many of its rows as the confident joint counts
     "auto_joint_loss0.5": {"fraction": "auto", "balance": "joint", "loss_weight": 0.5},
     "auto_joint_loss_only": {"fraction": "auto", "balance": "joint", "loss_weight": 1.0},
+    # session 9: other uses of the default selection (auto_joint_loss0.5): keep every row
+    # and down-weight the selected ones, repeat the cleaning, relabel the sure ones.
+    # Keys starting with "_" set a private rule of the cleaner (pilot variants)
+    "auto_joint_loss0.5_reweight_proba": {
+        **_DEFAULT_SEL,
+        "action": "reweight",
+        "_reweight_rule": "proba",
+    },
+    "auto_joint_loss0.5_reweight_joint": {
+        **_DEFAULT_SEL,
+        "action": "reweight",
+        "_reweight_rule": "joint",
+    },
+    "auto_joint_loss0.5_relabel": {**_DEFAULT_SEL, "action": "relabel"},
+    "auto_joint_loss0.5_hybrid": {**_DEFAULT_SEL, "action": "hybrid"},
+    "auto_joint_loss0.5_hybrid0.2": {**_DEFAULT_SEL, "action": "hybrid", "_hybrid_margin": 0.2},
+    # a round acting on more rows than the round before ends the repetition (the pilot's
+    # rows named auto_joint_loss0.5_rounds3_noguard were run before that rule)
+    "auto_joint_loss0.5_rounds2": {**_DEFAULT_SEL, "n_rounds": 2},
+    "auto_joint_loss0.5_rounds3": {**_DEFAULT_SEL, "n_rounds": 3},
+    # reweighting twice: the second round cleans the rows of positive weight, weighted
+    "auto_joint_loss0.5_reweight_joint_rounds2": {
+        **_DEFAULT_SEL,
+        "action": "reweight",
+        "_reweight_rule": "joint",
+        "n_rounds": 2,
+    },
 }
 #: trusted-set arms: a share TRUSTED of the training rows has its labels verified (true
 #: labels, kept in training with them) and is given to fit as trusted_set
@@ -326,7 +355,11 @@ PINNED = {"loss_weight": 0.0, "balance": None}
 
 def run_fixed(name, params, model, Xtr, y_noisy, mask, Xte, yte, task, k, seed):
     params = {"fraction": FRACTION, **PINNED, **params}
-    est = InfluenceCleaner(clone(model), cv=5, random_state=seed, **params).fit(Xtr, y_noisy)
+    private = {key: params.pop(key) for key in list(params) if key.startswith("_")}
+    est = InfluenceCleaner(clone(model), cv=5, random_state=seed, **params)
+    for key, value in private.items():
+        setattr(est, key, value)
+    est.fit(Xtr, y_noisy)
     score, score2 = task_metric(est, Xte, yte, task, k)
     row = {"arm": name, "score": score, "score2": score2}
     row.update(_rows_stats(est.selected_indices_, mask, y_noisy, task))
@@ -669,6 +702,7 @@ def main():
     p.add_argument("--noises", nargs="*", choices=list(NOISES))
     p.add_argument("--rates", nargs="*", type=float)
     p.add_argument("--seeds", type=int, help="number of seeds")
+    p.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed..seeds-1")
     p.add_argument("--models", nargs="*", choices=["lightgbm", "hgb"])
     p.add_argument("--n-train", type=int)
     p.add_argument("--json", help="results file (default: results/cleaning_noise[_quick].json)")
@@ -712,7 +746,9 @@ def main():
         with threadpool_limits(1):
             todo = [
                 (ds, noise, rate, seed, kind)
-                for seed in range(config["seeds"])  # seeds outermost: a partial run
+                for seed in range(
+                    args.first_seed, config["seeds"]
+                )  # seeds outermost: a partial run
                 for rate in config["rates"]  # covers every data set and noise model
                 for noise in config["noises"]
                 for ds in config["datasets"]

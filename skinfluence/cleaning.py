@@ -37,7 +37,9 @@ from .base import _fit_model, _is_dataframe
 __all__ = ["InfluenceCleaner", "InfluenceSampler", "compare_to_baseline"]
 
 _CRITERIA = ("self", "validation", "oof")
-_ACTIONS = ("remove", "relabel")
+_ACTIONS = ("remove", "relabel", "reweight", "hybrid")
+#: actions that read the out-of-fold probabilities of the given and the other classes
+_PROBA_ACTIONS = ("reweight", "hybrid")
 _BALANCES = (None, "class", "scale", "joint", "auto")
 
 
@@ -153,6 +155,13 @@ def _confidently_other(proba, codes):
     threshold, the most probable is not its label. ``codes``: the labels as column
     positions of ``proba``.
     """
+    return _confident_class(proba, codes)[0]
+
+
+def _confident_class(proba, codes):
+    """``(other, best)``: the mask of :func:`_confidently_other` and, per row, the
+    column of the most probable class among those reaching their threshold (the
+    class the confident joint counts the row in; meaningful where ``other``)."""
     n, k = proba.shape
     thresholds = np.ones(k)
     for j in range(k):
@@ -161,7 +170,7 @@ def _confidently_other(proba, codes):
             thresholds[j] = proba[rows, j].mean()
     above = proba >= thresholds
     best = np.where(above, proba, -1.0).argmax(axis=1)
-    return above.any(axis=1) & (best != codes)
+    return above.any(axis=1) & (best != codes), best
 
 
 class _OutOfFold:
@@ -178,8 +187,12 @@ class _OutOfFold:
 
     def confidently_other(self, codes):
         """:func:`_confidently_other` of the filled probabilities (computed once)."""
+        return self.confident_class(codes)[0]
+
+    def confident_class(self, codes):
+        """:func:`_confident_class` of the filled probabilities (computed once)."""
         if self._other is None:
-            self._other = _confidently_other(self.proba, codes)
+            self._other = _confident_class(self.proba, codes)
         return self._other
 
     def put(self, rows, pred, loss, proba, dtype):
@@ -191,6 +204,21 @@ class _OutOfFold:
             if self.proba is None:
                 self.proba = np.zeros((self.n, proba.shape[1]))
             self.proba[rows] = proba
+
+
+def _unchanged(n, kept, changed, weights):
+    """Did an action leave all ``n`` rows, their labels and their weights as given?"""
+    same_weights = weights is None or bool(np.all(weights == 1.0))
+    return len(kept) == n and len(changed) == 0 and same_weights
+
+
+def _final_weights(sample_weight, kept, weights):
+    """The sample weights of the final fit on the ``kept`` rows: the user's weights
+    times the ``action="reweight"`` factors (either may be ``None``)."""
+    if weights is None:
+        return None if sample_weight is None else sample_weight[kept]
+    w = weights[kept]
+    return w if sample_weight is None else sample_weight[kept] * w
 
 
 # ------------------------------------------------------------------- shared base
@@ -210,6 +238,9 @@ class _Cleaned(NamedTuple):
     reusable_model: Any
     #: the unfitted model that was fitted (for the final fit)
     template: Any
+    #: ``action="reweight"``: the factor of every input row's weight in the final fit
+    #: (1 for the rows not selected), else ``None``
+    weights: Any = None
 
 
 class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
@@ -227,6 +258,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         action="remove",
         balance="auto",
         loss_weight=0.5,
+        n_rounds=1,
         validation_size=0.2,
         cv=5,
         scoring=None,
@@ -242,6 +274,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         self.action = action
         self.balance = balance
         self.loss_weight = loss_weight
+        self.n_rounds = n_rounds
         self.validation_size = validation_size
         self.cv = cv
         self.scoring = scoring
@@ -269,6 +302,14 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
                     "fraction must be a number in [0, 1] or 'auto', or a non-empty list of "
                     f"those (candidates compared on a trusted set), got {self.fraction!r}"
                 )
+        r = self.n_rounds
+        if not isinstance(r, numbers.Integral) or isinstance(r, bool) or r < 1:
+            raise ValueError(f"n_rounds must be a positive integer, got {r!r}")
+        if r > 1 and isinstance(self.fraction, (list, tuple)):
+            raise ValueError(
+                f"n_rounds={r} repeats the cleaning with one fraction; it cannot be "
+                f"combined with a list of candidate fractions ({self.fraction!r})"
+            )
         k = self.n_rows
         if k is not None and (not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 0):
             raise ValueError(f"n_rows must be None or a non-negative integer, got {k!r}")
@@ -360,11 +401,20 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
 
     # -------------------------------------------------------------- cleaning
     def _clean(self, X, y, sample_weight, trusted_set=None):
-        """Score, select and act; sets the fitted attributes. Returns a
-        :class:`_Cleaned`."""
+        """Score, select and act (``n_rounds`` times at most); sets the fitted
+        attributes. Returns a :class:`_Cleaned`."""
         self._check_params()
         X, y, sample_weight = self._validate_input(X, y, sample_weight)
         trusted_set = self._check_trusted(trusted_set, X.shape[0])
+        self.__dict__.pop("round_sizes_", None)
+        res = self._clean_round(X, y, sample_weight, trusted_set)
+        if self.n_rounds > 1:
+            return self._more_rounds(res)
+        self.round_sizes_ = np.array([len(self.selected_indices_)], dtype=np.intp)
+        return res
+
+    def _clean_round(self, X, y, sample_weight, trusted_set):
+        """One round of scoring, selection and action on validated data."""
         n = X.shape[0]
         template = self._template(y)
         is_clf = is_classifier(template)
@@ -374,17 +424,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         if self.balance == "auto":  # per class by the confident joint where it exists
             joint = is_clf and hasattr(template, "predict_proba")
             self._balance = "joint" if joint else None
-        if self._balance is not None and not is_clf:
-            raise ValueError(
-                f"balance={self.balance!r} works per class and needs a classifier; the "
-                f"model {type(template).__name__} is a regressor (use balance=None)"
-            )
-        if self._balance == "joint" and not hasattr(template, "predict_proba"):
-            raise ValueError(
-                'balance="joint" shares the budget by the confident joint of out-of-fold '
-                f"probabilities; {type(template).__name__} has no predict_proba (use "
-                'balance="class")'
-            )
+        self._check_model_for_options(template, is_clf)
         oof_folds = (
             self.criterion == "oof"
             or self.loss_weight > 0
@@ -415,32 +455,139 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
             self.__dict__.pop("trusted_scores_", None)
             if trusted_set is None:
                 selected = self._select(harm, y, self._budget(n, y, oof, is_clf, self.fraction))
-                kept, y_new, changed = self._act(
+                kept, y_new, changed, weights = self._act(
                     X, y, sample_weight, template, selected, oof, is_clf, bar
                 )
-                if not (len(kept) == n and len(changed) == 0):
+                if not _unchanged(n, kept, changed, weights):
                     full_model = None
             else:
-                if oof is None and self.action == "relabel":
+                if oof is None and self.action != "remove":
                     oof = self._oof_predict(X, y, sample_weight, template, is_clf, folds, bar)
-                selected, kept, y_new, changed, full_model = self._choose_on_trusted(
+                selected, kept, y_new, changed, weights, full_model = self._choose_on_trusted(
                     (X, y, sample_weight, template, is_clf), harm, oof, full_model, trusted_set, bar
                 )
         finally:
             bar.close()
         self.influence_ = influence
         self.harm_ = harm
+        self._set_action_attributes(y, selected, kept, y_new, changed, weights)
+        return _Cleaned(X, y, sample_weight, kept, y_new, full_model, template, weights)
+
+    def _check_model_for_options(self, template, is_clf):
+        """Refuse the options the model cannot serve (per class, probabilities)."""
+        proba = is_clf and hasattr(template, "predict_proba")
+        if self._balance is not None and not is_clf:
+            raise ValueError(
+                f"balance={self.balance!r} works per class and needs a classifier; the "
+                f"model {type(template).__name__} is a regressor (use balance=None)"
+            )
+        if self._balance == "joint" and not hasattr(template, "predict_proba"):
+            raise ValueError(
+                'balance="joint" shares the budget by the confident joint of out-of-fold '
+                f"probabilities; {type(template).__name__} has no predict_proba (use "
+                'balance="class")'
+            )
+        if self.action in _PROBA_ACTIONS and not proba:
+            raise ValueError(
+                f"action={self.action!r} reads the out-of-fold class probabilities and "
+                f"needs a classifier with predict_proba; {type(template).__name__} is "
+                "not one (use action='remove' or 'relabel')"
+            )
+
+    def _set_action_attributes(self, y, selected, kept, y_new, changed, weights):
+        """``selected_indices_``, ``removed_indices_``, ``relabeled_*``,
+        ``row_weights_`` and ``kept_indices_`` of one round."""
         self.selected_indices_ = selected
+        self.__dict__.pop("row_weights_", None)
         if self.action == "remove":
             self.removed_indices_ = selected
             self.relabeled_indices_ = np.empty(0, dtype=np.intp)
-        else:
+        elif self.action == "reweight":
             self.removed_indices_ = np.empty(0, dtype=np.intp)
+            self.relabeled_indices_ = np.empty(0, dtype=np.intp)
+            self.row_weights_ = weights
+        else:
+            self.removed_indices_ = selected[~np.isin(selected, changed)].astype(np.intp)
+            if self.action == "relabel":
+                self.removed_indices_ = np.empty(0, dtype=np.intp)
             self.relabeled_indices_ = changed
             self.relabeled_from_ = y[changed]
             self.relabeled_to_ = y_new[changed]
         self.kept_indices_ = kept
-        return _Cleaned(X, y, sample_weight, kept, y_new, full_model, template)
+
+    def _more_rounds(self, res):
+        """Rounds 2..``n_rounds``: the cleaning repeated on the rows (and labels) the
+        previous round left, until a round changes nothing. A round that would fail
+        (e.g. leave a class without rows) or act on more rows than the round before
+        is not applied and ends the repetition. The fitted attributes are mapped to
+        the positions of the input rows. ``action="reweight"``: a round cleans the
+        rows of positive weight, weighted by the factors so far, and multiplies
+        them."""
+        X, y, sw = res.X, res.y, res.sample_weight
+        n = len(y)
+        pos, y_cur = res.kept, res.y_new
+        factor = None if res.weights is None else res.weights.copy()
+        if factor is not None:
+            pos = np.flatnonzero(factor > 0)
+        selected, removed = [self.selected_indices_], [self.removed_indices_]
+        touched = [self.relabeled_indices_]
+        sizes = [len(self.selected_indices_)]
+        budget = getattr(self, "auto_budget_", None)
+        changed_last = not _unchanged(n, res.kept, self.relabeled_indices_, factor)
+        reusable = res.reusable_model
+        for _ in range(1, self.n_rounds):
+            if not changed_last:
+                break
+            state = dict(self.__dict__)
+            swr = None if sw is None else sw[pos]
+            if factor is not None:
+                swr = factor[pos] if swr is None else swr * factor[pos]
+            try:
+                sub = self._clean_round(_take(X, pos), y_cur[pos], swr, None)
+            except ValueError:
+                sub = None
+            if sub is None or len(self.selected_indices_) > sizes[-1]:
+                # failed, or not converging: the models of the smaller data contradict
+                # more rows than the round before acted on
+                self.__dict__.clear()
+                self.__dict__.update(state)
+                break
+            selected.append(pos[self.selected_indices_])
+            removed.append(pos[self.removed_indices_])
+            touched.append(pos[self.relabeled_indices_])
+            sizes.append(len(self.selected_indices_))
+            if budget is not None:
+                budget += self.auto_budget_
+            changed_last = not _unchanged(len(pos), sub.kept, self.relabeled_indices_, sub.weights)
+            y_cur = y_cur.astype(np.result_type(y_cur.dtype, sub.y_new.dtype), copy=True)
+            y_cur[pos] = sub.y_new
+            reusable = sub.reusable_model
+            influence, harm = np.full(n, np.nan), np.full(n, np.nan)
+            influence[pos], harm[pos] = self.influence_, self.harm_
+            self.influence_, self.harm_ = influence, harm
+            if "oof_loss_" in self.__dict__:
+                loss = np.full(n, np.nan)
+                loss[pos] = self.oof_loss_
+                self.oof_loss_ = loss
+            pos = pos[sub.kept]
+            if factor is not None:
+                factor[pos] *= sub.weights
+                pos = pos[factor[pos] > 0]
+        if factor is not None:  # the final fit: every row, weighted (as with one round)
+            pos, reusable = np.arange(n, dtype=np.intp), None
+            self.row_weights_ = factor
+        self.selected_indices_ = np.concatenate(selected).astype(np.intp)
+        self.removed_indices_ = np.concatenate(removed).astype(np.intp)
+        if self.action != "remove":
+            rows = np.unique(np.concatenate(touched))
+            rows = rows[np.isin(rows, pos) & (y_cur[rows] != y[rows])].astype(np.intp)
+            self.relabeled_indices_ = rows
+            self.relabeled_from_, self.relabeled_to_ = y[rows], y_cur[rows]
+        self.kept_indices_ = pos
+        self.round_sizes_ = np.asarray(sizes, dtype=np.intp)
+        if budget is not None:
+            self.auto_budget_ = budget
+        return _Cleaned(X, y, sw, pos, y_cur, reusable, res.template, factor)
 
     def _check_trusted(self, trusted_set, n):
         """``trusted_set`` as ``(X, y, sample_weight or None)``, or None; a list of
@@ -489,23 +636,23 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
         for f in self._candidates():
             selected = self._select(harm, y, self._budget(n, y, oof, is_clf, f))
             try:
-                kept, y_new, changed = self._act(
+                kept, y_new, changed, weights = self._act(
                     X, y, sample_weight, template, selected, oof, is_clf, bar
                 )
             except ValueError:  # would leave a class without rows: not a candidate
                 scores.append(np.nan)
                 bar.step("candidate")
                 continue
-            if len(kept) == n and len(changed) == 0 and full_model is not None:
+            if _unchanged(n, kept, changed, weights) and full_model is not None:
                 model = full_model
             else:
-                sw = None if sample_weight is None else sample_weight[kept]
+                sw = _final_weights(sample_weight, kept, weights)
                 model = _fit_model(clone(template), _take(X, kept), y_new[kept], sw)
             extra = {} if swt is None else {"sample_weight": swt}
             scores.append(float(scorer(model, Xt, yt, **extra)))
             bar.step("candidate")
             if best is None or scores[-1] > best[0]:
-                best = (scores[-1], f, selected, kept, y_new, changed, model)
+                best = (scores[-1], f, selected, kept, y_new, changed, weights, model)
         if best is None:
             raise ValueError(
                 f"every candidate fraction {self.fraction!r} would leave a class without "
@@ -662,20 +809,67 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
                 )
             if is_clf:
                 self._check_classes(y, y[kept], len(selected))
-            return kept, y, np.empty(0, dtype=np.intp)
-        # relabel
+            return kept, y, np.empty(0, dtype=np.intp), None
+        # relabel, reweight, hybrid
         kept = np.arange(n, dtype=np.intp)
         if len(selected) == 0:
-            return kept, y, np.empty(0, dtype=np.intp)
+            weights = np.ones(n) if self.action == "reweight" else None
+            return kept, y, np.empty(0, dtype=np.intp), weights
         if oof is None:
             oof = self._oof_predict(X, y, sample_weight, template, is_clf, None, bar)
+        if self.action == "reweight":
+            return kept, y, np.empty(0, dtype=np.intp), self._reweight(y, selected, oof)
+        if self.action == "hybrid":
+            return self._hybrid(y, selected, oof)
         new = oof.pred[selected]
         y_new = y.astype(np.result_type(y.dtype, new.dtype), copy=True) if not is_clf else y.copy()
         y_new[selected] = new
         changed = selected[y_new[selected] != y[selected]]
         if is_clf:
             self._check_classes(y, y_new, len(selected), verb="relabelling")
-        return kept, y_new, changed
+        return kept, y_new, changed, None
+
+    #: ``action="hybrid"``: a selected row is relabelled when the out-of-fold
+    #: probability of the class the confident joint names exceeds that of its label by
+    #: at least this much
+    _hybrid_margin = 0.5
+    #: ``action="reweight"``: ``"joint"``, 0 for the selected rows the confident joint
+    #: counts in another class and the out-of-fold probability of the label for the
+    #: others (the documented rule); ``"proba"``, that probability for every selected
+    #: row (the cleaning benchmark's pilot: worse than removal, kept for it)
+    _reweight_rule = "joint"
+
+    def _reweight(self, y, selected, oof):
+        """``action="reweight"``: the weight factor of every row (1 if not selected)."""
+        codes = np.searchsorted(self._classes, y)
+        weights = np.ones(len(y))
+        weights[selected] = oof.proba[selected, codes[selected]]
+        if self._reweight_rule == "joint":
+            other = oof.confidently_other(codes)
+            weights[selected[other[selected]]] = 0.0
+        return weights
+
+    def _hybrid(self, y, selected, oof):
+        """``action="hybrid"``: relabel the selected rows whose out-of-fold
+        probabilities name another class surely, remove the others."""
+        n = len(y)
+        codes = np.searchsorted(self._classes, y)
+        other, best = oof.confident_class(codes)
+        p = oof.proba
+        s_codes, s_best = codes[selected], best[selected]
+        gap = p[selected, s_best] - p[selected, s_codes]
+        sure = other[selected] & (gap >= self._hybrid_margin)
+        changed = selected[sure].astype(np.intp)
+        y_new = y.copy()
+        y_new[changed] = self._classes[best[changed]]
+        kept = np.setdiff1d(np.arange(n), selected[~sure]).astype(np.intp)
+        if len(kept) == 0:
+            raise ValueError(
+                f"cleaning would remove all {n} training rows; lower fraction or "
+                "n_rows, or set a threshold"
+            )
+        self._check_classes(y, y_new[kept], len(selected), verb="relabelling or removing")
+        return kept, y_new, changed, None
 
     def _check_classes(self, y, y_after, k, verb="removing"):
         present = set(np.unique(y_after).tolist())
@@ -798,10 +992,23 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
           fitted on the other folds give the global influence of their rows on the
           fold; each row's influence is averaged over the models that saw it. Every
           row is scored; ``cv`` model and influence fits.
-    action : {"remove", "relabel"}, default="remove"
-        ``"remove"``: drop the selected rows. ``"relabel"``: replace their target by the
-        out-of-fold prediction of the model (classification: the predicted class;
-        regression: the predicted value) and keep every row.
+    action : {"remove", "relabel", "reweight", "hybrid"}, default="remove"
+        What happens to the selected rows. ``"remove"``: drop them. ``"relabel"``:
+        replace their target by the out-of-fold prediction of the model
+        (classification: the predicted class; regression: the predicted value) and
+        keep every row. ``"reweight"``: fit the final model on every row with sample
+        weights: a selected row that the confident joint (see ``fraction``) counts in
+        another class gets weight 0 (it is removed in effect), any other selected row
+        has its weight multiplied by its out-of-fold probability of its own label (in
+        [0, 1]), the rows not selected keep theirs (a ``sample_weight`` given to
+        ``fit`` is multiplied, not replaced); see ``row_weights_``. ``"hybrid"``:
+        relabel the selected rows that the confident joint counts in another class
+        and whose out-of-fold probability of that class exceeds the probability of
+        their label by at least 0.5, to that class, and remove the other selected
+        rows.
+        ``"reweight"`` and ``"hybrid"`` need a classifier with ``predict_proba``
+        (``cv`` extra model fits unless the out-of-fold predictions are made anyway);
+        :class:`InfluenceSampler`, which returns rows, refuses ``"reweight"``.
     balance : {"auto", None, "class", "scale", "joint"}, default="auto"
         How the budget is shared among classes (classifiers only). ``"auto"``:
         ``"joint"`` for classifiers with ``predict_proba``, ``None`` otherwise (and for
@@ -830,6 +1037,21 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
         regressors). ``0``: influence only (no extra fits); ``1``: the out-of-fold
         loss only (the loss/residual baseline). With ``criterion="oof"`` the fold
         models are reused; otherwise ``cv`` extra model fits.
+    n_rounds : int, default=1
+        Repeat the cleaning up to this many times: each round after the first scores,
+        selects and acts afresh (new influence and out-of-fold fits) on the rows and
+        labels the previous round left, so the budget (e.g. ``fraction="auto"``) is
+        recomputed on the cleaner data. The repetition stops early when a round
+        changes nothing (e.g. the ``"auto"`` budget is 0); a round after the first that
+        would act on more rows than the round before (the cleaning is not converging:
+        on the smaller data the out-of-fold models contradict more rows, as happens on
+        a few hundred rows or fewer) or would fail (e.g. leave a class without rows)
+        is not applied and ends it.
+        ``1``: one round (the cleaning of earlier versions, unchanged). Each round
+        costs what one ``fit`` of the cleaning costs. With ``action="reweight"`` a
+        round cleans the rows of positive weight, fitted with the weights so far, and
+        multiplies the weights (``row_weights_`` is the product). Not with a list of
+        candidate fractions.
     validation_size : float or int, default=0.2
         Size of the internal validation split (``criterion="validation"``), as in
         :func:`~sklearn.model_selection.train_test_split`.
@@ -860,7 +1082,9 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
     influence_ : ndarray of shape (n_samples,)
         The raw measurement (package sign: positive = helpful): the self-influence, or
         the global influence on the validation split or the held-out folds. NaN for
-        rows that were not scored.
+        rows that were not scored. With ``n_rounds > 1``, ``influence_``, ``harm_``
+        and ``oof_loss_`` are those of the last round applied (NaN for the rows
+        removed before it).
     harm_ : ndarray of shape (n_samples,)
         The ranking score, larger = more harmful: ``influence_`` for ``"self"``,
         ``-influence_`` otherwise; with ``loss_weight > 0`` the blended rank score
@@ -869,23 +1093,36 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
     oof_loss_ : ndarray of shape (n_samples,)
         Each row's out-of-fold loss (only when ``loss_weight > 0``).
     auto_budget_ : int
-        The number of rows ``fraction="auto"`` allowed (only then).
+        The number of rows ``fraction="auto"`` allowed (only then; summed over the
+        rounds with ``n_rounds > 1``).
     fraction_ : float or "auto"
         The candidate fraction chosen on ``trusted_set`` (only when one was given).
     trusted_scores_ : ndarray of shape (n_candidates,)
         The score of each candidate of ``fraction`` on ``trusted_set`` (NaN for a
         candidate that would leave a class without rows; only when one was given).
     selected_indices_ : ndarray of int
-        Positions of the rows acted on, most harmful first.
+        Positions of the rows acted on, most harmful first (round after round with
+        ``n_rounds > 1``).
     removed_indices_ : ndarray of int
-        Positions of the removed rows (empty when relabelling), most harmful first.
+        Positions of the removed rows (empty with ``"relabel"`` and ``"reweight"``),
+        most harmful first.
     kept_indices_ : ndarray of int
         Positions (sorted) of the rows the final model was fitted on.
     relabeled_indices_ : ndarray of int
-        Positions of the rows whose label was changed (``action="relabel"``; a
-        selected row whose out-of-fold prediction equals its label is unchanged).
+        Positions of the rows whose label was changed (``action="relabel"`` or
+        ``"hybrid"``; a selected row whose out-of-fold prediction equals its label is
+        unchanged; with ``n_rounds > 1``, the kept rows whose final label differs from
+        the given one, ascending).
     relabeled_from_, relabeled_to_ : ndarray
-        Their old and new labels (``action="relabel"`` only).
+        Their old and new labels (``action="relabel"`` or ``"hybrid"`` only).
+    row_weights_ : ndarray of shape (n_samples,)
+        ``action="reweight"`` only: the factor of each row's weight in the final fit
+        (0 for the selected rows the confident joint counts in another class, the
+        out-of-fold probability of its label for the other selected rows, 1 for the
+        rows not selected).
+    round_sizes_ : ndarray of int
+        The number of rows acted on in each round applied (one entry when
+        ``n_rounds=1``).
     classes_ : ndarray
         Class labels of the fitted model (classifiers).
     n_features_in_ : int
@@ -976,7 +1213,7 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
             self.estimator_ = res.reusable_model
         else:
             kept = res.kept
-            sw = None if res.sample_weight is None else res.sample_weight[kept]
+            sw = _final_weights(res.sample_weight, kept, res.weights)
             self.estimator_ = _fit_model(
                 clone(res.template), _take(res.X, kept), res.y_new[kept], sw
             )
@@ -1089,9 +1326,10 @@ class InfluenceSampler(_BaseInfluenceCleaning):
     Parameters
     ----------
     estimator, method, fraction, n_rows, threshold, criterion, action, balance, \
-loss_weight, validation_size, cv, scoring, random_state, verbose
+loss_weight, n_rounds, validation_size, cv, scoring, random_state, verbose
         As in :class:`InfluenceCleaner`; ``estimator`` is the model used for scoring
         (and for the out-of-fold predictions of ``action="relabel"``).
+        ``action="reweight"`` is refused (a sampler returns rows, not weights).
 
     Attributes
     ----------
@@ -1099,7 +1337,7 @@ loss_weight, validation_size, cv, scoring, random_state, verbose
         Positions of the rows returned by ``fit_resample`` (as in imbalanced-learn).
     kept_indices_, removed_indices_, selected_indices_, relabeled_indices_, \
 relabeled_from_, relabeled_to_, influence_, harm_, oof_loss_, auto_budget_, method_, \
-fraction_, trusted_scores_
+fraction_, trusted_scores_, round_sizes_
         As in :class:`InfluenceCleaner`.
     n_features_in_ : int
         Number of features seen in ``fit``.
@@ -1154,6 +1392,13 @@ fraction_, trusted_scores_
         return self
 
     def _fit(self, X, y, trusted_set=None):
+        if self.action == "reweight":
+            raise ValueError(
+                "InfluenceSampler returns rows, not weights, so it cannot apply "
+                "action='reweight' (that keeps every row and fits the model with "
+                "weights); use InfluenceCleaner(action='reweight'), or 'remove', "
+                "'relabel' or 'hybrid' here"
+            )
         res = self._clean(X, y, None, trusted_set)
         self.sample_indices_ = res.kept
         return res.X, res.kept, res.y_new

@@ -572,6 +572,8 @@ _NEW_OPTIONS = [
     InfluenceCleaner(hgb_regressor(), fraction="auto", loss_weight=1.0, cv=3),
     InfluenceSampler(hgb_classifier(max_iter=5), fraction="auto", balance="class", cv=3),
     InfluenceCleaner(hgb_classifier(max_iter=5), fraction=0.1, balance="scale"),
+    InfluenceCleaner(hgb_classifier(max_iter=5), fraction=0.1, action="reweight", cv=3),
+    InfluenceCleaner(hgb_classifier(max_iter=5), fraction=0.1, action="hybrid", n_rounds=2, cv=3),
 ]
 
 
@@ -761,3 +763,184 @@ def test_compare_to_baseline_is_the_corrected_paired_t_interval():
         compare_to_baseline(_FakeSearch(scores, 2, params), "zero")
     with pytest.raises(NotFittedError):
         compare_to_baseline(GridSearchCV(InfluenceCleaner(), {"fraction": [0.0]}))
+
+
+# ------------------------------------------------- other uses of the selection
+def _noisy_binary(n=240, seed=31, flips=36):
+    X, y = make_data("binary", n=n, seed=seed)
+    flipped = np.random.default_rng(seed).choice(n, flips, replace=False)
+    y[flipped] = 1 - y[flipped]
+    return X, y
+
+
+def test_reweight_keeps_every_row_and_down_weights_the_selected_ones():
+    from sklearn.model_selection import StratifiedKFold
+
+    from skinfluence.cleaning import _confident_class
+
+    X, y = _noisy_binary()
+    kw = {"random_state": 0, "cv": 3}
+    removing = InfluenceCleaner(hgb_classifier(), **kw).fit(X, y)
+    cleaner = InfluenceCleaner(hgb_classifier(), action="reweight", **kw).fit(X, y)
+    sel = cleaner.selected_indices_
+    # the same selection as removal, but every row is kept
+    np.testing.assert_array_equal(sel, removing.selected_indices_)
+    assert len(sel) > 0 and len(cleaner.removed_indices_) == 0
+    np.testing.assert_array_equal(cleaner.kept_indices_, np.arange(len(y)))
+    w = cleaner.row_weights_
+    assert w.shape == (len(y),) and np.all((w >= 0) & (w <= 1))
+    rest = np.setdiff1d(np.arange(len(y)), sel)
+    assert np.all(w[rest] == 1.0) and np.all(w[sel] < 1.0)
+    # a selected row the confident joint counts in another class weighs 0, another
+    # its out-of-fold probability of its label (the out-of-fold log-loss of the same
+    # folds is minus its log)
+    P = np.empty((len(y), 2))
+    for tr, va in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
+        P[va] = hgb_classifier().fit(X[tr], y[tr]).predict_proba(X[va])
+    other = _confident_class(P, y)[0][sel]
+    assert 0 < other.sum() < len(sel)
+    assert np.all(w[sel[other]] == 0.0)
+    np.testing.assert_allclose(w[sel[~other]], np.exp(-cleaner.oof_loss_[sel[~other]]), rtol=1e-12)
+    np.testing.assert_allclose(w[sel[~other]], P[sel[~other], y[sel[~other]]], rtol=1e-12)
+    # the final fit receives the weights, times the user's own
+    ref = hgb_classifier().fit(X, y, sample_weight=w)
+    np.testing.assert_array_equal(cleaner.predict_proba(X), ref.predict_proba(X))
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    weighted = InfluenceCleaner(hgb_classifier(), action="reweight", **kw).fit(X, y, sw)
+    ref = hgb_classifier().fit(X, y, sample_weight=sw * weighted.row_weights_)
+    np.testing.assert_array_equal(weighted.predict_proba(X), ref.predict_proba(X))
+    # two rounds: the second cleans the rows of positive weight, weighted, and the
+    # weights multiply
+    twice = InfluenceCleaner(hgb_classifier(), action="reweight", n_rounds=2, **kw).fit(X, y)
+    live = np.flatnonzero(w > 0)
+    second = InfluenceCleaner(hgb_classifier(), action="reweight", **kw)
+    second.fit(X[live], y[live], sample_weight=w[live])
+    assert twice.round_sizes_[0] == len(sel)
+    np.testing.assert_array_equal(twice.round_sizes_, [len(sel), len(second.selected_indices_)])
+    product = w.copy()
+    product[live] *= second.row_weights_
+    np.testing.assert_array_equal(twice.row_weights_, product)
+    np.testing.assert_array_equal(twice.kept_indices_, np.arange(len(y)))
+    ref = hgb_classifier().fit(X, y, sample_weight=product)
+    np.testing.assert_array_equal(twice.predict_proba(X), ref.predict_proba(X))
+    # nothing selected: every factor 1 and the scoring model is reused
+    none = InfluenceCleaner(hgb_classifier(), action="reweight", fraction=0.0, **kw).fit(X, y)
+    assert np.all(none.row_weights_ == 1.0)
+
+
+def test_hybrid_relabels_the_sure_rows_and_removes_the_rest():
+    from skinfluence.cleaning import _confident_class
+
+    X, y = _noisy_binary()
+    kw = {"random_state": 0, "cv": 3}
+    cleaner = InfluenceCleaner(hgb_classifier(), action="hybrid", **kw).fit(X, y)
+    removing = InfluenceCleaner(hgb_classifier(), **kw).fit(X, y)
+    sel = cleaner.selected_indices_
+    np.testing.assert_array_equal(sel, removing.selected_indices_)
+    fixed, dropped = cleaner.relabeled_indices_, cleaner.removed_indices_
+    assert len(fixed) > 0 and len(dropped) > 0
+    np.testing.assert_array_equal(np.sort(np.concatenate([fixed, dropped])), np.sort(sel))
+    np.testing.assert_array_equal(cleaner.kept_indices_, np.setdiff1d(np.arange(len(y)), dropped))
+    # the relabelled rows: counted by the confident joint in another class, whose
+    # out-of-fold probability beats their label's by the margin (0.5)
+    P = np.empty((len(y), 2))
+    from sklearn.model_selection import StratifiedKFold
+
+    for tr, va in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
+        P[va] = hgb_classifier().fit(X[tr], y[tr]).predict_proba(X[va])
+    other, best = _confident_class(P, y)
+    assert np.all(other[fixed])
+    assert np.all(P[fixed, best[fixed]] - P[fixed, y[fixed]] >= 0.5)
+    sure_rest = other[dropped] & (P[dropped, best[dropped]] - P[dropped, y[dropped]] >= 0.5)
+    assert not sure_rest.any()
+    np.testing.assert_array_equal(cleaner.relabeled_to_, best[fixed])
+    np.testing.assert_array_equal(cleaner.relabeled_from_, y[fixed])
+    y_fit = y.copy()
+    y_fit[fixed] = best[fixed]
+    kept = cleaner.kept_indices_
+    ref = hgb_classifier().fit(X[kept], y_fit[kept])
+    np.testing.assert_array_equal(cleaner.predict_proba(X), ref.predict_proba(X))
+
+
+def test_n_rounds_repeats_the_cleaning_on_the_rows_left():
+    X, y = _noisy_binary()
+    kw = {"random_state": 0, "cv": 3}
+    once = InfluenceCleaner(hgb_classifier(), **kw).fit(X, y)
+    one = InfluenceCleaner(hgb_classifier(), n_rounds=1, **kw).fit(X, y)
+    for name in ("selected_indices_", "kept_indices_", "harm_", "influence_", "oof_loss_"):
+        np.testing.assert_array_equal(getattr(once, name), getattr(one, name))
+    np.testing.assert_array_equal(once.predict_proba(X), one.predict_proba(X))
+    np.testing.assert_array_equal(one.round_sizes_, [len(one.selected_indices_)])
+    three = InfluenceCleaner(hgb_classifier(), n_rounds=3, **kw).fit(X, y)
+    sizes = three.round_sizes_
+    assert 2 <= len(sizes) <= 3 and sizes[0] == len(once.selected_indices_)
+    # a round acting on more rows than the one before is not applied
+    assert np.all(np.diff(sizes) <= 0)
+    # round 1 is the single-round cleaning; round 2 is a fresh cleaning of the rows left
+    np.testing.assert_array_equal(three.selected_indices_[: sizes[0]], once.selected_indices_)
+    left = once.kept_indices_
+    again = InfluenceCleaner(hgb_classifier(), **kw).fit(X[left], y[left])
+    np.testing.assert_array_equal(
+        three.selected_indices_[sizes[0] : sizes[0] + sizes[1]], left[again.selected_indices_]
+    )
+    assert len(np.unique(three.selected_indices_)) == sizes.sum() == len(three.removed_indices_)
+    np.testing.assert_array_equal(
+        three.kept_indices_, np.setdiff1d(np.arange(len(y)), three.removed_indices_)
+    )
+    assert three.auto_budget_ == sizes.sum()
+    assert np.all(np.isnan(three.harm_[three.removed_indices_]))
+    ref = hgb_classifier().fit(X[three.kept_indices_], y[three.kept_indices_])
+    np.testing.assert_array_equal(three.predict_proba(X), ref.predict_proba(X))
+    # relabelling in rounds: labels are changed against the input labels
+    relabel = InfluenceCleaner(hgb_classifier(), action="relabel", n_rounds=2, **kw).fit(X, y)
+    idx = relabel.relabeled_indices_
+    assert len(idx) and np.all(relabel.relabeled_to_ != y[idx])
+    np.testing.assert_array_equal(relabel.relabeled_from_, y[idx])
+
+
+def test_reweight_hybrid_and_n_rounds_errors():
+    X, y = _noisy_binary(n=120)
+    cleaner = InfluenceCleaner(hgb_classifier(), cv=3, random_state=0)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="n_rounds must be a positive integer"):
+            clone(cleaner).set_params(n_rounds=bad).fit(X, y)
+    with pytest.raises(ValueError, match="cannot be combined with a list of candidate"):
+        clone(cleaner).set_params(n_rounds=2, fraction=[0.0, 0.1]).fit(
+            X, y, trusted_set=(X[:10], y[:10])
+        )
+    with pytest.raises(ValueError, match="action must be one of"):
+        clone(cleaner).set_params(action="weight").fit(X, y)
+    with pytest.raises(ValueError, match="InfluenceSampler returns rows, not weights"):
+        InfluenceSampler(hgb_classifier(), action="reweight").fit_resample(X, y)
+    Xr, yr = make_data("squared_error", n=60, seed=13)
+    for action in ("reweight", "hybrid"):
+        with pytest.raises(ValueError, match="needs a classifier with predict_proba"):
+            InfluenceCleaner(hgb_regressor(), action=action).fit(Xr, yr)
+    # the sampler relabels and removes with action="hybrid"
+    sampler = InfluenceSampler(hgb_classifier(), action="hybrid", cv=3, random_state=0)
+    Xs, ys = sampler.fit_resample(X, y)
+    assert len(ys) == len(y) - len(sampler.removed_indices_)
+
+
+class _ScriptedBudget(InfluenceCleaner):
+    """A cleaner whose rounds act on scripted numbers of rows (tests the stopping)."""
+
+    def _budget(self, n, y, oof, is_clf, fraction):
+        self._round = getattr(self, "_round", 0) + 1
+        return min(self.script[self._round - 1], n)
+
+
+@pytest.mark.parametrize(
+    "script, applied",
+    [((10, 5, 8), (10, 5)), ((10, 5, 5), (10, 5, 5)), ((10, 0, 3), (10, 0)), ((10, 10**6), (10,))],
+)
+def test_n_rounds_stops_when_a_round_grows_or_fails(script, applied):
+    X, y = _noisy_binary(n=120)
+    cleaner = _ScriptedBudget(hgb_classifier(), balance=None, loss_weight=0.0, n_rounds=3)
+    cleaner.script = script
+    cleaner.fit(X, y)
+    np.testing.assert_array_equal(cleaner.round_sizes_, applied)
+    assert len(cleaner.kept_indices_) == 120 - sum(applied)
+    # the attributes are those of the last round applied: the rows it scored
+    scored = np.isfinite(cleaner.harm_)
+    assert scored.sum() == 120 - sum(applied[:-1])
