@@ -13,6 +13,7 @@ Two estimators share one cleaning procedure:
 """
 
 import numbers
+import sys
 import warnings
 from typing import Any, NamedTuple
 
@@ -64,6 +65,17 @@ class _Steps:
     def close(self):
         if self._bar is not None:
             self._bar.close()
+
+
+def _outside_stacklevel():
+    """The ``stacklevel`` of a warning raised in this module that points at the first
+    caller outside it (the user's ``fit`` / ``fit_resample`` call, however deep the
+    call chain inside the module is)."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        level += 1
+        frame = frame.f_back
+    return level
 
 
 def _take(X, idx):
@@ -669,7 +681,7 @@ class _BaseInfluenceCleaning(MetaEstimatorMixin, BaseEstimator):
                 "scored on rows it trained on: hold them out of X. Otherwise use more "
                 'trusted rows or a finer scoring (e.g. scoring="roc_auc").',
                 UserWarning,
-                stacklevel=4,
+                stacklevel=_outside_stacklevel(),
             )
         return best[2:]
 

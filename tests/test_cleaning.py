@@ -696,9 +696,19 @@ def test_trusted_rows_that_cannot_rank_the_candidates_are_reported():
     # rows of X itself, all fitted correctly by every candidate: accuracy 1.0 for all
     fitted = clone(cleaner).set_params(fraction=0.0).fit(X, y)
     right = np.flatnonzero(fitted.predict(X) == y)[:20]
-    with pytest.warns(UserWarning, match="cannot tell the candidates apart.*hold them out of X"):
+    with pytest.warns(
+        UserWarning, match="cannot tell the candidates apart.*hold them out of X"
+    ) as record:
         cleaner.fit(X, y, trusted_set=(X[right], y[right]))
     assert cleaner.fraction_ == 0.0 and np.all(cleaner.trusted_scores_ == 1.0)
+    # the warning points at the caller's line, for the cleaner and the sampler alike
+    assert {w.filename for w in record} == {__file__}
+    sampler = InfluenceSampler(
+        hgb_classifier(), fraction=[0.0, 0.05], balance=None, cv=3, random_state=0
+    )
+    with pytest.warns(UserWarning, match="cannot tell the candidates apart") as record:
+        sampler.fit_resample(X, y, trusted_set=(X[right], y[right]))
+    assert {w.filename for w in record} == {__file__}
 
 
 def test_trusted_choice_helps_on_real_noisy_labels(noisy_spam):

@@ -522,6 +522,14 @@ def _encode_labels(y, objective, classes, K):
     return y.astype(np.float64)
 
 
+def _weighted_sum(w, v):
+    """``sum(w * v)`` correctly rounded (``math.fsum`` of the rounded products): the
+    same on every machine, unlike a BLAS dot product, whose result depends on its
+    number of threads (and whose idle threads keep spinning after it, slowing the
+    kernels that follow)."""
+    return math.fsum((w * v).tolist())
+
+
 def _initial_score(objective, y_idx, sample_weight, K):
     """F_0 as LightGBM computes it from the labels and sample weights (float32)."""
     if sample_weight is None:
@@ -530,16 +538,16 @@ def _initial_score(objective, y_idx, sample_weight, K):
         w = np.asarray(sample_weight, dtype=np.float32).astype(np.float64)
     sw = w.sum()
     if objective in ("squared_error", "huber"):
-        return np.array([np.dot(w, y_idx) / sw])
+        return np.array([_weighted_sum(w, y_idx) / sw])
     if objective in ("poisson", "gamma", "tweedie"):
-        mean = np.dot(w, y_idx) / sw
+        mean = _weighted_sum(w, y_idx) / sw
         return np.array([math.log(mean) if mean > 0 else -np.inf])
     if objective == "cross_entropy":
-        p = np.dot(w, y_idx) / sw
+        p = _weighted_sum(w, y_idx) / sw
         p = min(max(p, _K_EPSILON), 1.0 - _K_EPSILON)
         return np.array([math.log(p / (1.0 - p))])
     if objective == "binary":
-        p = np.dot(w, y_idx > 0) / sw
+        p = _weighted_sum(w, y_idx > 0) / sw
         p = min(max(p, _K_EPSILON), 1.0 - _K_EPSILON)
         return np.array([math.log(p / (1.0 - p))])
     counts = np.bincount(y_idx.astype(np.intp), weights=w, minlength=K)[:K] / sw
