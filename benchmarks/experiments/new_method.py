@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from report import PUBLISHED as REPORT_PUBLISHED  # noqa: E402
 from report import load as report_load  # noqa: E402
 from report import split_rows  # noqa: E402
 from sklearn.base import clone  # noqa: E402
@@ -104,18 +105,7 @@ def published(name):
     }[name]()
 
 
-PUBLISHED = (
-    "BoostIn",
-    "BoostIn (exact)",
-    "LeafInfluence",
-    "LeafRefit",
-    "TREX",
-    "LeafSim",
-    "TreeSim",
-    "LOO",
-    "SubSample",
-    "Random",
-)
+PUBLISHED = REPORT_PUBLISHED + ("Random",)
 SELF_RANKED = {"BoostIn", "BoostIn (exact)"}
 
 
