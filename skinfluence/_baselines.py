@@ -20,7 +20,7 @@ import numpy as np
 from ._kernels import _similarity as _ksim
 from ._objectives import clipped_true_proba, squared_loss
 from ._objectives import loss as _model_loss
-from .base import BaseInfluence, tie_value
+from .base import BaseInfluence
 
 __all__ = ["LossInfluence", "MinorityInfluence", "RandomInfluence", "TargetInfluence"]
 
@@ -115,9 +115,6 @@ class _RandomBaseline(BaseInfluence):
 
     def _diagonal(self, normal):
         return _ksim.diagonal_draws(self._seed, self._keys, normal)
-
-    def _big(self):
-        return tie_value(self._out_dtype())
 
 
 class RandomInfluence(_RandomBaseline):

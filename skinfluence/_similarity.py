@@ -13,7 +13,7 @@ import numpy as np
 from ._kernels import _similarity as _ksim
 from ._objectives import predict_from_raw
 from ._trex import KERNELS, _KernelFeaturesMixin, _TreeKernel
-from .base import BaseInfluence, tie_value
+from .base import BaseInfluence
 
 __all__ = ["InputSim", "LeafSim", "TreeSim"]
 
@@ -77,9 +77,6 @@ class _SignRuleMixin:
             return np.ones(self.n_train_)
         y, p = self._y_train, self._p_train
         return np.where((p >= y) != (y >= p), 1.0, -1.0)
-
-    def _big(self):
-        return tie_value(self._out_dtype())
 
 
 class _TreeSimilarity(_KernelFeaturesMixin, _SignRuleMixin, BaseInfluence):

@@ -515,6 +515,11 @@ class BaseInfluence(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         for start in _progress(starts, len(starts), verbose, desc):
             yield start, min(m, start + step), _slice_rows(q, start, min(m, start + step))
 
+    def _big(self):
+        """The stand-in for an infinite similarity in the output dtype
+        (:func:`tie_value`)."""
+        return tie_value(self._out_dtype())
+
     def _out_dtype(self):
         dt = np.dtype(self.dtype)
         if dt not in (np.float64, np.float32):
