@@ -12,7 +12,8 @@ Arms (side by side, on the same split and the same corrupted labels):
 * ``cleanlab``: ``cleanlab.classification.CleanLearning`` (5-fold out-of-fold
   probabilities of the same model, ``find_label_issues``, refit on the rest);
   regression: ``cleanlab.regression.learn.CleanLearning``;
-* ``ic_default``: ``InfluenceCleaner(model)`` as constructed by a user (defaults);
+* ``ic_default``: ``InfluenceCleaner(model, random_state=seed)``: the defaults of the
+  checked-out version;
 * fixed-fraction arms (``fraction=0.1``): every criterion / action / new option;
 * grid arms: the cross-validated choice (3 folds, as ``GridSearchCV(cv=3)``: the
   same splits, the same default ``score``, ties to the first candidate) among
@@ -157,6 +158,20 @@ FIXED = {
         "_reweight_rule": "joint",
         "n_rounds": 2,
     },
+    # session 10: out-of-fold probabilities averaged over 2 different 5-fold splits
+    # (n_repeats=2). The pilot rows of these arms (seeds 10-11) were run with a private
+    # rule that drew the second split as a new KFold seed instead of
+    # RepeatedStratifiedKFold; the pilot's "_cw" arms (cleanlab's class weights after
+    # removal, a private rule since removed) were level with the defaults
+    "auto_joint_loss0.5_rep2": {**_DEFAULT_SEL, "n_repeats": 2},
+    "auto_joint_loss0.5_reweight_joint_rounds2_rep2": {
+        **_DEFAULT_SEL,
+        "action": "reweight",
+        "_reweight_rule": "joint",
+        "n_rounds": 2,
+        "n_repeats": 2,
+    },
+    "auto_loss0.5_rep2": {"fraction": "auto", "loss_weight": 0.5, "balance": None, "n_repeats": 2},
 }
 #: trusted-set arms: a share TRUSTED of the training rows has its labels verified (true
 #: labels, kept in training with them) and is given to fit as trusted_set
@@ -177,6 +192,9 @@ VARIANT_GRIDS = {
     "grid_auto": ({"loss_weight": 0.5, "balance": None}, (0.0, "auto")),
     # the same with balance="joint" (what balance="auto", the default, is for classifiers)
     "grid_auto_joint": ({"loss_weight": 0.5, "balance": "joint"}, (0.0, "auto")),
+    # session 10: the recommended grid over the checked-out defaults (nothing pinned:
+    # "auto" is the default cleaning, reweighting twice for classifiers)
+    "grid_defaults": ({"_defaults": True}, (0.0, "auto")),
 }
 QUICK_FIXED = (
     "self",
@@ -348,9 +366,10 @@ def _ranking_stats(cleaner, mask, y_noisy, task):
     return out
 
 
-#: the cleaner's defaults before session 8, pinned so that every arm keeps its meaning
-#: (``ic_default`` alone follows the current defaults)
-PINNED = {"loss_weight": 0.0, "balance": None}
+#: the cleaner's defaults before session 8 (and the action, rounds and splits before
+#: session 10), pinned so that every arm keeps its meaning (``ic_default`` alone
+#: follows the current defaults)
+PINNED = {"loss_weight": 0.0, "balance": None, "action": "remove", "n_rounds": 1, "n_repeats": 1}
 
 
 def run_fixed(name, params, model, Xtr, y_noisy, mask, Xte, yte, task, k, seed):
@@ -380,7 +399,8 @@ def run_trusted(name, params, model, Xtr, y_noisy, y_true, mask, Xte, yte, task,
     y_fit[verified] = y_true[verified]
     trusted = (_safe_indexing(Xtr, verified), y_true[verified])
     scoring = "roc_auc" if task == "binary" else None
-    est = InfluenceCleaner(clone(model), cv=5, random_state=seed, scoring=scoring, **params)
+    kw = {"action": "remove", "n_rounds": 1, "n_repeats": 1, **params}  # session-8 meaning
+    est = InfluenceCleaner(clone(model), cv=5, random_state=seed, scoring=scoring, **kw)
     est.fit(_safe_indexing(Xtr, rest), y_noisy[rest], trusted_set=trusted)
     score, score2 = task_metric(est, Xte, yte, task, k)
     row = {"arm": name, "score": score, "score2": score2, "picked": est.fraction_}
@@ -444,7 +464,7 @@ def run_grid(prefix, params, fractions, model, Xtr, y_noisy, y_true, mask, Xte, 
     """The grid's candidates fitted on all training rows and cross-validated."""
     cands = []
     for f in fractions:
-        kw = {**PINNED, **params}
+        kw = {} if params.get("_defaults") else {**PINNED, **params}
         est = InfluenceCleaner(clone(model), fraction=f, cv=5, random_state=seed, **kw)
         cv = _cv_scores(est, Xtr, y_noisy, y_true, task, k)
         fitted = est.fit(Xtr, y_noisy)
@@ -499,11 +519,13 @@ def run_setting(ds, noise, rate, seed, kind, n_train, quick, only=None):
             add({"arm": arm, "score": s1, "score2": s2})
     if want("cleanlab"):
         add(run_cleanlab(model, Xtr, y_noisy, mask, Xte, yte, task, k, seed))
-    if want("ic_default"):
-        default = InfluenceCleaner(clone(model)).fit(Xtr, y_noisy)
+    if want("ic_default"):  # seeded folds since session 10 (unseeded before)
+        default = InfluenceCleaner(clone(model), random_state=seed).fit(Xtr, y_noisy)
         s1, s2 = task_metric(default, Xte, yte, task, k)
         row = {"arm": "ic_default", "score": s1, "score2": s2}
-        add({**row, "n_sel": len(default.selected_indices_)})
+        row.update(_rows_stats(default.selected_indices_, mask, y_noisy, task))
+        row.update(_ranking_stats(default, mask, y_noisy, task))
+        add(row)
     for name, params in FIXED.items():
         if (quick and name not in QUICK_FIXED) or not want(name):
             continue

@@ -120,11 +120,20 @@ def _cleaning(X, y):
 
     model = _model("lightgbm", "binary")
     out = {}
-    for crit in ("self", "oof"):
+    for crit in ("self", "oof"):  # one removal round: the defaults before session 10
         cl = sk.InfluenceCleaner(
-            model, sk.BoostIn(), fraction=0.1, criterion=crit, random_state=0
+            model,
+            sk.BoostIn(),
+            fraction=0.1,
+            criterion=crit,
+            action="remove",
+            n_rounds=1,
+            n_repeats=1,
+            random_state=0,
         ).fit(X, y)
         out[f"cleaner_{crit}"] = _digest(cl.predict_proba(X))
+    cl = sk.InfluenceCleaner(model, random_state=0).fit(X, y)  # the defaults
+    out["cleaner_default"] = _digest(cl.predict_proba(X), cl.row_weights_)
     Xt, yt = X[:40] + 0.05, y[:40]
     res = set_curve(model, X, y, Xt, yt, influence=sk.BoostIn(), fractions=[0.1, 0.2], n_jobs=1)
     out["set_curve"] = _digest(*[np.asarray(v, dtype=float) for v in _table(res)])

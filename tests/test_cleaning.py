@@ -18,6 +18,16 @@ from .models import hgb_classifier, hgb_regressor, make_data, make_model
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+#: one removal round on one split: the defaults before session 10 (action "auto" with
+#: two rounds of reweighting on two repeated splits for classifiers since), which the
+#: oracles of the removal tests below follow
+ONE_ROUND = {"action": "remove", "n_rounds": 1, "n_repeats": 1}
+
+
+def _remover(*args, **kw):
+    return InfluenceCleaner(*args, **{**ONE_ROUND, **kw})
+
+
 # ------------------------------------------------------------------- evidence
 @pytest.fixture(scope="module")
 def noisy_spam():
@@ -54,7 +64,7 @@ def _other_methods():
 
 def test_grid_search_chooses_cleaning_and_it_helps(noisy_spam):
     X, y_noisy, _, is_flipped, X_te, y_te = noisy_spam
-    cleaner = InfluenceCleaner(_overfitting_model(), BoostIn(), random_state=0)
+    cleaner = _remover(_overfitting_model(), BoostIn(), random_state=0)
     grid = [{"fraction": [0.0, 0.1, 0.2]}]
     others = _other_methods()
     if others:
@@ -84,7 +94,7 @@ def test_grid_search_chooses_cleaning_and_it_helps(noisy_spam):
 
 def test_relabel_restores_flipped_labels(noisy_spam):
     X, y_noisy, y_true, is_flipped, X_te, y_te = noisy_spam
-    cleaner = InfluenceCleaner(
+    cleaner = _remover(
         _overfitting_model(), fraction=0.2, action="relabel", balance=None, random_state=0
     ).fit(X, y_noisy)
     idx = cleaner.relabeled_indices_
@@ -121,7 +131,7 @@ def test_each_cv_fold_scores_influence_on_its_own_training_part(criterion):
     X[:, 0] = np.arange(len(X)) + 0.5  # a row id, to recognise the rows
     cv = list(KFold(3, shuffle=True, random_state=0).split(X))
     _RecordingBoostIn.seen = []
-    cleaner = InfluenceCleaner(
+    cleaner = _remover(
         hgb_classifier(), _RecordingBoostIn(), criterion=criterion, cv=3, random_state=0
     )
     search = GridSearchCV(cleaner, {"fraction": [0.0, 0.1]}, cv=cv, refit=False).fit(X, y)
@@ -183,7 +193,7 @@ def test_sampler_keeps_pandas_types_and_relabels():
 # --------------------------------------------------------------- behaviour
 def test_criteria_and_threshold():
     X, y = make_data("binary", n=120, seed=4)
-    val = InfluenceCleaner(
+    val = _remover(
         hgb_classifier(),
         criterion="validation",
         validation_size=0.25,
@@ -198,7 +208,7 @@ def test_criteria_and_threshold():
     np.testing.assert_allclose(val.harm_[~unscored], -val.influence_[~unscored])
     assert val.method_.n_train_ == 90
 
-    oof = InfluenceCleaner(
+    oof = _remover(
         hgb_classifier(),
         criterion="oof",
         cv=4,
@@ -211,7 +221,7 @@ def test_criteria_and_threshold():
     assert np.all(np.isfinite(oof.influence_))
     np.testing.assert_array_equal(np.sort(oof.removed_indices_), np.flatnonzero(oof.influence_ < 0))
 
-    slf = InfluenceCleaner(hgb_classifier(), n_rows=7, loss_weight=0.0, balance=None).fit(X, y)
+    slf = _remover(hgb_classifier(), n_rows=7, loss_weight=0.0, balance=None).fit(X, y)
     s = BoostIn(hgb_classifier().fit(X, y)).fit(X, y).self_influence()
     np.testing.assert_allclose(slf.influence_, s)
     top = np.argsort(-s, kind="stable")[:7]
@@ -253,7 +263,7 @@ def test_pandas_categorical_input_and_sample_weight():
     X, y = X.iloc[:400], y[:400]
     model = hgb_classifier(categorical_features="from_dtype")
     w = np.random.default_rng(0).uniform(0.5, 2.0, size=len(y))
-    cleaner = InfluenceCleaner(model, fraction=0.05).fit(X, y, sample_weight=w)
+    cleaner = _remover(model, fraction=0.05).fit(X, y, sample_weight=w)
     assert isinstance(X, pd.DataFrame)
     np.testing.assert_array_equal(cleaner.feature_names_in_, X.columns)
     kept = cleaner.kept_indices_
@@ -266,7 +276,7 @@ def test_pandas_categorical_input_and_sample_weight():
 def test_regression(action):
     X, y = make_data("squared_error", n=150, seed=6)
     y[:10] += 40.0  # gross outliers
-    cleaner = InfluenceCleaner(
+    cleaner = _remover(
         make_model("lightgbm", "squared_error"),
         criterion="oof",
         fraction=0.1,
@@ -284,7 +294,7 @@ def test_regression(action):
 
 def test_nothing_selected_reuses_the_scoring_model():
     X, y = make_data("binary", n=80, seed=7)
-    cleaner = InfluenceCleaner(hgb_classifier(), fraction=0.0, loss_weight=0.0).fit(X, y)
+    cleaner = _remover(hgb_classifier(), fraction=0.0, loss_weight=0.0).fit(X, y)
     assert cleaner.estimator_ is cleaner.method_.estimator_
     assert len(cleaner.removed_indices_) == 0 and len(cleaner.kept_indices_) == 80
 
@@ -292,9 +302,9 @@ def test_nothing_selected_reuses_the_scoring_model():
 def test_progress_bar(capsys):
     pytest.importorskip("tqdm")
     X, y = make_data("binary", n=80, seed=8)
-    quiet = InfluenceCleaner(
-        hgb_classifier(), fraction=0.1, criterion="oof", cv=3, random_state=0
-    ).fit(X, y)
+    quiet = _remover(hgb_classifier(), fraction=0.1, criterion="oof", cv=3, random_state=0).fit(
+        X, y
+    )
     loud = clone(quiet).set_params(verbose=1).fit(X, y)
     assert "InfluenceCleaner" in capsys.readouterr().err
     np.testing.assert_array_equal(quiet.removed_indices_, loud.removed_indices_)
@@ -311,9 +321,9 @@ def test_errors_are_clear():
     with pytest.raises(ValueError, match="n_rows"):
         InfluenceCleaner(hgb_classifier(), n_rows=61).fit(X, y)
     with pytest.raises(ValueError, match="remove all 60 training rows"):
-        InfluenceCleaner(hgb_classifier(), fraction=1.0).fit(X, y)
+        _remover(hgb_classifier(), fraction=1.0).fit(X, y)
     with pytest.raises(ValueError, match="no row of class"):
-        InfluenceCleaner(hgb_classifier(), n_rows=59).fit(X, y)
+        _remover(hgb_classifier(), n_rows=59).fit(X, y)
     with pytest.raises(TypeError, match="fitted again"):
         InfluenceCleaner(FrozenEstimator(hgb_classifier().fit(X, y))).fit(X, y)
     with pytest.raises(TypeError, match="influence estimator"):
@@ -331,7 +341,7 @@ def test_balance_class_gives_every_class_its_share_of_the_budget():
     X, y = make_data("binary", n=150, seed=10)
     y = np.where(np.arange(150) < 30, 1, 0)  # 30 rows of class 1, 120 of class 0
     y[:5] = 0
-    base = InfluenceCleaner(hgb_classifier(), n_rows=20, loss_weight=0.0).fit(X, y)
+    base = _remover(hgb_classifier(), n_rows=20, loss_weight=0.0).fit(X, y)
     bal = clone(base).set_params(balance="class").fit(X, y)
     # the same scores, a different selection
     np.testing.assert_array_equal(bal.harm_, base.harm_)
@@ -352,7 +362,7 @@ def test_balance_class_gives_every_class_its_share_of_the_budget():
 
 def test_balance_scale_standardises_the_harm_within_each_class():
     X, y = make_data("multiclass", n=150, seed=15)
-    base = InfluenceCleaner(hgb_classifier(), n_rows=15, loss_weight=0.0).fit(X, y)
+    base = _remover(hgb_classifier(), n_rows=15, loss_weight=0.0).fit(X, y)
     scaled = clone(base).set_params(balance="scale").fit(X, y)
     np.testing.assert_array_equal(scaled.influence_, base.influence_)
     for c in np.unique(y):
@@ -375,7 +385,7 @@ def test_loss_weight_one_ranks_by_the_out_of_fold_loss():
 
     X, y = make_data("multiclass", n=150, seed=11)
     y[:12] = (y[:12] + 1) % 3
-    cleaner = InfluenceCleaner(
+    cleaner = _remover(
         hgb_classifier(), n_rows=15, loss_weight=1.0, balance=None, cv=3, random_state=0
     ).fit(X, y)
     # the out-of-fold log-loss, recomputed from the same folds
@@ -400,7 +410,7 @@ def test_loss_weight_blends_ranks_and_reuses_oof_folds():
     X, y = make_data("squared_error", n=120, seed=12)
     y[:8] += 30.0
     model = make_model("lightgbm", "squared_error")
-    oof = InfluenceCleaner(model, criterion="oof", cv=3, random_state=0, n_rows=10).fit(X, y)
+    oof = _remover(model, criterion="oof", cv=3, random_state=0, n_rows=10).fit(X, y)
     mixed = clone(oof).set_params(loss_weight=0.5).fit(X, y)
     np.testing.assert_array_equal(mixed.influence_, oof.influence_)
     expect = 0.5 * rankdata(-oof.influence_) / 120 + 0.5 * rankdata(mixed.oof_loss_) / 120
@@ -415,16 +425,16 @@ def test_loss_weight_blends_ranks_and_reuses_oof_folds():
     assert np.isin(np.arange(8), only.selected_indices_).all()
     assert np.isin(np.arange(8), mixed.selected_indices_).mean() >= 0.5
     # validation criterion: unscored rows stay unscored and are never selected
-    val = InfluenceCleaner(
-        model, criterion="validation", loss_weight=0.5, n_rows=10, random_state=0
-    ).fit(X, y)
+    val = _remover(model, criterion="validation", loss_weight=0.5, n_rows=10, random_state=0).fit(
+        X, y
+    )
     assert np.isnan(val.harm_).sum() == 24 and np.all(np.isfinite(val.oof_loss_))
     assert not np.isnan(val.harm_[val.selected_indices_]).any()
 
 
 def test_new_parameters_in_a_grid_and_their_errors():
     X, y = make_data("binary", n=120, seed=13)
-    cleaner = InfluenceCleaner(hgb_classifier(), fraction=0.1, cv=3, random_state=0)
+    cleaner = _remover(hgb_classifier(), fraction=0.1, cv=3, random_state=0)
     params = cleaner.get_params()
     assert params["balance"] == "auto" and params["loss_weight"] == 0.5
     search = GridSearchCV(
@@ -441,7 +451,7 @@ def test_new_parameters_in_a_grid_and_their_errors():
     Xr, yr = make_data("squared_error", n=60, seed=13)
     for balance in ("class", "scale"):
         with pytest.raises(ValueError, match="needs a classifier"):
-            InfluenceCleaner(hgb_regressor(), fraction=0.1, balance=balance).fit(Xr, yr)
+            _remover(hgb_regressor(), fraction=0.1, balance=balance).fit(Xr, yr)
 
 
 def test_defaults_clean_the_confident_joint_count_by_influence_and_loss():
@@ -451,19 +461,60 @@ def test_defaults_clean_the_confident_joint_count_by_influence_and_loss():
     default = InfluenceCleaner(hgb_classifier(), random_state=0)
     params = default.get_params()
     assert params["fraction"] == "auto" and params["loss_weight"] == 0.5
-    assert params["criterion"] == "self" and params["action"] == "remove"
-    assert params["balance"] == "auto"
+    assert params["criterion"] == "self" and params["action"] == "auto"
+    assert params["balance"] == "auto" and params["n_rounds"] == "auto"
+    assert params["n_repeats"] == 2 and params["cv"] == 5
     default.fit(X, y)
+    # a classifier with predict_proba: reweighting, two rounds, two repeated splits
     explicit = InfluenceCleaner(
-        hgb_classifier(), fraction="auto", loss_weight=0.5, balance="joint", random_state=0
+        hgb_classifier(),
+        fraction="auto",
+        loss_weight=0.5,
+        balance="joint",
+        action="reweight",
+        n_rounds=2,
+        n_repeats=2,
+        random_state=0,
     ).fit(X, y)
-    np.testing.assert_array_equal(default.removed_indices_, explicit.removed_indices_)
-    assert len(default.removed_indices_) == default.auto_budget_ > 0
-    # the blend: half the rank of the self-influence harm, half the out-of-fold loss rank
-    assert np.all(np.isfinite(default.oof_loss_))
-    # what the defaults remove was flipped far more often than the 15% base rate
-    precision = np.isin(default.removed_indices_, flipped).mean()
+    assert default.action_ == "reweight" and 1 <= len(default.round_sizes_) <= 2
+    for name in ("selected_indices_", "row_weights_", "round_sizes_", "harm_"):
+        np.testing.assert_array_equal(getattr(default, name), getattr(explicit, name))
+    np.testing.assert_array_equal(default.predict_proba(X), explicit.predict_proba(X))
+    assert len(default.selected_indices_) == default.auto_budget_ > 0
+    assert np.all(np.isfinite(default.oof_loss_[default.row_weights_ > 0]))
+    # what the defaults act on was flipped far more often than the 15% base rate, and
+    # the rows they drop (weight 0) more often still
+    precision = np.isin(default.selected_indices_, flipped).mean()
     assert precision >= 0.45, precision
+    dropped = np.flatnonzero(default.row_weights_ == 0)
+    assert np.isin(dropped, flipped).mean() >= precision
+
+
+def test_auto_action_and_rounds_follow_the_model_and_the_step():
+    X, y = make_data("binary", n=160, seed=17)
+    y[:20] = 1 - y[:20]
+    kw = {"random_state": 0, "cv": 3}
+    explicit = {"action": "remove", "n_rounds": 1}
+    # a sampler returns rows: removal, one round
+    sampler = InfluenceSampler(hgb_classifier(), **kw).fit(X, y)
+    ref = InfluenceSampler(hgb_classifier(), **explicit, **kw).fit(X, y)
+    assert sampler.action_ == "remove" and len(sampler.round_sizes_) == 1
+    np.testing.assert_array_equal(sampler.sample_indices_, ref.sample_indices_)
+    # a regressor: removal, one round (the residual rule), on two repeated splits
+    Xr, yr = make_data("squared_error", n=120, seed=17)
+    yr[:10] += 50.0
+    reg = InfluenceCleaner(hgb_regressor(), **kw).fit(Xr, yr)
+    ref = InfluenceCleaner(hgb_regressor(), **explicit, n_repeats=2, **kw).fit(Xr, yr)
+    assert reg.action_ == "remove" and len(reg.round_sizes_) == 1
+    np.testing.assert_array_equal(reg.removed_indices_, ref.removed_indices_)
+    assert np.isin(np.arange(10), reg.removed_indices_).mean() >= 0.8
+    # candidate fractions on a trusted set: one round of reweighting
+    listed = InfluenceCleaner(hgb_classifier(), fraction=[0.0, "auto"], **kw)
+    listed.fit(X[:120], y[:120], trusted_set=(X[120:], y[120:]))
+    assert listed.action_ == "reweight" and len(listed.round_sizes_) == 1
+    for bad in (0, 1.5, "twice"):
+        with pytest.raises(ValueError, match="n_rounds must be a positive integer or 'auto'"):
+            InfluenceCleaner(hgb_classifier(), n_rounds=bad).fit(X, y)
 
 
 def test_balance_joint_gives_each_class_its_confidently_contradicted_rows():
@@ -471,7 +522,7 @@ def test_balance_joint_gives_each_class_its_confidently_contradicted_rows():
 
     X, y = make_data("multiclass", n=180, seed=17)
     y[:20] = (y[:20] + 1) % 3
-    cleaner = InfluenceCleaner(
+    cleaner = _remover(
         hgb_classifier(), fraction="auto", balance="joint", cv=3, random_state=0
     ).fit(X, y)
     P = np.empty((180, 3))
@@ -514,9 +565,9 @@ def test_balance_joint_needs_predict_proba():
 
     X, y = make_data("binary", n=80, seed=18)
     with pytest.raises(ValueError, match='balance="joint" shares the budget.*NoProba'):
-        InfluenceCleaner(
-            NoProba(max_iter=5), fraction="auto", balance="joint", loss_weight=0.0, cv=3
-        ).fit(X, y)
+        _remover(NoProba(max_iter=5), fraction="auto", balance="joint", loss_weight=0.0, cv=3).fit(
+            X, y
+        )
 
 
 def test_fraction_auto_acts_on_as_many_rows_as_the_folds_contradict():
@@ -524,7 +575,7 @@ def test_fraction_auto_acts_on_as_many_rows_as_the_folds_contradict():
 
     X, y = make_data("binary", n=150, seed=14)
     y[:15] = 1 - y[:15]
-    cleaner = InfluenceCleaner(hgb_classifier(), fraction="auto", cv=3, random_state=0)
+    cleaner = _remover(hgb_classifier(), fraction="auto", cv=3, random_state=0)
     cleaner.fit(X, y)
     P = np.empty((150, 2))
     for tr, va in StratifiedKFold(3, shuffle=True, random_state=0).split(X, y):
@@ -546,7 +597,7 @@ def test_fraction_auto_acts_on_as_many_rows_as_the_folds_contradict():
 
     Xr, yr = make_data("squared_error", n=120, seed=14)
     yr[:6] += 50.0
-    reg = InfluenceCleaner(
+    reg = _remover(
         make_model("lightgbm", "squared_error"),
         fraction="auto",
         loss_weight=1.0,
@@ -607,7 +658,7 @@ def test_trusted_set_compares_every_candidate_by_refitting():
 
     X, y, X_t, y_t = _trusted_data()
     cands = [0.0, 0.05, 0.15, "auto"]
-    cleaner = InfluenceCleaner(
+    cleaner = _remover(
         hgb_classifier(),
         fraction=cands,
         loss_weight=0.5,
@@ -643,9 +694,7 @@ def test_trusted_set_reaches_the_cleaner_through_metadata_routing():
     import sklearn
 
     X, y, X_t, y_t = _trusted_data()
-    base = InfluenceCleaner(
-        hgb_classifier(), fraction=[0.0, 0.1], balance=None, cv=3, random_state=0
-    )
+    base = _remover(hgb_classifier(), fraction=[0.0, 0.1], balance=None, cv=3, random_state=0)
     direct = clone(base).fit(X, y, trusted_set=(X_t, y_t))
     with sklearn.config_context(enable_metadata_routing=True):
         cleaner = clone(base).set_fit_request(trusted_set=True)
@@ -666,7 +715,7 @@ def test_trusted_set_reaches_the_cleaner_through_metadata_routing():
 
 def test_trusted_set_errors_and_candidates_that_empty_a_class():
     X, y, X_t, y_t = _trusted_data()
-    cleaner = InfluenceCleaner(hgb_classifier(), fraction=[0.0, 0.1], cv=3)
+    cleaner = _remover(hgb_classifier(), fraction=[0.0, 0.1], cv=3)
     with pytest.raises(ValueError, match="trusted_set=\\(X_trusted, y_trusted\\)"):
         cleaner.fit(X, y)
     with pytest.raises(ValueError, match="tuple \\(X_trusted, y_trusted\\)"):
@@ -690,9 +739,7 @@ def test_trusted_set_errors_and_candidates_that_empty_a_class():
 
 def test_trusted_rows_that_cannot_rank_the_candidates_are_reported():
     X, y, _, _ = _trusted_data()
-    cleaner = InfluenceCleaner(
-        hgb_classifier(), fraction=[0.0, 0.05], balance=None, cv=3, random_state=0
-    )
+    cleaner = _remover(hgb_classifier(), fraction=[0.0, 0.05], balance=None, cv=3, random_state=0)
     # rows of X itself, all fitted correctly by every candidate: accuracy 1.0 for all
     fitted = clone(cleaner).set_params(fraction=0.0).fit(X, y)
     right = np.flatnonzero(fitted.predict(X) == y)[:20]
@@ -715,7 +762,7 @@ def test_trusted_choice_helps_on_real_noisy_labels(noisy_spam):
     """The trusted rows are 300 held-out rows; the judge is the other 1,200 rows."""
     X, y_noisy, _, _, X_te, y_te = noisy_spam
     X_t, y_t, X_judge, y_judge = X_te[:300], y_te[:300], X_te[300:], y_te[300:]
-    cleaner = InfluenceCleaner(
+    cleaner = _remover(
         _overfitting_model(),
         fraction=[0.0, 0.05, 0.1, 0.2, "auto"],
         loss_weight=0.5,
@@ -790,8 +837,8 @@ def test_reweight_keeps_every_row_and_down_weights_the_selected_ones():
 
     X, y = _noisy_binary()
     kw = {"random_state": 0, "cv": 3}
-    removing = InfluenceCleaner(hgb_classifier(), **kw).fit(X, y)
-    cleaner = InfluenceCleaner(hgb_classifier(), action="reweight", **kw).fit(X, y)
+    removing = _remover(hgb_classifier(), **kw).fit(X, y)
+    cleaner = _remover(hgb_classifier(), action="reweight", **kw).fit(X, y)
     sel = cleaner.selected_indices_
     # the same selection as removal, but every row is kept
     np.testing.assert_array_equal(sel, removing.selected_indices_)
@@ -816,14 +863,14 @@ def test_reweight_keeps_every_row_and_down_weights_the_selected_ones():
     ref = hgb_classifier().fit(X, y, sample_weight=w)
     np.testing.assert_array_equal(cleaner.predict_proba(X), ref.predict_proba(X))
     sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
-    weighted = InfluenceCleaner(hgb_classifier(), action="reweight", **kw).fit(X, y, sw)
+    weighted = _remover(hgb_classifier(), action="reweight", **kw).fit(X, y, sw)
     ref = hgb_classifier().fit(X, y, sample_weight=sw * weighted.row_weights_)
     np.testing.assert_array_equal(weighted.predict_proba(X), ref.predict_proba(X))
     # two rounds: the second cleans the rows of positive weight, weighted, and the
     # weights multiply
-    twice = InfluenceCleaner(hgb_classifier(), action="reweight", n_rounds=2, **kw).fit(X, y)
+    twice = _remover(hgb_classifier(), action="reweight", n_rounds=2, **kw).fit(X, y)
     live = np.flatnonzero(w > 0)
-    second = InfluenceCleaner(hgb_classifier(), action="reweight", **kw)
+    second = _remover(hgb_classifier(), action="reweight", **kw)
     second.fit(X[live], y[live], sample_weight=w[live])
     assert twice.round_sizes_[0] == len(sel)
     np.testing.assert_array_equal(twice.round_sizes_, [len(sel), len(second.selected_indices_)])
@@ -834,7 +881,7 @@ def test_reweight_keeps_every_row_and_down_weights_the_selected_ones():
     ref = hgb_classifier().fit(X, y, sample_weight=product)
     np.testing.assert_array_equal(twice.predict_proba(X), ref.predict_proba(X))
     # nothing selected: every factor 1 and the scoring model is reused
-    none = InfluenceCleaner(hgb_classifier(), action="reweight", fraction=0.0, **kw).fit(X, y)
+    none = _remover(hgb_classifier(), action="reweight", fraction=0.0, **kw).fit(X, y)
     assert np.all(none.row_weights_ == 1.0)
 
 
@@ -843,8 +890,8 @@ def test_hybrid_relabels_the_sure_rows_and_removes_the_rest():
 
     X, y = _noisy_binary()
     kw = {"random_state": 0, "cv": 3}
-    cleaner = InfluenceCleaner(hgb_classifier(), action="hybrid", **kw).fit(X, y)
-    removing = InfluenceCleaner(hgb_classifier(), **kw).fit(X, y)
+    cleaner = _remover(hgb_classifier(), action="hybrid", **kw).fit(X, y)
+    removing = _remover(hgb_classifier(), **kw).fit(X, y)
     sel = cleaner.selected_indices_
     np.testing.assert_array_equal(sel, removing.selected_indices_)
     fixed, dropped = cleaner.relabeled_indices_, cleaner.removed_indices_
@@ -875,13 +922,13 @@ def test_hybrid_relabels_the_sure_rows_and_removes_the_rest():
 def test_n_rounds_repeats_the_cleaning_on_the_rows_left():
     X, y = _noisy_binary()
     kw = {"random_state": 0, "cv": 3}
-    once = InfluenceCleaner(hgb_classifier(), **kw).fit(X, y)
-    one = InfluenceCleaner(hgb_classifier(), n_rounds=1, **kw).fit(X, y)
+    once = _remover(hgb_classifier(), **kw).fit(X, y)
+    one = _remover(hgb_classifier(), n_rounds=1, **kw).fit(X, y)
     for name in ("selected_indices_", "kept_indices_", "harm_", "influence_", "oof_loss_"):
         np.testing.assert_array_equal(getattr(once, name), getattr(one, name))
     np.testing.assert_array_equal(once.predict_proba(X), one.predict_proba(X))
     np.testing.assert_array_equal(one.round_sizes_, [len(one.selected_indices_)])
-    three = InfluenceCleaner(hgb_classifier(), n_rounds=3, **kw).fit(X, y)
+    three = _remover(hgb_classifier(), n_rounds=3, **kw).fit(X, y)
     sizes = three.round_sizes_
     assert 2 <= len(sizes) <= 3 and sizes[0] == len(once.selected_indices_)
     # a round acting on more rows than the one before is not applied
@@ -889,7 +936,7 @@ def test_n_rounds_repeats_the_cleaning_on_the_rows_left():
     # round 1 is the single-round cleaning; round 2 is a fresh cleaning of the rows left
     np.testing.assert_array_equal(three.selected_indices_[: sizes[0]], once.selected_indices_)
     left = once.kept_indices_
-    again = InfluenceCleaner(hgb_classifier(), **kw).fit(X[left], y[left])
+    again = _remover(hgb_classifier(), **kw).fit(X[left], y[left])
     np.testing.assert_array_equal(
         three.selected_indices_[sizes[0] : sizes[0] + sizes[1]], left[again.selected_indices_]
     )
@@ -902,7 +949,7 @@ def test_n_rounds_repeats_the_cleaning_on_the_rows_left():
     ref = hgb_classifier().fit(X[three.kept_indices_], y[three.kept_indices_])
     np.testing.assert_array_equal(three.predict_proba(X), ref.predict_proba(X))
     # relabelling in rounds: labels are changed against the input labels
-    relabel = InfluenceCleaner(hgb_classifier(), action="relabel", n_rounds=2, **kw).fit(X, y)
+    relabel = _remover(hgb_classifier(), action="relabel", n_rounds=2, **kw).fit(X, y)
     idx = relabel.relabeled_indices_
     assert len(idx) and np.all(relabel.relabeled_to_ != y[idx])
     np.testing.assert_array_equal(relabel.relabeled_from_, y[idx])
@@ -910,7 +957,7 @@ def test_n_rounds_repeats_the_cleaning_on_the_rows_left():
 
 def test_reweight_hybrid_and_n_rounds_errors():
     X, y = _noisy_binary(n=120)
-    cleaner = InfluenceCleaner(hgb_classifier(), cv=3, random_state=0)
+    cleaner = _remover(hgb_classifier(), cv=3, random_state=0)
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="n_rounds must be a positive integer"):
             clone(cleaner).set_params(n_rounds=bad).fit(X, y)
@@ -918,14 +965,14 @@ def test_reweight_hybrid_and_n_rounds_errors():
         clone(cleaner).set_params(n_rounds=2, fraction=[0.0, 0.1]).fit(
             X, y, trusted_set=(X[:10], y[:10])
         )
-    with pytest.raises(ValueError, match="action must be one of"):
+    with pytest.raises(ValueError, match="action must be 'auto' or one of"):
         clone(cleaner).set_params(action="weight").fit(X, y)
     with pytest.raises(ValueError, match="InfluenceSampler returns rows, not weights"):
         InfluenceSampler(hgb_classifier(), action="reweight").fit_resample(X, y)
     Xr, yr = make_data("squared_error", n=60, seed=13)
     for action in ("reweight", "hybrid"):
         with pytest.raises(ValueError, match="needs a classifier with predict_proba"):
-            InfluenceCleaner(hgb_regressor(), action=action).fit(Xr, yr)
+            _remover(hgb_regressor(), action=action).fit(Xr, yr)
     # the sampler relabels and removes with action="hybrid"
     sampler = InfluenceSampler(hgb_classifier(), action="hybrid", cv=3, random_state=0)
     Xs, ys = sampler.fit_resample(X, y)
@@ -946,7 +993,9 @@ class _ScriptedBudget(InfluenceCleaner):
 )
 def test_n_rounds_stops_when_a_round_grows_or_fails(script, applied):
     X, y = _noisy_binary(n=120)
-    cleaner = _ScriptedBudget(hgb_classifier(), balance=None, loss_weight=0.0, n_rounds=3)
+    cleaner = _ScriptedBudget(
+        hgb_classifier(), balance=None, loss_weight=0.0, **{**ONE_ROUND, "n_rounds": 3}
+    )
     cleaner.script = script
     cleaner.fit(X, y)
     np.testing.assert_array_equal(cleaner.round_sizes_, applied)
@@ -954,3 +1003,66 @@ def test_n_rounds_stops_when_a_round_grows_or_fails(script, applied):
     # the attributes are those of the last round applied: the rows it scored
     scored = np.isfinite(cleaner.harm_)
     assert scored.sum() == 120 - sum(applied[:-1])
+
+
+def test_n_repeats_averages_the_out_of_fold_probabilities_of_repeated_splits():
+    from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
+
+    from skinfluence.cleaning import _confidently_other
+
+    X, y = _noisy_binary()
+    kw = {"random_state": 0, "cv": 3}
+    twice = _remover(hgb_classifier(), n_repeats=2, **kw).fit(X, y)
+    # the oracle: every row's probabilities averaged over the 2 x 3 held-out folds
+    P, count = np.zeros((len(y), 2)), np.zeros(len(y))
+    for tr, va in RepeatedStratifiedKFold(n_splits=3, n_repeats=2, random_state=0).split(X, y):
+        P[va] += hgb_classifier().fit(X[tr], y[tr]).predict_proba(X[va])
+        count[va] += 1
+    assert np.all(count == 2)
+    P /= 2
+    loss = -np.log(np.clip(P[np.arange(len(y)), y], 1e-12, 1.0))
+    np.testing.assert_allclose(twice.oof_loss_, loss, rtol=1e-12)
+    assert twice.auto_budget_ == _confidently_other(P, y).sum()
+    once = _remover(hgb_classifier(), **kw).fit(X, y)
+    assert not np.allclose(once.oof_loss_, twice.oof_loss_)
+    # the same as giving the repeated splitter as cv (n_repeats then is not used)
+    splitter = RepeatedStratifiedKFold(n_splits=3, n_repeats=2, random_state=0)
+    for n_repeats in (1, 5):
+        given = _remover(hgb_classifier(), cv=splitter, n_repeats=n_repeats).fit(X, y)
+        np.testing.assert_array_equal(given.oof_loss_, twice.oof_loss_)
+        np.testing.assert_array_equal(given.selected_indices_, twice.selected_indices_)
+    # regressors: the squared error of the mean out-of-fold prediction
+    Xr, yr = make_data("squared_error", n=90, seed=13)
+    reg = InfluenceCleaner(hgb_regressor(), n_repeats=3, **kw).fit(Xr, yr)
+    pred, count = np.zeros(len(yr)), np.zeros(len(yr))
+    for tr, va in RepeatedKFold(n_splits=3, n_repeats=3, random_state=0).split(Xr):
+        pred[va] += hgb_regressor().fit(Xr[tr], yr[tr]).predict(Xr[va])
+        count[va] += 1
+    np.testing.assert_allclose(reg.oof_loss_, (yr - pred / count) ** 2, rtol=1e-10)
+    for bad in (0, -2, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="n_repeats must be a positive integer"):
+            InfluenceCleaner(hgb_classifier(), n_repeats=bad).fit(X, y)
+
+
+def test_rows_held_out_twice_or_never_by_a_splitter():
+    from skinfluence.cleaning import _OutOfFold
+
+    classes = np.array([0, 1, 2])
+    y = np.array([0, 1, 2, 2])
+    oof = _OutOfFold(4, classes)
+    oof.put(np.array([0, 1]), np.array([0, 0]), np.array([[0.6, 0.4, 0], [0.5, 0.3, 0.2]]), y.dtype)
+    oof.put(np.array([1, 2]), np.array([1, 2]), np.array([[0.1, 0.8, 0.1], [0, 0, 1.0]]), y.dtype)
+    oof.finish(y, with_loss=True)
+    # row 1: the mean probabilities pick class 1; row 3 was never held out
+    np.testing.assert_allclose(oof.proba[1], [0.3, 0.55, 0.15])
+    np.testing.assert_array_equal(oof.pred, [0, 1, 2, 2])
+    np.testing.assert_allclose(oof.loss[:3], -np.log([0.6, 0.55, 1.0]))
+    assert oof.loss[3] == 0.0 and np.all(oof.proba[3] == 0.0)
+    # without probabilities: votes (ties to the first class), 0-1 loss
+    votes = _OutOfFold(3, classes)
+    votes.put(np.array([0, 1, 2]), np.array([2, 1, 0]), None, y.dtype)
+    votes.put(np.array([0, 1, 2]), np.array([2, 0, 1]), None, y.dtype)
+    votes.finish(np.array([2, 1, 1]), with_loss=True)
+    np.testing.assert_array_equal(votes.pred, [2, 0, 0])
+    np.testing.assert_array_equal(votes.loss, [0.0, 1.0, 1.0])
+    assert votes.proba is None
