@@ -1457,8 +1457,8 @@ loss_weight, n_rounds, validation_size, cv, n_repeats, scoring, random_state, ve
         Positions of the rows returned by ``fit_resample`` (as in imbalanced-learn).
     kept_indices_, removed_indices_, selected_indices_, relabeled_indices_, \
 relabeled_from_, relabeled_to_, influence_, harm_, oof_loss_, auto_budget_, method_, \
-fraction_, trusted_scores_, round_sizes_
-        As in :class:`InfluenceCleaner`.
+fraction_, trusted_scores_, round_sizes_, action_
+        As in :class:`InfluenceCleaner` (``action_`` is never ``"reweight"``).
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of str

@@ -21,12 +21,14 @@ that was the default until session 9):
   random_state=seed)``, which is ``action="auto"`` -> ``"reweight"``, ``n_rounds="auto"``
   -> 2, ``n_repeats=2`` through ``RepeatedStratifiedKFold``) on seeds 12-16, paired
   with the confirmation run's rows, and on fresh seeds 17-19; with scikit-learn's
-  ``HistGradientBoosting`` on seeds 0-1 (paired with ``cleaning_hgb.json``);
+  ``HistGradientBoosting`` on seeds 0-1 (paired with ``cleaning_hgb.json``) and
+  seeds 2-3 (classification);
 * regression (concrete, diabetes; LightGBM, seeds 12-16): the defaults there are one
   removal round on two repeated splits (``ic_default``) against the single split of
   session 9 (``auto_loss0.5``) and cleanlab's regression ``CleanLearning``;
 * the recommended grid over the new defaults, ``GridSearchCV(InfluenceCleaner(model),
-  {"fraction": [0, "auto"]}, cv=3)`` (``grid_defaults``), seeds 12-14.
+  {"fraction": [0, "auto"]}, cv=3)`` (``grid_defaults``), seeds 12-14 (classification
+  and regression).
 
 Commands (``B="python benchmarks/bench_cleaning_noise.py --n-train 1000 --rates 0.05
 0.2 0.4"``; ``CLF`` the 8 classification data sets)::
@@ -46,6 +48,10 @@ Commands (``B="python benchmarks/bench_cleaning_noise.py --n-train 1000 --rates 
     $B --models lightgbm --seeds 17 --first-seed 12 --datasets concrete diabetes \\
         --arms none cleanlab auto_loss0.5 ic_default --json cleaning_repeats_regression.json
     $B --models hgb --seeds 2 --arms ic_default --json cleaning_repeats_hgb.json
+    $B --models hgb --seeds 4 --first-seed 2 --datasets $CLF --arms none cleanlab \\
+        auto_joint_loss0.5 ic_default --json cleaning_repeats_hgb23.json  # (per seed)
+    $B --models lightgbm --seeds 15 --first-seed 12 --datasets concrete diabetes \\
+        --arms grid_defaults --json cleaning_repeats_grid_regression.json
     $B --models lightgbm --seeds 15 --first-seed 12 --datasets $CLF --arms grid_defaults \\
         --json cleaning_repeats_grid.json   # (run as one process per seed, merged)
     python benchmarks/results/cleaning_repeats.py      # writes cleaning_repeats.md
@@ -162,16 +168,16 @@ def main():
     fresh = {k: v for k, v in shipped.items() if k[3] >= 17}
     if fresh:
         md += section("The new defaults, fresh seeds 17-19 only", fresh, [NEW], ["cleanlab", OLD])
-    hgb = load("hgb", "repeats_hgb", model="hgb")
+    hgb = load("hgb", "repeats_hgb", "repeats_hgb23", model="hgb")
     clf = {k: v for k, v in hgb.items() if k[0] not in ("concrete", "diabetes") and NEW in v}
     reg = {k: v for k, v in hgb.items() if k[0] in ("concrete", "diabetes") and NEW in v}
     if clf:
         md += section(
-            "HistGradientBoosting, classification, seeds 0-1",
+            "HistGradientBoosting, classification, seeds 0-3",
             clf,
             [NEW, OLD, "cleanlab"],
             ["cleanlab", OLD, "none"],
-            note="Paired with cleaning_hgb.json (session 9).",
+            note="Seeds 0-1 paired with cleaning_hgb.json (session 9); seeds 2-3 run whole.",
         )
     if reg:
         md += section(
@@ -181,14 +187,15 @@ def main():
             ["cleanlab", "auto_loss0.5", "none"],
             note="R^2; ``auto_loss0.5`` is the session-9 regression default (one split).",
         )
-    lreg = load("repeats_regression")
+    lreg = load("repeats_regression", "repeats_grid_regression")
     if lreg:
         md += section(
             "LightGBM, regression, seeds 12-16",
             lreg,
-            [NEW, "auto_loss0.5", "cleanlab"],
+            [NEW, "auto_loss0.5", "grid_defaults", "cleanlab"],
             ["cleanlab", "auto_loss0.5", "none"],
-            note="R^2; ``auto_loss0.5`` is the session-9 regression default (one split).",
+            note="R^2; ``auto_loss0.5`` is the session-9 regression default (one split); "
+            "``grid_defaults`` (seeds 12-14) the recommended grid.",
         )
     grid = {k: v for k, v in shipped.items() if "grid_defaults" in v}
     if grid:
@@ -209,6 +216,9 @@ def main():
     md += cells(shipped, "cleanlab") + cells(shipped, OLD)
     if grid:
         md += cells(grid, "grid_defaults")
+    if lreg:
+        md += ["LightGBM, regression:", ""]
+        md += cells(lreg, NEW) + cells(lreg, "grid_defaults") + cells(lreg, "cleanlab")
     if clf or reg:
         md += ["HistGradientBoosting:", ""] + cells({**clf, **reg}, NEW)
     (HERE / "cleaning_repeats.md").write_text("\n".join(md) + "\n")
