@@ -1258,7 +1258,7 @@ class InfluenceCleaner(_BaseInfluenceCleaning):
     the defaults for a classifier (2 rounds, ``cv=5``, ``n_repeats=2``) make up to 23
     model fits and 2 influence fits: on 1,000 rows with LightGBM, about 4 times what
     cleanlab's ``CleanLearning`` costs and 3 times the single removal round of earlier
-    versions (6 times cleanlab with HistGradientBoosting). With ``"self"`` and nothing
+    versions (5 times cleanlab with HistGradientBoosting). With ``"self"`` and nothing
     selected, the scoring model is reused as ``estimator_``. Memory is that of the
     influence method's ``fit`` (BoostIn: about 20 bytes per training row and tree);
     no ``n x n`` matrix is formed.
