@@ -171,6 +171,10 @@ FIXED = {
         "n_rounds": 2,
         "n_repeats": 2,
     },
+    # session 10, regression diagnosis: is the budget or the ranking short of
+    # cleanlab's regressor? fixed budgets of 10 and 20 % with the default ranking
+    "loss0.5_rep2_f0.1": {"fraction": 0.1, "loss_weight": 0.5, "n_repeats": 2},
+    "loss0.5_rep2_f0.2": {"fraction": 0.2, "loss_weight": 0.5, "n_repeats": 2},
     "auto_loss0.5_rep2": {"fraction": "auto", "loss_weight": 0.5, "balance": None, "n_repeats": 2},
 }
 #: trusted-set arms: a share TRUSTED of the training rows has its labels verified (true

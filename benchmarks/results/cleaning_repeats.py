@@ -52,6 +52,9 @@ Commands (``B="python benchmarks/bench_cleaning_noise.py --n-train 1000 --rates 
         auto_joint_loss0.5 ic_default --json cleaning_repeats_hgb23.json  # (per seed)
     $B --models lightgbm --seeds 15 --first-seed 12 --datasets concrete diabetes \\
         --arms grid_defaults --json cleaning_repeats_grid_regression.json
+    $B --models lightgbm --seeds 17 --first-seed 12 --datasets concrete diabetes \\
+        --arms loss0.5_rep2_f0.1 loss0.5_rep2_f0.2 loss_only \\
+        --json cleaning_repeats_regdiag.json
     $B --models lightgbm --seeds 15 --first-seed 12 --datasets $CLF --arms grid_defaults \\
         --json cleaning_repeats_grid.json   # (run as one process per seed, merged)
     python benchmarks/results/cleaning_repeats.py      # writes cleaning_repeats.md
@@ -187,15 +190,19 @@ def main():
             ["cleanlab", "auto_loss0.5", "none"],
             note="R^2; ``auto_loss0.5`` is the session-9 regression default (one split).",
         )
-    lreg = load("repeats_regression", "repeats_grid_regression")
+    lreg = load("repeats_regression", "repeats_grid_regression", "repeats_regdiag")
     if lreg:
         md += section(
             "LightGBM, regression, seeds 12-16",
             lreg,
-            [NEW, "auto_loss0.5", "grid_defaults", "cleanlab"],
+            [NEW, "auto_loss0.5", "grid_defaults", "loss0.5_rep2_f0.1", "loss0.5_rep2_f0.2"]
+            + ["loss_only", "cleanlab"],
             ["cleanlab", "auto_loss0.5", "none"],
             note="R^2; ``auto_loss0.5`` is the session-9 regression default (one split); "
-            "``grid_defaults`` (seeds 12-14) the recommended grid.",
+            "``grid_defaults`` (seeds 12-14) the recommended grid; ``loss0.5_rep2_f0.1`` / "
+            "``_f0.2`` the default ranking with a fixed budget of 10 / 20 % of the rows "
+            "and ``loss_only`` the out-of-fold residual alone at 10 % (one split): is "
+            "the budget or the ranking short of cleanlab's regressor?",
         )
     grid = {k: v for k, v in shipped.items() if "grid_defaults" in v}
     if grid:
