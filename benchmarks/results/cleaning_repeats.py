@@ -79,7 +79,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 from cleaning_defaults import cells  # noqa: E402  (the per-cell check against none)
-from cleaning_variants import paired  # noqa: E402
+from cleaning_variants import rate_table  # noqa: E402
 
 OLD = "auto_joint_loss0.5"
 NEW = "ic_default"
@@ -101,22 +101,6 @@ def load(*names, model="lightgbm"):
     return out
 
 
-def table(settings, arms, refs):
-    lines = ["| rate | arm | " + " | ".join(f"d vs {r} | W/L" for r in refs) + " |"]
-    lines.append("|---|---|" + "---|---|" * len(refs))
-    rates = sorted({k[2] for k in settings})
-    for rate in rates + ["all"]:
-        sets = [v for k, v in settings.items() if rate == "all" or k[2] == rate]
-        label = "all" if rate == "all" else f"{rate:.2f}"
-        for arm in arms:
-            cells_ = []
-            for ref in refs:
-                ok = [v for v in sets if arm in v and ref in v]
-                cells_ += paired(ok, arm, ref) if arm != ref else ("", "")
-            lines.append(f"| {label} | {arm} | " + " | ".join(cells_) + " |")
-    return lines
-
-
 def ties(settings, arm, ref):
     d = [v[arm]["score"] - v[ref]["score"] for v in settings.values() if arm in v and ref in v]
     return int(np.sum(np.abs(d) <= 1e-12)), len(d)
@@ -134,7 +118,7 @@ def cost(settings, arms):
 def section(title, settings, arms, refs, note=""):
     seeds = sorted({k[3] for k in settings})
     lines = [f"## {title}", "", f"{len(settings)} settings, seeds {seeds}. {note}".strip(), ""]
-    lines += table(settings, arms, refs) + [""]
+    lines += rate_table(settings, arms, refs) + [""]
     for arm in arms:
         if "cleanlab" in refs and arm != "cleanlab":
             t, n = ties(settings, arm, "cleanlab")

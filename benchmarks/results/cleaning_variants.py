@@ -86,21 +86,29 @@ def paired(sets, arm, ref):
     return f"{m:+.4f} [{m - h:+.4f}, {m + h:+.4f}]", f"{won}/{lost} of {len(d)}"
 
 
-def table(settings):
-    arms = list(dict.fromkeys(a for v in settings.values() for a in v if a != "none"))
-    arms = [a for a in arms if a not in ("cleanlab", DEFAULT)] + [DEFAULT, "cleanlab"]
-    head = "| rate | arm | d vs cleanlab | W/L | d vs default | W/L | d vs none | W/L |"
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+def rate_table(settings, arms, refs, names=None):
+    """Markdown rows: per noise rate (and all rates), each arm's paired difference to
+    each reference (``names`` relabels references in the header)."""
+    names = names or {}
+    head = " | ".join(f"d vs {names.get(r, r)} | W/L" for r in refs)
+    lines = [f"| rate | arm | {head} |", "|---|---|" + "---|---|" * len(refs)]
     rates = sorted({k[2] for k in settings})
     for rate in rates + ["all"]:
         sets = [v for k, v in settings.items() if rate == "all" or k[2] == rate]
         label = "all" if rate == "all" else f"{rate:.2f}"
         for arm in arms:
             cells = []
-            for ref in REFS:
-                cells += paired(sets, arm, ref) if arm != ref else ("", "")
+            for ref in refs:
+                ok = [v for v in sets if arm in v and ref in v]
+                cells += paired(ok, arm, ref) if arm != ref else ("", "")
             lines.append(f"| {label} | {arm} | " + " | ".join(cells) + " |")
     return lines
+
+
+def table(settings):
+    arms = list(dict.fromkeys(a for v in settings.values() for a in v if a != "none"))
+    arms = [a for a in arms if a not in ("cleanlab", DEFAULT)] + [DEFAULT, "cleanlab"]
+    return rate_table(settings, arms, REFS, names={DEFAULT: "default"})
 
 
 FINDINGS = """## Findings
@@ -141,7 +149,7 @@ def section(which, title):
     seeds = sorted({k[3] for k in settings})
     missing = {
         a: sum(a not in v for v in settings.values())
-        for a in {a for v in settings.values() for a in v}
+        for a in sorted({a for v in settings.values() for a in v})
     }
     lines = [
         f"## {title}",
